@@ -1,0 +1,152 @@
+// libkvstore: the client engines and tools link to talk to kvstored.
+//
+// Thread-safety: a Client is safe to share between threads. It keeps a small
+// pool of connections; each call borrows one for its duration, so a thread
+// blocked in DropSelect does not hold up other threads' calls (up to
+// ClientOptions::max_connections calls run at once; further calls wait).
+//
+// Values move without copies on the client side: Insert streams straight from
+// the caller's span, and the *Into calls receive straight into the caller's
+// buffers. The convenience calls returning Entry own their bytes.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kvstore/key.h"
+#include "kvstore/status.h"
+
+namespace kvstore {
+
+struct ClientOptions {
+  std::string address = "127.0.0.1:7400";                  // HOST:PORT of kvstored
+  std::chrono::milliseconds connect_timeout{5000};          // per connection attempt
+  std::chrono::milliseconds io_timeout{60000};              // non-blocking calls; drop_select adds its own timeout
+  std::string token;                                        // shared secret, empty when the store has none
+  std::string client_name = "libkvstore";                   // shows in the daemon's logs
+  size_t max_connections = 8;                               // pool bound
+};
+
+enum class Tier : uint8_t { kDevice = 0, kHost = 1, kSpill = 2 };
+std::string_view TierName(Tier t);
+
+struct EntryMeta {
+  uint64_t size = 0;
+  uint64_t checksum = 0;       // XXH3-64 of the value; Insert fills it in
+  std::string layout;          // free-form, e.g. "llama-tiny/f32/L4/kv2/d32/b16/v1"
+  std::string producer;
+  uint64_t created_unix_ms = 0;
+  uint64_t expires_unix_ms = 0;  // 0 = never
+  Tier tier = Tier::kHost;
+};
+
+struct Entry {
+  Key key;
+  EntryMeta meta;
+  std::vector<std::byte> value;
+};
+
+struct EntryInfo {
+  Key key;
+  EntryMeta meta;
+};
+
+struct InsertOptions {
+  std::string layout;
+  std::string producer;
+  std::chrono::milliseconds ttl{0};  // 0 = the store's default
+};
+
+struct TierStats {
+  Tier tier = Tier::kHost;
+  uint64_t entries = 0;
+  uint64_t bytes = 0;
+  uint64_t capacity_bytes = 0;
+  uint64_t used_bytes = 0;
+};
+
+struct StoreStats {
+  std::vector<TierStats> tiers;
+  uint64_t waiters = 0;
+  uint64_t connections = 0;
+  uint64_t inserts = 0;
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t ttl_expired = 0;
+  uint64_t evictions = 0;
+  uint64_t promotions = 0;
+  uint64_t refused_inserts = 0;
+  uint64_t checksum_failures = 0;
+  uint64_t uptime_seconds = 0;
+  double fragmentation = 0;
+  uint64_t staged_transfers = 0;
+  std::string version;
+};
+
+struct ListOptions {
+  std::vector<std::byte> cursor;  // from ListPage::next_cursor; empty = start
+  uint32_t limit = 1000;
+  int tier = -1;                  // -1 = all, else a Tier value
+};
+
+struct ListPage {
+  std::vector<EntryInfo> entries;
+  std::vector<std::byte> next_cursor;  // empty = no more
+};
+
+// XXH3-64 of a value, as stored in EntryMeta::checksum.
+uint64_t ValueChecksum(std::span<const std::byte> value);
+
+class Client {
+ public:
+  // Connects once to check the address and the token; further connections open on demand.
+  static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Stores `value` under `key`; visible to readers only once every byte is in.
+  // Returns true when stored now, false when the key was already present (idempotent).
+  // ResourceExhausted when the store is full; nothing already stored is affected.
+  Result<bool> Insert(const Key& key, std::span<const std::byte> value,
+                      const InsertOptions& options = {});
+
+  // Reads without removing. NotFound unless every key is stored.
+  Result<std::vector<Entry>> Select(std::span<const Key> keys);
+  // Reads into caller buffers, one per key; InvalidArgument if a buffer is smaller than
+  // its value. Returns each value's meta (meta.size = bytes written).
+  Result<std::vector<EntryInfo>> SelectInto(std::span<const Key> keys,
+                                            std::span<const std::span<std::byte>> destinations);
+
+  // Blocks until every key is stored (or `timeout` passes: Timeout), hands the
+  // entries to this caller alone and removes them from the store.
+  Result<std::vector<Entry>> DropSelect(std::span<const Key> keys,
+                                        std::chrono::milliseconds timeout);
+  Result<std::vector<EntryInfo>> DropSelectInto(std::span<const Key> keys,
+                                                std::span<const std::span<std::byte>> destinations,
+                                                std::chrono::milliseconds timeout);
+
+  // Number of leading keys stored now; never blocks.
+  Result<size_t> MatchPrefix(std::span<const Key> keys);
+  // Removes what is present; returns how many were removed.
+  Result<size_t> Remove(std::span<const Key> keys);
+  Result<StoreStats> Stats();
+  Result<ListPage> List(const ListOptions& options);
+  // Metadata of one entry without its bytes; NotFound when absent.
+  Result<EntryInfo> Show(const Key& key);
+  Status Ping();
+
+  const ClientOptions& options() const;
+
+ private:
+  class Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvstore

@@ -1,0 +1,167 @@
+# kvstore control protocol.
+#
+# Framing (client/include/kvstore/frame.h): every message on a connection is
+#   FrameHeader (16 bytes, little-endian): magic "KVS1", u32 control length,
+#                                          u64 bulk length
+#   control: a Cap'n Proto message in flat-array form (Request or Response)
+#   bulk:    raw value bytes, `bulk length` of them, following the control part
+#
+# Bulk bytes never ride inside a Cap'n Proto message: values stream straight
+# between the socket and the store's slot memory. Over TCP the bulk part of an
+# insert request is the store's "pull" of the client's source buffer; the bulk
+# part of a select reply is the store's "push" into the client's destination.
+# Over RDMA the same requests name registered regions instead and the bulk part
+# is empty (the store posts RDMA READ/WRITE).
+#
+# A client may pipeline requests on one connection; replies carry the request
+# id and may come back out of order (a blocked drop_select does not hold up a
+# later match_prefix). Closing the connection cancels its pending calls.
+
+@0xd5c0a5e1b2f3c4a7;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("kvstore::wire");
+
+const protocolVersion :UInt32 = 1;
+
+# What the caller should do; mirrors kvstore::StatusCode.
+enum Code {
+  ok @0;
+  notFound @1;
+  timeout @2;
+  resourceExhausted @3;
+  invalidArgument @4;
+  unavailable @5;
+  dataLoss @6;
+  permissionDenied @7;
+  internal @8;
+}
+
+enum Tier {
+  device @0;   # GPU memory registered with the NIC
+  host @1;     # pinned host arena
+  spill @2;    # RocksDB on local disk
+}
+
+# Describes one stored value. Keys are 32 bytes (see client/include/kvstore/key.h).
+struct EntryMeta {
+  size @0 :UInt64;           # value length in bytes
+  checksum @1 :UInt64;       # XXH3-64 of the value bytes
+  layout @2 :Text;           # free-form layout tag, e.g. "llama-tiny/f32/L4/kv2/d32/b16/v1"
+  producer @3 :Text;         # who inserted it (engine id, host)
+  createdUnixMs @4 :UInt64;  # set by the store on commit
+  expiresUnixMs @5 :UInt64;  # 0 = never
+  tier @6 :Tier;             # where it lives now (replies only)
+}
+
+# Where bulk bytes live on the client for RDMA transfers.
+struct RemoteBuffer {
+  region @0 :UInt32;   # client region id from registerRegion
+  offset @1 :UInt64;
+  length @2 :UInt64;
+}
+
+struct Hello {
+  protocolVersion @0 :UInt32;
+  token @1 :Text;        # shared secret; empty when the store runs without one
+  clientName @2 :Text;
+  # RDMA negotiation: serialized QpParams (client/include/kvstore/rdma/qp_params.h);
+  # empty when the client has no RDMA device.
+  rdmaParams @3 :Data;
+}
+
+struct InsertRequest {
+  key @0 :Data;              # 32 bytes
+  meta @1 :EntryMeta;        # size and checksum required; the rest optional
+  ttlMs @2 :UInt64;          # 0 = the store's default TTL
+  source @3 :RemoteBuffer;   # RDMA only; over TCP the value is the frame's bulk part
+}
+
+struct SelectRequest {
+  keys @0 :List(Data);
+  timeoutMs @1 :UInt64;      # drop_select only; 0 = return Timeout at once if absent
+  destinations @2 :List(RemoteBuffer);  # RDMA only, one per key
+}
+
+struct KeysRequest {
+  keys @0 :List(Data);
+}
+
+struct ListRequest {
+  cursor @0 :Data;          # empty = from the start; else the last key of the previous page
+  limit @1 :UInt32;         # 0 = server default (1000)
+  tierFilter @2 :Int8 = -1; # -1 = all, else a Tier ordinal
+  prefix @3 :Data;          # only keys starting with these bytes
+}
+
+struct Request {
+  id @0 :UInt64;
+  union {
+    hello @1 :Hello;
+    insert @2 :InsertRequest;
+    select @3 :SelectRequest;
+    dropSelect @4 :SelectRequest;
+    matchPrefix @5 :KeysRequest;
+    remove @6 :KeysRequest;
+    stats @7 :Void;
+    list @8 :ListRequest;
+    ping @9 :Void;
+  }
+}
+
+struct EntryInfo {
+  key @0 :Data;
+  meta @1 :EntryMeta;
+}
+
+struct TierStats {
+  tier @0 :Tier;
+  entries @1 :UInt64;
+  bytes @2 :UInt64;          # value bytes held
+  capacityBytes @3 :UInt64;  # 0 = tier disabled
+  usedBytes @4 :UInt64;      # bytes taken including allocator rounding
+}
+
+struct StoreStats {
+  tiers @0 :List(TierStats);
+  waiters @1 :UInt64;
+  connections @2 :UInt64;
+  inserts @3 :UInt64;
+  hits @4 :UInt64;
+  misses @5 :UInt64;
+  ttlExpired @6 :UInt64;
+  evictions @7 :UInt64;       # demotions host -> spill
+  promotions @8 :UInt64;      # spill -> host
+  refusedInserts @9 :UInt64;
+  checksumFailures @10 :UInt64;
+  uptimeSeconds @11 :UInt64;
+  version @12 :Text;
+  fragmentation @13 :Float64;  # 1 - value bytes / allocated bytes in the host arena
+  stagedTransfers @14 :UInt64; # transfers that went through a copy (unregistered buffers)
+}
+
+struct Response {
+  id @0 :UInt64;
+  code @1 :Code;
+  message @2 :Text;           # for a person: what happened and what to do
+  union {
+    none @3 :Void;
+    hello @4 :HelloReply;
+    entries @5 :List(EntryInfo);  # select / dropSelect: bulk part = values in this order
+    count @6 :UInt64;             # matchPrefix, remove, insert (1 = stored now, 0 = already present)
+    stats @7 :StoreStats;
+    list @8 :ListReply;
+  }
+}
+
+struct HelloReply {
+  protocolVersion @0 :UInt32;
+  serverVersion @1 :Text;
+  rdmaParams @2 :Data;       # empty: this connection uses TCP for bulk
+  maxValueBytes @3 :UInt64;
+}
+
+struct ListReply {
+  entries @0 :List(EntryInfo);
+  nextCursor @1 :Data;        # empty = no more
+}

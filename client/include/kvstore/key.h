@@ -4,6 +4,8 @@
 // chained hash
 //     h_-1 = H("kvstore/ns/v1" | namespace)
 //     h_i  = H(h_{i-1} | block_size as u32 | tokens of block i as u32 LE | extra)
+// (exactly: h_i = H(h_{i-1} | block_size u32 LE | token count u32 LE | tokens u32 LE | extra);
+// the count keeps (tokens, extra) splits from colliding; byte layout in client/src/key.cc)
 // so equal keys mean equal prefixes under the same namespace (model, KV layout,
 // parallel rank). Keys are 32 bytes. The default hash is SHA-256: a prompt author
 // cannot craft tokens whose key collides with another prompt's. XXH3 (two 128-bit

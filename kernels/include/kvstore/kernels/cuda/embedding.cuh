@@ -1,0 +1,25 @@
+// Token embedding lookup on the GPU; an out-of-range id gives a zero row.
+//
+// CUDA twin of the CPU function of the same name in kvstore/kernels/cpu_ops.h:
+// same arguments (device pointers) plus the stream to launch on. Returns
+// Internal if the launch failed; errors of an earlier asynchronous call may
+// surface here too.
+//
+// Thread-safety: reentrant; ordering is the stream's.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "kvstore/kernels/cpu_ops.h"
+#include "kvstore/kernels/status.h"
+
+namespace kvstore::kernels {
+
+Status EmbeddingCuda(const float* table,     // [vocab, dim]
+                     const int32_t* tokens,  // [num_tokens]
+                     float* out,             // [num_tokens, dim]
+                     int num_tokens, int vocab, int dim, cudaStream_t stream);
+
+}  // namespace kvstore::kernels

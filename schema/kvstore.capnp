@@ -106,6 +106,11 @@ struct Request {
     stats @7 :Void;
     list @8 :ListRequest;
     ping @9 :Void;
+    # Confirms that the bulk part of the dropSelect reply with this request id was
+    # received in full. Until it arrives the entries are held, invisible to others;
+    # if the connection closes first they go back into the store for the next taker.
+    # No reply is sent.
+    ackDelivery @10 :UInt64;
   }
 }
 

@@ -1,1 +1,372 @@
-// placeholder
+#include "kvstore/client.h"
+
+#include <condition_variable>
+#include <mutex>
+
+#include <capnp/message.h>
+#include <xxhash.h>
+
+#include "client_conn.h"
+#include "kvstore/wire_convert.h"
+
+namespace kvstore {
+
+using internal::ClientConn;
+using internal::Clock;
+using internal::InFrame;
+
+std::string_view TierName(Tier t) {
+  switch (t) {
+    case Tier::kDevice: return "device";
+    case Tier::kHost: return "host";
+    case Tier::kSpill: return "spill";
+  }
+  return "unknown";
+}
+
+uint64_t ValueChecksum(std::span<const std::byte> value) {
+  return XXH3_64bits(value.data(), value.size());
+}
+
+namespace {
+
+Status ReplyStatus(wire::Response::Reader r) {
+  if (r.getCode() == wire::Code::OK) return Status::Ok();
+  return Status(CodeFromWire(r.getCode()), r.getMessage().cStr());
+}
+
+void SetKeys(capnp::List<capnp::Data>::Builder out, std::span<const Key> keys) {
+  for (size_t i = 0; i < keys.size(); ++i) out.set(static_cast<unsigned>(i), KeyToWire(keys[i]));
+}
+
+}  // namespace
+
+class Client::Impl {
+ public:
+  explicit Impl(ClientOptions options) : options_(std::move(options)) {}
+
+  // A pooled connection, returned to the pool (or dropped when broken) on scope exit.
+  class Lease {
+   public:
+    Lease(Impl* impl, std::unique_ptr<ClientConn> conn) : impl_(impl), conn_(std::move(conn)) {}
+    Lease(Lease&& o) noexcept = default;
+    ~Lease() {
+      if (impl_ != nullptr) impl_->Return(std::move(conn_));
+    }
+    ClientConn* operator->() { return conn_.get(); }
+
+   private:
+    Impl* impl_;
+    std::unique_ptr<ClientConn> conn_;
+  };
+
+  Result<Lease> Borrow() {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return !idle_.empty() || open_ < options_.max_connections; });
+      if (!idle_.empty()) {
+        auto c = std::move(idle_.back());
+        idle_.pop_back();
+        return Lease(this, std::move(c));
+      }
+      ++open_;
+    }
+    auto c = ClientConn::Open(options_);
+    if (!c.ok()) {
+      std::lock_guard lock(mu_);
+      --open_;
+      cv_.notify_one();
+      return c.status();
+    }
+    return Lease(this, std::move(c).value());
+  }
+
+  void Return(std::unique_ptr<ClientConn> c) {
+    std::lock_guard lock(mu_);
+    if (c == nullptr || c->broken()) {
+      --open_;
+    } else {
+      idle_.push_back(std::move(c));
+    }
+    cv_.notify_one();
+  }
+
+  // Sends a request with no bulk and reads its reply control message.
+  Result<InFrame> Call(Lease& conn, capnp::MallocMessageBuilder& msg,
+                       std::span<const std::span<const std::byte>> bulk,
+                       Clock::time_point deadline) {
+    KVSTORE_RETURN_IF_ERROR(conn->Send(msg, bulk, deadline));
+    KVSTORE_ASSIGN_OR_RETURN(InFrame in, conn->Receive(deadline));
+    return in;
+  }
+
+  Clock::time_point Deadline(std::chrono::milliseconds extra = {}) const {
+    return Clock::now() + options_.io_timeout + extra;
+  }
+
+  // Shared by Select/DropSelect (+Into): receives entries into buffers chosen by `dst_for`.
+  template <typename DstFor>
+  Result<std::vector<EntryInfo>> SelectImpl(bool drop, std::span<const Key> keys,
+                                            std::chrono::milliseconds timeout, DstFor dst_for) {
+    if (keys.empty()) return std::vector<EntryInfo>{};
+    KVSTORE_ASSIGN_OR_RETURN(Lease conn, Borrow());
+    auto deadline = Deadline(drop ? timeout : std::chrono::milliseconds{0});
+    capnp::MallocMessageBuilder msg;
+    auto req = msg.initRoot<wire::Request>();
+    uint64_t id = conn->NextId();
+    req.setId(id);
+    auto sel = drop ? req.initDropSelect() : req.initSelect();
+    SetKeys(sel.initKeys(static_cast<unsigned>(keys.size())), keys);
+    sel.setTimeoutMs(static_cast<uint64_t>(timeout.count()));
+    KVSTORE_ASSIGN_OR_RETURN(InFrame in, Call(conn, msg, {}, deadline));
+    auto resp = in.response();
+    if (resp.getId() != id) return Status::Internal("kvstored replied to a different request");
+    Status s = ReplyStatus(resp);
+    if (!s.ok()) {
+      KVSTORE_RETURN_IF_ERROR(conn->DiscardBulk(in.header.bulk_len, deadline));
+      return s;
+    }
+    if (!resp.isEntries() || resp.getEntries().size() != keys.size()) {
+      return Status::Internal("kvstored sent a select reply with the wrong number of entries");
+    }
+    std::vector<EntryInfo> infos;
+    infos.reserve(keys.size());
+    uint64_t total = 0;
+    for (auto e : resp.getEntries()) {
+      EntryInfo info{keys[infos.size()], MetaFromWire(e.getMeta())};
+      total += info.meta.size;
+      infos.push_back(std::move(info));
+    }
+    if (total != in.header.bulk_len) {
+      return Status::Internal("kvstored sent a select reply whose sizes disagree with its frame");
+    }
+    Status dst_error;
+    for (size_t i = 0; i < infos.size(); ++i) {
+      auto dst = dst_for(i, infos[i].meta.size);
+      if (!dst.ok()) {  // caller's buffer too small: keep the stream in sync, report after
+        KVSTORE_RETURN_IF_ERROR(conn->DiscardBulk(infos[i].meta.size, deadline));
+        if (dst_error.ok()) dst_error = dst.status();
+        continue;
+      }
+      std::span<std::byte> out = dst->subspan(0, infos[i].meta.size);
+      KVSTORE_RETURN_IF_ERROR(conn->ReceiveBulk(out, deadline));
+      if (ValueChecksum(out) != infos[i].meta.checksum && dst_error.ok()) {
+        dst_error = Status::DataLoss("value of key " + infos[i].key.ToHex() +
+                                     " failed its checksum in transit");
+      }
+    }
+    if (drop) {
+      if (!dst_error.ok()) {
+        // Not acknowledged: closing the connection hands the entries back to the store.
+        return dst_error;
+      }
+      capnp::MallocMessageBuilder ack;
+      auto a = ack.initRoot<wire::Request>();
+      a.setId(conn->NextId());
+      a.setAckDelivery(id);
+      KVSTORE_RETURN_IF_ERROR(conn->Send(ack, {}, deadline));
+    }
+    if (!dst_error.ok()) return dst_error;
+    return infos;
+  }
+
+  ClientOptions options_;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<ClientConn>> idle_;  // GUARDED_BY(mu_)
+  size_t open_ = 0;                                // GUARDED_BY(mu_): idle + borrowed
+};
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+const ClientOptions& Client::options() const { return impl_->options_; }
+
+Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  if (options.max_connections == 0) {
+    return Status::InvalidArgument("ClientOptions::max_connections must be at least 1");
+  }
+  std::unique_ptr<Client> c(new Client(std::make_unique<Impl>(options)));
+  KVSTORE_ASSIGN_OR_RETURN(auto lease, c->impl_->Borrow());  // checks address and token now
+  (void)lease;
+  return c;
+}
+
+Result<bool> Client::Insert(const Key& key, std::span<const std::byte> value,
+                            const InsertOptions& options) {
+  KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
+  if (conn->max_value_bytes() != 0 && value.size() > conn->max_value_bytes()) {
+    return Status::InvalidArgument("value of " + std::to_string(value.size()) +
+                                   " bytes exceeds kvstored's limit of " +
+                                   std::to_string(conn->max_value_bytes()) + " bytes");
+  }
+  capnp::MallocMessageBuilder msg;
+  auto req = msg.initRoot<wire::Request>();
+  uint64_t id = conn->NextId();
+  req.setId(id);
+  auto ins = req.initInsert();
+  ins.setKey(KeyToWire(key));
+  EntryMeta meta;
+  meta.size = value.size();
+  meta.checksum = ValueChecksum(value);
+  meta.layout = options.layout;
+  meta.producer = options.producer.empty() ? impl_->options_.client_name : options.producer;
+  MetaToWire(meta, ins.initMeta());
+  ins.setTtlMs(static_cast<uint64_t>(options.ttl.count()));
+  std::span<const std::byte> bulk[] = {value};
+  auto deadline = impl_->Deadline();
+  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, bulk, deadline));
+  auto resp = in.response();
+  KVSTORE_RETURN_IF_ERROR(ReplyStatus(resp));
+  return resp.isCount() && resp.getCount() == 1;
+}
+
+Result<std::vector<Entry>> Client::Select(std::span<const Key> keys) {
+  std::vector<Entry> out(keys.size());
+  auto infos = impl_->SelectImpl(false, keys, {}, [&](size_t i, uint64_t size) {
+    out[i].value.resize(size);
+    return Result<std::span<std::byte>>(std::span<std::byte>(out[i].value));
+  });
+  if (!infos.ok()) return infos.status();
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i].key = (*infos)[i].key;
+    out[i].meta = std::move((*infos)[i].meta);
+  }
+  return out;
+}
+
+Result<std::vector<Entry>> Client::DropSelect(std::span<const Key> keys,
+                                              std::chrono::milliseconds timeout) {
+  std::vector<Entry> out(keys.size());
+  auto infos = impl_->SelectImpl(true, keys, timeout, [&](size_t i, uint64_t size) {
+    out[i].value.resize(size);
+    return Result<std::span<std::byte>>(std::span<std::byte>(out[i].value));
+  });
+  if (!infos.ok()) return infos.status();
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i].key = (*infos)[i].key;
+    out[i].meta = std::move((*infos)[i].meta);
+  }
+  return out;
+}
+
+namespace {
+auto IntoBuffers(std::span<const std::span<std::byte>> destinations) {
+  return [destinations](size_t i, uint64_t size) -> Result<std::span<std::byte>> {
+    if (destinations[i].size() < size) {
+      return Status::InvalidArgument("destination buffer " + std::to_string(i) + " holds " +
+                                     std::to_string(destinations[i].size()) +
+                                     " bytes but the value has " + std::to_string(size));
+    }
+    return destinations[i];
+  };
+}
+}  // namespace
+
+Result<std::vector<EntryInfo>> Client::SelectInto(
+    std::span<const Key> keys, std::span<const std::span<std::byte>> destinations) {
+  if (destinations.size() != keys.size()) {
+    return Status::InvalidArgument("SelectInto needs one destination buffer per key");
+  }
+  return impl_->SelectImpl(false, keys, {}, IntoBuffers(destinations));
+}
+
+Result<std::vector<EntryInfo>> Client::DropSelectInto(
+    std::span<const Key> keys, std::span<const std::span<std::byte>> destinations,
+    std::chrono::milliseconds timeout) {
+  if (destinations.size() != keys.size()) {
+    return Status::InvalidArgument("DropSelectInto needs one destination buffer per key");
+  }
+  return impl_->SelectImpl(true, keys, timeout, IntoBuffers(destinations));
+}
+
+Result<size_t> Client::MatchPrefix(std::span<const Key> keys) {
+  if (keys.empty()) return size_t{0};
+  KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
+  capnp::MallocMessageBuilder msg;
+  auto req = msg.initRoot<wire::Request>();
+  req.setId(conn->NextId());
+  SetKeys(req.initMatchPrefix().initKeys(static_cast<unsigned>(keys.size())), keys);
+  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, {}, impl_->Deadline()));
+  KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
+  return static_cast<size_t>(in.response().getCount());
+}
+
+Result<size_t> Client::Remove(std::span<const Key> keys) {
+  if (keys.empty()) return size_t{0};
+  KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
+  capnp::MallocMessageBuilder msg;
+  auto req = msg.initRoot<wire::Request>();
+  req.setId(conn->NextId());
+  SetKeys(req.initRemove().initKeys(static_cast<unsigned>(keys.size())), keys);
+  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, {}, impl_->Deadline()));
+  KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
+  return static_cast<size_t>(in.response().getCount());
+}
+
+Result<StoreStats> Client::Stats() {
+  KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
+  capnp::MallocMessageBuilder msg;
+  auto req = msg.initRoot<wire::Request>();
+  req.setId(conn->NextId());
+  req.setStats();
+  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, {}, impl_->Deadline()));
+  KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
+  if (!in.response().isStats()) return Status::Internal("kvstored answered stats with something else");
+  return StatsFromWire(in.response().getStats());
+}
+
+Result<ListPage> Client::List(const ListOptions& options) {
+  KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
+  capnp::MallocMessageBuilder msg;
+  auto req = msg.initRoot<wire::Request>();
+  req.setId(conn->NextId());
+  auto l = req.initList();
+  l.setCursor({reinterpret_cast<const kj::byte*>(options.cursor.data()), options.cursor.size()});
+  l.setLimit(options.limit);
+  l.setTierFilter(static_cast<int8_t>(options.tier));
+  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, {}, impl_->Deadline()));
+  KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
+  if (!in.response().isList()) return Status::Internal("kvstored answered list with something else");
+  ListPage page;
+  auto lr = in.response().getList();
+  for (auto e : lr.getEntries()) {
+    KVSTORE_ASSIGN_OR_RETURN(Key k, KeyFromWire(e.getKey()));
+    page.entries.push_back({k, MetaFromWire(e.getMeta())});
+  }
+  auto cur = lr.getNextCursor();
+  page.next_cursor.assign(reinterpret_cast<const std::byte*>(cur.begin()),
+                          reinterpret_cast<const std::byte*>(cur.end()));
+  return page;
+}
+
+Result<EntryInfo> Client::Show(const Key& key) {
+  KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
+  capnp::MallocMessageBuilder msg;
+  auto req = msg.initRoot<wire::Request>();
+  req.setId(conn->NextId());
+  auto l = req.initList();
+  l.setPrefix(KeyToWire(key));
+  l.setLimit(1);
+  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, {}, impl_->Deadline()));
+  KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
+  if (!in.response().isList() || in.response().getList().getEntries().size() == 0) {
+    return Status::NotFound("key " + key.ToHex() + " is not stored");
+  }
+  auto e = in.response().getList().getEntries()[0];
+  return EntryInfo{key, MetaFromWire(e.getMeta())};
+}
+
+Status Client::Ping() {
+  KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
+  capnp::MallocMessageBuilder msg;
+  auto req = msg.initRoot<wire::Request>();
+  req.setId(conn->NextId());
+  req.setPing();
+  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, {}, impl_->Deadline()));
+  return ReplyStatus(in.response());
+}
+
+}  // namespace kvstore

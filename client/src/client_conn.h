@@ -1,0 +1,65 @@
+// One blocking connection to kvstored: frames out, frames in, with deadlines.
+//
+// Thread-compatibility: one thread at a time (Client's pool hands each
+// connection to one caller). After any I/O error or timeout the connection is
+// broken() and must be discarded: the stream position is no longer known.
+#pragma once
+
+#include <utility>  // before asio: Boost 1.74 Asio under C++20 needs std::exchange
+
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+
+#include <boost/asio.hpp>
+#include <capnp/serialize.h>
+
+#include "kvstore.capnp.h"
+#include "kvstore/client.h"
+#include "kvstore/frame.h"
+#include "kvstore/status.h"
+
+namespace kvstore::internal {
+
+using Clock = std::chrono::steady_clock;
+
+// A received control message; the frame's bulk part is still on the socket.
+struct InFrame {
+  FrameHeader header;
+  kj::Array<capnp::word> words;
+  std::unique_ptr<capnp::FlatArrayMessageReader> reader;
+  wire::Response::Reader response() { return reader->getRoot<wire::Response>(); }
+};
+
+class ClientConn {
+ public:
+  // Connects, sends Hello and checks the reply.
+  static Result<std::unique_ptr<ClientConn>> Open(const ClientOptions& options);
+
+  // Sends `message` followed by the bulk spans, in order.
+  Status Send(capnp::MessageBuilder& message, std::span<const std::span<const std::byte>> bulk,
+              Clock::time_point deadline);
+  Result<InFrame> Receive(Clock::time_point deadline);
+  Status ReceiveBulk(std::span<std::byte> dst, Clock::time_point deadline);
+  Status DiscardBulk(uint64_t bytes, Clock::time_point deadline);
+
+  uint64_t NextId() { return ++last_id_; }
+  bool broken() const { return broken_; }
+  const std::string& address() const { return address_; }
+  uint64_t max_value_bytes() const { return max_value_bytes_; }
+
+ private:
+  ClientConn() : socket_(io_) {}
+  template <typename Start>
+  Status Run(Start&& start, Clock::time_point deadline, const char* what);
+
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::socket socket_;
+  std::string address_;
+  uint64_t last_id_ = 0;
+  uint64_t max_value_bytes_ = 0;
+  bool broken_ = false;
+};
+
+}  // namespace kvstore::internal

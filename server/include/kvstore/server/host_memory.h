@@ -1,0 +1,40 @@
+// Where host-tier values live: slots handed out by an allocator over one arena.
+//
+// Thread-compatibility: not internally synchronized; the Store calls it under its mutex.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace kvstore::server {
+
+// The bytes of one value in host memory.
+struct Slot {
+  std::byte* data = nullptr;
+  uint64_t size = 0;      // value bytes
+  uint64_t capacity = 0;  // bytes taken from the arena (size rounded up to its class)
+  uint64_t offset = 0;    // within the arena
+  uint32_t size_class = 0;
+};
+
+class HostMemory {
+ public:
+  virtual ~HostMemory() = default;
+  // nullopt when no slot of `size` bytes is free.
+  virtual std::optional<Slot> Allocate(uint64_t size) = 0;
+  // REQUIRES: `slot` came from Allocate and was not freed since.
+  virtual void Free(const Slot& slot) = 0;
+  virtual uint64_t capacity() const = 0;
+  virtual uint64_t used() const = 0;  // capacities of live slots
+  // One line for the start-up log: what memory backs the tier and whether it is pinned.
+  virtual std::string Describe() const = 0;
+};
+
+// The host tier over one mmap'd, pre-faulted, (when allowed) mlock'ed arena with
+// a size-class allocator: the region a transport registers once.
+std::unique_ptr<HostMemory> MakeArenaMemory(uint64_t capacity, bool lock_memory);
+
+}  // namespace kvstore::server

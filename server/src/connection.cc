@@ -1,0 +1,598 @@
+#include "connection.h"
+
+#include <spdlog/spdlog.h>
+
+#include "connection_registry.h"
+
+namespace kvstore::server {
+
+namespace {
+
+constexpr size_t kBulkChunk = 4u << 20;      // bulk reads re-arm the stall timer per chunk
+constexpr size_t kMaxQueuedReplies = 4096;   // a client that never reads is cut off
+
+double SecondsSince(SteadyClock::time_point t) {
+  return std::chrono::duration<double>(SteadyClock::now() - t).count();
+}
+
+}  // namespace
+
+Connection::Connection(tcp::socket socket, ServiceContext* ctx, uint64_t id)
+    : socket_(std::move(socket)),
+      strand_(asio::make_strand(socket_.get_executor())),
+      ctx_(ctx),
+      id_(id),
+      stall_timer_(strand_) {
+  boost::system::error_code ec;
+  auto ep = socket_.remote_endpoint(ec);
+  peer_ = ec ? std::string("unknown peer") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  socket_.set_option(tcp::no_delay(true), ec);
+  authenticated_ = ctx_->options->token.empty();
+}
+
+void Connection::Start() {
+  ctx_->metrics->ConnectionOpened();
+  spdlog::debug("connection {} from {} opened", id_, peer_);
+  asio::dispatch(strand_, [self = shared_from_this()] { self->ReadHeader(); });
+}
+
+// ---------------------------------------------------------------- read path
+
+void Connection::ReadHeader() {
+  if (ReadingStopped()) return;
+  // The first bytes may take as long as the client likes (idle between frames);
+  // once a frame has begun, the rest must keep coming (stall timer).
+  socket_.async_read_some(
+      asio::buffer(header_buf_),
+      asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+        if (ec) {
+          self->Close(ec == asio::error::eof ? "client closed the connection" : ec.message());
+          return;
+        }
+        self->OnHeaderStart(n);
+      }));
+}
+
+void Connection::OnHeaderStart(size_t got) {
+  frame_started_ = SteadyClock::now();
+  auto finish = [this, self = shared_from_this()](boost::system::error_code ec, size_t) {
+    DisarmStallTimer();
+    if (ec) {
+      Close("read failed mid-header: " + ec.message());
+      return;
+    }
+    auto h = FrameHeader::Decode(header_buf_.data(), ctx_->options->store.max_value_bytes);
+    if (!h.ok()) {
+      Fail("bad_header", h.status().message());
+      return;
+    }
+    header_ = *h;
+    ReadControl();
+  };
+  if (got == header_buf_.size()) {
+    finish({}, 0);
+    return;
+  }
+  ArmStallTimer();
+  asio::async_read(socket_, asio::buffer(header_buf_.data() + got, header_buf_.size() - got),
+                   asio::bind_executor(strand_, std::move(finish)));
+}
+
+void Connection::ReadControl() {
+  control_ = kj::heapArray<capnp::word>(header_.control_len / sizeof(capnp::word));
+  ArmStallTimer();
+  asio::async_read(
+      socket_, asio::buffer(control_.begin(), header_.control_len),
+      asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, size_t) {
+        self->DisarmStallTimer();
+        if (ec) {
+          self->Close("read failed mid-message: " + ec.message());
+          return;
+        }
+        self->Dispatch();
+      }));
+}
+
+void Connection::ArmStallTimer() {
+  uint64_t gen = ++stall_generation_;
+  stall_timer_.expires_after(ctx_->options->stall_timeout);
+  stall_timer_.async_wait(asio::bind_executor(
+      strand_, [self = shared_from_this(), gen](boost::system::error_code ec) {
+        if (ec || gen != self->stall_generation_ || self->closed_) return;
+        self->ctx_->metrics->ProtocolError("stalled");
+        spdlog::warn(
+            "connection {} from {}: frame stopped arriving for {} ms mid-transfer; closing it "
+            "and discarding the partial request (client hung or network stalled)",
+            self->id_, self->peer_, self->ctx_->options->stall_timeout.count());
+        self->Close("stalled mid-frame");
+      }));
+}
+
+void Connection::DisarmStallTimer() {
+  ++stall_generation_;
+  stall_timer_.cancel();
+}
+
+void Connection::ReadBulk(std::span<std::byte> dst, std::function<void()> done) {
+  if (dst.empty()) {
+    DisarmStallTimer();
+    done();
+    return;
+  }
+  size_t n = std::min(dst.size(), kBulkChunk);
+  ArmStallTimer();
+  asio::async_read(socket_, asio::buffer(dst.data(), n),
+                   asio::bind_executor(strand_, [this, self = shared_from_this(), dst, n,
+                                                 done = std::move(done)](
+                                                    boost::system::error_code ec, size_t) mutable {
+                     if (ec) {
+                       DisarmStallTimer();
+                       Close("read failed mid-value: " + ec.message());
+                       return;
+                     }
+                     ctx_->metrics->AddBytesIn(n);
+                     ReadBulk(dst.subspan(n), std::move(done));
+                   }));
+}
+
+void Connection::DrainBulk(uint64_t bytes, std::function<void()> done) {
+  if (bytes == 0) {
+    DisarmStallTimer();
+    done();
+    return;
+  }
+  if (drain_buf_.empty()) drain_buf_.resize(256 << 10);
+  size_t n = std::min<uint64_t>(bytes, drain_buf_.size());
+  ArmStallTimer();
+  asio::async_read(socket_, asio::buffer(drain_buf_.data(), n),
+                   asio::bind_executor(strand_, [this, self = shared_from_this(), bytes, n,
+                                                 done = std::move(done)](
+                                                    boost::system::error_code ec, size_t) mutable {
+                     if (ec) {
+                       DisarmStallTimer();
+                       Close("read failed while discarding a refused value: " + ec.message());
+                       return;
+                     }
+                     DrainBulk(bytes - n, std::move(done));
+                   }));
+}
+
+Result<std::vector<Key>> Connection::ParseKeys(capnp::List<capnp::Data>::Reader keys) {
+  if (keys.size() > ctx_->options->max_keys_per_request) {
+    return Status::InvalidArgument("request names " + std::to_string(keys.size()) +
+                                   " keys; the limit is " +
+                                   std::to_string(ctx_->options->max_keys_per_request));
+  }
+  std::vector<Key> out;
+  out.reserve(keys.size());
+  for (auto k : keys) {
+    KVSTORE_ASSIGN_OR_RETURN(Key key, KeyFromWire(k));
+    out.push_back(key);
+  }
+  return out;
+}
+
+void Connection::Dispatch() {
+  // Anything thrown by the Cap'n Proto reader means the message is malformed:
+  // the frame boundaries are still known, so answer and go on.
+  uint64_t id = 0;
+  try {
+    capnp::FlatArrayMessageReader reader(control_.asPtr(), WireReaderOptions());
+    auto req = reader.getRoot<wire::Request>();
+    id = req.getId();
+    auto which = req.which();
+    if (!authenticated_ && which != wire::Request::HELLO) {
+      ctx_->metrics->ProtocolError("unauthenticated");
+      ReplyStatus(id, Op::kHello,
+                  Status::PermissionDenied("this kvstored requires a token: send hello first"));
+      close_after_write_ = true;
+      return;
+    }
+    if (which == wire::Request::INSERT) {
+      HandleInsert(id, req.getInsert(), header_.bulk_len);
+      return;  // continues reading when the value is in
+    }
+    if (header_.bulk_len != 0) {
+      ctx_->metrics->ProtocolError("unexpected_bulk");
+      uint64_t n = header_.bulk_len;
+      DrainBulk(n, [this, id] {
+        ReplyStatus(id, Op::kPing,
+                    Status::InvalidArgument("only insert carries value bytes; request refused"));
+        ReadHeader();
+      });
+      return;
+    }
+    switch (which) {
+      case wire::Request::HELLO: HandleHello(id, req.getHello()); break;
+      case wire::Request::SELECT: HandleSelect(id, req.getSelect(), false); break;
+      case wire::Request::DROP_SELECT: HandleSelect(id, req.getDropSelect(), true); break;
+      case wire::Request::MATCH_PREFIX: {
+        auto keys = ParseKeys(req.getMatchPrefix().getKeys());
+        if (!keys.ok()) {
+          ReplyStatus(id, Op::kMatchPrefix, keys.status());
+          break;
+        }
+        size_t n = ctx_->store->MatchPrefix(*keys);
+        Reply(id, Op::kMatchPrefix, Status::Ok(), [n](wire::Response::Builder r) { r.setCount(n); });
+        break;
+      }
+      case wire::Request::REMOVE: {
+        auto keys = ParseKeys(req.getRemove().getKeys());
+        if (!keys.ok()) {
+          ReplyStatus(id, Op::kRemove, keys.status());
+          break;
+        }
+        size_t n = ctx_->store->Remove(*keys);
+        Reply(id, Op::kRemove, Status::Ok(), [n](wire::Response::Builder r) { r.setCount(n); });
+        break;
+      }
+      case wire::Request::STATS: {
+        StoreStats s = ctx_->store->Stats();
+        s.connections = ctx_->metrics->connections();
+        s.version = ctx_->version;
+        Reply(id, Op::kStats, Status::Ok(),
+              [&s](wire::Response::Builder r) { StatsToWire(s, r.initStats()); });
+        break;
+      }
+      case wire::Request::LIST: HandleList(id, req.getList()); break;
+      case wire::Request::PING:
+        Reply(id, Op::kPing, Status::Ok(), [](wire::Response::Builder r) { r.setNone(); });
+        break;
+      case wire::Request::ACK_DELIVERY: HandleAck(req.getAckDelivery()); break;
+      default:
+        ctx_->metrics->ProtocolError("unknown_op");
+        ReplyStatus(id, Op::kPing,
+                    Status::InvalidArgument("unknown request type " +
+                                            std::to_string(static_cast<int>(which)) +
+                                            "; is the client newer than this kvstored?"));
+    }
+  } catch (const kj::Exception& e) {
+    ctx_->metrics->ProtocolError("malformed_message");
+    spdlog::warn("connection {} from {}: malformed request: {}", id_, peer_,
+                 e.getDescription().cStr());
+    uint64_t n = header_.bulk_len;
+    DrainBulk(n, [this, id, what = std::string(e.getDescription().cStr())] {
+      ReplyStatus(id, Op::kPing, Status::InvalidArgument("malformed request: " + what));
+      ReadHeader();
+    });
+    return;
+  }
+  ReadHeader();
+}
+
+// ---------------------------------------------------------------- requests
+
+void Connection::HandleHello(uint64_t id, wire::Hello::Reader r) {
+  if (r.getProtocolVersion() != wire::PROTOCOL_VERSION) {
+    ReplyStatus(id, Op::kHello,
+                Status::InvalidArgument("protocol version " +
+                                        std::to_string(r.getProtocolVersion()) +
+                                        " is not supported; this kvstored speaks version " +
+                                        std::to_string(wire::PROTOCOL_VERSION)));
+    close_after_write_ = true;
+    return;
+  }
+  if (!ctx_->options->token.empty() && r.getToken() != ctx_->options->token) {
+    ctx_->metrics->ProtocolError("bad_token");
+    spdlog::warn("connection {} from {} ({}): wrong token; closing", id_, peer_,
+                 r.getClientName().cStr());
+    ReplyStatus(id, Op::kHello,
+                Status::PermissionDenied("wrong token: check the client's token against "
+                                         "kvstored's --token-file"));
+    close_after_write_ = true;
+    return;
+  }
+  authenticated_ = true;
+  spdlog::debug("connection {} from {} is {}", id_, peer_, r.getClientName().cStr());
+  uint64_t max_value = ctx_->options->store.max_value_bytes;
+  std::string version = ctx_->version;
+  Reply(id, Op::kHello, Status::Ok(), [&](wire::Response::Builder resp) {
+    auto h = resp.initHello();
+    h.setProtocolVersion(wire::PROTOCOL_VERSION);
+    h.setServerVersion(version);
+    h.setMaxValueBytes(max_value);
+  });
+}
+
+void Connection::HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64_t bulk_len) {
+  auto refuse = [this, id, bulk_len](Status s) {
+    DrainBulk(bulk_len, [this, id, s = std::move(s)] {
+      ReplyStatus(id, Op::kInsert, s);
+      ReadHeader();
+    });
+  };
+  auto key = KeyFromWire(r.getKey());
+  if (!key.ok()) {
+    ctx_->metrics->ProtocolError("bad_key");
+    refuse(key.status());
+    return;
+  }
+  EntryMeta meta = MetaFromWire(r.getMeta());
+  if (meta.size != bulk_len) {
+    ctx_->metrics->ProtocolError("size_mismatch");
+    refuse(Status::InvalidArgument("insert declares " + std::to_string(meta.size) +
+                                   " value bytes but the frame carries " +
+                                   std::to_string(bulk_len)));
+    return;
+  }
+  auto res = ctx_->store->Reserve(*key, meta, std::chrono::milliseconds(r.getTtlMs()));
+  if (!res.ok()) {
+    refuse(res.status());
+    return;
+  }
+  if (res->exists) {
+    DrainBulk(bulk_len, [this, id] {
+      Reply(id, Op::kInsert, Status::Ok(), [](wire::Response::Builder b) { b.setCount(0); });
+      ReadHeader();
+    });
+    return;
+  }
+  reservation_ = std::move(res).value();
+  ReadBulk(reservation_->bytes(), [this, id] {
+    auto committed = ctx_->store->Commit(std::move(*reservation_));
+    reservation_.reset();
+    if (!committed.ok()) {
+      spdlog::warn("connection {} from {}: insert refused: {}", id_, peer_,
+                   committed.status().ToString());
+      ReplyStatus(id, Op::kInsert, committed.status());
+    } else {
+      uint64_t n = *committed ? 1 : 0;
+      Reply(id, Op::kInsert, Status::Ok(), [n](wire::Response::Builder b) { b.setCount(n); });
+    }
+    ReadHeader();
+  });
+}
+
+void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool drop) {
+  Op op = drop ? Op::kDropSelect : Op::kSelect;
+  auto keys = ParseKeys(r.getKeys());
+  if (!keys.ok()) {
+    ctx_->metrics->ProtocolError("bad_key");
+    ReplyStatus(id, op, keys.status());
+    return;
+  }
+  if (keys->empty()) {
+    ReplyStatus(id, op, Status::InvalidArgument("select names no keys"));
+    return;
+  }
+  std::weak_ptr<Connection> weak = weak_from_this();
+  auto callback = [weak, strand = strand_, id, op](Result<std::unique_ptr<Delivery>> result) {
+    auto self = weak.lock();
+    if (!self) return;  // the Delivery's destructor hands the entries back
+    asio::post(strand, [self, id, op, result = std::make_shared<Result<std::unique_ptr<Delivery>>>(
+                                           std::move(result))]() mutable {
+      self->OnDelivery(id, op, std::move(*result));
+    });
+  };
+  if (!drop) {
+    frame_started_ = SteadyClock::now();
+    ctx_->store->Select(*keys, callback);
+    return;
+  }
+  if (waits_.size() >= ctx_->options->max_waiters_per_connection || waits_.contains(id)) {
+    ReplyStatus(id, op,
+                Status::ResourceExhausted(
+                    waits_.contains(id) ? "request id " + std::to_string(id) + " is already waiting"
+                                        : "too many drop_select calls waiting on this connection (" +
+                                              std::to_string(waits_.size()) + ")"));
+    return;
+  }
+  PendingWait& w = waits_[id];
+  w.started = SteadyClock::now();
+  uint64_t waiter = ctx_->store->DropSelect(*keys, callback);
+  if (waiter == 0) return;  // resolved at once; OnDelivery will erase the entry
+  w.waiter_id = waiter;
+  auto timeout = std::chrono::milliseconds(r.getTimeoutMs());
+  w.timer = std::make_unique<asio::steady_timer>(strand_);
+  w.timer->expires_after(timeout);
+  w.timer->async_wait([self = shared_from_this(), id](boost::system::error_code ec) {
+    if (!ec) self->OnWaitTimeout(id);
+  });
+}
+
+void Connection::OnWaitTimeout(uint64_t id) {
+  auto it = waits_.find(id);
+  if (it == waits_.end() || closed_) return;
+  if (!ctx_->store->CancelWaiter(it->second.waiter_id)) return;  // delivery is on its way
+  double waited = SecondsSince(it->second.started);
+  waits_.erase(it);
+  ctx_->metrics->ObserveWait(waited);
+  ReplyStatus(id, Op::kDropSelect,
+              Status::Timeout("drop_select waited " +
+                              std::to_string(static_cast<int64_t>(waited * 1000)) +
+                              " ms and its keys were not all inserted; the producer may be slow "
+                              "or gone: recompute, or retry with a longer timeout"));
+}
+
+void Connection::OnDelivery(uint64_t id, Op op, Result<std::unique_ptr<Delivery>> result) {
+  if (op == Op::kDropSelect) {
+    auto it = waits_.find(id);
+    if (it != waits_.end()) {
+      if (it->second.timer) it->second.timer->cancel();
+      ctx_->metrics->ObserveWait(SecondsSince(it->second.started));
+      waits_.erase(it);
+    }
+  }
+  if (closed_) return;  // the Delivery goes back to the store as it is destroyed
+  if (!result.ok()) {
+    ReplyStatus(id, op, result.status());
+    return;
+  }
+  std::unique_ptr<Delivery> d = std::move(result).value();
+  const Delivery* dp = d.get();
+  Reply(
+      id, op, Status::Ok(),
+      [dp](wire::Response::Builder r) {
+        auto list = r.initEntries(static_cast<unsigned>(dp->entries().size()));
+        for (size_t i = 0; i < dp->entries().size(); ++i) {
+          list[i].setKey(KeyToWire(dp->entries()[i].key));
+          MetaToWire(dp->entries()[i].meta, list[i].initMeta());
+        }
+      },
+      std::move(d));
+}
+
+void Connection::HandleAck(uint64_t request_id) {
+  auto it = unacked_.find(request_id);
+  if (it == unacked_.end()) {
+    ctx_->metrics->ProtocolError("unknown_ack");
+    return;
+  }
+  it->second.timer->cancel();
+  it->second.delivery->Finish(true);
+  ctx_->metrics->CountRequest(Op::kAck, StatusCode::kOk, SecondsSince(it->second.started));
+  unacked_.erase(it);
+}
+
+void Connection::HandleList(uint64_t id, wire::ListRequest::Reader r) {
+  auto bytes = [](capnp::Data::Reader d) {
+    return std::span<const std::byte>(reinterpret_cast<const std::byte*>(d.begin()), d.size());
+  };
+  ListPage page = ctx_->store->List(bytes(r.getCursor()), std::min<uint32_t>(r.getLimit(), 100000),
+                                    r.getTierFilter(), bytes(r.getPrefix()));
+  Reply(id, Op::kList, Status::Ok(), [&page](wire::Response::Builder resp) {
+    auto l = resp.initList();
+    auto entries = l.initEntries(static_cast<unsigned>(page.entries.size()));
+    for (size_t i = 0; i < page.entries.size(); ++i) {
+      entries[i].setKey(KeyToWire(page.entries[i].key));
+      MetaToWire(page.entries[i].meta, entries[i].initMeta());
+    }
+    l.setNextCursor({reinterpret_cast<const kj::byte*>(page.next_cursor.data()),
+                     page.next_cursor.size()});
+  });
+}
+
+// ---------------------------------------------------------------- write path
+
+template <typename Fill>
+void Connection::Reply(uint64_t id, Op op, const Status& status, Fill&& fill,
+                       std::unique_ptr<Delivery> delivery) {
+  ctx_->metrics->CountRequest(op, status.code(), SecondsSince(frame_started_));
+  if (closed_) return;
+  capnp::MallocMessageBuilder msg;
+  auto r = msg.initRoot<wire::Response>();
+  r.setId(id);
+  r.setCode(CodeToWire(status.code()));
+  if (!status.ok()) r.setMessage(status.message());
+  fill(r);
+  uint64_t bulk = delivery ? delivery->total_bytes() : 0;
+  if (write_queue_.size() >= kMaxQueuedReplies) {
+    ctx_->metrics->ProtocolError("not_reading");
+    Close("client does not read its replies (" + std::to_string(write_queue_.size()) + " queued)");
+    return;
+  }
+  write_queue_.push_back({EncodeFrame(msg, bulk), std::move(delivery), id});
+  WriteNext();
+}
+
+void Connection::ReplyStatus(uint64_t id, Op op, const Status& status) {
+  Reply(id, op, status, [](wire::Response::Builder r) { r.setNone(); });
+}
+
+void Connection::WriteNext() {
+  if (writing_ || write_queue_.empty() || closed_) return;
+  writing_ = true;
+  Outgoing& out = write_queue_.front();
+  std::vector<asio::const_buffer> buffers;
+  buffers.emplace_back(out.frame.header.data(), out.frame.header.size());
+  auto control = out.frame.control_bytes();
+  buffers.emplace_back(control.data(), control.size());
+  if (out.delivery) {
+    for (const auto& e : out.delivery->entries()) {
+      if (!e.bytes.empty()) buffers.emplace_back(e.bytes.data(), e.bytes.size());
+    }
+  }
+  asio::async_write(
+      socket_, buffers,
+      asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, size_t) {
+        self->writing_ = false;
+        Outgoing out = std::move(self->write_queue_.front());
+        self->write_queue_.pop_front();
+        if (ec) {
+          self->Close("write failed: " + ec.message());  // out.delivery returns to the store
+          return;
+        }
+        if (out.delivery) {
+          self->ctx_->metrics->AddBytesOut(out.delivery->total_bytes());
+          if (out.delivery->drop()) {
+            // Held until the client confirms it has every byte.
+            Unacked& u = self->unacked_[out.request_id];
+            u.started = SteadyClock::now();
+            u.delivery = std::move(out.delivery);
+            u.timer = std::make_unique<asio::steady_timer>(self->strand_);
+            u.timer->expires_after(self->ctx_->options->ack_timeout);
+            uint64_t rid = out.request_id;
+            u.timer->async_wait([self, rid](boost::system::error_code ec) {
+              if (ec || self->closed_) return;
+              spdlog::warn("connection {} from {}: drop_select {} not acknowledged in {} ms; "
+                           "its entries go back to the store and the connection closes",
+                           self->id_, self->peer_, rid, self->ctx_->options->ack_timeout.count());
+              self->Close("delivery not acknowledged");
+            });
+          } else {
+            out.delivery->Finish(true);
+          }
+        }
+        if (self->write_queue_.empty() && (self->close_after_write_ || self->shutting_down_)) {
+          self->Close(self->shutting_down_ ? "kvstored is shutting down" : "request refused");
+          return;
+        }
+        self->WriteNext();
+      }));
+}
+
+// ---------------------------------------------------------------- teardown
+
+void Connection::Fail(std::string_view reason, const std::string& detail) {
+  ctx_->metrics->ProtocolError(reason);
+  spdlog::warn("connection {} from {}: {}; closing it (other clients are unaffected)", id_, peer_,
+               detail);
+  // Best effort: tell the client why before closing.
+  ReplyStatus(0, Op::kPing, Status::InvalidArgument(detail + "; connection closed"));
+  close_after_write_ = true;
+  shutting_down_ = true;  // stop reading: the stream position is lost
+}
+
+void Connection::Shutdown(std::chrono::milliseconds grace) {
+  asio::dispatch(strand_, [self = shared_from_this(), grace] {
+    if (self->closed_) return;
+    self->shutting_down_ = true;
+    if (!self->writing_ && self->write_queue_.empty()) {
+      self->Close("kvstored is shutting down");
+      return;
+    }
+    auto t = std::make_shared<asio::steady_timer>(self->strand_, grace);
+    t->async_wait([self, t](boost::system::error_code) { self->Close("kvstored is shutting down"); });
+  });
+}
+
+void Connection::Close(const std::string& why) {
+  if (closed_) return;
+  closed_ = true;
+  spdlog::debug("connection {} from {} closed: {}", id_, peer_, why);
+  boost::system::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  DisarmStallTimer();
+  if (reservation_) {
+    ctx_->store->Abort(std::move(*reservation_));  // a half-received insert leaves nothing behind
+    reservation_.reset();
+  }
+  for (auto& [rid, w] : waits_) {
+    if (w.timer) w.timer->cancel();
+    if (w.waiter_id != 0) ctx_->store->CancelWaiter(w.waiter_id);
+  }
+  waits_.clear();
+  for (auto& [rid, u] : unacked_) {
+    u.timer->cancel();
+    u.delivery->Finish(false);  // the client never confirmed: the next taker gets them
+  }
+  unacked_.clear();
+  // Queued replies' deliveries finish (undelivered) when the queue is destroyed; the
+  // in-flight write's handler will still pop its element.
+  if (!writing_) write_queue_.clear();
+  ctx_->metrics->ConnectionClosed();
+  ctx_->registry->Remove(id_);
+}
+
+}  // namespace kvstore::server

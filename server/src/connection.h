@@ -1,0 +1,129 @@
+// One client connection of kvstored: reads frames, dispatches requests to the
+// Store, writes replies with value bytes straight from slot memory.
+//
+// Threading: every handler runs on the connection's strand; the Store's
+// callbacks (which may fire on any thread) post back onto it. Replies may go
+// out of order: a blocked drop_select does not hold up later requests.
+#pragma once
+
+#include <utility>  // before asio: Boost 1.74 Asio under C++20 needs std::exchange
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include <boost/asio.hpp>
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include "kvstore.capnp.h"
+#include "kvstore/frame.h"
+#include "kvstore/server/metrics.h"
+#include "kvstore/server/server_options.h"
+#include "kvstore/server/store.h"
+#include "kvstore/wire_convert.h"
+
+namespace kvstore::server {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using SteadyClock = std::chrono::steady_clock;
+
+class ConnectionRegistry;
+
+// What every connection shares; outlives all connections.
+struct ServiceContext {
+  const ServerOptions* options;
+  Store* store;
+  Metrics* metrics;
+  ConnectionRegistry* registry;
+  std::string version;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, ServiceContext* ctx, uint64_t id);
+  void Start();
+  // Stops reading, lets queued replies go out (up to `grace`), then closes.
+  void Shutdown(std::chrono::milliseconds grace);
+  uint64_t id() const { return id_; }
+
+ private:
+  struct Outgoing {
+    OutFrame frame;
+    std::unique_ptr<Delivery> delivery;  // value bytes to send after the frame
+    uint64_t request_id = 0;
+  };
+  struct PendingWait {
+    uint64_t waiter_id = 0;
+    std::unique_ptr<asio::steady_timer> timer;
+    SteadyClock::time_point started;
+  };
+  struct Unacked {
+    std::unique_ptr<Delivery> delivery;
+    std::unique_ptr<asio::steady_timer> timer;
+    SteadyClock::time_point started;
+  };
+
+  // Read path.
+  void ReadHeader();
+  void OnHeaderStart(size_t got);
+  void ReadControl();
+  void Dispatch();
+  void ReadBulk(std::span<std::byte> dst, std::function<void()> done);
+  void DrainBulk(uint64_t bytes, std::function<void()> done);
+  void ArmStallTimer();
+  void DisarmStallTimer();
+
+  // Requests.
+  void HandleHello(uint64_t id, wire::Hello::Reader r);
+  void HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64_t bulk_len);
+  void HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool drop);
+  void HandleAck(uint64_t request_id);
+  void HandleList(uint64_t id, wire::ListRequest::Reader r);
+  void OnDelivery(uint64_t id, Op op, Result<std::unique_ptr<Delivery>> result);
+  void OnWaitTimeout(uint64_t id);
+
+  // Write path.
+  template <typename Fill>
+  void Reply(uint64_t id, Op op, const Status& status, Fill&& fill,
+             std::unique_ptr<Delivery> delivery = nullptr);
+  void ReplyStatus(uint64_t id, Op op, const Status& status);
+  void WriteNext();
+
+  void Fail(std::string_view reason, const std::string& detail);  // protocol error: log, count, close
+  void Close(const std::string& why);
+  Result<std::vector<Key>> ParseKeys(capnp::List<capnp::Data>::Reader keys);
+  bool ReadingStopped() const { return closed_ || shutting_down_; }
+
+  tcp::socket socket_;
+  asio::strand<asio::any_io_executor> strand_;
+  ServiceContext* ctx_;
+  const uint64_t id_;
+  std::string peer_;
+
+  std::array<std::byte, kFrameHeaderSize> header_buf_{};
+  FrameHeader header_;
+  SteadyClock::time_point frame_started_;
+  kj::Array<capnp::word> control_;
+  std::optional<Reservation> reservation_;  // an insert whose bytes are arriving
+  std::vector<std::byte> drain_buf_;
+
+  asio::steady_timer stall_timer_;
+  uint64_t stall_generation_ = 0;
+
+  std::deque<Outgoing> write_queue_;
+  bool writing_ = false;
+
+  std::unordered_map<uint64_t, PendingWait> waits_;   // by request id
+  std::unordered_map<uint64_t, Unacked> unacked_;     // by request id
+  bool authenticated_ = false;
+  bool closed_ = false;
+  bool shutting_down_ = false;
+  bool close_after_write_ = false;
+};
+
+}  // namespace kvstore::server

@@ -1,0 +1,117 @@
+// kvstored: the kvstore daemon. Flags (and an optional --config file) are parsed
+// here once and passed down.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "kvstore/server/server.h"
+#include "kvstore/units.h"
+
+namespace {
+
+using kvstore::server::ServerOptions;
+
+int Fail(const std::string& what) {
+  std::fprintf(stderr, "kvstored: %s\n", what.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ServerOptions o;
+  std::string memory = "512MiB", max_value = "256MiB", spill = "0", ttl = "10m";
+  std::string stall = "30s", ack = "60s", token_file;
+  bool no_flush = false;
+  bool no_mlock = false;
+
+  CLI::App app{
+      "kvstored: a KV-cache store for disaggregated LLM serving.\n"
+      "Serves insert / drop_select / select / match_prefix over TCP, Prometheus metrics over HTTP."};
+  app.set_config("--config", "", "Read options from a TOML/INI file (flags override it)");
+  app.add_option("--listen", o.listen, "HOST:PORT for clients (port 0 = any free port)")
+      ->capture_default_str();
+  app.add_option("--metrics", o.metrics, "HOST:PORT for Prometheus /metrics; empty disables")
+      ->capture_default_str();
+  app.add_option("--memory", memory, "Host tier size, e.g. 512MiB, 4GiB")->capture_default_str();
+  app.add_option("--max-value", max_value, "Largest single value accepted")->capture_default_str();
+  app.add_option("--data-dir", o.store.data_dir, "Directory for the spill tier and state");
+  app.add_option("--spill", spill, "Spill tier capacity on --data-dir, e.g. 100GiB; 0 disables")
+      ->capture_default_str();
+  app.add_option("--ttl", ttl,
+                 "Unclaimed entries expire after this long (e.g. 10m, 30s); 0 = never")
+      ->capture_default_str();
+  app.add_flag("--no-flush-on-shutdown", no_flush,
+               "On SIGTERM, do not write the host tier to spill first");
+  app.add_flag("--no-mlock", no_mlock, "Do not try to pin the host arena with mlock");
+  app.add_option("--token-file", token_file,
+                 "File holding the shared secret every client must present");
+  app.add_option("--io-threads", o.io_threads, "Threads running the network event loop")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app.add_option("--max-connections", o.max_connections, "Client connections allowed at once")
+      ->capture_default_str();
+  app.add_option("--stall-timeout", stall,
+                 "Close a connection whose frame stops arriving half-way for this long")
+      ->capture_default_str();
+  app.add_option("--ack-timeout", ack,
+                 "Put a drop_select delivery back if the client does not confirm it in this long")
+      ->capture_default_str();
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn or error")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  auto size = [](const std::string& flag, const std::string& text, uint64_t* out) {
+    auto v = kvstore::ParseSize(text);
+    if (!v.ok()) return Fail(flag + ": " + v.status().message());
+    *out = *v;
+    return 0;
+  };
+  auto duration = [](const std::string& flag, const std::string& text, std::chrono::milliseconds* out) {
+    auto v = kvstore::ParseDuration(text);
+    if (!v.ok()) return Fail(flag + ": " + v.status().message());
+    *out = *v;
+    return 0;
+  };
+  if (int rc = size("--memory", memory, &o.store.memory_bytes)) return rc;
+  if (int rc = size("--max-value", max_value, &o.store.max_value_bytes)) return rc;
+  if (int rc = size("--spill", spill, &o.store.spill_bytes)) return rc;
+  if (int rc = duration("--ttl", ttl, &o.store.default_ttl)) return rc;
+  if (int rc = duration("--stall-timeout", stall, &o.stall_timeout)) return rc;
+  if (int rc = duration("--ack-timeout", ack, &o.ack_timeout)) return rc;
+  o.store.flush_on_shutdown = !no_flush;
+  o.store.lock_memory = !no_mlock;
+  if (o.store.memory_bytes == 0) return Fail("--memory must be larger than 0");
+  if (o.store.spill_bytes > 0 && o.store.data_dir.empty()) {
+    return Fail("--spill needs --data-dir: the spill tier lives on disk");
+  }
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    if (!in) return Fail("--token-file: cannot read " + token_file);
+    std::getline(in, o.token);
+    if (o.token.empty()) return Fail("--token-file: " + token_file + " is empty");
+  }
+
+  spdlog::set_level(spdlog::level::from_str(o.log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ kvstored: %v");
+
+  auto server = kvstore::server::Server::Create(o);
+  if (!server.ok()) {
+    spdlog::error("cannot start: {}", server.status().ToString());
+    return 1;
+  }
+  kvstore::Status s = (*server)->Run();
+  if (!s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return 1;
+  }
+  return 0;
+}

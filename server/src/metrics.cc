@@ -1,0 +1,208 @@
+#include "kvstore/server/metrics.h"
+
+#include "kvstore/server/store.h"
+
+namespace kvstore::server {
+
+namespace p = prometheus;
+
+std::string_view OpName(Op op) {
+  switch (op) {
+    case Op::kHello: return "hello";
+    case Op::kInsert: return "insert";
+    case Op::kSelect: return "select";
+    case Op::kDropSelect: return "drop_select";
+    case Op::kMatchPrefix: return "match_prefix";
+    case Op::kRemove: return "remove";
+    case Op::kStats: return "stats";
+    case Op::kList: return "list";
+    case Op::kPing: return "ping";
+    case Op::kAck: return "ack";
+    case Op::kCount_: break;
+  }
+  return "unknown";
+}
+
+namespace {
+
+// 50 us .. ~100 s, doubling.
+p::Histogram::BucketBoundaries LatencyBuckets() {
+  p::Histogram::BucketBoundaries b;
+  for (double v = 50e-6; v < 120; v *= 2) b.push_back(v);
+  return b;
+}
+
+std::string SnakeCode(StatusCode c) {
+  switch (c) {
+    case StatusCode::kOk: return "ok";
+    case StatusCode::kNotFound: return "not_found";
+    case StatusCode::kTimeout: return "timeout";
+    case StatusCode::kResourceExhausted: return "resource_exhausted";
+    case StatusCode::kInvalidArgument: return "invalid_argument";
+    case StatusCode::kUnavailable: return "unavailable";
+    case StatusCode::kDataLoss: return "data_loss";
+    case StatusCode::kPermissionDenied: return "permission_denied";
+    case StatusCode::kInternal: return "internal";
+  }
+  return "unknown";
+}
+
+p::MetricFamily Family(std::string name, std::string help, p::MetricType type) {
+  p::MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+void AddValue(p::MetricFamily* f, double v, std::vector<p::ClientMetric::Label> labels = {}) {
+  p::ClientMetric m;
+  m.label = std::move(labels);
+  if (f->type == p::MetricType::Counter) m.counter.value = v;
+  else m.gauge.value = v;
+  f->metric.push_back(std::move(m));
+}
+
+// Reads the store at scrape time.
+class StoreCollector final : public p::Collectable {
+ public:
+  explicit StoreCollector(Store* store) : store_(store) {}
+
+  std::vector<p::MetricFamily> Collect() const override {
+    StoreStats s = store_->Stats();
+    const StoreCounters& c = store_->counters();
+    std::vector<p::MetricFamily> out;
+    auto entries = Family("kvstore_entries", "Committed entries held, by tier.", p::MetricType::Gauge);
+    auto bytes = Family("kvstore_stored_bytes", "Value bytes held, by tier.", p::MetricType::Gauge);
+    auto cap = Family("kvstore_capacity_bytes", "Capacity of each tier.", p::MetricType::Gauge);
+    auto used = Family("kvstore_used_bytes",
+                       "Bytes taken in each tier, allocator rounding included.",
+                       p::MetricType::Gauge);
+    for (const auto& t : s.tiers) {
+      std::vector<p::ClientMetric::Label> l{{"tier", std::string(TierName(t.tier))}};
+      AddValue(&entries, static_cast<double>(t.entries), l);
+      AddValue(&bytes, static_cast<double>(t.bytes), l);
+      AddValue(&cap, static_cast<double>(t.capacity_bytes), l);
+      AddValue(&used, static_cast<double>(t.used_bytes), l);
+    }
+    out.push_back(std::move(entries));
+    out.push_back(std::move(bytes));
+    out.push_back(std::move(cap));
+    out.push_back(std::move(used));
+    auto frag = Family("kvstore_host_fragmentation_ratio",
+                       "1 - value bytes / allocated bytes in the host tier.", p::MetricType::Gauge);
+    AddValue(&frag, s.fragmentation);
+    out.push_back(std::move(frag));
+    auto waiters = Family("kvstore_waiters", "drop_select calls blocked waiting for their keys.",
+                          p::MetricType::Gauge);
+    AddValue(&waiters, static_cast<double>(s.waiters));
+    out.push_back(std::move(waiters));
+    auto counter = [&](const char* name, const char* help, uint64_t v) {
+      auto f = Family(name, help, p::MetricType::Counter);
+      AddValue(&f, static_cast<double>(v));
+      out.push_back(std::move(f));
+    };
+    counter("kvstore_inserts_total", "Entries committed.", c.inserts.load());
+    counter("kvstore_ttl_expired_total", "Entries dropped because nobody took them before their TTL.",
+            c.ttl_expired.load());
+    counter("kvstore_evictions_total", "Entries demoted from the host tier to spill.",
+            c.evictions.load());
+    counter("kvstore_promotions_total", "Entries read back from spill into the host tier.",
+            c.promotions.load());
+    counter("kvstore_refused_inserts_total", "Inserts refused because every tier was full.",
+            c.refused_inserts.load());
+    counter("kvstore_checksum_failures_total",
+            "Values whose bytes did not match their checksum (in transit or on disk).",
+            c.checksum_failures.load());
+    counter("kvstore_redeliveries_total",
+            "drop_select deliveries that failed and went back to the store.",
+            c.redeliveries.load());
+    return out;
+  }
+
+ private:
+  Store* store_;
+};
+
+}  // namespace
+
+Metrics::Metrics() : registry_(std::make_shared<p::Registry>()) {
+  requests_ = &p::BuildCounter()
+                   .Name("kvstore_requests_total")
+                   .Help("Requests served, by operation and result.")
+                   .Register(*registry_);
+  latency_ = &p::BuildHistogram()
+                  .Name("kvstore_request_duration_seconds")
+                  .Help("Time from a request's arrival to its reply (drop_select includes waiting).")
+                  .Register(*registry_);
+  for (size_t i = 0; i < kOps; ++i) {
+    latency_by_op_[i] =
+        &latency_->Add({{"op", std::string(OpName(static_cast<Op>(i)))}}, LatencyBuckets());
+  }
+  wait_ = &p::BuildHistogram()
+               .Name("kvstore_drop_select_wait_seconds")
+               .Help("Time a drop_select waited for its keys to be committed.")
+               .Register(*registry_)
+               .Add({}, LatencyBuckets());
+  protocol_errors_ = &p::BuildCounter()
+                          .Name("kvstore_protocol_errors_total")
+                          .Help("Malformed or refused frames from clients, by reason.")
+                          .Register(*registry_);
+  bytes_in_ = &p::BuildCounter()
+                   .Name("kvstore_received_bytes_total")
+                   .Help("Value bytes received from clients.")
+                   .Register(*registry_)
+                   .Add({});
+  bytes_out_ = &p::BuildCounter()
+                    .Name("kvstore_sent_bytes_total")
+                    .Help("Value bytes sent to clients.")
+                    .Register(*registry_)
+                    .Add({});
+  connections_gauge_ = &p::BuildGauge()
+                            .Name("kvstore_connected_clients")
+                            .Help("Client connections open now.")
+                            .Register(*registry_)
+                            .Add({});
+  connections_total_ = &p::BuildCounter()
+                            .Name("kvstore_connections_total")
+                            .Help("Client connections accepted.")
+                            .Register(*registry_)
+                            .Add({});
+}
+
+void Metrics::CountRequest(Op op, StatusCode result, double seconds) {
+  size_t o = static_cast<size_t>(op), c = static_cast<size_t>(result);
+  if (o >= kOps || c >= kCodes) return;
+  p::Counter* counter = by_op_code_[o][c].load(std::memory_order_acquire);
+  if (counter == nullptr) {
+    std::lock_guard lock(mu_);
+    counter = &requests_->Add({{"op", std::string(OpName(op))}, {"result", SnakeCode(result)}});
+    by_op_code_[o][c].store(counter, std::memory_order_release);
+  }
+  counter->Increment();
+  latency_by_op_[o]->Observe(seconds);
+}
+
+void Metrics::ObserveWait(double seconds) { wait_->Observe(seconds); }
+
+void Metrics::ProtocolError(std::string_view reason) {
+  std::lock_guard lock(mu_);
+  protocol_errors_->Add({{"reason", std::string(reason)}}).Increment();
+}
+
+void Metrics::ConnectionOpened() {
+  connections_.fetch_add(1);
+  connections_gauge_->Increment();
+  connections_total_->Increment();
+}
+
+void Metrics::ConnectionClosed() {
+  connections_.fetch_sub(1);
+  connections_gauge_->Decrement();
+}
+
+void Metrics::AttachStore(Store* store) {
+  store_collector_ = std::make_shared<StoreCollector>(store);
+}
+
+}  // namespace kvstore::server

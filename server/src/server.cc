@@ -1,0 +1,167 @@
+#include "kvstore/server/server.h"
+
+#include <utility>  // before asio: Boost 1.74 Asio under C++20 needs std::exchange
+
+#include <atomic>
+#include <thread>
+
+#include <boost/asio.hpp>
+#include <prometheus/exposer.h>
+#include <spdlog/spdlog.h>
+
+#include "connection.h"
+#include "connection_registry.h"
+#include "kvstore/server/metrics.h"
+#include "kvstore/server/store.h"
+#include "kvstore/units.h"
+
+namespace kvstore::server {
+
+class Server::Impl {
+ public:
+  explicit Impl(const ServerOptions& options)
+      : options_(options),
+        acceptor_(io_),
+        signals_(io_, SIGINT, SIGTERM),
+        ttl_timer_(io_),
+        work_(asio::make_work_guard(io_)) {}
+
+  Status Init() {
+    auto memory = MakeArenaMemory(options_.store.memory_bytes, options_.store.lock_memory);
+    store_ = std::make_unique<Store>(options_.store, std::move(memory));
+    spdlog::info("host tier: {} in {}", FormatSize(options_.store.memory_bytes),
+                 store_->DescribeMemory());
+    ctx_ = {&options_, store_.get(), &metrics_, &registry_, kVersion};
+    metrics_.AttachStore(store_.get());
+
+    std::string host;
+    uint16_t port = 0;
+    KVSTORE_RETURN_IF_ERROR(SplitHostPort(options_.listen, &host, &port).WithContext("--listen"));
+    boost::system::error_code ec;
+    auto addr = asio::ip::make_address(host, ec);
+    if (ec) return Status::InvalidArgument("--listen: '" + host + "' is not an IP address");
+    tcp::endpoint ep(addr, port);
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Status::Unavailable("cannot listen on " + options_.listen + ": " + ec.message() +
+                                 " (another kvstored running? pick another --listen port)");
+    }
+    auto bound = acceptor_.local_endpoint();
+    listen_address_ = bound.address().to_string() + ":" + std::to_string(bound.port());
+
+    if (!options_.metrics.empty()) {
+      try {
+        exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics, 1);
+      } catch (const std::exception& e) {
+        return Status::Unavailable("cannot serve metrics on " + options_.metrics + ": " +
+                                   e.what() + " (pick another --metrics address, or '' to disable)");
+      }
+      exposer_->RegisterCollectable(metrics_.registry());
+      exposer_->RegisterCollectable(metrics_.store_collector());
+      std::string mhost;
+      uint16_t mport = 0;
+      (void)SplitHostPort(options_.metrics, &mhost, &mport);
+      auto ports = exposer_->GetListeningPorts();
+      metrics_address_ = mhost + ":" + std::to_string(ports.empty() ? mport : ports.front());
+    }
+    return Status::Ok();
+  }
+
+  Status Run() {
+    Accept();
+    signals_.async_wait([this](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      spdlog::info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      BeginShutdown();
+    });
+    ScheduleTtlSweep();
+    spdlog::info("kvstored {} serving on {} (metrics on {}), {} io threads, ttl {}", kVersion,
+                 listen_address_, metrics_address_.empty() ? "off" : "http://" + metrics_address_ + "/metrics",
+                 options_.io_threads, FormatDuration(options_.store.default_ttl));
+    std::vector<std::thread> threads;
+    for (int i = 1; i < options_.io_threads; ++i) threads.emplace_back([this] { io_.run(); });
+    io_.run();
+    for (auto& t : threads) t.join();
+    spdlog::info("kvstored stopped");
+    return Status::Ok();
+  }
+
+  void Stop() {
+    asio::post(io_, [this] { BeginShutdown(); });
+  }
+
+  void Accept() {
+    acceptor_.async_accept(asio::make_strand(io_), [this](boost::system::error_code ec,
+                                                          tcp::socket socket) {
+      if (ec) {
+        if (ec == asio::error::operation_aborted || stopping_) return;
+        spdlog::warn("accept on {} failed: {}", listen_address_, ec.message());
+      } else if (registry_.size() >= options_.max_connections) {
+        metrics_.ProtocolError("too_many_connections");
+        spdlog::warn("refusing connection: {} connections open (limit --max-connections {})",
+                     registry_.size(), options_.max_connections);
+      } else {
+        auto c = std::make_shared<Connection>(std::move(socket), &ctx_, ++next_connection_id_);
+        registry_.Add(c->id(), c);
+        c->Start();
+      }
+      if (!stopping_) Accept();
+    });
+  }
+
+  void ScheduleTtlSweep() {
+    ttl_timer_.expires_after(std::chrono::seconds(1));
+    ttl_timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec || stopping_) return;
+      size_t n = store_->ExpireTtl();
+      if (n > 0) spdlog::info("ttl: dropped {} entries nobody took in time", n);
+      ScheduleTtlSweep();
+    });
+  }
+
+  void BeginShutdown() {
+    if (stopping_.exchange(true)) return;
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    signals_.cancel(ignored);
+    ttl_timer_.cancel();
+    store_->FailAllWaiters("kvstored is shutting down; reconnect to another store or retry later");
+    for (auto& c : registry_.Snapshot()) c->Shutdown(std::chrono::milliseconds(2000));
+    work_.reset();
+  }
+
+  ServerOptions options_;
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  asio::signal_set signals_;
+  asio::steady_timer ttl_timer_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  Metrics metrics_;
+  std::unique_ptr<Store> store_;
+  ConnectionRegistry registry_;
+  ServiceContext ctx_{};
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::string listen_address_;
+  std::string metrics_address_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> next_connection_id_{0};
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() = default;
+
+Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
+  auto impl = std::make_unique<Impl>(options);
+  KVSTORE_RETURN_IF_ERROR(impl->Init());
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Status Server::Run() { return impl_->Run(); }
+void Server::Stop() { impl_->Stop(); }
+std::string Server::listen_address() const { return impl_->listen_address_; }
+std::string Server::metrics_address() const { return impl_->metrics_address_; }
+
+}  // namespace kvstore::server

@@ -1,0 +1,407 @@
+#include "kvstore/server/store.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+namespace kvstore::server {
+
+using SteadyClock = std::chrono::steady_clock;
+
+struct Entry {
+  Key key;
+  EntryMeta meta;
+  Slot slot;
+  SteadyClock::time_point expires = SteadyClock::time_point::max();
+  uint32_t pins = 0;     // select deliveries reading the bytes
+  bool doomed = false;   // dropped while pinned: freed when the last reader finishes
+  std::list<Entry*>::iterator lru;
+  std::span<const std::byte> bytes() const { return {slot.data, slot.size}; }
+};
+
+namespace {
+
+uint64_t UnixMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+std::string FirstMissing(const Key& k) { return "key " + k.ToHex() + " is not stored"; }
+
+}  // namespace
+
+// ---- Delivery ----
+
+Delivery::~Delivery() {
+  if (!finished_) Finish(false);
+}
+
+uint64_t Delivery::total_bytes() const {
+  uint64_t n = 0;
+  for (const auto& e : entries_) n += e.bytes.size();
+  return n;
+}
+
+void Delivery::Finish(bool delivered) {
+  if (finished_) return;
+  finished_ = true;
+  store_->FinishDelivery(this, delivered);
+}
+
+// ---- Store ----
+
+Store::Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory)
+    : options_(options), started_(SteadyClock::now()), memory_(std::move(memory)) {}
+
+Store::~Store() {
+  std::lock_guard lock(mu_);
+  for (auto& [k, e] : index_) memory_->Free(e->slot);
+  index_.clear();
+}
+
+std::string Store::DescribeMemory() const {
+  std::lock_guard lock(mu_);
+  return memory_->Describe();
+}
+
+Result<Reservation> Store::Reserve(const Key& key, const EntryMeta& meta,
+                                   std::chrono::milliseconds ttl) {
+  if (meta.size > options_.max_value_bytes) {
+    return Status::InvalidArgument("value of " + std::to_string(meta.size) +
+                                   " bytes exceeds --max-value " +
+                                   std::to_string(options_.max_value_bytes));
+  }
+  Reservation r;
+  r.key = key;
+  r.meta = meta;
+  r.ttl = ttl.count() > 0 ? ttl : options_.default_ttl;
+  std::lock_guard lock(mu_);
+  if (index_.contains(key)) {
+    r.exists = true;
+    return r;
+  }
+  // A zero-length value still takes a slot of the smallest class so it has an address.
+  auto slot = memory_->Allocate(std::max<uint64_t>(meta.size, 1));
+  if (!slot) {
+    counters_.refused_inserts.fetch_add(1, std::memory_order_relaxed);
+    return Status::ResourceExhausted(
+        "host memory full: " + std::to_string(memory_->used()) + " of " +
+        std::to_string(memory_->capacity()) + " bytes in use, no room for " +
+        std::to_string(meta.size) +
+        " more; retry after entries are taken or expire, or start kvstored with a larger "
+        "--memory or with --spill");
+  }
+  r.slot = *slot;
+  r.slot.size = meta.size;
+  return r;
+}
+
+void Store::Abort(Reservation&& r) {
+  if (r.exists || r.slot.data == nullptr) return;
+  std::lock_guard lock(mu_);
+  memory_->Free(r.slot);
+  r.slot = {};
+}
+
+Result<bool> Store::Commit(Reservation&& r) {
+  if (r.exists) return false;
+  if (ValueChecksum(r.bytes()) != r.meta.checksum) {
+    counters_.checksum_failures.fetch_add(1, std::memory_order_relaxed);
+    Abort(std::move(r));
+    return Status::DataLoss("value for key " + r.key.ToHex() +
+                            " does not match its checksum; it was corrupted in transit and was "
+                            "not stored; insert it again");
+  }
+  auto e = std::make_unique<Entry>();
+  e->key = r.key;
+  e->meta = r.meta;
+  e->meta.created_unix_ms = UnixMs();
+  e->meta.tier = Tier::kHost;
+  if (r.ttl.count() > 0) {
+    e->expires = SteadyClock::now() + r.ttl;
+    e->meta.expires_unix_ms = e->meta.created_unix_ms + static_cast<uint64_t>(r.ttl.count());
+  } else {
+    e->meta.expires_unix_ms = 0;
+  }
+  e->slot = r.slot;
+  r.slot = {};
+  Callbacks cbs;
+  {
+    std::lock_guard lock(mu_);
+    if (index_.contains(e->key)) {  // a concurrent insert of the same key committed first
+      memory_->Free(e->slot);
+      return false;
+    }
+    Key key = e->key;
+    InsertIndexLocked(std::move(e));
+    counters_.inserts.fetch_add(1, std::memory_order_relaxed);
+    WakeWaitersLocked(key, &cbs);
+  }
+  RunCallbacks(cbs);
+  return true;
+}
+
+void Store::InsertIndexLocked(std::unique_ptr<Entry> e) {
+  lru_.push_front(e.get());
+  e->lru = lru_.begin();
+  host_value_bytes_ += e->meta.size;
+  Key key = e->key;
+  index_.emplace(key, std::move(e));
+}
+
+void Store::EraseLocked(std::unordered_map<Key, std::unique_ptr<Entry>, KeyHash>::iterator it) {
+  Entry* e = it->second.release();
+  index_.erase(it);
+  lru_.erase(e->lru);
+  host_value_bytes_ -= e->meta.size;
+  if (e->pins > 0) {
+    e->doomed = true;
+    ++held_entries_;
+    return;
+  }
+  FreeEntryLocked(e);
+}
+
+void Store::FreeEntryLocked(Entry* e) {
+  memory_->Free(e->slot);
+  delete e;
+}
+
+std::unique_ptr<Delivery> Store::TryClaimLocked(std::span<const Key> keys) {
+  for (const Key& k : keys) {
+    if (!index_.contains(k)) return nullptr;
+  }
+  std::unique_ptr<Delivery> d(new Delivery(this, /*drop=*/true));
+  for (const Key& k : keys) {
+    auto it = index_.find(k);
+    if (it == index_.end()) continue;  // the same key listed twice: claimed already
+    Entry* e = it->second.release();
+    index_.erase(it);
+    lru_.erase(e->lru);
+    host_value_bytes_ -= e->meta.size;
+    ++held_entries_;
+    d->held_.push_back(e);
+  }
+  for (const Key& k : keys) {
+    auto held = std::find_if(d->held_.begin(), d->held_.end(), [&](Entry* e) { return e->key == k; });
+    d->entries_.push_back({k, (*held)->meta, (*held)->bytes()});
+  }
+  return d;
+}
+
+void Store::WakeWaitersLocked(const Key& key, Callbacks* out) {
+  for (uint64_t id : waiters_.WaitingOn(key)) {
+    const Waiter* w = waiters_.Find(id);
+    if (w == nullptr) continue;
+    auto d = TryClaimLocked(w->keys);
+    if (d == nullptr) continue;  // still missing other keys
+    auto waiter = waiters_.Remove(id);
+    counters_.hits.fetch_add(1, std::memory_order_relaxed);
+    out->emplace_back(std::move(waiter->callback), std::move(d));
+    return;  // the key is claimed now: nobody else can take it
+  }
+}
+
+void Store::RunCallbacks(Callbacks& cbs) {
+  for (auto& [cb, d] : cbs) cb(std::move(d));
+}
+
+void Store::Select(std::span<const Key> keys, const DeliveryCallback& callback) {
+  std::unique_ptr<Delivery> d(new Delivery(this, /*drop=*/false));
+  {
+    std::lock_guard lock(mu_);
+    for (const Key& k : keys) {
+      if (!index_.contains(k)) {
+        counters_.misses.fetch_add(1, std::memory_order_relaxed);
+        d->finished_ = true;  // nothing pinned yet
+        callback(Status::NotFound(FirstMissing(k)));
+        return;
+      }
+    }
+    for (const Key& k : keys) {
+      Entry* e = index_.find(k)->second.get();
+      ++e->pins;
+      lru_.splice(lru_.begin(), lru_, e->lru);
+      d->held_.push_back(e);
+      d->entries_.push_back({k, e->meta, e->bytes()});
+    }
+    counters_.hits.fetch_add(1, std::memory_order_relaxed);
+  }
+  callback(std::move(d));
+}
+
+uint64_t Store::DropSelect(std::span<const Key> keys, DeliveryCallback callback) {
+  std::unique_ptr<Delivery> d;
+  uint64_t id = 0;
+  {
+    std::lock_guard lock(mu_);
+    d = TryClaimLocked(keys);
+    if (d == nullptr) id = waiters_.Add({keys.begin(), keys.end()}, std::move(callback));
+    else counters_.hits.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (d != nullptr) callback(std::move(d));
+  return id;
+}
+
+bool Store::CancelWaiter(uint64_t id) {
+  std::lock_guard lock(mu_);
+  bool removed = waiters_.Remove(id).has_value();
+  if (removed) counters_.misses.fetch_add(1, std::memory_order_relaxed);
+  return removed;
+}
+
+void Store::FinishDelivery(Delivery* d, bool delivered) {
+  Callbacks cbs;
+  {
+    std::lock_guard lock(mu_);
+    for (Entry* e : d->held_) {
+      if (!d->drop_) {
+        --e->pins;
+        if (e->pins == 0 && e->doomed) {
+          --held_entries_;
+          FreeEntryLocked(e);
+        }
+        continue;
+      }
+      --held_entries_;
+      if (delivered) {
+        if (e->pins > 0) {  // a select is still sending these bytes
+          e->doomed = true;
+          ++held_entries_;
+        } else {
+          FreeEntryLocked(e);
+        }
+        continue;
+      }
+      // Delivery failed: the entry goes back for the next taker.
+      counters_.redeliveries.fetch_add(1, std::memory_order_relaxed);
+      if (index_.contains(e->key)) {  // re-inserted meanwhile; keep the newer copy
+        if (e->pins > 0) {
+          e->doomed = true;
+          ++held_entries_;
+        } else {
+          FreeEntryLocked(e);
+        }
+        continue;
+      }
+      Key key = e->key;
+      InsertIndexLocked(std::unique_ptr<Entry>(e));
+      WakeWaitersLocked(key, &cbs);
+    }
+    d->held_.clear();
+  }
+  RunCallbacks(cbs);
+}
+
+size_t Store::MatchPrefix(std::span<const Key> keys) {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  while (n < keys.size() && index_.contains(keys[n])) ++n;
+  return n;
+}
+
+size_t Store::Remove(std::span<const Key> keys) {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (const Key& k : keys) {
+    auto it = index_.find(k);
+    if (it == index_.end()) continue;
+    EraseLocked(it);
+    ++n;
+  }
+  return n;
+}
+
+size_t Store::ExpireTtl() {
+  auto now = SteadyClock::now();
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (auto it = index_.begin(); it != index_.end();) {
+    auto next = std::next(it);
+    if (it->second->expires <= now) {
+      spdlog::debug("ttl expired: key {} ({} bytes, layout '{}', producer '{}') was never taken",
+                    it->first.ToHex(), it->second->meta.size, it->second->meta.layout,
+                    it->second->meta.producer);
+      EraseLocked(it);
+      ++n;
+    }
+    it = next;
+  }
+  counters_.ttl_expired.fetch_add(n, std::memory_order_relaxed);
+  return n;
+}
+
+void Store::FailAllWaiters(const std::string& why) {
+  std::vector<Waiter> all;
+  {
+    std::lock_guard lock(mu_);
+    all = waiters_.TakeAll();
+  }
+  for (auto& w : all) w.callback(Status::Unavailable(why));
+}
+
+ListPage Store::List(std::span<const std::byte> cursor, uint32_t limit, int tier,
+                     std::span<const std::byte> prefix) {
+  if (limit == 0) limit = 1000;
+  std::vector<EntryInfo> found;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [k, e] : index_) {
+      auto kb = std::span<const std::byte>(k.bytes);
+      if (!cursor.empty() &&
+          !std::lexicographical_compare(cursor.begin(), cursor.end(), kb.begin(), kb.end())) {
+        continue;
+      }
+      if (prefix.size() > Key::kSize ||
+          !std::equal(prefix.begin(), prefix.end(), kb.begin())) {
+        continue;
+      }
+      if (tier >= 0 && static_cast<int>(e->meta.tier) != tier) continue;
+      found.push_back({k, e->meta});
+    }
+  }
+  auto by_key = [](const EntryInfo& a, const EntryInfo& b) { return a.key < b.key; };
+  ListPage page;
+  if (found.size() > limit) {
+    std::partial_sort(found.begin(), found.begin() + limit, found.end(), by_key);
+    found.resize(limit);
+    page.next_cursor.assign(found.back().key.bytes.begin(), found.back().key.bytes.end());
+  } else {
+    std::sort(found.begin(), found.end(), by_key);
+  }
+  page.entries = std::move(found);
+  return page;
+}
+
+StoreStats Store::Stats() {
+  StoreStats s;
+  {
+    std::lock_guard lock(mu_);
+    TierStats host;
+    host.tier = Tier::kHost;
+    host.entries = index_.size();
+    host.bytes = host_value_bytes_;
+    host.capacity_bytes = memory_->capacity();
+    host.used_bytes = memory_->used();
+    s.tiers.push_back(host);
+    s.waiters = waiters_.size();
+    s.fragmentation = host.used_bytes == 0
+                          ? 0.0
+                          : 1.0 - static_cast<double>(host.bytes) / static_cast<double>(host.used_bytes);
+  }
+  s.inserts = counters_.inserts.load();
+  s.hits = counters_.hits.load();
+  s.misses = counters_.misses.load();
+  s.ttl_expired = counters_.ttl_expired.load();
+  s.evictions = counters_.evictions.load();
+  s.promotions = counters_.promotions.load();
+  s.refused_inserts = counters_.refused_inserts.load();
+  s.checksum_failures = counters_.checksum_failures.load();
+  s.uptime_seconds = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(SteadyClock::now() - started_).count());
+  return s;
+}
+
+}  // namespace kvstore::server

@@ -147,7 +147,7 @@ TEST_F(Loopback, BadRkeyFailsTheTransferNotTheProcess) {
   EXPECT_EQ(a_->PostWrite(l, bogus, 10).code(), StatusCode::kUnavailable);
 }
 
-TEST(QueuePairNoDevice, PollAndPostNeedAConnectedQp) {
+TEST(QueuePairUnconnected, RefusesPostsAndPollsEmpty) {
   auto dev = RdmaDevice::Open({});
   if (!dev.ok()) GTEST_SKIP() << "needs an RDMA device: " << dev.status().ToString();
   auto qp = QueuePair::Create(**dev, {});

@@ -6,7 +6,7 @@
 
 namespace kvstore::device {
 namespace {
-Status NoCuda() { return Status::Unavailable("device arena: built without CUDA"); }
+Status NoCuda() { return Status::Unavailable("device arena: no GPU: built without CUDA"); }
 }  // namespace
 
 bool BuiltWithCuda() { return false; }

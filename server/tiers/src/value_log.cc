@@ -1,0 +1,325 @@
+#include "value_log.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+namespace kvstore::tiers {
+namespace {
+
+constexpr uint64_t kAlign = 4096;
+constexpr uint64_t kBounceBytes = 4ull << 20;
+
+uint64_t RoundUp(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+bool Aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % kAlign == 0; }
+
+std::string Errno(const char* what, const std::string& path) {
+  return std::string(what) + " " + path + ": " + std::strerror(errno);
+}
+
+// Direct I/O needs aligned memory; callers' buffers usually are (arena slots
+// are 4 KiB-aligned), and this one per thread covers the rest.
+std::byte* Bounce() {
+  struct Deleter {
+    void operator()(std::byte* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<std::byte, Deleter> buf(
+      static_cast<std::byte*>(std::aligned_alloc(kAlign, kBounceBytes)));
+  return buf.get();
+}
+
+bool PwriteAll(int fd, const std::byte* p, uint64_t n, uint64_t off) {
+  while (n > 0) {
+    const ssize_t w = pwrite(fd, p, n, static_cast<off_t>(off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<uint64_t>(w);
+    off += static_cast<uint64_t>(w);
+  }
+  return true;
+}
+
+// Returns bytes read (short only at end of file) or -1.
+int64_t PreadAll(int fd, std::byte* p, uint64_t n, uint64_t off) {
+  uint64_t done = 0;
+  while (done < n) {
+    const ssize_t r = pread(fd, p + done, n - done, static_cast<off_t>(off + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    done += static_cast<uint64_t>(r);
+  }
+  return static_cast<int64_t>(done);
+}
+
+}  // namespace
+
+struct ValueLog::Segment {
+  uint64_t id = 0;
+  std::string path;
+  int fd = -1;
+  uint64_t size = 0;  // bytes reserved (the write head)
+  uint64_t live = 0;
+  bool dirty = false;   // GUARDED_BY(ValueLog::mu_)
+  bool direct = false;  // opened with O_DIRECT
+  ~Segment() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+ValueLog::ValueLog(const ValueLogOptions& options)
+    : options_(options), direct_io_(options.direct_io) {}
+
+ValueLog::~ValueLog() = default;
+
+Result<std::unique_ptr<ValueLog>> ValueLog::Open(const ValueLogOptions& options) {
+  std::error_code ec;
+  std::filesystem::create_directories(options.dir, ec);
+  if (ec) return Status::Internal("value log: create " + options.dir + ": " + ec.message());
+  std::unique_ptr<ValueLog> log(new ValueLog(options));
+  for (const auto& e : std::filesystem::directory_iterator(options.dir, ec)) {
+    const std::string name = e.path().filename().string();
+    uint64_t id = 0;
+    char tail[8] = {};
+    if (std::sscanf(name.c_str(), "seg-%" SCNu64 ".%7s", &id, tail) != 2 ||
+        std::strcmp(tail, "vlog") != 0) {
+      continue;
+    }
+    auto seg = std::make_shared<Segment>();
+    seg->id = id;
+    seg->path = e.path().string();
+    seg->direct = log->direct_io_;
+    seg->fd = open(seg->path.c_str(), O_RDONLY | O_CLOEXEC | (seg->direct ? O_DIRECT : 0));
+    if (seg->fd < 0 && errno == EINVAL && seg->direct) {
+      seg->direct = false;
+      seg->fd = open(seg->path.c_str(), O_RDONLY | O_CLOEXEC);
+    }
+    if (seg->fd < 0) return Status::Internal(Errno("value log: open", seg->path));
+    struct stat st {};
+    if (fstat(seg->fd, &st) != 0) return Status::Internal(Errno("value log: stat", seg->path));
+    seg->size = static_cast<uint64_t>(st.st_size);
+    log->disk_bytes_ += seg->size;
+    log->next_id_ = std::max(log->next_id_, id + 1);
+    log->segments_.emplace(id, std::move(seg));
+  }
+  if (ec) return Status::Internal("value log: list " + options.dir + ": " + ec.message());
+  return log;
+}
+
+bool ValueLog::Adopt(const SpillLocation& loc) {
+  std::lock_guard lock(mu_);
+  if (loc.stored_bytes == 0) return true;
+  auto it = segments_.find(loc.segment);
+  if (it == segments_.end() || loc.offset + loc.stored_bytes > it->second->size) return false;
+  it->second->live += loc.stored_bytes;
+  live_bytes_ += loc.stored_bytes;
+  return true;
+}
+
+void ValueLog::DropUnreferenced() {
+  std::lock_guard lock(mu_);
+  for (auto it = segments_.begin(); it != segments_.end();) {
+    if (it->second->live == 0 && it->second != active_) {
+      unlink(it->second->path.c_str());
+      disk_bytes_ -= it->second->size;
+      it = segments_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+Result<std::shared_ptr<ValueLog::Segment>> ValueLog::NewSegmentLocked() {
+  auto seg = std::make_shared<Segment>();
+  seg->id = next_id_++;
+  char name[40];
+  std::snprintf(name, sizeof(name), "seg-%016" PRIu64 ".vlog", seg->id);
+  seg->path = options_.dir + "/" + name;
+  const int flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC;
+  seg->direct = direct_io_;
+  seg->fd = open(seg->path.c_str(), flags | (seg->direct ? O_DIRECT : 0), 0644);
+  if (seg->fd < 0 && errno == EINVAL && seg->direct) {
+    spdlog::warn("value log: {} refuses O_DIRECT; using buffered I/O", options_.dir);
+    direct_io_ = false;
+    seg->direct = false;
+    seg->fd = open(seg->path.c_str(), flags, 0644);
+  }
+  if (seg->fd < 0) return Status::Internal(Errno("value log: create", seg->path));
+  // The new name must survive power loss too, or Flush() would sync an orphan.
+  const int dfd = open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+  segments_.emplace(seg->id, seg);
+  return seg;
+}
+
+Result<SpillLocation> ValueLog::Append(std::span<const std::byte> value, bool sync) {
+  const uint64_t size = value.size();
+  const uint64_t stored = RoundUp(size);
+  std::shared_ptr<Segment> seg;
+  SpillLocation loc;
+  {
+    std::lock_guard lock(mu_);
+    if (!active_ || (active_->size > 0 && active_->size + stored > options_.segment_bytes)) {
+      if (active_ && active_->live == 0) {
+        unlink(active_->path.c_str());
+        disk_bytes_ -= active_->size;
+        segments_.erase(active_->id);
+      }
+      active_.reset();
+      KVSTORE_ASSIGN_OR_RETURN(active_, NewSegmentLocked());
+    }
+    seg = active_;
+    loc = {seg->id, seg->size, stored};
+    seg->size += stored;
+    seg->live += stored;
+    live_bytes_ += stored;
+    disk_bytes_ += stored;
+    seg->dirty = true;
+  }
+
+  bool ok = true;
+  const uint64_t whole = size / kAlign * kAlign;
+  if (Aligned(value.data()) || !seg->direct) {
+    ok = PwriteAll(seg->fd, value.data(), whole, loc.offset);
+  } else {
+    for (uint64_t done = 0; ok && done < whole; done += kBounceBytes) {
+      const uint64_t n = std::min(kBounceBytes, whole - done);
+      std::memcpy(Bounce(), value.data() + done, n);
+      ok = PwriteAll(seg->fd, Bounce(), n, loc.offset + done);
+    }
+  }
+  if (ok && stored > whole) {
+    std::byte* tail = Bounce();
+    std::memcpy(tail, value.data() + whole, size - whole);
+    std::memset(tail + (size - whole), 0, stored - size);
+    ok = PwriteAll(seg->fd, tail, kAlign, loc.offset + whole);
+  }
+  if (ok && sync) ok = fdatasync(seg->fd) == 0;
+  if (!ok) {
+    Status s = Status::Internal(Errno("value log: write", seg->path));
+    Release(loc);
+    return s;
+  }
+  return loc;
+}
+
+Status ValueLog::Read(const SpillLocation& loc, std::span<std::byte> dst) {
+  if (dst.empty()) return Status::Ok();
+  std::shared_ptr<Segment> seg = Find(loc.segment);
+  if (!seg)
+    return Status::DataLoss("value log: segment " + std::to_string(loc.segment) + " is gone");
+  const uint64_t size = dst.size();
+  const uint64_t whole = size / kAlign * kAlign;
+  const uint64_t stored = RoundUp(size);
+  bool ok = true;
+  if (Aligned(dst.data()) || !seg->direct) {
+    ok = PreadAll(seg->fd, dst.data(), whole, loc.offset) == static_cast<int64_t>(whole);
+  } else {
+    for (uint64_t done = 0; ok && done < whole; done += kBounceBytes) {
+      const uint64_t n = std::min(kBounceBytes, whole - done);
+      ok = PreadAll(seg->fd, Bounce(), n, loc.offset + done) == static_cast<int64_t>(n);
+      if (ok) std::memcpy(dst.data() + done, Bounce(), n);
+    }
+  }
+  if (ok && stored > whole) {
+    ok = PreadAll(seg->fd, Bounce(), kAlign, loc.offset + whole) >=
+         static_cast<int64_t>(size - whole);
+    if (ok) std::memcpy(dst.data() + whole, Bounce(), size - whole);
+  }
+  if (!ok) {
+    return Status::DataLoss("value log: short read of " + std::to_string(size) + " bytes at " +
+                            seg->path + ":" + std::to_string(loc.offset));
+  }
+  return Status::Ok();
+}
+
+void ValueLog::Release(const SpillLocation& loc) {
+  if (loc.stored_bytes == 0) return;
+  std::lock_guard lock(mu_);
+  auto it = segments_.find(loc.segment);
+  if (it == segments_.end()) return;
+  Segment& seg = *it->second;
+  seg.live -= std::min(seg.live, loc.stored_bytes);
+  live_bytes_ -= std::min(live_bytes_, loc.stored_bytes);
+  if (seg.live == 0 && it->second != active_) {
+    unlink(seg.path.c_str());  // readers still holding the segment keep its fd
+    disk_bytes_ -= seg.size;
+    segments_.erase(it);
+  }
+}
+
+Status ValueLog::Sync() {
+  std::vector<std::shared_ptr<Segment>> dirty;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, seg] : segments_) {
+      if (seg->dirty) {
+        seg->dirty = false;
+        dirty.push_back(seg);
+      }
+    }
+  }
+  for (auto& seg : dirty) {
+    if (fdatasync(seg->fd) != 0) {
+      std::lock_guard lock(mu_);
+      seg->dirty = true;
+      return Status::Internal(Errno("value log: fdatasync", seg->path));
+    }
+  }
+  return Status::Ok();
+}
+
+std::shared_ptr<ValueLog::Segment> ValueLog::Find(uint64_t id) const {
+  std::lock_guard lock(mu_);
+  auto it = segments_.find(id);
+  return it == segments_.end() ? nullptr : it->second;
+}
+
+std::optional<uint64_t> ValueLog::SegmentSize(uint64_t segment) const {
+  auto seg = Find(segment);
+  if (!seg) return std::nullopt;
+  std::lock_guard lock(mu_);
+  return seg->size;
+}
+
+std::optional<uint64_t> ValueLog::PickVictim(double max_live_ratio) const {
+  std::lock_guard lock(mu_);
+  std::optional<uint64_t> best;
+  double best_ratio = max_live_ratio;
+  for (const auto& [id, seg] : segments_) {
+    if (seg == active_ || seg->size == 0) continue;
+    const double ratio = static_cast<double>(seg->live) / static_cast<double>(seg->size);
+    if (ratio < best_ratio) {
+      best_ratio = ratio;
+      best = id;
+    }
+  }
+  return best;
+}
+
+uint64_t ValueLog::disk_bytes() const {
+  std::lock_guard lock(mu_);
+  return disk_bytes_;
+}
+
+uint64_t ValueLog::live_bytes() const {
+  std::lock_guard lock(mu_);
+  return live_bytes_;
+}
+
+}  // namespace kvstore::tiers

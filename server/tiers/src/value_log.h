@@ -1,0 +1,87 @@
+// ValueLog: the write-once files that hold spilled values.
+//
+// Values are appended to segment files (`<dir>/seg-<id>.vlog`) at 4 KiB-aligned
+// offsets with direct I/O, so each byte is written to disk once and no page
+// cache is spent on bytes the host arena already caches. Segments never change
+// after a write; a segment is deleted when its last live value is released, and
+// RocksDbSpill compacts mostly-dead segments by re-appending their live values.
+// The index (where each key lives) is RocksDbSpill's, not the log's.
+//
+// Thread-safety: all methods are safe to call concurrently. Appends reserve
+// space under a mutex and write outside it; readers hold the segment open, so a
+// segment deleted during a read stays readable until the read ends.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "kvstore/status.h"
+#include "spill_record.h"
+
+namespace kvstore::tiers {
+
+struct ValueLogOptions {
+  std::string dir;                       // created if missing; required
+  uint64_t segment_bytes = 64ull << 20;  // a segment is sealed past this size
+  bool direct_io = true;                 // O_DIRECT; falls back to buffered where refused
+};
+
+class ValueLog {
+ public:
+  // Opens the segments found in dir, sealed and with nothing live; appends go
+  // to a new segment. The owner then Adopt()s every location its index still
+  // references and calls DropUnreferenced().
+  static Result<std::unique_ptr<ValueLog>> Open(const ValueLogOptions& options);
+  ~ValueLog();
+  ValueLog(const ValueLog&) = delete;
+  ValueLog& operator=(const ValueLog&) = delete;
+
+  // Writes `value` (zero-padded to 4 KiB) at the head; with `sync`, fdatasync
+  // before returning. The bytes count as live until Release.
+  Result<SpillLocation> Append(std::span<const std::byte> value, bool sync);
+  // Reads dst.size() bytes from the start of `loc`. DataLoss on a short read.
+  // REQUIRES: dst.size() <= loc.stored_bytes.
+  Status Read(const SpillLocation& loc, std::span<std::byte> dst);
+  // The bytes at `loc` are dead; deletes the segment when nothing live is left.
+  void Release(const SpillLocation& loc);
+  // Counts `loc` as live. False when its segment is missing or too short to
+  // hold it (the index entry is then stale and must go).
+  bool Adopt(const SpillLocation& loc);
+  // Deletes the segments nothing live references.
+  void DropUnreferenced();
+  // fdatasync every segment written since the last Sync.
+  Status Sync();
+
+  // Size of the segment's file, or nullopt when no such segment is open.
+  std::optional<uint64_t> SegmentSize(uint64_t segment) const;
+  // The sealed segment with the least live share if that share is below
+  // `max_live_ratio`; nullopt otherwise.
+  std::optional<uint64_t> PickVictim(double max_live_ratio) const;
+  uint64_t disk_bytes() const;
+  uint64_t live_bytes() const;
+  // False once the directory refused O_DIRECT.
+  bool direct_io() const { return direct_io_; }
+
+ private:
+  struct Segment;
+  explicit ValueLog(const ValueLogOptions& options);
+  Result<std::shared_ptr<Segment>> NewSegmentLocked();
+  std::shared_ptr<Segment> Find(uint64_t id) const;
+
+  const ValueLogOptions options_;
+  std::atomic<bool> direct_io_;
+  mutable std::mutex mu_;
+  std::map<uint64_t, std::shared_ptr<Segment>> segments_;  // GUARDED_BY(mu_)
+  std::shared_ptr<Segment> active_;                        // GUARDED_BY(mu_)
+  uint64_t next_id_ = 1;                                   // GUARDED_BY(mu_)
+  uint64_t disk_bytes_ = 0;                                // GUARDED_BY(mu_)
+  uint64_t live_bytes_ = 0;                                // GUARDED_BY(mu_)
+};
+
+}  // namespace kvstore::tiers

@@ -1,0 +1,275 @@
+#include "kvstore/tiers/rocksdb_spill.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <xxhash.h>
+
+namespace kvstore::tiers {
+namespace {
+
+constexpr uint64_t KiB = 1024, MiB = 1024 * 1024;
+
+Key MakeKey(uint32_t i) {
+  Key k;
+  for (size_t j = 0; j < Key::kSize; ++j) k.bytes[j] = std::byte((i >> (8 * (j % 4))) + j * 31);
+  return k;
+}
+
+std::vector<std::byte> MakeValue(uint64_t size, uint32_t seed) {
+  std::vector<std::byte> v(size);
+  std::mt19937_64 rng(seed);
+  for (auto& b : v) b = std::byte(rng());
+  return v;
+}
+
+EntryMeta MetaFor(std::span<const std::byte> v) {
+  EntryMeta m;
+  m.size = v.size();
+  m.checksum = XXH3_64bits(v.data(), v.size());
+  m.layout = "test/f16";
+  m.producer = "spill-test";
+  m.created_unix_ms = 1700000000000ull;
+  return m;
+}
+
+class RocksDbSpillTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/kvstore-spill-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    opts_.dir = dir_;
+    opts_.capacity_bytes = 256 * MiB;
+    opts_.segment_bytes = 16 * MiB;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<RocksDbSpill> Open() {
+    auto s = RocksDbSpill::Open(opts_);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+
+  void PutValue(RocksDbSpill& s, uint32_t i, const std::vector<std::byte>& v) {
+    Status st = s.Put(MakeKey(i), MetaFor(v), v);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+
+  void ExpectValue(RocksDbSpill& s, uint32_t i, const std::vector<std::byte>& v) {
+    std::vector<std::byte> out(v.size());
+    EntryMeta m;
+    Status st = s.Get(MakeKey(i), out, &m);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_EQ(m.size, v.size());
+    EXPECT_EQ(m.tier, Tier::kSpill);
+    EXPECT_EQ(m.layout, "test/f16");
+    EXPECT_TRUE(out == v) << "value " << i << " differs";
+  }
+
+  std::string dir_;
+  SpillOptions opts_;
+};
+
+TEST_F(RocksDbSpillTest, RoundTripOneAndSixteenMiB) {
+  auto s = Open();
+  ASSERT_TRUE(s);
+  const auto a = MakeValue(1 * MiB, 1), b = MakeValue(16 * MiB, 2), c = MakeValue(5000, 3);
+  PutValue(*s, 1, a);
+  PutValue(*s, 2, b);
+  PutValue(*s, 3, c);
+  ExpectValue(*s, 1, a);
+  ExpectValue(*s, 2, b);
+  ExpectValue(*s, 3, c);
+
+  auto meta = s->GetMeta(MakeKey(2));
+  ASSERT_TRUE(meta.ok());
+  EXPECT_EQ(meta->size, 16 * MiB);
+  EXPECT_EQ(meta->checksum, XXH3_64bits(b.data(), b.size()));
+
+  auto st = s->Stats();
+  EXPECT_EQ(st.entries, 3u);
+  EXPECT_EQ(st.bytes, 17 * MiB + 5000);
+  EXPECT_EQ(st.write_bytes, 17 * MiB + 5000);
+
+  ASSERT_TRUE(s->Delete(MakeKey(1)).ok());
+  EXPECT_EQ(s->GetMeta(MakeKey(1)).status().code(), StatusCode::kNotFound);
+  std::vector<std::byte> out(1 * MiB);
+  EXPECT_EQ(s->Get(MakeKey(1), out, nullptr).code(), StatusCode::kNotFound);
+  EXPECT_EQ(s->Delete(MakeKey(1)).code(), StatusCode::kNotFound);
+  EXPECT_EQ(s->Stats().entries, 2u);
+}
+
+TEST_F(RocksDbSpillTest, UnalignedBuffersAndSmallDestination) {
+  auto s = Open();
+  ASSERT_TRUE(s);
+  const auto v = MakeValue(3 * MiB + 123, 4);
+  std::vector<std::byte> shifted(v.size() + 1);
+  std::copy(v.begin(), v.end(), shifted.begin() + 1);
+  ASSERT_TRUE(s->Put(MakeKey(9), MetaFor(v), std::span(shifted).subspan(1)).ok());
+  std::vector<std::byte> out(v.size() + 7);
+  ASSERT_TRUE(s->Get(MakeKey(9), std::span(out).subspan(7), nullptr).ok());
+  EXPECT_TRUE(std::equal(v.begin(), v.end(), out.begin() + 7));
+  std::vector<std::byte> small(v.size() - 1);
+  EXPECT_EQ(s->Get(MakeKey(9), small, nullptr).code(), StatusCode::kInvalidArgument);
+  EntryMeta wrong = MetaFor(v);
+  wrong.size += 1;
+  EXPECT_EQ(s->Put(MakeKey(10), wrong, v).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(RocksDbSpillTest, ReopenFindsEntriesAndForEachListsThem) {
+  std::vector<std::vector<std::byte>> values;
+  {
+    auto s = Open();
+    ASSERT_TRUE(s);
+    for (uint32_t i = 0; i < 20; ++i) {
+      values.push_back(MakeValue((i % 3 + 1) * 700 * KiB, i));
+      PutValue(*s, i, values.back());
+    }
+    ASSERT_TRUE(s->Delete(MakeKey(5)).ok());
+  }
+  auto s = Open();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->Stats().entries, 19u);
+  std::map<Key, EntryMeta> seen;
+  ASSERT_TRUE(s->ForEach([&](const Key& k, const EntryMeta& m) {
+                 seen[k] = m;
+                 return true;
+               }).ok());
+  EXPECT_EQ(seen.size(), 19u);
+  EXPECT_EQ(seen.count(MakeKey(5)), 0u);
+  for (uint32_t i = 0; i < 20; ++i) {
+    if (i == 5) continue;
+    ASSERT_EQ(seen.count(MakeKey(i)), 1u);
+    EXPECT_EQ(seen[MakeKey(i)].size, values[i].size());
+    ExpectValue(*s, i, values[i]);
+  }
+  int calls = 0;
+  ASSERT_TRUE(s->ForEach([&](const Key&, const EntryMeta&) { return ++calls < 3; }).ok());
+  EXPECT_EQ(calls, 3);
+}
+
+TEST_F(RocksDbSpillTest, SurvivesProcessDeathWithoutClose) {
+  const auto v = MakeValue(2 * MiB + 10, 7);
+  // A child process puts and dies by SIGKILL: no destructor, no Flush.
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto s = RocksDbSpill::Open(opts_);
+    if (!s.ok()) _exit(2);
+    if (!(*s)->Put(MakeKey(77), MetaFor(v), v).ok()) _exit(3);
+    kill(getpid(), SIGKILL);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << WEXITSTATUS(status);
+  auto s = Open();
+  ASSERT_TRUE(s);
+  ExpectValue(*s, 77, v);
+}
+
+TEST_F(RocksDbSpillTest, RefusesBeyondCapacity) {
+  opts_.capacity_bytes = 8 * MiB;
+  auto s = Open();
+  ASSERT_TRUE(s);
+  const auto v = MakeValue(3 * MiB, 8);
+  PutValue(*s, 1, v);
+  PutValue(*s, 2, v);
+  Status st = s->Put(MakeKey(3), MetaFor(v), v);
+  EXPECT_EQ(st.code(), StatusCode::kResourceExhausted) << st.ToString();
+  EXPECT_EQ(s->Stats().refused_puts, 1u);
+  EXPECT_EQ(s->Stats().entries, 2u);
+  PutValue(*s, 2, v);  // replacing an entry needs no extra room
+  ASSERT_TRUE(s->Delete(MakeKey(1)).ok());
+  PutValue(*s, 3, v);
+  ExpectValue(*s, 3, v);
+}
+
+TEST_F(RocksDbSpillTest, CorruptValueIsDetectedRemovedAndNeverServed) {
+  const auto v = MakeValue(1 * MiB, 11);
+  {
+    auto s = Open();
+    ASSERT_TRUE(s);
+    PutValue(*s, 1, v);
+  }
+  // Flip one byte in the middle of the value on disk.
+  int corrupted = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir_ + "/values")) {
+    const int fd = open(e.path().c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    char b;
+    ASSERT_EQ(pread(fd, &b, 1, 512 * KiB), 1);
+    b ^= 0x40;
+    ASSERT_EQ(pwrite(fd, &b, 1, 512 * KiB), 1);
+    fsync(fd);
+    close(fd);
+    ++corrupted;
+  }
+  ASSERT_EQ(corrupted, 1);
+  auto s = Open();
+  ASSERT_TRUE(s);
+  std::vector<std::byte> out(v.size());
+  EXPECT_EQ(s->Get(MakeKey(1), out, nullptr).code(), StatusCode::kDataLoss);
+  EXPECT_EQ(s->Stats().checksum_failures, 1u);
+  EXPECT_EQ(s->GetMeta(MakeKey(1)).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(s->Stats().entries, 0u);
+}
+
+TEST_F(RocksDbSpillTest, TruncatedSegmentDropsItsRecordsAtOpen) {
+  const auto v = MakeValue(1 * MiB, 12);
+  {
+    auto s = Open();
+    ASSERT_TRUE(s);
+    PutValue(*s, 1, v);
+    PutValue(*s, 2, v);
+  }
+  for (const auto& e : std::filesystem::directory_iterator(dir_ + "/values")) {
+    std::filesystem::resize_file(e.path(), 1 * MiB);  // keeps the first value only
+  }
+  auto s = Open();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->Stats().entries, 1u);
+  ExpectValue(*s, 1, v);
+  EXPECT_EQ(s->GetMeta(MakeKey(2)).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(RocksDbSpillTest, DeletesReclaimDiskAndCompactionKeepsValues) {
+  opts_.capacity_bytes = 64 * MiB;
+  opts_.segment_bytes = 8 * MiB;
+  opts_.max_garbage_bytes = 16 * MiB;
+  auto s = Open();
+  ASSERT_TRUE(s);
+  std::map<uint32_t, std::vector<std::byte>> live;
+  std::mt19937 rng(5);
+  uint32_t next = 0;
+  for (int round = 0; round < 300; ++round) {
+    if (live.size() < 20 || rng() % 2 == 0) {
+      auto v = MakeValue(256 * KiB + rng() % (768 * KiB), next);
+      Status st = s->Put(MakeKey(next), MetaFor(v), v);
+      if (st.ok()) live[next] = std::move(v);
+      ++next;
+    } else {
+      auto it = std::next(live.begin(), rng() % live.size());
+      ASSERT_TRUE(s->Delete(MakeKey(it->first)).ok());
+      live.erase(it);
+    }
+  }
+  const auto st = s->Stats();
+  EXPECT_EQ(st.entries, live.size());
+  EXPECT_LE(st.disk_bytes, st.bytes + 16 * MiB + 2 * 8 * MiB + live.size() * 4096);
+  for (auto& [i, v] : live) ExpectValue(*s, i, v);
+  s.reset();
+  s = Open();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->Stats().entries, live.size());
+  for (auto& [i, v] : live) ExpectValue(*s, i, v);
+}
+
+}  // namespace
+}  // namespace kvstore::tiers

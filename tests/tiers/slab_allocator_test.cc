@@ -1,0 +1,202 @@
+#include "kvstore/tiers/slab_allocator.h"
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace kvstore::tiers {
+namespace {
+
+constexpr uint64_t KiB = 1024, MiB = 1024 * 1024;
+
+SlabAllocatorOptions Arena(uint64_t bytes, uint64_t base = 0) {
+  SlabAllocatorOptions o;
+  o.base_offset = base;
+  o.total_bytes = bytes;
+  return o;
+}
+
+std::vector<Allocation> FillWith(SlabAllocator& a, uint64_t bytes) {
+  std::vector<Allocation> out;
+  while (auto x = a.Allocate(bytes)) out.push_back(*x);
+  return out;
+}
+
+// No two live allocations overlap and all lie inside [base, base + capacity).
+void ExpectDisjoint(const std::vector<Allocation>& live, uint64_t base, uint64_t capacity) {
+  std::vector<Allocation> v = live;
+  std::sort(v.begin(), v.end(), [](auto& x, auto& y) { return x.offset < y.offset; });
+  for (size_t i = 0; i < v.size(); ++i) {
+    ASSERT_GE(v[i].offset, base);
+    ASSERT_LE(v[i].offset + v[i].capacity, base + capacity);
+    ASSERT_GE(v[i].capacity, v[i].requested);
+    ASSERT_EQ(v[i].offset % 4096, 0u);
+    if (i > 0) {
+      ASSERT_LE(v[i - 1].offset + v[i - 1].capacity, v[i].offset);
+    }
+  }
+}
+
+void ExpectStatsMatch(const SlabAllocator& a, const std::vector<Allocation>& live) {
+  uint64_t allocated = 0, requested = 0;
+  for (auto& x : live) {
+    allocated += x.capacity;
+    requested += x.requested;
+  }
+  const AllocatorStats s = a.Stats();
+  EXPECT_EQ(s.allocations, live.size());
+  EXPECT_EQ(s.allocated_bytes, allocated);
+  EXPECT_EQ(s.requested_bytes, requested);
+  EXPECT_EQ(s.free_bytes, s.capacity_bytes - allocated);
+  EXPECT_EQ(s.pool_free_bytes + s.slab_bytes + s.direct_bytes, s.capacity_bytes);
+  EXPECT_LE(s.largest_free_run, s.pool_free_bytes);
+  uint64_t used_slots = 0;
+  for (auto& c : s.classes) {
+    EXPECT_LE(c.slots_used, c.slots_total);
+    used_slots += c.slots_used;
+  }
+  uint64_t slab_allocs = 0;
+  for (auto& x : live) slab_allocs += x.size_class != kDirectClass;
+  EXPECT_EQ(used_slots, slab_allocs);
+}
+
+TEST(SlabAllocatorTest, SixteenFourMiBValuesFitIn64MiB) {
+  SlabAllocator a(Arena(64 * MiB));
+  auto live = FillWith(a, 4 * MiB);
+  EXPECT_EQ(live.size(), 16u);
+  ExpectDisjoint(live, 0, 64 * MiB);
+  EXPECT_EQ(a.Stats().fragmentation, 0.0);
+  EXPECT_FALSE(a.Allocate(4 * KiB).has_value());  // exhausted, and nothing changed:
+  ExpectStatsMatch(a, live);
+}
+
+TEST(SlabAllocatorTest, ZeroAndOversizeAreRefused) {
+  SlabAllocator a(Arena(8 * MiB));
+  EXPECT_FALSE(a.Allocate(0).has_value());
+  EXPECT_FALSE(a.Allocate(8 * MiB + 1).has_value());
+  EXPECT_TRUE(a.Allocate(8 * MiB).has_value());
+}
+
+TEST(SlabAllocatorTest, FreedMemoryServesOtherClassesAndLargeRuns) {
+  SlabAllocator a(Arena(64 * MiB, 1 * MiB));
+  auto big = FillWith(a, 4 * MiB);
+  ASSERT_EQ(big.size(), 16u);
+  for (auto& x : big) a.Free(x);
+  EXPECT_EQ(a.Stats().pool_free_bytes, 64 * MiB);
+
+  auto mid = FillWith(a, 256 * KiB);
+  EXPECT_EQ(mid.size(), 256u);
+  ExpectDisjoint(mid, 1 * MiB, 64 * MiB);
+  ExpectStatsMatch(a, mid);
+  for (auto& x : mid) a.Free(x);
+  EXPECT_EQ(a.Stats().largest_free_run, 64 * MiB);
+
+  auto huge = FillWith(a, 32 * MiB);
+  EXPECT_EQ(huge.size(), 2u);
+  ExpectDisjoint(huge, 1 * MiB, 64 * MiB);
+}
+
+TEST(SlabAllocatorTest, ReusesFreedSlot) {
+  SlabAllocator a(Arena(16 * MiB));
+  auto x = a.Allocate(64 * KiB);
+  ASSERT_TRUE(x);
+  a.Free(*x);
+  auto y = a.Allocate(64 * KiB);
+  ASSERT_TRUE(y);
+  EXPECT_EQ(y->offset, x->offset);
+}
+
+TEST(SlabAllocatorTest, SizeClassesBoundWaste) {
+  SlabAllocator a(Arena(64 * MiB));
+  for (uint64_t b : std::vector<uint64_t>{1, 4096, 4097, 17 * KiB, 33 * KiB, 65 * KiB, 100 * KiB,
+                                          1 * MiB + 1, 2 * MiB, 3 * MiB + 5, 33 * MiB}) {
+    const uint64_t cap = a.CapacityFor(b);
+    ASSERT_GE(cap, b) << b;
+    EXPECT_EQ(cap % 4096, 0u) << b;
+    if (b > 16 * KiB) {
+      EXPECT_LE(cap, b + b / 4 + 1) << b;
+    }
+    auto x = a.Allocate(b);
+    ASSERT_TRUE(x) << b;
+    EXPECT_EQ(x->capacity, cap) << b;
+    a.Free(*x);
+  }
+}
+
+TEST(SlabAllocatorTest, FragmentationIsReported) {
+  SlabAllocator a(Arena(64 * MiB));
+  auto x = a.Allocate(40 * KiB + 1);  // class 48 KiB
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->capacity, 48 * KiB);
+  const auto s = a.Stats();
+  EXPECT_NEAR(s.fragmentation, 1.0 - (40.0 * KiB + 1) / (48.0 * KiB), 1e-9);
+  EXPECT_EQ(s.classes[x->size_class].slots_used, 1u);
+}
+
+TEST(SlabAllocatorTest, ExhaustionLeavesStateIntact) {
+  SlabAllocator a(Arena(8 * MiB));
+  std::vector<Allocation> live = FillWith(a, 4 * KiB);
+  EXPECT_EQ(live.size(), 2048u);
+  const auto before = a.Stats();
+  EXPECT_FALSE(a.Allocate(4 * KiB));
+  EXPECT_FALSE(a.Allocate(3 * MiB));
+  EXPECT_EQ(a.Stats().allocated_bytes, before.allocated_bytes);
+  ExpectDisjoint(live, 0, 8 * MiB);
+  for (auto& x : live) a.Free(x);
+  EXPECT_EQ(a.Stats().allocated_bytes, 0u);
+  EXPECT_EQ(a.Stats().slab_bytes, 0u);
+  EXPECT_EQ(a.Stats().largest_free_run, 8 * MiB);
+}
+
+TEST(SlabAllocatorTest, RandomizedStressKeepsAllocationsDisjoint) {
+  constexpr uint64_t kBase = 4096 * 16, kCap = 256 * MiB;
+  SlabAllocator a(Arena(kCap, kBase));
+  std::mt19937_64 rng(42);
+  const std::vector<uint64_t> sizes = {4 * KiB, 5000,        64 * KiB, 100 * KiB, 512 * KiB,
+                                       2 * MiB, 2 * MiB + 1, 4 * MiB,  9 * MiB,   33 * MiB};
+  std::vector<Allocation> live;
+  size_t refused = 0;
+  for (int step = 0; step < 20000; ++step) {
+    if (live.empty() || rng() % 100 < 55) {
+      uint64_t b = sizes[rng() % sizes.size()];
+      if (rng() % 4 == 0) b = 1 + rng() % (3 * MiB);
+      if (auto x = a.Allocate(b)) {
+        live.push_back(*x);
+      } else {
+        ++refused;
+      }
+    } else {
+      const size_t i = rng() % live.size();
+      a.Free(live[i]);
+      live[i] = live.back();
+      live.pop_back();
+    }
+    if (step % 1000 == 0) {
+      ExpectDisjoint(live, kBase, kCap);
+      ExpectStatsMatch(a, live);
+    }
+  }
+  ExpectDisjoint(live, kBase, kCap);
+  ExpectStatsMatch(a, live);
+  EXPECT_GT(refused, 0u);  // the run did reach exhaustion
+  for (auto& x : live) a.Free(x);
+  const auto s = a.Stats();
+  EXPECT_EQ(s.allocated_bytes, 0u);
+  EXPECT_EQ(s.pool_free_bytes, kCap);
+  EXPECT_EQ(s.largest_free_run, kCap);  // everything coalesced back
+}
+
+TEST(SlabAllocatorDeathTest, DoubleFreeAborts) {
+  SlabAllocator a(Arena(8 * MiB));
+  auto x = a.Allocate(64 * KiB);
+  auto y = a.Allocate(64 * KiB);  // keeps the slab alive
+  ASSERT_TRUE(x && y);
+  a.Free(*x);
+  EXPECT_DEATH(a.Free(*x), "not live");
+}
+
+}  // namespace
+}  // namespace kvstore::tiers

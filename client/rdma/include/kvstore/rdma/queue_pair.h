@@ -90,6 +90,11 @@ class QueuePair {
   // timeout passes (Timeout then); 0 ms polls once and returns what is there.
   Result<std::vector<Completion>> PollCompletions(int max, std::chrono::milliseconds timeout);
 
+  // The largest single transfer Post* accepts when the send queue is empty:
+  // send queue depth x chunk size (fewer bytes if a transfer has more local
+  // pieces than max_send_sge per chunk). Split bigger values into several
+  // transfers (default options: 256 x 1 MiB = 256 MiB).
+  size_t max_transfer_bytes() const { return size_t{max_send_wr_} * chunk_bytes_; }
   // Transfers posted and not yet completed.
   size_t in_flight() const { return in_flight_.size(); }
   bool connected() const { return connected_; }

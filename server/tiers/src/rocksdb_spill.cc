@@ -6,6 +6,7 @@
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <spdlog/spdlog.h>
@@ -79,6 +80,8 @@ Result<std::unique_ptr<RocksDbSpill>> RocksDbSpill::Open(const SpillOptions& opt
   ro.max_open_files = 512;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options.index_cache_bytes);
+  // Put looks up the previous record of every key, mostly absent: a filter answers those.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   ro.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   rocksdb::DB* db = nullptr;
   KVSTORE_RETURN_IF_ERROR(

@@ -118,6 +118,7 @@ class RocksDbSpill final : public SpillStore {
   uint64_t stored_bytes_ = 0;  // GUARDED_BY(mu_); live + reserved by Puts in flight
   std::mutex compact_mu_;      // one compaction at a time
 
+  // Statistics only, read by Stats(); relaxed: no other memory is published through them.
   std::atomic<uint64_t> write_bytes_{0}, read_bytes_{0}, puts_{0}, gets_{0}, deletes_{0},
       refused_{0}, checksum_failures_{0}, compacted_bytes_{0};
 };

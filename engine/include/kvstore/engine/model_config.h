@@ -1,0 +1,51 @@
+// ModelConfig: the hyper-parameters of a Llama-architecture model, and the KV
+// layout string that names its cache in the store's key namespace.
+//
+// Thread-safety: a value.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "kvstore/status.h"
+
+namespace kvstore::engine {
+
+struct ModelConfig {
+  std::string name = "tiny-llama";  // goes into logs and the key namespace
+  int vocab_size = 258;             // byte-level: 256 bytes + BOS + EOS
+  int hidden_size = 256;            // d_model
+  int intermediate_size = 768;      // SwiGLU width
+  int num_layers = 4;
+  int num_heads = 8;
+  int num_kv_heads = 2;  // grouped-query attention
+  int head_dim = 32;     // hidden_size / num_heads unless set
+  float rms_norm_eps = 1e-5f;
+  float rope_theta = 10000.0f;
+  int max_position_embeddings = 4096;
+  bool tie_word_embeddings = false;  // lm_head shares the embedding table
+  int bos_token_id = 256;
+  int eos_token_id = 257;
+
+  // InvalidArgument naming the first inconsistent field.
+  Status Validate() const;
+};
+
+// The built-in tiny model: 4 layers, d_model 256, 8 heads, 2 KV heads, head
+// dim 32, byte-level vocabulary. Runs with seeded random weights.
+ModelConfig TinyConfig();
+
+// Parses a Hugging Face config.json (LlamaForCausalLM and look-alikes).
+Result<ModelConfig> ParseHfConfig(std::string_view json_text);
+
+// Version of the packed KV block layout; bump it when the payload changes.
+inline constexpr int kKvLayoutVersion = 1;
+
+// Names the packed KV payload for the store's key namespace, e.g.
+// "llama/f32/L4/kv2/d32/b16/v1": architecture, cache dtype, layers, KV heads,
+// head dim, block size, layout version. Two caches with the same string can
+// exchange blocks byte for byte.
+std::string KvLayoutString(const ModelConfig& config, int block_size);
+
+}  // namespace kvstore::engine

@@ -32,7 +32,12 @@ class Checkpoint {
     std::sort(paths.begin(), paths.end());
     for (const auto& p : paths) {
       KVSTORE_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(p.string()));
-      for (const auto& [name, info] : file->tensors()) where_[name] = file.get();
+      for (const auto& [name, info] : file->tensors()) {
+        auto [it, inserted] = where_.emplace(name, file.get());
+        if (!inserted)
+          return Status::InvalidArgument("checkpoint: tensor " + name + " is in both " +
+                                         it->second->path() + " and " + p.string());
+      }
       files_.push_back(std::move(file));
     }
     return Status::Ok();

@@ -25,6 +25,11 @@ Status PagedAttentionCpu(const float* q, const float* k_cache, const float* v_ca
         return Status::InvalidArgument("paged_attention: block id " + std::to_string(row[b]) +
                                        " out of range");
   }
+  // Waking workers costs tens of microseconds: short contexts run inline.
+  int64_t work = 0;
+  for (int t = 0; t < p.num_tokens; ++t)
+    work += int64_t(token_pos[t] + 1) * p.num_heads * p.head_dim;
+  if (work < (int64_t{1} << 18)) pool = nullptr;
   const int group = p.num_heads / p.kv_heads;
   const int hd = p.head_dim;
   ParallelFor(pool, static_cast<int64_t>(p.num_tokens) * p.num_heads, [&](int64_t i0, int64_t i1) {

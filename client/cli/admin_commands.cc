@@ -80,7 +80,8 @@ int RunShow(const GlobalOptions& g, const std::string& hex) {
   auto client = ConnectOrExplain(g, &code);
   if (!client) return code;
   auto info = client->Show(keys[0]);
-  if (!info.ok()) return CallFailed(g, "show " + hex.substr(0, 12) + "...", info.status());
+  std::string info_key_hex = keys[0].ToHex();
+  if (!info.ok()) return CallFailed(g, "show " + info_key_hex, info.status());
   nlohmann::json j = EntryInfoJson(*info);
   if (g.json) {
     PrintJson(j);

@@ -30,8 +30,6 @@ bool ReadAll(std::FILE* f, std::vector<std::byte>* out) {
   return std::ferror(f) == 0;
 }
 
-std::string ShortKey(const Key& k) { return k.ToHex().substr(0, 12) + "..."; }
-
 // Where get/drop-select write the value. Opened before the call so that drop-select never
 // takes an entry it then has nowhere to put.
 struct Destination {
@@ -119,7 +117,7 @@ int RunPut(const GlobalOptions& g, const PutOptions& o) {
   auto client = ConnectOrExplain(g, &code);
   if (!client) return code;
   auto stored = client->Insert(keys[0], value, io);
-  if (!stored.ok()) return CallFailed(g, "put " + ShortKey(keys[0]), stored.status());
+  if (!stored.ok()) return CallFailed(g, "put " + keys[0].ToHex(), stored.status());
   if (g.json) {
     PrintJson({{"key", keys[0].ToHex()}, {"size", value.size()}, {"stored", *stored}});
   } else if (*stored) {
@@ -140,7 +138,7 @@ int RunGet(const GlobalOptions& g, const GetOptions& o) {
   auto client = ConnectOrExplain(g, &code);
   if (!client) return code;
   auto entries = client->Select(keys);
-  if (!entries.ok()) return CallFailed(g, "get " + ShortKey(keys[0]), entries.status());
+  if (!entries.ok()) return CallFailed(g, "get " + keys[0].ToHex(), entries.status());
   if (entries->size() != 1) {
     PrintError("get: kvstored at " + g.addr + " returned " + std::to_string(entries->size()) +
                " entries for one key (a daemon bug; see its log)");
@@ -160,9 +158,13 @@ int RunDropSelect(const GlobalOptions& g, const GetOptions& o) {
   auto client = ConnectOrExplain(g, &code);
   if (!client) return code;
   auto entries = client->DropSelect(keys, *timeout);
-  if (!entries.ok()) {
-    return CallFailed(g, "drop-select " + ShortKey(keys[0]), entries.status());
+  if (entries.status().code() == StatusCode::kTimeout) {
+    PrintError("drop-select " + keys[0].ToHex() + ": not inserted within " +
+               FormatDuration(*timeout) +
+               "; nothing was taken (raise --timeout, or check that the producer is running)");
+    return kExitTimeout;
   }
+  if (!entries.ok()) return CallFailed(g, "drop-select " + keys[0].ToHex(), entries.status());
   if (entries->size() != 1) {
     PrintError("drop-select: kvstored at " + g.addr + " returned " +
                std::to_string(entries->size()) + " entries for one key (a daemon bug)");

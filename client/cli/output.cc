@@ -37,13 +37,39 @@ int ExitCodeFor(const Status& s) {
   }
 }
 
+namespace {
+
+// The library's messages may already end with advice in parentheses, and may already say
+// "cannot reach kvstored at ADDR: "; the CLI adds its own (flag-specific) advice and
+// context, so both are cut to keep the line short and free of repeats.
+std::string Bare(const Status& s, const std::string& addr) {
+  std::string m = s.message().empty() ? std::string(StatusCodeName(s.code())) : s.message();
+  for (const std::string& prefix :
+       {"cannot reach kvstored at " + addr + ": ", "kvstored at " + addr + ": "}) {
+    while (m.rfind(prefix, 0) == 0) m.erase(0, prefix.size());
+  }
+  if (!m.empty() && m.back() == ')') {
+    int depth = 0;
+    for (size_t i = m.size(); i-- > 0;) {
+      if (m[i] == ')') ++depth;
+      if (m[i] == '(' && --depth == 0) {
+        if (i > 0 && m[i - 1] == ' ') m.erase(i - 1);
+        break;
+      }
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
 int CallFailed(const GlobalOptions& g, std::string_view op, const Status& s) {
   std::string at = "kvstored at " + g.addr;
-  std::string msg = s.message().empty() ? std::string(StatusCodeName(s.code())) : s.message();
+  std::string msg = Bare(s, g.addr);
   std::string line(op);
   switch (s.code()) {
     case StatusCode::kNotFound:
-      line += ": not stored: " + msg + " (list what is stored with `kvstore-cli ls`)";
+      line += ": not stored in " + at + " (list what is stored with `kvstore-cli ls`)";
       break;
     case StatusCode::kTimeout:
       line += ": timed out: " + msg +
@@ -87,15 +113,15 @@ std::unique_ptr<Client> ConnectOrExplain(const GlobalOptions& g, int* exit_code)
   if (client.ok()) return std::move(client).value();
   const Status& s = client.status();
   if (s.code() == StatusCode::kPermissionDenied) {
-    PrintError("kvstored at " + g.addr + " refused the connection: " + s.message() +
+    PrintError("kvstored at " + g.addr + " refused the connection: " + Bare(s, g.addr) +
                " (check --token)");
   } else if (s.code() == StatusCode::kInvalidArgument) {
-    PrintError("cannot connect to " + g.addr + ": " + s.message() +
+    PrintError("cannot connect to " + g.addr + ": " + Bare(s, g.addr) +
                " (--addr takes HOST:PORT, e.g. 127.0.0.1:7400)");
     *exit_code = kExitUsage;
     return nullptr;
   } else {
-    PrintError("cannot reach kvstored at " + g.addr + ": " + s.message() +
+    PrintError("cannot reach kvstored at " + g.addr + ": " + Bare(s, g.addr) +
                " (is the daemon running? check --addr)");
   }
   *exit_code = kExitFailed;

@@ -1,0 +1,246 @@
+// kvstore-smallop-bench: small-operation throughput and latency against kvstored over
+// loopback TCP, beside a raw 64-byte TCP ping-pong that shows the floor.
+//
+//   kvstore-smallop-bench                      # starts its own kvstored (built next to it)
+//   kvstore-smallop-bench --addr 127.0.0.1:7400 --threads 8 --seconds 5 --json
+//
+// Every case runs with 1 thread and with --threads threads sharing one Client.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <random>
+
+#include "bench_util.h"
+#include "kvstore/client.h"
+#include "kvstore/units.h"
+#include "raw_pingpong.h"
+
+namespace kvstore::bench {
+namespace {
+
+constexpr size_t kValueSize = 4096;
+constexpr size_t kPrefixKeys = 32;
+constexpr auto kDropTimeout = std::chrono::seconds(5);
+
+std::string DefaultKvstored() {
+#ifdef KVSTORED_DEFAULT_PATH
+  if (access(KVSTORED_DEFAULT_PATH, X_OK) == 0) return KVSTORED_DEFAULT_PATH;
+#endif
+  // build/tests/bench/kvstore-smallop-bench -> build/server/kvstored
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return (self.parent_path() / ".." / ".." / "server" / "kvstored").lexically_normal().string();
+}
+
+// Keys unique to this run, thread and iteration, so reruns against one daemon never meet.
+Key MakeKey(uint64_t run, uint32_t kind, uint32_t thread, uint64_t i) {
+  Key k;
+  std::memcpy(k.bytes.data(), &run, 8);
+  std::memcpy(k.bytes.data() + 8, &kind, 4);
+  std::memcpy(k.bytes.data() + 12, &thread, 4);
+  std::memcpy(k.bytes.data() + 16, &i, 8);
+  return k;
+}
+
+std::string Fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", decimals, v);
+  return buf;
+}
+
+struct Row {
+  CaseResult r;
+  double ratio = 0;  // p50 / raw p50 at the same thread count
+};
+
+void PrintRows(const std::vector<Row>& rows) {
+  std::vector<std::vector<std::string>> t = {
+      {"case", "threads", "ops/s", "p50 us", "p99 us", "p999 us", "p50/raw", "errors"}};
+  for (const Row& row : rows) {
+    const CaseResult& r = row.r;
+    t.push_back({r.name, std::to_string(r.threads), Fixed(r.ops_per_sec, 0), Fixed(r.p50_us, 1),
+                 Fixed(r.p99_us, 1), Fixed(r.p999_us, 1),
+                 row.ratio > 0 ? Fixed(row.ratio, 2) + "x" : "-", std::to_string(r.errors)});
+  }
+  std::vector<size_t> w(t[0].size(), 0);
+  for (auto& line : t) {
+    for (size_t i = 0; i < line.size(); ++i) w[i] = std::max(w[i], line[i].size());
+  }
+  for (auto& line : t) {
+    std::string s;
+    for (size_t i = 0; i < line.size(); ++i) {
+      std::string pad(w[i] - line[i].size(), ' ');
+      s += i == 0 ? line[i] + pad : pad + line[i];  // numbers right-aligned
+      s += "  ";
+    }
+    std::cout << s << "\n";
+  }
+  for (const Row& row : rows) {
+    if (!row.r.first_error.empty()) {
+      std::cout << "first error in \"" << row.r.name << "\" (" << row.r.threads
+                << " threads): " << row.r.first_error << "\n";
+    }
+  }
+  std::cout << std::flush;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"kvstore-smallop-bench: small-op throughput and latency on loopback"};
+  std::string addr;
+  std::string kvstored = DefaultKvstored();
+  std::string memory = "1GiB";
+  double seconds = 2;
+  int threads = 4;
+  bool json = false;
+  app.add_option("--addr", addr, "benchmark a running kvstored at HOST:PORT");
+  app.add_option("--kvstored", kvstored, "daemon to start when --addr is not given")
+      ->capture_default_str();
+  app.add_option("--memory", memory, "--memory for the daemon this program starts")
+      ->capture_default_str();
+  app.add_option("--seconds", seconds, "measured time per case")->capture_default_str();
+  app.add_option("--threads", threads, "client threads for the multi-threaded runs")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  app.add_flag("--json", json, "print JSON instead of a table");
+  CLI11_PARSE(app, argc, argv);
+
+  DaemonProcess daemon;
+  if (addr.empty()) {
+    if (Status s = daemon.Start(kvstored, memory); !s.ok()) {
+      std::cerr << "kvstore-smallop-bench: cannot start kvstored: " << s.ToString() << std::endl;
+      return 5;
+    }
+    addr = daemon.address();
+  }
+
+  ClientOptions opts;
+  opts.address = addr;
+  opts.client_name = "kvstore-smallop-bench";
+  opts.max_connections = static_cast<size_t>(threads) + 1;
+  auto connected = Client::Connect(opts);
+  if (!connected.ok()) {
+    std::cerr << "kvstore-smallop-bench: cannot reach kvstored at " << addr << ": "
+              << connected.status().ToString() << " (is it running? check --addr)" << std::endl;
+    return 5;
+  }
+  Client& client = **connected;
+
+  uint64_t run = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
+  std::vector<std::byte> value(kValueSize);
+  for (size_t i = 0; i < value.size(); ++i) value[i] = static_cast<std::byte>(i * 131 + 7);
+
+  // Stored up front: a 32-block prompt for match_prefix, one 4 KiB entry per thread for select.
+  std::vector<Key> prefix;
+  for (size_t i = 0; i < kPrefixKeys; ++i) prefix.push_back(MakeKey(run, 1, 0, i));
+  std::vector<Key> select_keys;
+  for (int t = 0; t < threads; ++t) select_keys.push_back(MakeKey(run, 2, t, 0));
+  for (const Key& k : prefix) {
+    if (auto r = client.Insert(k, value); !r.ok()) {
+      std::cerr << "kvstore-smallop-bench: setup insert failed: " << r.status().ToString()
+                << std::endl;
+      return 5;
+    }
+  }
+  for (const Key& k : select_keys) {
+    if (auto r = client.Insert(k, value); !r.ok()) {
+      std::cerr << "kvstore-smallop-bench: setup insert failed: " << r.status().ToString()
+                << std::endl;
+      return 5;
+    }
+  }
+
+  std::vector<int> thread_counts = {1};
+  if (threads > 1) thread_counts.push_back(threads);
+  std::vector<Row> rows;
+  if (!json) {
+    std::cerr << "kvstored at " << addr << ", " << seconds << " s per case, threads "
+              << (threads > 1 ? "1 and " + std::to_string(threads) : "1") << std::endl;
+  }
+  for (int n : thread_counts) {
+    CaseResult raw = RunRawPingPong(n, seconds);
+    rows.push_back({raw, 1.0});
+    auto add = [&](CaseResult r) {
+      double ratio = raw.p50_us > 0 ? r.p50_us / raw.p50_us : 0;
+      rows.push_back({std::move(r), ratio});
+    };
+    add(RunTimed("ping", n, seconds, 100, [&](int, uint64_t) { return client.Ping(); }));
+    add(RunTimed("match_prefix 1 key", n, seconds, 100, [&](int, uint64_t) -> Status {
+      auto m = client.MatchPrefix(std::span(prefix).first(1));
+      if (!m.ok()) return m.status();
+      return *m == 1
+                 ? Status::Ok()
+                 : Status::Internal("match_prefix returned " + std::to_string(*m) + ", expected 1");
+    }));
+    add(RunTimed("match_prefix 32 keys", n, seconds, 100, [&](int, uint64_t) -> Status {
+      auto m = client.MatchPrefix(prefix);
+      if (!m.ok()) return m.status();
+      return *m == kPrefixKeys ? Status::Ok()
+                               : Status::Internal("match_prefix returned " + std::to_string(*m) +
+                                                  ", expected 32");
+    }));
+    add(RunTimed("insert+drop_select 4KiB", n, seconds, 20, [&](int t, uint64_t i) -> Status {
+      Key k = MakeKey(run, 3 + static_cast<uint32_t>(n), static_cast<uint32_t>(t), i);
+      auto ins = client.Insert(k, value);
+      if (!ins.ok()) return ins.status().WithContext("insert");
+      auto got = client.DropSelect(std::span(&k, 1), kDropTimeout);
+      if (!got.ok()) return got.status().WithContext("drop_select");
+      return got->size() == 1 && (*got)[0].value.size() == kValueSize
+                 ? Status::Ok()
+                 : Status::Internal("drop_select returned the wrong size");
+    }));
+    add(RunTimed("select 4KiB", n, seconds, 100, [&](int t, uint64_t) -> Status {
+      auto got = client.Select(std::span(&select_keys[t], 1));
+      if (!got.ok()) return got.status();
+      return (*got)[0].value.size() == kValueSize ? Status::Ok()
+                                                  : Status::Internal("select: wrong size");
+    }));
+  }
+
+  (void)client.Remove(prefix);
+  (void)client.Remove(select_keys);
+
+  if (json) {
+    nlohmann::json cases = nlohmann::json::array();
+    for (const Row& row : rows) {
+      const CaseResult& r = row.r;
+      cases.push_back({{"case", r.name},
+                       {"threads", r.threads},
+                       {"ops", r.ops},
+                       {"seconds", r.seconds},
+                       {"ops_per_sec", r.ops_per_sec},
+                       {"p50_us", r.p50_us},
+                       {"p99_us", r.p99_us},
+                       {"p999_us", r.p999_us},
+                       {"p50_vs_raw", row.ratio},
+                       {"errors", r.errors},
+                       {"first_error", r.first_error}});
+    }
+    std::cout << nlohmann::json{{"addr", addr},
+                                {"value_bytes", kValueSize},
+                                {"seconds_per_case", seconds},
+                                {"cases", cases}}
+                     .dump(2)
+              << std::endl;
+  } else {
+    PrintRows(rows);
+  }
+  connected->reset();
+  int errors = 0;
+  for (const Row& row : rows) errors += row.r.errors > 0;
+  int daemon_exit = daemon.Stop();
+  if (daemon_exit > 0) {
+    std::cerr << "kvstore-smallop-bench: kvstored exited with " << daemon_exit
+              << " on SIGTERM (expected 0)" << std::endl;
+  }
+  return errors > 0 ? 5 : 0;
+}
+
+}  // namespace
+}  // namespace kvstore::bench
+
+int main(int argc, char** argv) { return kvstore::bench::Main(argc, argv); }

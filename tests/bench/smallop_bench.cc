@@ -124,8 +124,7 @@ int Main(int argc, char** argv) {
   opts.max_connections = static_cast<size_t>(threads) + 1;
   auto connected = Client::Connect(opts);
   if (!connected.ok()) {
-    std::cerr << "kvstore-smallop-bench: cannot reach kvstored at " << addr << ": "
-              << connected.status().ToString() << " (is it running? check --addr)" << std::endl;
+    std::cerr << "kvstore-smallop-bench: " << connected.status().ToString() << std::endl;
     return 5;
   }
   Client& client = **connected;

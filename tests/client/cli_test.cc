@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -285,6 +286,38 @@ TEST_F(CliTest, ListShowsEntries) {
   auto one = Cli({"--json", "ls", "--limit", "1"});
   EXPECT_LE(nlohmann::json::parse(one.out)["entries"].size(), 1u);
   EXPECT_EQ(Cli({"ls", "--tier", "moon"}).code, 2);
+}
+
+TEST_F(CliTest, ListPaginatesPastOnePage) {
+  // More entries than one List page (1000), stored through the library to keep it quick.
+  ClientOptions opts;
+  opts.address = addr_;
+  auto client = Client::Connect(opts);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  std::vector<Key> keys;
+  std::vector<std::byte> one = {std::byte{1}};
+  for (int i = 0; i < 1100; ++i) {
+    keys.push_back(NamespaceSeed(TestKey() + std::to_string(i)));
+    auto r = (*client)->Insert(keys.back(), one);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  auto all = Cli({"--json", "ls", "--limit", "0"});
+  ASSERT_EQ(all.code, 0) << all.err;
+  auto j = nlohmann::json::parse(all.out);
+  EXPECT_GE(j["entries"].size(), 1100u);
+  EXPECT_EQ(j["more"], false);
+  std::set<std::string> seen;
+  for (const auto& e : j["entries"]) seen.insert(e["key"].get<std::string>());
+  EXPECT_EQ(seen.size(), j["entries"].size()) << "a key was listed twice";
+  for (const Key& k : keys) EXPECT_TRUE(seen.count(k.ToHex())) << k.ToHex();
+  auto some = Cli({"--json", "ls", "--limit", "1050"});
+  ASSERT_EQ(some.code, 0) << some.err;
+  auto js = nlohmann::json::parse(some.out);
+  EXPECT_EQ(js["entries"].size(), 1050u);
+  EXPECT_EQ(js["more"], true);
+  auto removed = (*client)->Remove(keys);
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(*removed, keys.size());
 }
 
 TEST_F(CliTest, StatsJsonParses) {

@@ -49,7 +49,8 @@ class Client::Impl {
   class Lease {
    public:
     Lease(Impl* impl, std::unique_ptr<ClientConn> conn) : impl_(impl), conn_(std::move(conn)) {}
-    Lease(Lease&& o) noexcept = default;
+    Lease(Lease&& o) noexcept : impl_(std::exchange(o.impl_, nullptr)), conn_(std::move(o.conn_)) {}
+    Lease& operator=(Lease&&) = delete;
     ~Lease() {
       if (impl_ != nullptr) impl_->Return(std::move(conn_));
     }

@@ -111,6 +111,12 @@ struct Request {
     # if the connection closes first they go back into the store for the next taker.
     # No reply is sent.
     ackDelivery @10 :UInt64;
+    # Adds one pending taker to each leading key that is stored, stopping at the
+    # first absent one; the reply's count says how many were retained. An entry
+    # with N takers survives N-1 drop_selects (each gets the bytes) and leaves
+    # with the Nth: prefix blocks shared by in-flight requests are not lost to
+    # the first consumer.
+    retain @11 :KeysRequest;
   }
 }
 

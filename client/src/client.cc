@@ -295,6 +295,18 @@ Result<size_t> Client::MatchPrefix(std::span<const Key> keys) {
   return static_cast<size_t>(in.response().getCount());
 }
 
+Result<size_t> Client::Retain(std::span<const Key> keys) {
+  if (keys.empty()) return size_t{0};
+  KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
+  capnp::MallocMessageBuilder msg;
+  auto req = msg.initRoot<wire::Request>();
+  req.setId(conn->NextId());
+  SetKeys(req.initRetain().initKeys(static_cast<unsigned>(keys.size())), keys);
+  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, {}, impl_->Deadline()));
+  KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
+  return static_cast<size_t>(in.response().getCount());
+}
+
 Result<size_t> Client::Remove(std::span<const Key> keys) {
   if (keys.empty()) return size_t{0};
   KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());

@@ -216,6 +216,16 @@ void Connection::Dispatch() {
         Reply(id, Op::kMatchPrefix, Status::Ok(), [n](wire::Response::Builder r) { r.setCount(n); });
         break;
       }
+      case wire::Request::RETAIN: {
+        auto keys = ParseKeys(req.getRetain().getKeys());
+        if (!keys.ok()) {
+          ReplyStatus(id, Op::kRetain, keys.status());
+          break;
+        }
+        size_t n = ctx_->store->Retain(*keys);
+        Reply(id, Op::kRetain, Status::Ok(), [n](wire::Response::Builder r) { r.setCount(n); });
+        break;
+      }
       case wire::Request::REMOVE: {
         auto keys = ParseKeys(req.getRemove().getKeys());
         if (!keys.ok()) {

@@ -18,6 +18,7 @@ std::string_view OpName(Op op) {
     case Op::kList: return "list";
     case Op::kPing: return "ping";
     case Op::kAck: return "ack";
+    case Op::kRetain: return "retain";
     case Op::kCount_: break;
   }
   return "unknown";

@@ -15,6 +15,7 @@ struct Entry {
   Slot slot;
   SteadyClock::time_point expires = SteadyClock::time_point::max();
   uint32_t pins = 0;     // select deliveries reading the bytes
+  uint32_t takers = 1;   // drop_selects that must each get the bytes; the last removes it
   bool doomed = false;   // dropped while pinned: freed when the last reader finishes
   std::list<Entry*>::iterator lru;
   std::span<const std::byte> bytes() const { return {slot.data, slot.size}; }
@@ -177,6 +178,14 @@ std::unique_ptr<Delivery> Store::TryClaimLocked(std::span<const Key> keys) {
   for (const Key& k : keys) {
     auto it = index_.find(k);
     if (it == index_.end()) continue;  // the same key listed twice: claimed already
+    if (it->second->takers > 1) {
+      // Another taker is still due: this one gets the bytes, the entry stays.
+      Entry* e = it->second.get();
+      --e->takers;
+      ++e->pins;
+      d->shared_.push_back(e);
+      continue;
+    }
     Entry* e = it->second.release();
     index_.erase(it);
     lru_.erase(e->lru);
@@ -185,8 +194,10 @@ std::unique_ptr<Delivery> Store::TryClaimLocked(std::span<const Key> keys) {
     d->held_.push_back(e);
   }
   for (const Key& k : keys) {
-    auto held = std::find_if(d->held_.begin(), d->held_.end(), [&](Entry* e) { return e->key == k; });
-    d->entries_.push_back({k, (*held)->meta, (*held)->bytes()});
+    auto match = [&](Entry* e) { return e->key == k; };
+    auto held = std::find_if(d->held_.begin(), d->held_.end(), match);
+    Entry* e = held != d->held_.end() ? *held : *std::find_if(d->shared_.begin(), d->shared_.end(), match);
+    d->entries_.push_back({k, e->meta, e->bytes()});
   }
   return d;
 }
@@ -256,6 +267,15 @@ void Store::FinishDelivery(Delivery* d, bool delivered) {
   Callbacks cbs;
   {
     std::lock_guard lock(mu_);
+    for (Entry* e : d->shared_) {
+      --e->pins;
+      if (!delivered) ++e->takers;  // this taker is still due
+      if (e->pins == 0 && e->doomed) {
+        --held_entries_;
+        FreeEntryLocked(e);
+      }
+    }
+    d->shared_.clear();
     for (Entry* e : d->held_) {
       if (!d->drop_) {
         --e->pins;
@@ -299,6 +319,17 @@ size_t Store::MatchPrefix(std::span<const Key> keys) {
   std::lock_guard lock(mu_);
   size_t n = 0;
   while (n < keys.size() && index_.contains(keys[n])) ++n;
+  return n;
+}
+
+size_t Store::Retain(std::span<const Key> keys) {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (; n < keys.size(); ++n) {
+    auto it = index_.find(keys[n]);
+    if (it == index_.end()) break;
+    ++it->second->takers;
+  }
   return n;
 }
 

@@ -113,3 +113,32 @@ TEST(Store, ChecksumMismatchIsNotStored) {
 
 }  // namespace
 }  // namespace kvstore::server
+
+namespace kvstore::server {
+namespace {
+
+TEST(Store, RetainedEntrySurvivesUntilItsLastTaker) {
+  Store s(Opts(), MakeArenaMemory(64 << 20, false));
+  ASSERT_TRUE(Put(s, K(1), Bytes(100, 1)).ok());
+  std::vector<Key> keys{K(1), K(2)};
+  EXPECT_EQ(s.Retain(keys), 1u);  // K(2) absent: stops there
+  std::vector<Key> one{K(1)};
+  for (int taker = 0; taker < 2; ++taker) {
+    std::unique_ptr<Delivery> d;
+    s.DropSelect(one, [&](Result<std::unique_ptr<Delivery>> r) { d = std::move(r).value(); });
+    ASSERT_NE(d, nullptr) << "taker " << taker;
+    EXPECT_EQ(d->entries()[0].bytes[99], std::byte{1});
+    if (taker == 0) {
+      // A failed delivery to a shared entry keeps its taker due.
+      d->Finish(false);
+      s.DropSelect(one, [&](Result<std::unique_ptr<Delivery>> r) { d = std::move(r).value(); });
+      ASSERT_NE(d, nullptr);
+    }
+    d->Finish(true);
+    EXPECT_EQ(s.MatchPrefix(one), taker == 0 ? 1u : 0u);
+  }
+  EXPECT_EQ(s.Stats().tiers[0].used_bytes, 0u);
+}
+
+}  // namespace
+}  // namespace kvstore::server

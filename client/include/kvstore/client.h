@@ -133,6 +133,11 @@ class Client {
 
   // Number of leading keys stored now; never blocks.
   Result<size_t> MatchPrefix(std::span<const Key> keys);
+  // Adds one pending taker to each leading stored key (stops at the first absent
+  // key) and returns how many were retained. A producer that reuses blocks
+  // another request already stored calls this instead of inserting them again,
+  // so each consumer's drop_select finds them (the last taker removes them).
+  Result<size_t> Retain(std::span<const Key> keys);
   // Removes what is present; returns how many were removed.
   Result<size_t> Remove(std::span<const Key> keys);
   Result<StoreStats> Stats();

@@ -36,6 +36,7 @@ enum class Op : uint8_t {
   kList,
   kPing,
   kAck,
+  kRetain,
   kCount_,
 };
 std::string_view OpName(Op op);

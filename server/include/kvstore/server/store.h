@@ -62,7 +62,8 @@ class Delivery {
   Store* store_;
   bool drop_;
   bool finished_ = false;
-  std::vector<Entry*> held_;
+  std::vector<Entry*> held_;    // owned: claimed (drop) or pinned (select)
+  std::vector<Entry*> shared_;  // drop_select of an entry with more takers due: pinned, stays
   std::vector<DeliveredEntry> entries_;
 };
 
@@ -113,6 +114,8 @@ class Store {
   bool CancelWaiter(uint64_t id);
 
   size_t MatchPrefix(std::span<const Key> keys);
+  // Adds a pending taker to each leading stored key; returns how many.
+  size_t Retain(std::span<const Key> keys);
   size_t Remove(std::span<const Key> keys);
   // Entries in key order after `cursor` (exclusive), at most `limit`; `prefix` filters.
   ListPage List(std::span<const std::byte> cursor, uint32_t limit, int tier,

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -172,6 +173,15 @@ Status DaemonProcess::Start(const std::string& binary, const std::string& memory
 
 int DaemonProcess::Stop() {
   int code = -1;
+  bool died_early = false;
+  if (pid_ > 0) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      died_early = true;
+      code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      pid_ = -1;
+    }
+  }
   if (pid_ > 0) {
     kill(pid_, SIGTERM);
     for (int i = 0; i < 200 && pid_ > 0; ++i) {
@@ -188,6 +198,16 @@ int DaemonProcess::Stop() {
       waitpid(pid_, nullptr, 0);
       pid_ = -1;
     }
+  }
+  if (!dir_.empty() && (died_early || code != 0)) {
+    // Whatever went wrong is in its log, which is about to go with the temp dir.
+    std::ifstream in(log_path());
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    size_t from = lines.size() > 10 ? lines.size() - 10 : 0;
+    std::fprintf(stderr, "kvstored %s with %d; the end of its log:\n",
+                 died_early ? "died during the run, exit code" : "exited on SIGTERM", code);
+    for (size_t i = from; i < lines.size(); ++i) std::fprintf(stderr, "  %s\n", lines[i].c_str());
   }
   if (!dir_.empty()) {
     std::error_code ec;

@@ -161,7 +161,10 @@ int Main(int argc, char** argv) {
               << (threads > 1 ? "1 and " + std::to_string(threads) : "1") << std::endl;
   }
   for (int n : thread_counts) {
+    // The floor moves with whatever else the machine runs: measure it before and after the
+    // store's cases and compare against the better of the two.
     CaseResult raw = RunRawPingPong(n, seconds);
+    size_t raw_row = rows.size();
     rows.push_back({raw, 1.0});
     auto add = [&](CaseResult r) {
       double ratio = raw.p50_us > 0 ? r.p50_us / raw.p50_us : 0;
@@ -198,6 +201,14 @@ int Main(int argc, char** argv) {
       return (*got)[0].value.size() == kValueSize ? Status::Ok()
                                                   : Status::Internal("select: wrong size");
     }));
+    CaseResult raw_after = RunRawPingPong(n, seconds);
+    if (raw_after.errors == 0 && raw_after.p50_us > 0 && raw_after.p50_us < raw.p50_us) {
+      rows[raw_row].r = raw_after;
+      for (size_t i = raw_row + 1; i < rows.size(); ++i) {
+        rows[i].ratio = rows[i].r.p50_us / raw_after.p50_us;
+      }
+    }
+    rows[raw_row].r.name = "raw tcp 64B ping-pong (best of 2)";
   }
 
   (void)client.Remove(prefix);
@@ -231,11 +242,7 @@ int Main(int argc, char** argv) {
   connected->reset();
   int errors = 0;
   for (const Row& row : rows) errors += row.r.errors > 0;
-  int daemon_exit = daemon.Stop();
-  if (daemon_exit > 0) {
-    std::cerr << "kvstore-smallop-bench: kvstored exited with " << daemon_exit
-              << " on SIGTERM (expected 0)" << std::endl;
-  }
+  daemon.Stop();  // reports on stderr if it died or exited badly
   return errors > 0 ? 5 : 0;
 }
 

@@ -54,6 +54,8 @@ class DaemonProcess {
   // Returns the daemon's exit code (0 on a clean SIGTERM shutdown), or -1.
   int Stop();
   const std::string& address() const { return address_; }
+  // The daemon's process id while it runs, else -1.
+  pid_t pid() const { return pid_; }
   std::filesystem::path log_path() const { return dir_ / "kvstored.log"; }
 
  private:

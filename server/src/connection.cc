@@ -188,6 +188,15 @@ void Connection::Dispatch() {
       close_after_write_ = true;
       return;
     }
+    if (shutting_down_ && which != wire::Request::ACK_DELIVERY) {
+      DrainBulk(header_.bulk_len, [this, id] {
+        ReplyStatus(id, Op::kPing,
+                    Status::Unavailable("kvstored is shutting down; reconnect to another store "
+                                        "or retry after it restarts"));
+        ReadHeader();
+      });
+      return;
+    }
     if (which == wire::Request::INSERT) {
       HandleInsert(id, req.getInsert(), header_.bulk_len);
       return;  // continues reading when the value is in
@@ -452,6 +461,13 @@ void Connection::HandleAck(uint64_t request_id) {
   it->second.delivery->Finish(true);
   ctx_->metrics->CountRequest(Op::kAck, StatusCode::kOk, SecondsSince(it->second.started));
   unacked_.erase(it);
+  MaybeFinishShutdown();
+}
+
+void Connection::MaybeFinishShutdown() {
+  if (shutting_down_ && !closed_ && !writing_ && write_queue_.empty() && unacked_.empty()) {
+    Close("kvstored is shutting down");
+  }
 }
 
 void Connection::HandleList(uint64_t id, wire::ListRequest::Reader r) {
@@ -511,6 +527,24 @@ void Connection::WriteNext() {
     for (const auto& e : out.delivery->entries()) {
       if (!e.bytes.empty()) buffers.emplace_back(e.bytes.data(), e.bytes.size());
     }
+    ctx_->metrics->AddBytesOut(out.delivery->total_bytes());
+    if (out.delivery->drop()) {
+      // Held until the client confirms it has every byte. Registered before the
+      // write: the acknowledgement can be read before this write's handler runs.
+      Unacked& u = unacked_[out.request_id];
+      u.started = SteadyClock::now();
+      u.delivery = std::move(out.delivery);
+      u.timer = std::make_unique<asio::steady_timer>(strand_);
+      u.timer->expires_after(ctx_->options->ack_timeout);
+      uint64_t rid = out.request_id;
+      u.timer->async_wait([self = shared_from_this(), rid](boost::system::error_code ec) {
+        if (ec || self->closed_) return;
+        spdlog::warn("connection {} from {}: drop_select {} not acknowledged in {} ms; "
+                     "its entries go back to the store and the connection closes",
+                     self->id_, self->peer_, rid, self->ctx_->options->ack_timeout.count());
+        self->Close("delivery not acknowledged");
+      });
+    }
   }
   asio::async_write(
       socket_, buffers,
@@ -519,35 +553,17 @@ void Connection::WriteNext() {
         Outgoing out = std::move(self->write_queue_.front());
         self->write_queue_.pop_front();
         if (ec) {
-          self->Close("write failed: " + ec.message());  // out.delivery returns to the store
+          // An unacknowledged drop_select goes back to the store in Close.
+          self->Close("write failed: " + ec.message());
           return;
         }
-        if (out.delivery) {
-          self->ctx_->metrics->AddBytesOut(out.delivery->total_bytes());
-          if (out.delivery->drop()) {
-            // Held until the client confirms it has every byte.
-            Unacked& u = self->unacked_[out.request_id];
-            u.started = SteadyClock::now();
-            u.delivery = std::move(out.delivery);
-            u.timer = std::make_unique<asio::steady_timer>(self->strand_);
-            u.timer->expires_after(self->ctx_->options->ack_timeout);
-            uint64_t rid = out.request_id;
-            u.timer->async_wait([self, rid](boost::system::error_code ec) {
-              if (ec || self->closed_) return;
-              spdlog::warn("connection {} from {}: drop_select {} not acknowledged in {} ms; "
-                           "its entries go back to the store and the connection closes",
-                           self->id_, self->peer_, rid, self->ctx_->options->ack_timeout.count());
-              self->Close("delivery not acknowledged");
-            });
-          } else {
-            out.delivery->Finish(true);
-          }
-        }
-        if (self->write_queue_.empty() && (self->close_after_write_ || self->shutting_down_)) {
-          self->Close(self->shutting_down_ ? "kvstored is shutting down" : "request refused");
+        if (out.delivery) out.delivery->Finish(true);  // select: the bytes are out
+        if (self->write_queue_.empty() && self->close_after_write_) {
+          self->Close("request refused");
           return;
         }
         self->WriteNext();
+        self->MaybeFinishShutdown();
       }));
 }
 
@@ -560,17 +576,16 @@ void Connection::Fail(std::string_view reason, const std::string& detail) {
   // Best effort: tell the client why before closing.
   ReplyStatus(0, Op::kPing, Status::InvalidArgument(detail + "; connection closed"));
   close_after_write_ = true;
-  shutting_down_ = true;  // stop reading: the stream position is lost
+  stop_reading_ = true;  // the stream position is lost
 }
 
 void Connection::Shutdown(std::chrono::milliseconds grace) {
   asio::dispatch(strand_, [self = shared_from_this(), grace] {
     if (self->closed_) return;
     self->shutting_down_ = true;
-    if (!self->writing_ && self->write_queue_.empty()) {
-      self->Close("kvstored is shutting down");
-      return;
-    }
+    self->MaybeFinishShutdown();
+    if (self->closed_) return;
+    // Let queued replies go out and their acknowledgements come in.
     auto t = std::make_shared<asio::steady_timer>(self->strand_, grace);
     t->async_wait([self, t](boost::system::error_code) { self->Close("kvstored is shutting down"); });
   });

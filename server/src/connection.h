@@ -97,7 +97,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Fail(std::string_view reason, const std::string& detail);  // protocol error: log, count, close
   void Close(const std::string& why);
   Result<std::vector<Key>> ParseKeys(capnp::List<capnp::Data>::Reader keys);
-  bool ReadingStopped() const { return closed_ || shutting_down_; }
+  bool ReadingStopped() const { return closed_ || stop_reading_; }
+  // Shutting down: closes once replies are out and deliveries are acknowledged.
+  void MaybeFinishShutdown();
 
   tcp::socket socket_;
   asio::strand<asio::any_io_executor> strand_;
@@ -122,7 +124,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unordered_map<uint64_t, Unacked> unacked_;     // by request id
   bool authenticated_ = false;
   bool closed_ = false;
-  bool shutting_down_ = false;
+  bool shutting_down_ = false;  // replies go out, acks are taken, new requests are refused
+  bool stop_reading_ = false;   // the stream position is lost (bad frame)
   bool close_after_write_ = false;
 };
 

@@ -115,6 +115,26 @@ class StoreCollector final : public p::Collectable {
     counter("kvstore_checksum_failures_total",
             "Values whose bytes did not match their checksum (in transit or on disk).",
             c.checksum_failures.load());
+    counter("kvstore_spill_write_bytes_total", "Value bytes written to the spill tier by demotion.",
+            c.spill_write_bytes.load());
+    counter("kvstore_spill_read_bytes_total", "Value bytes read back from the spill tier.",
+            c.spill_read_bytes.load());
+    auto seconds = [&](const char* name, const char* help, uint64_t micros) {
+      auto f = Family(name, help, p::MetricType::Counter);
+      AddValue(&f, static_cast<double>(micros) / 1e6);
+      out.push_back(std::move(f));
+    };
+    seconds("kvstore_spill_write_seconds_total",
+            "Time spent writing demoted values to spill (divide by demotions for latency).",
+            c.spill_write_micros.load());
+    seconds("kvstore_spill_read_seconds_total",
+            "Time spent reading promoted values from spill (divide by promotions for latency).",
+            c.spill_read_micros.load());
+    counter("kvstore_spill_errors_total", "Spill writes, reads or deletes that failed.",
+            c.spill_errors.load());
+    counter("kvstore_inline_demotions_total",
+            "Inserts that found the host tier full and demoted entries before they could go on.",
+            c.inline_demotions.load());
     counter("kvstore_redeliveries_total",
             "drop_select deliveries that failed and went back to the store.",
             c.redeliveries.load());

@@ -11,7 +11,10 @@
 
 #include "connection.h"
 #include "connection_registry.h"
+#include "kvstore/device/gpu_probe.h"
+#include "kvstore/rdma/device.h"
 #include "kvstore/server/metrics.h"
+#include "kvstore/tiers/rocksdb_spill.h"
 #include "kvstore/server/store.h"
 #include "kvstore/units.h"
 
@@ -28,9 +31,35 @@ class Server::Impl {
 
   Status Init() {
     auto memory = MakeArenaMemory(options_.store.memory_bytes, options_.store.lock_memory);
-    store_ = std::make_unique<Store>(options_.store, std::move(memory));
+    if (!memory.ok()) return memory.status();
+    std::unique_ptr<tiers::SpillStore> spill;
+    if (options_.store.spill_bytes > 0) {
+      tiers::SpillOptions so;
+      so.dir = options_.store.data_dir + "/spill";
+      so.capacity_bytes = options_.store.spill_bytes;
+      auto opened = tiers::RocksDbSpill::Open(so);
+      if (!opened.ok()) {
+        return opened.status().WithContext("opening the spill tier in " + so.dir +
+                                           " (check the directory's permissions and disk)");
+      }
+      spill = std::move(opened).value();
+    }
+    bool has_spill = spill != nullptr;
+    store_ = std::make_unique<Store>(options_.store, std::move(memory).value(), std::move(spill));
+    auto found = store_->Open();
+    if (!found.ok()) return found.status();
     spdlog::info("host tier: {} in {}", FormatSize(options_.store.memory_bytes),
                  store_->DescribeMemory());
+    if (has_spill) {
+      spdlog::info("spill tier: {} in {}/spill; {} entries found from before (warm restart); "
+                   "SIGTERM {}",
+                   FormatSize(options_.store.spill_bytes), options_.store.data_dir, *found,
+                   options_.store.flush_on_shutdown ? "flushes the host tier to spill"
+                                                    : "does not flush (--no-flush-on-shutdown)");
+    } else {
+      spdlog::info("spill tier: off (--spill 0); what is in memory is lost on restart");
+    }
+    LogHardware();
     ctx_ = {&options_, store_.get(), &metrics_, &registry_, kVersion};
     metrics_.AttachStore(store_.get());
 
@@ -85,8 +114,28 @@ class Server::Impl {
     for (int i = 1; i < options_.io_threads; ++i) threads.emplace_back([this] { io_.run(); });
     io_.run();
     for (auto& t : threads) t.join();
+    exposer_.reset();
+    Status closed = store_->Close();
     spdlog::info("kvstored stopped");
-    return Status::Ok();
+    return closed;
+  }
+
+  // One line each about the GPU and RDMA hardware this daemon could use.
+  void LogHardware() {
+    device::GpuProbe gpu = device::ProbeGpu();
+    if (gpu.available()) {
+      spdlog::info("gpu: {} device(s) found; the device tier is not enabled in this build "
+                   "(host arena serves all values)",
+                   gpu.device_count);
+    } else {
+      spdlog::info("gpu: {}; no device tier, values live in the host arena", gpu.reason);
+    }
+    std::string why;
+    if (rdma::RdmaDevicesPresent(&why)) {
+      spdlog::info("rdma: device present; bulk transfers still use TCP in this version");
+    } else {
+      spdlog::info("rdma: {}", why);
+    }
   }
 
   void Stop() {

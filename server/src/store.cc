@@ -5,21 +5,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include "entry.h"
+
 namespace kvstore::server {
 
 using SteadyClock = std::chrono::steady_clock;
-
-struct Entry {
-  Key key;
-  EntryMeta meta;
-  Slot slot;
-  SteadyClock::time_point expires = SteadyClock::time_point::max();
-  uint32_t pins = 0;     // select deliveries reading the bytes
-  uint32_t takers = 1;   // drop_selects that must each get the bytes; the last removes it
-  bool doomed = false;   // dropped while pinned: freed when the last reader finishes
-  std::list<Entry*>::iterator lru;
-  std::span<const std::byte> bytes() const { return {slot.data, slot.size}; }
-};
 
 namespace {
 
@@ -53,18 +43,53 @@ void Delivery::Finish(bool delivered) {
 
 // ---- Store ----
 
-Store::Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory)
-    : options_(options), started_(SteadyClock::now()), memory_(std::move(memory)) {}
+Store::Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory,
+             std::unique_ptr<tiers::SpillStore> spill)
+    : options_(options),
+      started_(SteadyClock::now()),
+      memory_(std::move(memory)),
+      spill_(std::move(spill)) {}
 
 Store::~Store() {
+  {
+    std::lock_guard lock(mu_);
+    stop_worker_ = true;
+  }
+  worker_cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
   std::lock_guard lock(mu_);
-  for (auto& [k, e] : index_) memory_->Free(e->slot);
+  for (auto& [k, e] : index_) {
+    if (e->in_host()) memory_->Free(e->slot);
+  }
   index_.clear();
 }
 
 std::string Store::DescribeMemory() const {
   std::lock_guard lock(mu_);
   return memory_->Describe();
+}
+
+void Store::LinkLocked(Entry* e) {
+  e->indexed = true;
+  if (e->in_host()) {
+    lru_.push_front(e);
+    e->lru = lru_.begin();
+    host_value_bytes_ += e->meta.size;
+  } else {
+    spill_value_bytes_ += e->meta.size;
+    ++spill_entries_;
+  }
+}
+
+void Store::UnlinkLocked(Entry* e) {
+  e->indexed = false;
+  if (e->in_host()) {
+    lru_.erase(e->lru);
+    host_value_bytes_ -= e->meta.size;
+  } else {
+    spill_value_bytes_ -= e->meta.size;
+    --spill_entries_;
+  }
 }
 
 Result<Reservation> Store::Reserve(const Key& key, const EntryMeta& meta,
@@ -78,25 +103,38 @@ Result<Reservation> Store::Reserve(const Key& key, const EntryMeta& meta,
   r.key = key;
   r.meta = meta;
   r.ttl = ttl.count() > 0 ? ttl : options_.default_ttl;
-  std::lock_guard lock(mu_);
-  if (index_.contains(key)) {
-    r.exists = true;
-    return r;
-  }
   // A zero-length value still takes a slot of the smallest class so it has an address.
-  auto slot = memory_->Allocate(std::max<uint64_t>(meta.size, 1));
-  if (!slot) {
-    counters_.refused_inserts.fetch_add(1, std::memory_order_relaxed);
-    return Status::ResourceExhausted(
-        "host memory full: " + std::to_string(memory_->used()) + " of " +
-        std::to_string(memory_->capacity()) + " bytes in use, no room for " +
-        std::to_string(meta.size) +
-        " more; retry after entries are taken or expire, or start kvstored with a larger "
-        "--memory or with --spill");
+  uint64_t want = std::max<uint64_t>(meta.size, 1);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    {
+      std::lock_guard lock(mu_);
+      if (index_.contains(key)) {
+        r.exists = true;
+        return r;
+      }
+      if (auto slot = memory_->Allocate(want)) {
+        r.slot = *slot;
+        r.slot.size = meta.size;
+        return r;
+      }
+    }
+    if (spill_ == nullptr || attempt > 0) break;
+    // The worker did not keep up: make room now rather than refuse.
+    counters_.inline_demotions.fetch_add(1, std::memory_order_relaxed);
+    DemoteUntilFree(want + (memory_->capacity() - static_cast<uint64_t>(
+                                                     options_.high_watermark *
+                                                     static_cast<double>(memory_->capacity()))));
   }
-  r.slot = *slot;
-  r.slot.size = meta.size;
-  return r;
+  counters_.refused_inserts.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(mu_);
+  return Status::ResourceExhausted(
+      "host memory full: " + std::to_string(memory_->used()) + " of " +
+      std::to_string(memory_->capacity()) + " bytes in use" +
+      (spill_ ? " and nothing more can be demoted to spill (spill full or everything pinned)"
+              : "") +
+      ", no room for " + std::to_string(meta.size) +
+      " more; retry after entries are taken or expire, or give kvstored a larger --memory" +
+      (spill_ ? " or --spill" : " or a --spill tier"));
 }
 
 void Store::Abort(Reservation&& r) {
@@ -129,6 +167,7 @@ Result<bool> Store::Commit(Reservation&& r) {
   e->slot = r.slot;
   r.slot = {};
   Callbacks cbs;
+  bool wake_worker = false;
   {
     std::lock_guard lock(mu_);
     if (index_.contains(e->key)) {  // a concurrent insert of the same key committed first
@@ -139,24 +178,25 @@ Result<bool> Store::Commit(Reservation&& r) {
     InsertIndexLocked(std::move(e));
     counters_.inserts.fetch_add(1, std::memory_order_relaxed);
     WakeWaitersLocked(key, &cbs);
+    wake_worker = spill_ != nullptr &&
+                  static_cast<double>(memory_->used()) >
+                      options_.high_watermark * static_cast<double>(memory_->capacity());
   }
+  if (wake_worker) worker_cv_.notify_one();
   RunCallbacks(cbs);
   return true;
 }
 
 void Store::InsertIndexLocked(std::unique_ptr<Entry> e) {
-  lru_.push_front(e.get());
-  e->lru = lru_.begin();
-  host_value_bytes_ += e->meta.size;
-  Key key = e->key;
-  index_.emplace(key, std::move(e));
+  Entry* raw = e.get();
+  index_.emplace(raw->key, std::move(e));
+  LinkLocked(raw);
 }
 
 void Store::EraseLocked(std::unordered_map<Key, std::unique_ptr<Entry>, KeyHash>::iterator it) {
   Entry* e = it->second.release();
   index_.erase(it);
-  lru_.erase(e->lru);
-  host_value_bytes_ -= e->meta.size;
+  UnlinkLocked(e);
   if (e->pins > 0) {
     e->doomed = true;
     ++held_entries_;
@@ -166,13 +206,33 @@ void Store::EraseLocked(std::unordered_map<Key, std::unique_ptr<Entry>, KeyHash>
 }
 
 void Store::FreeEntryLocked(Entry* e) {
-  memory_->Free(e->slot);
+  if (e->in_host()) memory_->Free(e->slot);
+  if (e->in_spill && spill_ != nullptr) {
+    // Unless a newer entry under the same key owns the disk copy now.
+    auto it = index_.find(e->key);
+    if (it == index_.end() || !it->second->in_spill) {
+      Status s = spill_->Delete(e->key);
+      if (!s.ok() && s.code() != StatusCode::kNotFound) {
+        counters_.spill_errors.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("spill delete of key {} failed: {}", e->key.ToHex(), s.ToString());
+      }
+    }
+  }
   delete e;
 }
 
 std::unique_ptr<Delivery> Store::TryClaimLocked(std::span<const Key> keys) {
+  std::vector<Key> spilled;
   for (const Key& k : keys) {
-    if (!index_.contains(k)) return nullptr;
+    auto it = index_.find(k);
+    if (it == index_.end()) return nullptr;
+    if (!it->second->in_host()) spilled.push_back(k);
+  }
+  if (!spilled.empty()) {
+    // Every key is committed but some are on disk: bring them back, then the
+    // promotion wakes the waiters again.
+    QueuePromotionLocked(std::move(spilled), nullptr);
+    return nullptr;
   }
   std::unique_ptr<Delivery> d(new Delivery(this, /*drop=*/true));
   for (const Key& k : keys) {
@@ -188,15 +248,16 @@ std::unique_ptr<Delivery> Store::TryClaimLocked(std::span<const Key> keys) {
     }
     Entry* e = it->second.release();
     index_.erase(it);
-    lru_.erase(e->lru);
-    host_value_bytes_ -= e->meta.size;
+    UnlinkLocked(e);
     ++held_entries_;
     d->held_.push_back(e);
   }
   for (const Key& k : keys) {
     auto match = [&](Entry* e) { return e->key == k; };
     auto held = std::find_if(d->held_.begin(), d->held_.end(), match);
-    Entry* e = held != d->held_.end() ? *held : *std::find_if(d->shared_.begin(), d->shared_.end(), match);
+    Entry* e = held != d->held_.end()
+                   ? *held
+                   : *std::find_if(d->shared_.begin(), d->shared_.end(), match);
     d->entries_.push_back({k, e->meta, e->bytes()});
   }
   return d;
@@ -220,16 +281,35 @@ void Store::RunCallbacks(Callbacks& cbs) {
 }
 
 void Store::Select(std::span<const Key> keys, const DeliveryCallback& callback) {
+  SelectImpl(keys, callback, /*may_promote=*/true);
+}
+
+void Store::SelectImpl(std::span<const Key> keys, const DeliveryCallback& callback,
+                       bool may_promote) {
   std::unique_ptr<Delivery> d(new Delivery(this, /*drop=*/false));
   {
     std::lock_guard lock(mu_);
+    std::vector<Key> spilled;
     for (const Key& k : keys) {
-      if (!index_.contains(k)) {
+      auto it = index_.find(k);
+      if (it == index_.end()) {
         counters_.misses.fetch_add(1, std::memory_order_relaxed);
         d->finished_ = true;  // nothing pinned yet
         callback(Status::NotFound(FirstMissing(k)));
         return;
       }
+      if (!it->second->in_host()) spilled.push_back(k);
+    }
+    if (!spilled.empty()) {
+      d->finished_ = true;
+      if (may_promote) {
+        QueuePromotionLocked(std::move(spilled), callback);
+        return;
+      }
+      callback(Status::ResourceExhausted(
+          "could not bring " + std::to_string(spilled.size()) +
+          " spilled entries back into host memory (it is full of entries being read); retry"));
+      return;
     }
     for (const Key& k : keys) {
       Entry* e = index_.find(k)->second.get();
@@ -249,8 +329,11 @@ uint64_t Store::DropSelect(std::span<const Key> keys, DeliveryCallback callback)
   {
     std::lock_guard lock(mu_);
     d = TryClaimLocked(keys);
-    if (d == nullptr) id = waiters_.Add({keys.begin(), keys.end()}, std::move(callback));
-    else counters_.hits.fetch_add(1, std::memory_order_relaxed);
+    if (d == nullptr) {
+      id = waiters_.Add({keys.begin(), keys.end()}, std::move(callback));
+    } else {
+      counters_.hits.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   if (d != nullptr) callback(std::move(d));
   return id;
@@ -287,7 +370,7 @@ void Store::FinishDelivery(Delivery* d, bool delivered) {
       }
       --held_entries_;
       if (delivered) {
-        if (e->pins > 0) {  // a select is still sending these bytes
+        if (e->pins > 0) {  // a select or a tier move is still reading these bytes
           e->doomed = true;
           ++held_entries_;
         } else {
@@ -298,6 +381,7 @@ void Store::FinishDelivery(Delivery* d, bool delivered) {
       // Delivery failed: the entry goes back for the next taker.
       counters_.redeliveries.fetch_add(1, std::memory_order_relaxed);
       if (index_.contains(e->key)) {  // re-inserted meanwhile; keep the newer copy
+        e->in_spill = false;          // the disk copy, if any, belongs to the newer entry now
         if (e->pins > 0) {
           e->doomed = true;
           ++held_entries_;
@@ -385,8 +469,7 @@ ListPage Store::List(std::span<const std::byte> cursor, uint32_t limit, int tier
           !std::lexicographical_compare(cursor.begin(), cursor.end(), kb.begin(), kb.end())) {
         continue;
       }
-      if (prefix.size() > Key::kSize ||
-          !std::equal(prefix.begin(), prefix.end(), kb.begin())) {
+      if (prefix.size() > Key::kSize || !std::equal(prefix.begin(), prefix.end(), kb.begin())) {
         continue;
       }
       if (tier >= 0 && static_cast<int>(e->meta.tier) != tier) continue;
@@ -412,15 +495,26 @@ StoreStats Store::Stats() {
     std::lock_guard lock(mu_);
     TierStats host;
     host.tier = Tier::kHost;
-    host.entries = index_.size();
+    host.entries = index_.size() - spill_entries_;
     host.bytes = host_value_bytes_;
     host.capacity_bytes = memory_->capacity();
     host.used_bytes = memory_->used();
     s.tiers.push_back(host);
+    if (spill_ != nullptr) {
+      tiers::SpillStats ss = spill_->Stats();
+      TierStats spill;
+      spill.tier = Tier::kSpill;
+      spill.entries = spill_entries_;
+      spill.bytes = spill_value_bytes_;
+      spill.capacity_bytes = ss.capacity_bytes;
+      spill.used_bytes = ss.disk_bytes;
+      s.tiers.push_back(spill);
+    }
     s.waiters = waiters_.size();
-    s.fragmentation = host.used_bytes == 0
-                          ? 0.0
-                          : 1.0 - static_cast<double>(host.bytes) / static_cast<double>(host.used_bytes);
+    s.fragmentation =
+        host.used_bytes == 0
+            ? 0.0
+            : 1.0 - static_cast<double>(host.bytes) / static_cast<double>(host.used_bytes);
   }
   s.inserts = counters_.inserts.load();
   s.hits = counters_.hits.load();

@@ -35,7 +35,7 @@ Status Put(Store& s, const Key& k, const std::vector<std::byte>& v) {
 std::vector<std::byte> Bytes(size_t n, uint8_t fill) { return std::vector<std::byte>(n, std::byte{fill}); }
 
 TEST(Store, ReservedEntryIsInvisibleUntilCommit) {
-  Store s(Opts(), MakeArenaMemory(64 << 20, false));
+  Store s(Opts(), MakeHeapMemory(64 << 20));
   EntryMeta m;
   auto v = Bytes(100, 1);
   m.size = v.size();
@@ -50,7 +50,7 @@ TEST(Store, ReservedEntryIsInvisibleUntilCommit) {
 }
 
 TEST(Store, FailedDeliveryPutsEntriesBackAndWakesTheNextWaiter) {
-  Store s(Opts(), MakeArenaMemory(64 << 20, false));
+  Store s(Opts(), MakeHeapMemory(64 << 20));
   ASSERT_TRUE(Put(s, K(1), Bytes(100, 1)).ok());
   std::vector<Key> keys{K(1)};
   std::unique_ptr<Delivery> first;
@@ -72,7 +72,7 @@ TEST(Store, FailedDeliveryPutsEntriesBackAndWakesTheNextWaiter) {
 }
 
 TEST(Store, RemoveWhileBeingReadFreesAfterTheRead) {
-  Store s(Opts(), MakeArenaMemory(64 << 20, false));
+  Store s(Opts(), MakeHeapMemory(64 << 20));
   ASSERT_TRUE(Put(s, K(1), Bytes(5000, 7)).ok());
   std::vector<Key> keys{K(1)};
   std::unique_ptr<Delivery> reading;
@@ -86,7 +86,7 @@ TEST(Store, RemoveWhileBeingReadFreesAfterTheRead) {
 }
 
 TEST(Store, CancelledWaiterNeverRuns) {
-  Store s(Opts(), MakeArenaMemory(64 << 20, false));
+  Store s(Opts(), MakeHeapMemory(64 << 20));
   std::vector<Key> keys{K(3)};
   bool ran = false;
   uint64_t id = s.DropSelect(keys, [&](Result<std::unique_ptr<Delivery>>) { ran = true; });
@@ -98,7 +98,7 @@ TEST(Store, CancelledWaiterNeverRuns) {
 }
 
 TEST(Store, ChecksumMismatchIsNotStored) {
-  Store s(Opts(), MakeArenaMemory(64 << 20, false));
+  Store s(Opts(), MakeHeapMemory(64 << 20));
   EntryMeta m;
   m.size = 10;
   m.checksum = 12345;
@@ -118,7 +118,7 @@ namespace kvstore::server {
 namespace {
 
 TEST(Store, RetainedEntrySurvivesUntilItsLastTaker) {
-  Store s(Opts(), MakeArenaMemory(64 << 20, false));
+  Store s(Opts(), MakeHeapMemory(64 << 20));
   ASSERT_TRUE(Put(s, K(1), Bytes(100, 1)).ok());
   std::vector<Key> keys{K(1), K(2)};
   EXPECT_EQ(s.Retain(keys), 1u);  // K(2) absent: stops there

@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 
+#include "kvstore/status.h"
+
 namespace kvstore::server {
 
 // The bytes of one value in host memory.
@@ -18,6 +20,7 @@ struct Slot {
   uint64_t capacity = 0;  // bytes taken from the arena (size rounded up to its class)
   uint64_t offset = 0;    // within the arena
   uint32_t size_class = 0;
+  uint64_t requested = 0;  // what the allocator was asked for (handed back on Free)
 };
 
 class HostMemory {
@@ -34,7 +37,10 @@ class HostMemory {
 };
 
 // The host tier over one mmap'd, pre-faulted, (when allowed) mlock'ed arena with
-// a size-class allocator: the region a transport registers once.
-std::unique_ptr<HostMemory> MakeArenaMemory(uint64_t capacity, bool lock_memory);
+// a size-class allocator: the region a transport registers once. Errors when the
+// arena cannot be mapped.
+Result<std::unique_ptr<HostMemory>> MakeArenaMemory(uint64_t capacity, bool lock_memory);
+// Plain heap slots with byte accounting (unit tests of the Store).
+std::unique_ptr<HostMemory> MakeHeapMemory(uint64_t capacity);
 
 }  // namespace kvstore::server

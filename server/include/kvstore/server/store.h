@@ -7,8 +7,17 @@
 // TTL expiry and Remove drop committed entries; a pinned entry is freed when
 // its last reader finishes.
 //
+// Tiers: committed entries live in the host tier (slots of the registered
+// arena) or, with a spill tier, on disk. A worker thread demotes least-recently
+// used, unpinned entries to spill when the host tier passes its high watermark
+// (entries some drop_select is waiting for go last), and promotes spilled
+// entries back before they are served: transports only serve registered memory.
+// An insert that finds the host tier full demotes inline before giving up. A
+// spilled entry keeps its disk copy after promotion until it is taken, so a
+// second demotion costs nothing and a restart finds it.
+//
 // Thread-safety: all public methods are thread-safe (one mutex). Callbacks
-// are never run under the mutex.
+// are never run under the mutex. Disk I/O never happens under the mutex.
 #pragma once
 
 #include <atomic>
@@ -29,6 +38,11 @@
 #include "kvstore/server/server_options.h"
 #include "kvstore/server/waiters.h"
 #include "kvstore/status.h"
+#include "kvstore/tiers/spill_store.h"
+
+#include <condition_variable>
+#include <deque>
+#include <thread>
 
 namespace kvstore::server {
 
@@ -87,12 +101,27 @@ struct StoreCounters {
   std::atomic<uint64_t> refused_inserts{0};
   std::atomic<uint64_t> checksum_failures{0};
   std::atomic<uint64_t> redeliveries{0};  // drop_select deliveries that failed and were put back
+  std::atomic<uint64_t> inline_demotions{0};  // demotions an insert had to wait for
+  std::atomic<uint64_t> spill_write_bytes{0};
+  std::atomic<uint64_t> spill_read_bytes{0};
+  std::atomic<uint64_t> spill_write_micros{0};
+  std::atomic<uint64_t> spill_read_micros{0};
+  std::atomic<uint64_t> spill_errors{0};
 };
 
 class Store {
  public:
-  Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory);
+  // `spill` may be null (no spill tier).
+  Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory,
+        std::unique_ptr<tiers::SpillStore> spill = nullptr);
   ~Store();
+
+  // Finds the spill tier's entries again (warm restart) and starts the tier
+  // worker. Returns how many entries were found.
+  Result<size_t> Open();
+  // Stops the worker; with flush_on_shutdown, writes every host entry that has
+  // no disk copy to spill and makes the spill tier durable.
+  Status Close();
 
   // Reserves memory for `meta.size` bytes under `key`. ResourceExhausted when
   // the tier is full; InvalidArgument for a value over the size limit.
@@ -134,6 +163,25 @@ class Store {
   using Callbacks = std::vector<std::pair<DeliveryCallback, std::unique_ptr<Delivery>>>;
 
   void FinishDelivery(Delivery* d, bool delivered);
+  void SelectImpl(std::span<const Key> keys, const DeliveryCallback& callback, bool may_promote);
+
+  // Tier movement (tier_mover.cc).
+  struct PromoteTask {
+    std::vector<Key> keys;
+    DeliveryCallback then_select;  // empty: waiters are woken instead
+  };
+  void WorkerLoop();
+  void QueuePromotionLocked(std::vector<Key> keys, DeliveryCallback then_select);
+  // Promotes one spilled entry; returns false when it could not.
+  bool Promote(const Key& key);
+  // Demotes LRU entries until `bytes_free` bytes of the host tier are free (or
+  // nothing more can go). Returns bytes freed.
+  uint64_t DemoteUntilFree(uint64_t bytes_free);
+  bool DemoteOne(bool allow_waited);
+  uint64_t HostFreeLocked() const;
+  // REQUIRES mu_ held: moves an entry's accounting and LRU membership.
+  void LinkLocked(Entry* e);
+  void UnlinkLocked(Entry* e);
   // REQUIRES mu_ held. Tries to satisfy waiters of `key`; queues their callbacks.
   void WakeWaitersLocked(const Key& key, Callbacks* out);
   // REQUIRES mu_ held. Claims every key for a drop_select if all are present.
@@ -151,7 +199,14 @@ class Store {
   mutable std::mutex mu_;
   std::unique_ptr<HostMemory> memory_;                              // GUARDED_BY(mu_)
   std::unordered_map<Key, std::unique_ptr<Entry>, KeyHash> index_;  // GUARDED_BY(mu_)
-  std::list<Entry*> lru_;                                           // GUARDED_BY(mu_): front = newest
+  std::list<Entry*> lru_;                                           // GUARDED_BY(mu_): host entries, front = newest
+  std::unique_ptr<tiers::SpillStore> spill_;                        // null = no spill tier
+  uint64_t spill_value_bytes_ = 0;                                  // GUARDED_BY(mu_): indexed spill-tier entries
+  uint64_t spill_entries_ = 0;                                      // GUARDED_BY(mu_)
+  std::deque<PromoteTask> promotions_;                              // GUARDED_BY(mu_)
+  std::condition_variable worker_cv_;
+  bool stop_worker_ = false;                                        // GUARDED_BY(mu_)
+  std::thread worker_;
   WaiterTable waiters_;                                             // GUARDED_BY(mu_)
   uint64_t host_value_bytes_ = 0;                                   // GUARDED_BY(mu_)
   uint64_t held_entries_ = 0;                                       // GUARDED_BY(mu_): claimed or doomed

@@ -1,0 +1,296 @@
+// The Store's tier movement: demotion to spill, promotion back into the host
+// arena, warm restart and the shutdown flush. Disk I/O happens here with the
+// Store's mutex released; the entry being moved is pinned meanwhile.
+#include <spdlog/spdlog.h>
+
+#include "entry.h"
+#include "kvstore/server/store.h"
+#include "kvstore/units.h"
+
+namespace kvstore::server {
+
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+uint64_t MicrosSince(SteadyClock::time_point t) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t).count());
+}
+
+SteadyClock::time_point ExpiryFromUnixMs(uint64_t expires_unix_ms) {
+  if (expires_unix_ms == 0) return SteadyClock::time_point::max();
+  auto now_unix = std::chrono::system_clock::now();
+  auto when = std::chrono::system_clock::time_point(std::chrono::milliseconds(expires_unix_ms));
+  return SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(when - now_unix);
+}
+
+}  // namespace
+
+Result<size_t> Store::Open() {
+  size_t found = 0;
+  if (spill_ != nullptr) {
+    std::lock_guard lock(mu_);
+    Status s = spill_->ForEach([&](const Key& key, const EntryMeta& meta) {
+      auto e = std::make_unique<Entry>();
+      e->key = key;
+      e->meta = meta;
+      e->meta.tier = Tier::kSpill;
+      e->in_spill = true;
+      e->expires = ExpiryFromUnixMs(meta.expires_unix_ms);
+      if (!index_.contains(key)) {
+        InsertIndexLocked(std::move(e));
+        ++found;
+      }
+      return true;
+    });
+    if (!s.ok()) return s.WithContext("reading the spill tier's index at start");
+  }
+  worker_ = std::thread([this] { WorkerLoop(); });
+  return found;
+}
+
+Status Store::Close() {
+  {
+    std::lock_guard lock(mu_);
+    stop_worker_ = true;
+  }
+  worker_cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  if (spill_ == nullptr) return Status::Ok();
+  size_t written = 0, failed = 0;
+  uint64_t bytes = 0;
+  if (options_.flush_on_shutdown) {
+    // No connection is left: nothing else touches the index now.
+    std::vector<Entry*> todo;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [k, e] : index_) {
+        if (e->in_host() && !e->in_spill) todo.push_back(e.get());
+      }
+    }
+    for (Entry* e : todo) {
+      Status s = spill_->Put(e->key, e->meta, e->bytes());
+      if (s.ok()) {
+        e->in_spill = true;
+        ++written;
+        bytes += e->meta.size;
+      } else {
+        ++failed;
+        spdlog::error("shutdown flush: key {} ({} bytes) not written to spill: {}",
+                      e->key.ToHex(), e->meta.size, s.ToString());
+      }
+    }
+  }
+  Status s = spill_->Flush();
+  spdlog::info("shutdown flush: {} entries ({}) written to spill{}; spill tier {}", written,
+               FormatSize(bytes), failed ? ", " + std::to_string(failed) + " FAILED" : "",
+               s.ok() ? "durable" : "flush failed: " + s.ToString());
+  if (failed > 0) return Status::Internal(std::to_string(failed) + " entries could not be flushed");
+  return s;
+}
+
+uint64_t Store::HostFreeLocked() const { return memory_->capacity() - memory_->used(); }
+
+void Store::QueuePromotionLocked(std::vector<Key> keys, DeliveryCallback then_select) {
+  for (const Key& k : keys) {
+    auto it = index_.find(k);
+    if (it != index_.end()) it->second->moving = true;  // not demoted meanwhile
+  }
+  promotions_.push_back({std::move(keys), std::move(then_select)});
+  worker_cv_.notify_one();
+}
+
+void Store::WorkerLoop() {
+  std::unique_lock lock(mu_);
+  // After a demotion pass that freed nothing (spill full, everything pinned),
+  // wait for a promotion or a second before trying again instead of spinning.
+  auto demote_not_before = SteadyClock::now();
+  while (!stop_worker_) {
+    worker_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] {
+      return stop_worker_ || !promotions_.empty() ||
+             (spill_ != nullptr && SteadyClock::now() >= demote_not_before &&
+              static_cast<double>(memory_->used()) >
+                  options_.high_watermark * static_cast<double>(memory_->capacity()));
+    });
+    if (stop_worker_) break;
+    if (!promotions_.empty()) {
+      PromoteTask task = std::move(promotions_.front());
+      promotions_.pop_front();
+      lock.unlock();
+      for (const Key& k : task.keys) Promote(k);
+      if (task.then_select) SelectImpl(task.keys, task.then_select, /*may_promote=*/false);
+      lock.lock();
+      continue;
+    }
+    if (spill_ == nullptr) continue;
+    uint64_t cap = memory_->capacity();
+    if (SteadyClock::now() >= demote_not_before &&
+        static_cast<double>(memory_->used()) > options_.high_watermark * static_cast<double>(cap)) {
+      uint64_t target_free =
+          cap - static_cast<uint64_t>(options_.low_watermark * static_cast<double>(cap));
+      lock.unlock();
+      uint64_t freed = DemoteUntilFree(target_free);
+      lock.lock();
+      if (freed == 0) demote_not_before = SteadyClock::now() + std::chrono::seconds(1);
+    }
+  }
+}
+
+uint64_t Store::DemoteUntilFree(uint64_t bytes_free) {
+  if (spill_ == nullptr) return 0;
+  uint64_t freed = 0;
+  for (int step = 0; step < 1'000'000; ++step) {
+    {
+      std::lock_guard lock(mu_);
+      if (HostFreeLocked() >= bytes_free) break;
+    }
+    uint64_t before;
+    {
+      std::lock_guard lock(mu_);
+      before = memory_->used();
+    }
+    // Entries nobody is waiting for go first; waited-for entries only when needed.
+    if (!DemoteOne(/*allow_waited=*/false) && !DemoteOne(/*allow_waited=*/true)) break;
+    std::lock_guard lock(mu_);
+    if (memory_->used() < before) freed += before - memory_->used();
+  }
+  return freed;
+}
+
+bool Store::DemoteOne(bool allow_waited) {
+  Entry* e = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = lru_.rbegin(); it != lru_.rend(); ++it) {
+      Entry* c = *it;
+      if (c->pins > 0 || c->moving) continue;
+      if (!allow_waited && waiters_.HasWaiter(c->key)) continue;
+      e = c;
+      break;
+    }
+    if (e == nullptr) return false;
+    ++e->pins;  // the bytes stay put while they are written out
+  }
+  Status s;
+  if (!e->in_spill) {
+    auto start = SteadyClock::now();
+    s = spill_->Put(e->key, e->meta, e->bytes());
+    counters_.spill_write_micros.fetch_add(MicrosSince(start), std::memory_order_relaxed);
+    if (s.ok()) counters_.spill_write_bytes.fetch_add(e->meta.size, std::memory_order_relaxed);
+  }
+  std::lock_guard lock(mu_);
+  --e->pins;
+  if (!s.ok()) {
+    counters_.spill_errors.fetch_add(1, std::memory_order_relaxed);
+    if (s.code() != StatusCode::kResourceExhausted) {
+      spdlog::warn("demotion of key {} ({} bytes) to spill failed: {}", e->key.ToHex(),
+                   e->meta.size, s.ToString());
+    }
+    if (e->doomed && e->pins == 0) {
+      --held_entries_;
+      FreeEntryLocked(e);
+    }
+    return false;  // spill full or failing: stop demoting
+  }
+  e->in_spill = true;
+  if (e->doomed) {  // removed or taken while being written: drop the copy too
+    if (e->pins == 0) {
+      --held_entries_;
+      FreeEntryLocked(e);
+    }
+    return true;
+  }
+  if (!e->indexed || e->pins > 0 || !e->in_host()) return true;  // claimed or being read: keep
+  UnlinkLocked(e);
+  memory_->Free(e->slot);
+  e->slot = {};
+  e->meta.tier = Tier::kSpill;
+  LinkLocked(e);
+  counters_.evictions.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+bool Store::Promote(const Key& key) {
+  Entry* e = nullptr;
+  uint64_t size = 0;
+  {
+    std::lock_guard lock(mu_);
+    auto it = index_.find(key);
+    if (it == index_.end()) return false;
+    e = it->second.get();
+    if (e->in_host()) {
+      e->moving = false;
+      return true;
+    }
+    ++e->pins;
+    size = e->meta.size;
+  }
+  std::optional<Slot> slot;
+  for (int attempt = 0; attempt < 2 && !slot; ++attempt) {
+    {
+      std::lock_guard lock(mu_);
+      slot = memory_->Allocate(std::max<uint64_t>(size, 1));
+    }
+    if (!slot && attempt == 0) DemoteUntilFree(size);
+  }
+  Status s = slot ? Status::Ok()
+                  : Status::ResourceExhausted("no host memory free to promote the entry into");
+  if (slot) {
+    slot->size = size;
+    auto start = SteadyClock::now();
+    EntryMeta meta;
+    s = spill_->Get(key, {slot->data, size}, &meta);
+    counters_.spill_read_micros.fetch_add(MicrosSince(start), std::memory_order_relaxed);
+    if (s.ok()) counters_.spill_read_bytes.fetch_add(size, std::memory_order_relaxed);
+  }
+  Callbacks cbs;
+  {
+    std::lock_guard lock(mu_);
+    --e->pins;
+    e->moving = false;
+    if (!s.ok()) {
+      if (slot) memory_->Free(*slot);
+      if (s.code() == StatusCode::kDataLoss || s.code() == StatusCode::kNotFound) {
+        // The disk copy is gone or corrupt: the entry is lost, never served.
+        counters_.checksum_failures.fetch_add(s.code() == StatusCode::kDataLoss,
+                                              std::memory_order_relaxed);
+        spdlog::error("spill entry for key {} is unreadable ({}); it was removed", key.ToHex(),
+                      s.ToString());
+        e->in_spill = false;  // the spill tier dropped it already
+        if (e->indexed) {
+          auto it = index_.find(key);
+          if (it != index_.end() && it->second.get() == e) EraseLocked(it);
+        } else if (e->doomed && e->pins == 0) {
+          --held_entries_;
+          FreeEntryLocked(e);
+        }
+      } else {
+        spdlog::warn("promotion of key {} failed: {}", key.ToHex(), s.ToString());
+        if (e->doomed && e->pins == 0) {
+          --held_entries_;
+          FreeEntryLocked(e);
+        }
+      }
+      return false;
+    }
+    if (e->doomed || !e->indexed) {  // removed while being read back
+      memory_->Free(*slot);
+      if (e->doomed && e->pins == 0) {
+        --held_entries_;
+        FreeEntryLocked(e);
+      }
+      return false;
+    }
+    UnlinkLocked(e);
+    e->slot = *slot;
+    e->meta.tier = Tier::kHost;
+    LinkLocked(e);
+    counters_.promotions.fetch_add(1, std::memory_order_relaxed);
+    WakeWaitersLocked(key, &cbs);
+  }
+  RunCallbacks(cbs);
+  return true;
+}
+
+}  // namespace kvstore::server

@@ -1,0 +1,39 @@
+// CompletionHandler: the HTTP routes of a model engine (roles both, prefill,
+// decode): POST /v1/completions, GET /health, GET /metrics. Parses the
+// request on the I/O thread, Submits it to the Scheduler and relays the
+// RequestStream back, as one JSON answer or as server-sent events.
+//
+// Thread-safety: Handle runs concurrently on any number of connections.
+#pragma once
+
+#include "kvstore/engine/engine_metrics.h"
+#include "kvstore/engine/engine_options.h"
+#include "kvstore/engine/http_server.h"
+#include "kvstore/engine/scheduler.h"
+
+namespace kvstore::engine {
+
+class CompletionHandler {
+ public:
+  // REQUIRES: scheduler and metrics outlive the handler.
+  CompletionHandler(const EngineOptions& options, Scheduler* scheduler, EngineMetrics* metrics)
+      : options_(options), scheduler_(scheduler), metrics_(metrics) {}
+
+  boost::asio::awaitable<void> Handle(HttpRequest& req, HttpResponder& res);
+
+ private:
+  boost::asio::awaitable<void> Complete(HttpRequest& req, HttpResponder& res);
+
+  EngineOptions options_;
+  Scheduler* scheduler_;
+  EngineMetrics* metrics_;
+  std::atomic<uint64_t> next_id_{1};
+};
+
+// Routes shared by every role: /health is "ok" when health is OK, /metrics
+// renders metrics. Returns false when the path is not one of them.
+boost::asio::awaitable<bool> HandleCommonRoutes(HttpRequest& req, HttpResponder& res,
+                                                EngineMetrics* metrics, const Status& health,
+                                                Role role);
+
+}  // namespace kvstore::engine

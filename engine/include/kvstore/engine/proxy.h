@@ -1,0 +1,52 @@
+// Proxy: the --role proxy front, like vLLM's disaggregated prefill proxy.
+// For each POST /v1/completions it
+//   1. sends the request to the next prefill engine (round-robin) with
+//      max_tokens=1 and stream=false, and waits for its answer (the prompt's
+//      KV is then in kvstored);
+//   2. sends the original request to the next decode engine and relays its
+//      answer (streamed when the client asked for stream) byte for byte.
+// If the prefill fails, the decode request says so (kv_transfer_params.
+// remote_prefill=false) and the decode engine applies its --on-kv-miss policy
+// at once instead of waiting for KV that will not come.
+//
+// Thread-safety: Handle runs concurrently on any number of connections.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "kvstore/engine/engine_metrics.h"
+#include "kvstore/engine/engine_options.h"
+#include "kvstore/engine/http_server.h"
+
+namespace kvstore::engine {
+
+// "http://HOST:PORT[/...]" or "HOST:PORT" -> host and port.
+Status ParseHttpUrl(std::string_view url, std::string* host, std::string* port);
+
+class Proxy {
+ public:
+  // InvalidArgument when a URL does not parse or a list is empty.
+  static Result<std::unique_ptr<Proxy>> Create(const EngineOptions& options,
+                                               EngineMetrics* metrics);
+
+  boost::asio::awaitable<void> Handle(HttpRequest& req, HttpResponder& res);
+
+ private:
+  struct Upstream {
+    std::string url, host, port;
+  };
+  Proxy(const EngineOptions& options, EngineMetrics* metrics)
+      : options_(options), metrics_(metrics) {}
+  boost::asio::awaitable<void> Complete(HttpRequest& req, HttpResponder& res);
+
+  EngineOptions options_;
+  EngineMetrics* metrics_;
+  std::vector<Upstream> prefill_;
+  std::vector<Upstream> decode_;
+  std::atomic<uint64_t> next_prefill_{0};
+  std::atomic<uint64_t> next_decode_{0};
+};
+
+}  // namespace kvstore::engine

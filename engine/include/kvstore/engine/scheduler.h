@@ -1,0 +1,109 @@
+// Scheduler: owns the Model and runs every completion of a prefill, decode
+// or both engine. The model is not thread-safe, so one worker thread owns it
+// and does all compute; HTTP threads only Submit and read RequestStreams.
+//
+// Worker loop: admit every ready request (prefill it; emit its first token),
+// then run one DecodeBatch step over all running sequences (continuous
+// batching), and repeat. A request that arrives while others decode gets its
+// prefill before their next step -- which is exactly the ITL interference
+// disaggregation removes.
+//
+// Roles:
+//   both    prefill + decode locally.
+//   prefill MatchPrefix + Retain in kvstored, prefill in chunks of
+//           prefill_chunk_blocks blocks, each full block packed and handed to
+//           the KvPublisher as soon as it is computed; answers with the first
+//           token once its blocks are in the store.
+//   decode  a loader thread drop_selects the prompt's full blocks (waiting up
+//           to kv_timeout), the worker unpacks them, prefills only the tail
+//           and decodes. On a miss: recompute or fail (on_kv_miss).
+//
+// Thread-safety: Submit and Health from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kvstore/client.h"
+#include "kvstore/engine/completion_api.h"
+#include "kvstore/engine/engine_metrics.h"
+#include "kvstore/engine/engine_options.h"
+#include "kvstore/engine/kv_publisher.h"
+#include "kvstore/engine/model.h"
+#include "kvstore/engine/request_stream.h"
+
+namespace kvstore::engine {
+
+struct Job;
+
+class Scheduler {
+ public:
+  // Loads the model and, for prefill and decode, connects to the store.
+  // REQUIRES: options.role != kProxy; metrics outlives the scheduler.
+  static Result<std::unique_ptr<Scheduler>> Create(const EngineOptions& options,
+                                                   EngineMetrics* metrics);
+  // Fails what is still running (503) and joins every thread.
+  ~Scheduler();
+
+  // Queues a parsed request; results arrive on out.
+  void Submit(CompletionRequest request, std::shared_ptr<RequestStream> out);
+  // OK when the model is loaded and (prefill, decode) the store answers a ping.
+  Status Health();
+
+  int vocab_size() const { return vocab_size_; }
+  bool has_text_tokenizer() const { return has_text_tokenizer_; }
+  // The key namespace: model identity, KV layout, rank.
+  const std::string& key_namespace() const { return key_ns_; }
+
+ private:
+  Scheduler(const EngineOptions& options, EngineMetrics* metrics);
+  void WorkerLoop();
+  void Admit(const std::shared_ptr<Job>& job);
+  void DecodeStep();
+  void EmitToken(Job& job, int32_t token);
+  bool IsFinished(const Job& job) const;
+  std::string FinishReason(const Job& job) const;  // "stop" at EOS, else "length"
+  void Finish(const std::shared_ptr<Job>& job, std::string finish_reason);
+  void Fail(const std::shared_ptr<Job>& job, int http_status, std::string type, std::string message);
+  void MakeReady(std::shared_ptr<Job> job);
+
+  // prefill_role.cc
+  Result<std::vector<float>> PrefillWithStore(const std::shared_ptr<Job>& job);
+  void PublishBlock(const std::shared_ptr<Job>& job, int block);
+  void PrefillComputeDone(const std::shared_ptr<Job>& job);
+  void PrefillBlockDone(const std::shared_ptr<Job>& job, PublishOutcome outcome);
+
+  // decode_role.cc
+  void LoaderLoop();
+  void LoadKv(const std::shared_ptr<Job>& job);
+  Result<std::vector<float>> PrefillFromLoadedKv(const std::shared_ptr<Job>& job);
+
+  EngineOptions options_;
+  EngineMetrics* metrics_;
+  std::unique_ptr<Model> model_;  // owned by the worker thread once started
+  std::unique_ptr<Client> client_;
+  std::unique_ptr<KvPublisher> publisher_;  // prefill role
+  int vocab_size_ = 0;
+  bool has_text_tokenizer_ = false;
+  std::string key_ns_;
+  std::string kv_layout_;
+  size_t block_bytes_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Job>> ready_;     // guarded by mu_; to be admitted
+  std::deque<std::shared_ptr<Job>> to_load_;   // guarded by mu_; decode: waiting for a loader
+  bool stop_ = false;                          // guarded by mu_
+  std::condition_variable load_cv_;
+  std::vector<std::shared_ptr<Job>> active_;   // worker thread only: decoding
+
+  std::thread worker_;
+  std::vector<std::thread> loaders_;
+};
+
+}  // namespace kvstore::engine

@@ -1,0 +1,68 @@
+#include "kvstore/engine/kv_publisher.h"
+
+#include <spdlog/spdlog.h>
+
+namespace kvstore::engine {
+
+KvPublisher::KvPublisher(Client* client, InsertOptions options)
+    : client_(client), options_(std::move(options)), thread_([this] { Run(); }) {}
+
+KvPublisher::~KvPublisher() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void KvPublisher::Enqueue(const Key& key, std::vector<std::byte> value, Done done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(Item{key, std::move(value), std::move(done)});
+  }
+  cv_.notify_one();
+}
+
+void KvPublisher::Run() {
+  for (;;) {
+    Item item;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop_ and drained
+      item = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    Status error;
+    PublishOutcome outcome = Publish(item, &error);
+    if (item.done) item.done(outcome, error);
+  }
+}
+
+PublishOutcome KvPublisher::Publish(const Item& item, Status* error) {
+  // Bounded: each round needs the entry to vanish between Insert and Retain.
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    Result<bool> stored = client_->Insert(item.key, item.value, options_);
+    if (!stored.ok()) {
+      *error = stored.status().WithContext("insert of KV block " + item.key.ToHex().substr(0, 16));
+      spdlog::warn("{} ({} bytes); its decode will recompute it. Check kvstored is up at {} "
+                   "and has room (--memory).",
+                   error->ToString(), item.value.size(), client_->options().address);
+      return PublishOutcome::kFailed;
+    }
+    if (*stored) return PublishOutcome::kInserted;
+    Result<size_t> retained = client_->Retain(std::span<const Key>(&item.key, 1));
+    if (retained.ok() && *retained == 1) return PublishOutcome::kRetained;
+    if (!retained.ok()) {
+      *error = retained.status().WithContext("retain of KV block " + item.key.ToHex().substr(0, 16));
+      spdlog::warn("{}; its decode will recompute it", error->ToString());
+      return PublishOutcome::kFailed;
+    }
+  }
+  *error = Status::Internal("KV block " + item.key.ToHex().substr(0, 16) +
+                            " kept vanishing between insert and retain");
+  return PublishOutcome::kFailed;
+}
+
+}  // namespace kvstore::engine

@@ -1,0 +1,200 @@
+#include "kvstore/engine/proxy.h"
+
+#include <chrono>
+#include <limits>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "kvstore/engine/completion_api.h"
+#include "kvstore/engine/completion_handler.h"
+
+namespace kvstore::engine {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using asio::use_awaitable;
+using nlohmann::json;
+using tcp = asio::ip::tcp;
+
+Status ParseHttpUrl(std::string_view url, std::string* host, std::string* port) {
+  std::string_view u = url;
+  if (u.substr(0, 7) == "http://") u.remove_prefix(7);
+  if (u.substr(0, 8) == "https://")
+    return Status::InvalidArgument(std::string(url) + ": https is not supported; use http://");
+  if (auto slash = u.find('/'); slash != std::string_view::npos) u = u.substr(0, slash);
+  auto colon = u.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == u.size())
+    return Status::InvalidArgument("\"" + std::string(url) + "\": expected http://HOST:PORT");
+  *host = std::string(u.substr(0, colon));
+  *port = std::string(u.substr(colon + 1));
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Proxy>> Proxy::Create(const EngineOptions& options,
+                                             EngineMetrics* metrics) {
+  std::unique_ptr<Proxy> p(new Proxy(options, metrics));
+  for (auto [urls, out, flag] : {std::tuple{&options.prefill_urls, &p->prefill_, "--prefill"},
+                                 std::tuple{&options.decode_urls, &p->decode_, "--decode"}}) {
+    if (urls->empty())
+      return Status::InvalidArgument(std::string("--role proxy needs ") + flag + " URL[,URL...]");
+    for (const std::string& url : *urls) {
+      Upstream u{url, "", ""};
+      KVSTORE_RETURN_IF_ERROR(ParseHttpUrl(url, &u.host, &u.port).WithContext(flag));
+      out->push_back(std::move(u));
+    }
+  }
+  return p;
+}
+
+asio::awaitable<void> Proxy::Handle(HttpRequest& req, HttpResponder& res) {
+  std::string_view target(req.target().data(), req.target().size());
+  if (co_await HandleCommonRoutes(req, res, metrics_, Status::Ok(), Role::kProxy)) co_return;
+  if (target == "/v1/completions" && req.method() == http::verb::post) {
+    co_await Complete(req, res);
+    co_return;
+  }
+  co_await res.Send(http::status::not_found, "application/json",
+                    ErrorJson("no route " + std::string(target), "not_found", 404));
+}
+
+namespace {
+
+// Opens a connection to an upstream and sends one POST; the caller reads.
+asio::awaitable<void> Post(beast::tcp_stream& stream, const std::string& host,
+                           const std::string& port, const std::string& body,
+                           std::chrono::milliseconds timeout) {
+  tcp::resolver resolver(co_await asio::this_coro::executor);
+  auto endpoints = co_await resolver.async_resolve(host, port, use_awaitable);
+  stream.expires_after(timeout);
+  co_await stream.async_connect(endpoints, use_awaitable);
+  http::request<http::string_body> req{http::verb::post, "/v1/completions", 11};
+  req.set(http::field::host, host + ":" + port);
+  req.set(http::field::content_type, "application/json");
+  req.keep_alive(false);
+  req.body() = body;
+  req.prepare_payload();
+  co_await http::async_write(stream, req, use_awaitable);
+}
+
+}  // namespace
+
+asio::awaitable<void> Proxy::Complete(HttpRequest& req, HttpResponder& res) {
+  json body = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object()) {
+    co_await res.Send(http::status::bad_request, "application/json",
+                      ErrorJson("request body is not a JSON object", "invalid_request_error", 400));
+    co_return;
+  }
+  const auto arrival = std::chrono::steady_clock::now();
+  metrics_->RunningDelta(1);
+  struct RunningGuard {
+    EngineMetrics* m;
+    ~RunningGuard() { m->RunningDelta(-1); }
+  } guard{metrics_};
+
+  // 1. prefill, max_tokens=1
+  const Upstream& p = prefill_[next_prefill_.fetch_add(1) % prefill_.size()];
+  json pbody = body;
+  pbody["max_tokens"] = 1;
+  pbody["stream"] = false;
+  bool prefill_ok = false;
+  std::string prefill_error;
+  try {
+    beast::tcp_stream stream(co_await asio::this_coro::executor);
+    co_await Post(stream, p.host, p.port, DumpJson(pbody), options_.upstream_timeout);
+    beast::flat_buffer buf;
+    http::response<http::string_body> pres;
+    co_await http::async_read(stream, buf, pres, use_awaitable);
+    prefill_ok = pres.result() == http::status::ok;
+    if (!prefill_ok) {
+      // A request the prefill engine rejects is the client's error: pass it on.
+      if (pres.result() == http::status::bad_request) {
+        co_await res.Send(http::status::bad_request, "application/json", pres.body());
+        metrics_->RequestDone(false);
+        co_return;
+      }
+      prefill_error = "HTTP " + std::to_string(pres.result_int()) + ": " + pres.body();
+    }
+  } catch (const boost::system::system_error& e) {
+    prefill_error = e.what();
+  }
+  if (!prefill_ok) {
+    metrics_->UpstreamError("prefill");
+    spdlog::warn("prefill engine {} failed ({}); sending the request to decode with "
+                 "remote_prefill=false so it applies its --on-kv-miss policy",
+                 p.url, prefill_error);
+    body["kv_transfer_params"] = {{"remote_prefill", false}};
+  }
+
+  // 2. decode: relay its answer as it arrives.
+  const Upstream& d = decode_[next_decode_.fetch_add(1) % decode_.size()];
+  bool started = false;
+  bool first = true;
+  std::string decode_error;
+  try {
+    beast::tcp_stream stream(co_await asio::this_coro::executor);
+    co_await Post(stream, d.host, d.port, DumpJson(body), options_.upstream_timeout);
+    beast::flat_buffer buf;
+    http::response_parser<http::buffer_body> parser;
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    co_await http::async_read_header(stream, buf, parser, use_awaitable);
+    const auto status = parser.get().result();
+    std::string content_type(parser.get()[http::field::content_type]);
+    if (content_type.empty()) content_type = "application/json";
+    const bool chunked = parser.get().chunked();
+    std::string whole;
+    char piece[16384];
+    while (!parser.is_done()) {
+      parser.get().body().data = piece;
+      parser.get().body().size = sizeof(piece);
+      boost::system::error_code ec;
+      co_await http::async_read(stream, buf, parser, asio::redirect_error(use_awaitable, ec));
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) throw boost::system::system_error(ec);
+      size_t n = sizeof(piece) - parser.get().body().size;
+      if (n == 0) continue;
+      if (first) {
+        first = false;
+        metrics_->ObserveTtft(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - arrival).count());
+      }
+      if (chunked) {
+        if (!started) {
+          co_await res.BeginChunked(status, content_type);
+          started = true;
+        }
+        co_await res.Chunk(std::string_view(piece, n));
+      } else {
+        whole.append(piece, n);
+      }
+    }
+    if (chunked) {
+      if (!started) co_await res.BeginChunked(status, content_type);
+      co_await res.EndChunked();
+    } else {
+      co_await res.Send(status, content_type, std::move(whole));
+    }
+    metrics_->RequestDone(status == http::status::ok);
+    metrics_->ObserveE2e(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - arrival).count());
+  } catch (const boost::system::system_error& e) {
+    decode_error = e.what();
+  }
+  if (decode_error.empty()) co_return;
+  metrics_->UpstreamError("decode");
+  metrics_->RequestDone(false);
+  spdlog::warn("decode engine {} failed: {}", d.url, decode_error);
+  if (started) throw std::runtime_error("decode failed mid-stream");  // only closing is left
+  co_await res.Send(http::status::bad_gateway, "application/json",
+                    ErrorJson("decode engine " + d.url + " failed: " + decode_error +
+                                  "; check that it is running",
+                              "upstream_error", 502));
+}
+
+}  // namespace kvstore::engine

@@ -39,6 +39,7 @@ Status Connect(asio::io_context& ioc, tcp::socket& sock, const std::string& url,
   auto eps = resolver.resolve(host, port, ec);
   if (!ec) asio::connect(sock, eps, ec);
   if (ec) return Status::Unavailable("connecting to " + url + ": " + ec.message());
+  sock.set_option(tcp::no_delay(true), ec);
   timeval tv{};
   tv.tv_sec = timeout.count() / 1000;
   tv.tv_usec = (timeout.count() % 1000) * 1000;
@@ -148,7 +149,7 @@ Result<StreamedCompletion> StreamCompletion(const std::string& url, const std::s
   while (!parser.is_done()) {
     parser.get().body().data = piece;
     parser.get().body().size = sizeof(piece);
-    http::read(sock, buf, parser, ec);
+    http::read_some(sock, buf, parser, ec);  // returns as soon as some body arrived
     if (ec == http::error::need_buffer) ec = {};
     if (ec) return IoError("reading the stream from", url, ec);
     pending.append(piece, sizeof(piece) - parser.get().body().size);

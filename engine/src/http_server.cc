@@ -103,6 +103,8 @@ asio::awaitable<void> HttpServer::Accept() {
 }
 
 asio::awaitable<void> HttpServer::Session(tcp::socket socket) {
+  boost::system::error_code nodelay_ec;
+  socket.set_option(tcp::no_delay(true), nodelay_ec);  // stream tokens without Nagle delays
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   try {

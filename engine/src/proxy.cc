@@ -73,6 +73,7 @@ asio::awaitable<void> Post(beast::tcp_stream& stream, const std::string& host,
   auto endpoints = co_await resolver.async_resolve(host, port, use_awaitable);
   stream.expires_after(timeout);
   co_await stream.async_connect(endpoints, use_awaitable);
+  stream.socket().set_option(tcp::no_delay(true));
   http::request<http::string_body> req{http::verb::post, "/v1/completions", 11};
   req.set(http::field::host, host + ":" + port);
   req.set(http::field::content_type, "application/json");
@@ -154,7 +155,9 @@ asio::awaitable<void> Proxy::Complete(HttpRequest& req, HttpResponder& res) {
       parser.get().body().data = piece;
       parser.get().body().size = sizeof(piece);
       boost::system::error_code ec;
-      co_await http::async_read(stream, buf, parser, asio::redirect_error(use_awaitable, ec));
+      // read_some: relay each event as it arrives, not when the buffer fills.
+      co_await http::async_read_some(stream, buf, parser,
+                                     asio::redirect_error(use_awaitable, ec));
       if (ec == http::error::need_buffer) ec = {};
       if (ec) throw boost::system::system_error(ec);
       size_t n = sizeof(piece) - parser.get().body().size;

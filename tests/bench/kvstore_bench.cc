@@ -138,6 +138,7 @@ int Main(int argc, char** argv) {
   report.seconds_per_case = limits.seconds;
   report.max_ops = limits.max_ops;
   report.rounds = rounds;
+  report.load_before = LoadAverage();
 
   RedisProcess redis;
   bool have_redis = false;
@@ -182,6 +183,7 @@ int Main(int argc, char** argv) {
     }
   }
   redis.Stop();
+  report.load_after = LoadAverage();
   MeasurePerByteCosts(4 << 20, &report.xxh3_gbps, &report.memcpy_gbps);
 
   if (json) {

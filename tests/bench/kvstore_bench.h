@@ -126,7 +126,10 @@ struct BenchReport {
   double seconds_per_case = 0;
   uint64_t max_ops = 0;
   int rounds = 0;
-  std::string redis_note;       // why Redis did not run, if it did not
+  std::string redis_note;  // why Redis did not run, if it did not
+  // /proc/loadavg before and after: a busy machine moves every figure, baselines included.
+  std::string load_before;
+  std::string load_after;
   std::vector<BulkResult> all;  // every case of every round
   // Single-thread costs of the per-byte work a store op adds, for the breakdown.
   double xxh3_gbps = 0;
@@ -137,6 +140,8 @@ struct BenchReport {
 std::vector<BulkResult> BestOfRounds(const std::vector<BulkResult>& all);
 void PrintTable(const BenchReport& report);
 void PrintJson(const BenchReport& report);
+// The first three fields of /proc/loadavg, or "?".
+std::string LoadAverage();
 // Measures XXH3-64 and memcpy throughput on a warm buffer of `size` bytes.
 void MeasurePerByteCosts(size_t size, double* xxh3_gbps, double* memcpy_gbps);
 

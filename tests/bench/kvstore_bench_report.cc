@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <map>
+#include <thread>
 #include <tuple>
 
 #include "kvstore/units.h"
@@ -105,7 +107,9 @@ void PrintTable(const BenchReport& report) {
                "transfers per op:\n"
             << "raw-tcp = send + 1-byte ack, then 9-byte request + bytes back (cpu counts both "
                "ends); redis = SET then GETDEL.\n"
-            << "cpu = cores busy during the case (client process / server process).\n\n";
+            << "cpu = cores busy during the case (client process / server process).\n"
+            << "load average (1/5/15 min) before " << report.load_before << ", after "
+            << report.load_after << " on " << std::thread::hardware_concurrency() << " cores\n\n";
   std::vector<std::vector<std::string>> t = {{"size", "clients", "system", "ops", "rt GB/s",
                                               "put GB/s", "get GB/s", "rt p50 ms", "rt p99 ms",
                                               "put p50 ms", "get p50 ms", "rt/raw", "rt/redis",
@@ -210,12 +214,21 @@ void PrintJson(const BenchReport& report) {
                                "direction (2 x size per op) over wall time; put/get = size / "
                                "mean phase latency x clients"},
                               {"redis_note", report.redis_note},
+                              {"load_before", report.load_before},
+                              {"load_after", report.load_after},
                               {"xxh3_gbps", report.xxh3_gbps},
                               {"memcpy_gbps", report.memcpy_gbps},
                               {"best", best_json},
                               {"all", rounds}}
                    .dump(2)
             << std::endl;
+}
+
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  if (!(in >> a >> b >> c)) return "?";
+  return a + " " + b + " " + c;
 }
 
 void MeasurePerByteCosts(size_t size, double* xxh3_gbps, double* memcpy_gbps) {

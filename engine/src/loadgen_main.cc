@@ -60,11 +60,13 @@ int RunCheck(const std::string& coloc, const std::string& disagg, int block_size
   auto t0 = std::chrono::steady_clock::now();
   std::vector<Outcome> want;
   for (const Request& r : set) want.push_back(RunWorkload(coloc, {r})[0]);
-  Summary sc = Summarize(want, Wall(t0));
+  const double wall_c = Wall(t0);
+  Summary sc = Summarize(want, wall_c);
   t0 = std::chrono::steady_clock::now();
   std::vector<Outcome> seq;
   for (const Request& r : set) seq.push_back(RunWorkload(disagg, {r})[0]);
-  Summary sd = Summarize(seq, Wall(t0));
+  const double wall_d = Wall(t0);
+  Summary sd = Summarize(seq, wall_d);
   std::vector<Outcome> conc = RunWorkload(disagg, set);
 
   size_t shortest = SIZE_MAX, longest = 0;
@@ -159,15 +161,18 @@ int main(int argc, char** argv) {
       reqs = std::move(t).value();
     } else {
       po.qps = qps;
+      po.seed = 1 + points.size();  // fresh prompts per rate: no engine has them cached
       reqs = Poisson(po);
     }
     PlotPoint p{qps, {}, {}};
     // Same requests, same rate, one setup after the other.
     auto t0 = std::chrono::steady_clock::now();
-    p.colocated = Summarize(RunWorkload(coloc, reqs), Wall(t0));
+    std::vector<Outcome> oc = RunWorkload(coloc, reqs);
+    p.colocated = Summarize(oc, Wall(t0));
     std::cout << FormatSummary("colocated", qps, p.colocated) << std::endl;
     t0 = std::chrono::steady_clock::now();
-    p.disaggregated = Summarize(RunWorkload(disagg, reqs), Wall(t0));
+    std::vector<Outcome> od = RunWorkload(disagg, reqs);
+    p.disaggregated = Summarize(od, Wall(t0));
     std::cout << FormatSummary("disaggregated", qps, p.disaggregated) << std::endl;
     auto ratio = [](double a, double b) { return b > 0 ? a / b : 0; };
     std::cout << fmt::format(

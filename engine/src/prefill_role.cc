@@ -39,14 +39,7 @@ Result<std::vector<float>> Scheduler::PrefillWithStore(const std::shared_ptr<Job
   metrics_->AddKvBlocks("reused", retained);
 
   // 2. Blocks this engine computed before: attach from the local prefix cache.
-  std::vector<BlockKey> local_keys;
-  for (const Key& k : keys) local_keys.push_back(LocalKey(k));
-  int local = cache.MatchPrefix(local_keys);
-  if (local > 0) {
-    KVSTORE_RETURN_IF_ERROR(cache.AttachPrefix(job->seq, std::span(local_keys).first(local)));
-  }
-  job->kv.local_blocks = local;
-  metrics_->AddKvBlocks("local", local);
+  KVSTORE_ASSIGN_OR_RETURN(const int local, AttachLocalPrefix(job));
 
   // 3. Retained blocks that are not local: read them (select, no drop).
   if (retained > local) {
@@ -85,9 +78,33 @@ Result<std::vector<float>> Scheduler::PrefillWithStore(const std::shared_ptr<Job
     publish_ready();
   } while (done < total);
 
-  // Keep the blocks in the local prefix cache for later prompts.
-  for (int b = 0; b < std::min(n, cache.NumTokens(job->seq) / bs); ++b)
-    (void)cache.PublishBlock(job->seq, b, local_keys[b]);
+  PublishLocal(job);
+  return logits;
+}
+
+Result<int> Scheduler::AttachLocalPrefix(const std::shared_ptr<Job>& job) {
+  PagedKvCache& cache = model_->kv_cache();
+  std::vector<BlockKey> local_keys;
+  for (const Key& k : job->keys) local_keys.push_back(LocalKey(k));
+  const int local = cache.MatchPrefix(local_keys);
+  if (local > 0)
+    KVSTORE_RETURN_IF_ERROR(cache.AttachPrefix(job->seq, std::span(local_keys).first(local)));
+  job->kv.local_blocks = local;
+  metrics_->AddKvBlocks("local", local);
+  return local;
+}
+
+void Scheduler::PublishLocal(const std::shared_ptr<Job>& job) {
+  PagedKvCache& cache = model_->kv_cache();
+  const int full = std::min<int>(job->keys.size(), cache.NumTokens(job->seq) / cache.block_size());
+  for (int b = 0; b < full; ++b) (void)cache.PublishBlock(job->seq, b, LocalKey(job->keys[b]));
+}
+
+Result<std::vector<float>> Scheduler::PrefillWithLocalCache(const std::shared_ptr<Job>& job) {
+  KVSTORE_RETURN_IF_ERROR(AttachLocalPrefix(job).status());
+  KVSTORE_ASSIGN_OR_RETURN(std::vector<float> logits,
+                           model_->Prefill(job->seq, job->request.prompt));
+  PublishLocal(job);
   return logits;
 }
 

@@ -105,7 +105,7 @@ void Scheduler::Submit(CompletionRequest request, std::shared_ptr<RequestStream>
   job->request = std::move(request);
   job->out = std::move(out);
   job->sampler.emplace(job->request.sampling);
-  if (options_.role != Role::kBoth) {
+  {
     std::vector<uint32_t> t(job->request.prompt.begin(), job->request.prompt.end());
     KeyOptions ko;
     ko.ns = key_ns_;
@@ -161,7 +161,7 @@ void Scheduler::Admit(const std::shared_ptr<Job>& job) {
   switch (options_.role) {
     case Role::kPrefill: logits = PrefillWithStore(job); break;
     case Role::kDecode: logits = PrefillFromLoadedKv(job); break;
-    default: logits = model_->Prefill(job->seq, job->request.prompt); break;
+    default: logits = PrefillWithLocalCache(job); break;
   }
   if (!logits.ok()) {
     const Status& s = logits.status();

@@ -9,7 +9,8 @@
 // disaggregation removes.
 //
 // Roles:
-//   both    prefill + decode locally.
+//   both    prefill + decode locally, with a local prefix cache (blocks
+//           published under their prefix keys, attached by later prompts).
 //   prefill MatchPrefix + Retain in kvstored, prefill in chunks of
 //           prefill_chunk_blocks blocks, each full block packed and handed to
 //           the KvPublisher as soon as it is computed; answers with the first
@@ -74,6 +75,10 @@ class Scheduler {
 
   // prefill_role.cc
   Result<std::vector<float>> PrefillWithStore(const std::shared_ptr<Job>& job);
+  // both: the same local prefix cache as prefill, without the store.
+  Result<std::vector<float>> PrefillWithLocalCache(const std::shared_ptr<Job>& job);
+  Result<int> AttachLocalPrefix(const std::shared_ptr<Job>& job);  // blocks attached
+  void PublishLocal(const std::shared_ptr<Job>& job);
   void PublishBlock(const std::shared_ptr<Job>& job, int block);
   void PrefillComputeDone(const std::shared_ptr<Job>& job);
   void PrefillBlockDone(const std::shared_ptr<Job>& job, PublishOutcome outcome);

@@ -1,5 +1,18 @@
 #include "client_conn.h"
 
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
 #include <capnp/message.h>
 
 #include "kvstore/units.h"
@@ -7,43 +20,44 @@
 
 namespace kvstore::internal {
 
-namespace asio = boost::asio;
-using boost::system::error_code;
+namespace {
 
-template <typename Start>
-Status ClientConn::Run(Start&& start, Clock::time_point deadline, const char* what) {
-  if (broken_) return Status::Unavailable(std::string("connection to kvstored at ") + address_ +
-                                          " is closed after an earlier error; reconnect");
-  bool done = false;
-  error_code result;
-  start([&](const error_code& ec, auto&&...) {
-    done = true;
-    result = ec;
-  });
-  io_.restart();
-  while (!done && io_.run_one_until(deadline) > 0) {
+constexpr int kSocketBuffer = 4 << 20;  // fewer wake-ups per multi-MiB value
+
+}  // namespace
+
+ClientConn::~ClientConn() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status ClientConn::Fail(const char* what, int err) {
+  broken_ = true;
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
   }
-  if (!done) {
-    broken_ = true;
-    error_code ignored;
-    socket_.close(ignored);
-    io_.restart();
-    io_.run();  // let the cancelled operation finish
+  if (err == EAGAIN || err == EWOULDBLOCK || err == ETIMEDOUT) {
     return Status::Timeout(std::string(what) + " to kvstored at " + address_ + " timed out");
   }
-  if (result) {
-    broken_ = true;
-    error_code ignored;
-    socket_.close(ignored);
-    if (result == asio::error::eof || result == asio::error::connection_reset ||
-        result == asio::error::broken_pipe) {
-      return Status::Unavailable(std::string(what) + ": kvstored at " + address_ +
-                                 " closed the connection (restarted, shutting down, or it "
-                                 "rejected the request; see its log)");
-    }
-    return Status::Unavailable(std::string(what) + " to kvstored at " + address_ + ": " +
-                               result.message());
+  if (err == 0 || err == ECONNRESET || err == EPIPE) {
+    return Status::Unavailable(std::string(what) + ": kvstored at " + address_ +
+                               " closed the connection (restarted, shutting down, or it "
+                               "rejected the request; see its log)");
   }
+  return Status::Unavailable(std::string(what) + " to kvstored at " + address_ + ": " +
+                             std::strerror(err));
+}
+
+Status ClientConn::SetTimeout(int option, Clock::time_point deadline, const char* what) {
+  if (broken_) {
+    return Status::Unavailable("connection to kvstored at " + address_ +
+                               " is closed after an earlier error; reconnect");
+  }
+  auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+  if (left.count() <= 0) return Fail(what, ETIMEDOUT);
+  timeval tv{static_cast<time_t>(left.count() / 1000000),
+             static_cast<suseconds_t>(left.count() % 1000000)};
+  if (::setsockopt(fd_, SOL_SOCKET, option, &tv, sizeof(tv)) != 0) return Fail(what, errno);
   return Status::Ok();
 }
 
@@ -53,29 +67,52 @@ Result<std::unique_ptr<ClientConn>> ClientConn::Open(const ClientOptions& option
   std::string host;
   uint16_t port = 0;
   KVSTORE_RETURN_IF_ERROR(SplitHostPort(options.address, &host, &port));
-  error_code ec;
-  auto addr = asio::ip::make_address(host, ec);
-  asio::ip::tcp::endpoint endpoint;
-  if (!ec) {
-    endpoint = {addr, port};
-  } else {
-    asio::ip::tcp::resolver resolver(c->io_);
-    auto results = resolver.resolve(host, std::to_string(port), ec);
-    if (ec || results.empty()) {
-      return Status::Unavailable("cannot resolve kvstored host '" + host + "': " + ec.message());
-    }
-    endpoint = *results.begin();
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found);
+  if (rc != 0 || found == nullptr) {
+    return Status::Unavailable("cannot resolve kvstored host '" + host + "': " + gai_strerror(rc));
   }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> addrs(found, ::freeaddrinfo);
   auto deadline = Clock::now() + options.connect_timeout;
-  Status s = c->Run([&](auto handler) { c->socket_.async_connect(endpoint, handler); }, deadline,
-                    "connect");
-  if (!s.ok()) {
-    return Status::Unavailable("cannot reach kvstored at " + options.address + ": " +
-                               (s.code() == StatusCode::kTimeout ? "connect timed out"
-                                                                 : s.message()) +
+  std::string last_error = "no address";
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+    if (fd < 0) continue;
+    int err = 0;
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      err = errno;
+      if (err == EINPROGRESS) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        pollfd p{fd, POLLOUT, 0};
+        int n = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
+        socklen_t len = sizeof(err);
+        if (n <= 0) {
+          err = ETIMEDOUT;
+        } else {
+          ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        }
+      }
+    }
+    if (err != 0) {
+      last_error = err == ETIMEDOUT ? "connect timed out" : std::strerror(err);
+      ::close(fd);
+      continue;
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kSocketBuffer, sizeof(kSocketBuffer));
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kSocketBuffer, sizeof(kSocketBuffer));
+    c->fd_ = fd;
+    break;
+  }
+  if (c->fd_ < 0) {
+    return Status::Unavailable("cannot reach kvstored at " + options.address + ": " + last_error +
                                " (is the daemon running? check the address)");
   }
-  c->socket_.set_option(asio::ip::tcp::no_delay(true), ec);
 
   capnp::MallocMessageBuilder msg;
   auto req = msg.initRoot<wire::Request>();
@@ -98,43 +135,72 @@ Result<std::unique_ptr<ClientConn>> ClientConn::Open(const ClientOptions& option
 Status ClientConn::Send(capnp::MessageBuilder& message,
                         std::span<const std::span<const std::byte>> bulk,
                         Clock::time_point deadline) {
+  KVSTORE_RETURN_IF_ERROR(SetTimeout(SO_SNDTIMEO, deadline, "send"));
   uint64_t bulk_len = 0;
   for (auto b : bulk) bulk_len += b.size();
   OutFrame frame = EncodeFrame(message, bulk_len);
-  std::vector<asio::const_buffer> buffers;
-  buffers.reserve(2 + bulk.size());
-  buffers.emplace_back(frame.header.data(), frame.header.size());
+  std::vector<iovec> iov;
+  iov.reserve(2 + bulk.size());
   auto control = frame.control_bytes();
-  buffers.emplace_back(control.data(), control.size());
-  for (auto b : bulk) buffers.emplace_back(b.data(), b.size());
-  return Run([&](auto handler) { asio::async_write(socket_, buffers, handler); }, deadline,
-             "send");
+  iov.push_back({frame.header.data(), frame.header.size()});
+  iov.push_back({const_cast<std::byte*>(control.data()), control.size()});
+  for (auto b : bulk) {
+    if (!b.empty()) iov.push_back({const_cast<std::byte*>(b.data()), b.size()});
+  }
+  size_t first = 0;
+  while (first < iov.size()) {
+    msghdr mh{};
+    mh.msg_iov = iov.data() + first;
+    mh.msg_iovlen = std::min<size_t>(iov.size() - first, IOV_MAX);
+    ssize_t n = ::sendmsg(fd_, &mh, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Fail("send", errno);
+    }
+    size_t sent = static_cast<size_t>(n);
+    while (first < iov.size() && sent >= iov[first].iov_len) sent -= iov[first++].iov_len;
+    if (first < iov.size()) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + sent;
+      iov[first].iov_len -= sent;
+    }
+  }
+  return Status::Ok();
+}
+
+Status ClientConn::ReadExact(void* dst, size_t n, Clock::time_point deadline, const char* what) {
+  KVSTORE_RETURN_IF_ERROR(SetTimeout(SO_RCVTIMEO, deadline, what));
+  auto* p = static_cast<char*>(dst);
+  while (n > 0) {
+    ssize_t r = ::recv(fd_, p, n, MSG_WAITALL);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return Fail(what, errno);
+    }
+    if (r == 0) return Fail(what, 0);
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return Status::Ok();
 }
 
 Result<InFrame> ClientConn::Receive(Clock::time_point deadline) {
   std::array<std::byte, kFrameHeaderSize> raw;
-  KVSTORE_RETURN_IF_ERROR(Run(
-      [&](auto handler) { asio::async_read(socket_, asio::buffer(raw), handler); }, deadline,
-      "receive"));
+  KVSTORE_RETURN_IF_ERROR(ReadExact(raw.data(), raw.size(), deadline, "receive"));
   auto header = FrameHeader::Decode(raw.data(), UINT64_MAX);
   if (!header.ok()) {
-    broken_ = true;
+    (void)Fail("receive", EPROTO);
     return Status::Internal("kvstored sent a malformed frame: " + header.status().message());
   }
   InFrame in;
   in.header = *header;
   in.words = kj::heapArray<capnp::word>(header->control_len / sizeof(capnp::word));
-  KVSTORE_RETURN_IF_ERROR(Run(
-      [&](auto handler) {
-        asio::async_read(socket_, asio::buffer(in.words.begin(), header->control_len), handler);
-      },
-      deadline, "receive"));
+  KVSTORE_RETURN_IF_ERROR(ReadExact(in.words.begin(), header->control_len, deadline, "receive"));
   try {
     in.reader = std::make_unique<capnp::FlatArrayMessageReader>(in.words.asPtr(),
                                                                  WireReaderOptions());
     (void)in.response().which();
   } catch (const kj::Exception& e) {
-    broken_ = true;
+    (void)Fail("receive", EPROTO);
     return Status::Internal(std::string("kvstored sent an unreadable reply: ") +
                             e.getDescription().cStr());
   }
@@ -143,9 +209,7 @@ Result<InFrame> ClientConn::Receive(Clock::time_point deadline) {
 
 Status ClientConn::ReceiveBulk(std::span<std::byte> dst, Clock::time_point deadline) {
   if (dst.empty()) return Status::Ok();
-  return Run(
-      [&](auto handler) { asio::async_read(socket_, asio::buffer(dst.data(), dst.size()), handler); },
-      deadline, "receive value");
+  return ReadExact(dst.data(), dst.size(), deadline, "receive value");
 }
 
 Status ClientConn::DiscardBulk(uint64_t bytes, Clock::time_point deadline) {

@@ -1,18 +1,19 @@
 // One blocking connection to kvstored: frames out, frames in, with deadlines.
 //
+// Plain POSIX sockets: a value moves in one send/recv call where the kernel
+// allows (MSG_WAITALL), straight between the socket and the caller's buffer,
+// with SO_RCVTIMEO/SO_SNDTIMEO carrying each call's deadline.
+//
 // Thread-compatibility: one thread at a time (Client's pool hands each
 // connection to one caller). After any I/O error or timeout the connection is
 // broken() and must be discarded: the stream position is no longer known.
 #pragma once
-
-#include <utility>  // before asio: Boost 1.74 Asio under C++20 needs std::exchange
 
 #include <chrono>
 #include <memory>
 #include <span>
 #include <string>
 
-#include <boost/asio.hpp>
 #include <capnp/serialize.h>
 
 #include "kvstore.capnp.h"
@@ -36,6 +37,9 @@ class ClientConn {
  public:
   // Connects, sends Hello and checks the reply.
   static Result<std::unique_ptr<ClientConn>> Open(const ClientOptions& options);
+  ~ClientConn();
+  ClientConn(const ClientConn&) = delete;
+  ClientConn& operator=(const ClientConn&) = delete;
 
   // Sends `message` followed by the bulk spans, in order.
   Status Send(capnp::MessageBuilder& message, std::span<const std::span<const std::byte>> bulk,
@@ -50,12 +54,12 @@ class ClientConn {
   uint64_t max_value_bytes() const { return max_value_bytes_; }
 
  private:
-  ClientConn() : socket_(io_) {}
-  template <typename Start>
-  Status Run(Start&& start, Clock::time_point deadline, const char* what);
+  ClientConn() = default;
+  Status Fail(const char* what, int err);
+  Status SetTimeout(int option, Clock::time_point deadline, const char* what);
+  Status ReadExact(void* dst, size_t n, Clock::time_point deadline, const char* what);
 
-  boost::asio::io_context io_;
-  boost::asio::ip::tcp::socket socket_;
+  int fd_ = -1;
   std::string address_;
   uint64_t last_id_ = 0;
   uint64_t max_value_bytes_ = 0;

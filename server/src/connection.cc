@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "connection_registry.h"
+#include "kvstore/rdma/negotiation.h"
 
 namespace kvstore::server {
 
@@ -303,6 +304,19 @@ void Connection::HandleHello(uint64_t id, wire::Hello::Reader r) {
   }
   authenticated_ = true;
   spdlog::debug("connection {} from {} is {}", id_, peer_, r.getClientName().cStr());
+  // Bulk transport: RDMA only when both ends have a device; this version moves
+  // bulk bytes over TCP either way, so a peer offering RDMA is told no (empty
+  // rdmaParams in the reply) and both ends stay on TCP.
+  auto peer = r.getRdmaParams();
+  rdma::TransportChoice choice = rdma::NegotiateBulkTransport(
+      ctx_->rdma_available,
+      std::span<const std::byte>(reinterpret_cast<const std::byte*>(peer.begin()), peer.size()),
+      ctx_->rdma_unavailable);
+  if (choice.transport == rdma::BulkTransport::kRdma) {
+    choice = {rdma::BulkTransport::kTcp,
+              "both ends have RDMA devices, but this kvstored moves bulk bytes over TCP", {}};
+  }
+  rdma::LogTransportChoiceOnce(choice);
   uint64_t max_value = ctx_->options->store.max_value_bytes;
   std::string version = ctx_->version;
   Reply(id, Op::kHello, Status::Ok(), [&](wire::Response::Builder resp) {

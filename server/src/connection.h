@@ -41,6 +41,8 @@ struct ServiceContext {
   Metrics* metrics;
   ConnectionRegistry* registry;
   std::string version;
+  bool rdma_available = false;     // this daemon opened an RDMA device
+  std::string rdma_unavailable;    // why not, for the negotiation log line
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {

@@ -59,8 +59,8 @@ class Server::Impl {
     } else {
       spdlog::info("spill tier: off (--spill 0); what is in memory is lost on restart");
     }
-    LogHardware();
     ctx_ = {&options_, store_.get(), &metrics_, &registry_, kVersion};
+    LogHardware();
     metrics_.AttachStore(store_.get());
 
     std::string host;
@@ -132,8 +132,10 @@ class Server::Impl {
     }
     std::string why;
     if (rdma::RdmaDevicesPresent(&why)) {
+      ctx_.rdma_available = true;
       spdlog::info("rdma: device present; bulk transfers still use TCP in this version");
     } else {
+      ctx_.rdma_unavailable = why;
       spdlog::info("rdma: {}", why);
     }
   }

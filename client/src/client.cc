@@ -7,6 +7,7 @@
 #include <xxhash.h>
 
 #include "client_conn.h"
+#include "client_regions.h"
 #include "kvstore/wire_convert.h"
 
 namespace kvstore {
@@ -108,8 +109,11 @@ class Client::Impl {
   // Shared by Select/DropSelect (+Into): receives entries into buffers chosen by `dst_for`.
   template <typename DstFor>
   Result<std::vector<EntryInfo>> SelectImpl(bool drop, std::span<const Key> keys,
-                                            std::chrono::milliseconds timeout, DstFor dst_for) {
+                                            std::chrono::milliseconds timeout, DstFor dst_for,
+                                            bool registered = false) {
     if (keys.empty()) return std::vector<EntryInfo>{};
+    (registered ? regions_.registered : regions_.unregistered)
+        .fetch_add(1, std::memory_order_relaxed);
     KVSTORE_ASSIGN_OR_RETURN(Lease conn, Borrow());
     auto deadline = Deadline(drop ? timeout : std::chrono::milliseconds{0});
     capnp::MallocMessageBuilder msg;
@@ -172,6 +176,7 @@ class Client::Impl {
   }
 
   ClientOptions options_;
+  internal::RegionTable regions_;
 
  private:
   std::mutex mu_;
@@ -197,6 +202,13 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
 
 Result<bool> Client::Insert(const Key& key, std::span<const std::byte> value,
                             const InsertOptions& options) {
+  return InsertSpan(key, value, options, /*registered=*/false);
+}
+
+Result<bool> Client::InsertSpan(const Key& key, std::span<const std::byte> value,
+                                const InsertOptions& options, bool registered) {
+  (registered ? impl_->regions_.registered : impl_->regions_.unregistered)
+      .fetch_add(1, std::memory_order_relaxed);
   KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
   if (conn->max_value_bytes() != 0 && value.size() > conn->max_value_bytes()) {
     return Status::InvalidArgument("value of " + std::to_string(value.size()) +
@@ -281,6 +293,54 @@ Result<std::vector<EntryInfo>> Client::DropSelectInto(
     return Status::InvalidArgument("DropSelectInto needs one destination buffer per key");
   }
   return impl_->SelectImpl(true, keys, timeout, IntoBuffers(destinations));
+}
+
+Result<RegionId> Client::RegisterRegion(std::span<std::byte> memory) {
+  return impl_->regions_.Add(memory);
+}
+
+Status Client::UnregisterRegion(RegionId region) { return impl_->regions_.Remove(region); }
+
+Result<bool> Client::InsertFromRegion(const Key& key, const RegionSlice& source,
+                                      const InsertOptions& options) {
+  KVSTORE_ASSIGN_OR_RETURN(std::span<std::byte> bytes, impl_->regions_.Resolve(source));
+  return InsertSpan(key, bytes, options, /*registered=*/true);
+}
+
+namespace {
+Result<std::vector<std::span<std::byte>>> ResolveAll(const internal::RegionTable& regions,
+                                                     std::span<const RegionSlice> slices) {
+  std::vector<std::span<std::byte>> out;
+  out.reserve(slices.size());
+  for (const auto& s : slices) {
+    KVSTORE_ASSIGN_OR_RETURN(std::span<std::byte> b, regions.Resolve(s));
+    out.push_back(b);
+  }
+  return out;
+}
+}  // namespace
+
+Result<std::vector<EntryInfo>> Client::SelectIntoRegions(
+    std::span<const Key> keys, std::span<const RegionSlice> destinations) {
+  KVSTORE_ASSIGN_OR_RETURN(auto spans, ResolveAll(impl_->regions_, destinations));
+  if (spans.size() != keys.size()) {
+    return Status::InvalidArgument("SelectIntoRegions needs one destination per key");
+  }
+  return impl_->SelectImpl(false, keys, {}, IntoBuffers(spans), /*registered=*/true);
+}
+
+Result<std::vector<EntryInfo>> Client::DropSelectIntoRegions(
+    std::span<const Key> keys, std::span<const RegionSlice> destinations,
+    std::chrono::milliseconds timeout) {
+  KVSTORE_ASSIGN_OR_RETURN(auto spans, ResolveAll(impl_->regions_, destinations));
+  if (spans.size() != keys.size()) {
+    return Status::InvalidArgument("DropSelectIntoRegions needs one destination per key");
+  }
+  return impl_->SelectImpl(true, keys, timeout, IntoBuffers(spans), /*registered=*/true);
+}
+
+ClientTransferStats Client::TransferStats() const {
+  return {impl_->regions_.registered.load(), impl_->regions_.unregistered.load(), 0};
 }
 
 Result<size_t> Client::MatchPrefix(std::span<const Key> keys) {

@@ -247,3 +247,46 @@ TEST(LookupBuffer, InsertBeyondMemoryIsRefusedAndStoredDataStaysIntact) {
 
 }  // namespace
 }  // namespace kvstore::testing
+
+namespace kvstore::testing {
+namespace {
+
+TEST(LookupBuffer, RegisteredRegionsMoveBytesWithoutCopiesAndCheckBounds) {
+  auto d = StartDaemon();
+  ASSERT_NE(d, nullptr);
+  auto c = ConnectTo(*d);
+  // One registered arena holds two blocks' worth of KV on each side.
+  auto src = RandomBytes(2 * 65536, 42);
+  std::vector<std::byte> dst(2 * 65536);
+  auto src_region = c->RegisterRegion(src);
+  auto dst_region = c->RegisterRegion(dst);
+  ASSERT_OK(src_region);
+  ASSERT_OK(dst_region);
+  std::vector<Key> keys{TestKey(1), TestKey(2)};
+  for (uint64_t i = 0; i < 2; ++i) {
+    ASSERT_OK(c->InsertFromRegion(keys[i], {*src_region, i * 65536, 65536}));
+  }
+  // Destinations swapped: block 1 lands first.
+  std::vector<RegionSlice> where{{*dst_region, 65536, 65536}, {*dst_region, 0, 65536}};
+  auto got = c->DropSelectIntoRegions(keys, where, std::chrono::seconds(2));
+  ASSERT_OK(got);
+  EXPECT_TRUE(std::equal(dst.begin(), dst.begin() + 65536, src.begin() + 65536));
+  EXPECT_TRUE(std::equal(dst.begin() + 65536, dst.end(), src.begin()));
+  auto stats = c->TransferStats();
+  EXPECT_EQ(stats.registered_transfers, 3u);
+  EXPECT_EQ(stats.staged_transfers, 0u);
+
+  // Out of bounds, overflowing, unknown region: refused before anything moves.
+  EXPECT_EQ(c->InsertFromRegion(keys[0], {*src_region, 65537, 65536}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(c->InsertFromRegion(keys[0], {*src_region, UINT64_MAX - 1, 4}).status().code(),
+            StatusCode::kInvalidArgument);
+  ASSERT_OK(c->UnregisterRegion(*src_region));
+  EXPECT_EQ(c->InsertFromRegion(keys[0], {*src_region, 0, 16}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(c->UnregisterRegion(*src_region).code(), StatusCode::kNotFound);
+  EXPECT_EQ(*c->MatchPrefix(keys), 0u);
+}
+
+}  // namespace
+}  // namespace kvstore::testing

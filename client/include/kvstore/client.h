@@ -99,6 +99,26 @@ struct ListPage {
   std::vector<std::byte> next_cursor;  // empty = no more
 };
 
+// Caller memory registered once for transfers (Client::RegisterRegion).
+struct RegionId {
+  uint32_t value = 0;
+  bool operator==(const RegionId&) const = default;
+};
+
+// Part of a registered region: the source of an insert or the destination of a select.
+struct RegionSlice {
+  RegionId region;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+// What this client moved, by kind of buffer.
+struct ClientTransferStats {
+  uint64_t registered_transfers = 0;    // from/into registered regions
+  uint64_t unregistered_transfers = 0;  // from/into plain spans
+  uint64_t staged_transfers = 0;        // went through a bounce copy (never over TCP)
+};
+
 // XXH3-64 of a value, as stored in EntryMeta::checksum.
 uint64_t ValueChecksum(std::span<const std::byte> value);
 
@@ -131,6 +151,25 @@ class Client {
                                                 std::span<const std::span<std::byte>> destinations,
                                                 std::chrono::milliseconds timeout);
 
+  // Registers caller memory once; transfers then name (region, offset, length) and
+  // move bytes straight between the transport and this memory. Over TCP that is
+  // the socket; with an RDMA transport the region is where the NIC registration
+  // happens, once, instead of per transfer. The caller keeps the memory alive
+  // until UnregisterRegion. InvalidArgument for an empty span.
+  Result<RegionId> RegisterRegion(std::span<std::byte> memory);
+  // NotFound when the id is unknown.
+  Status UnregisterRegion(RegionId region);
+  // Insert / select with registered memory. InvalidArgument when a slice is not
+  // inside its region (offset + length checked without overflow).
+  Result<bool> InsertFromRegion(const Key& key, const RegionSlice& source,
+                                const InsertOptions& options = {});
+  Result<std::vector<EntryInfo>> SelectIntoRegions(std::span<const Key> keys,
+                                                   std::span<const RegionSlice> destinations);
+  Result<std::vector<EntryInfo>> DropSelectIntoRegions(std::span<const Key> keys,
+                                                       std::span<const RegionSlice> destinations,
+                                                       std::chrono::milliseconds timeout);
+  ClientTransferStats TransferStats() const;
+
   // Number of leading keys stored now; never blocks.
   Result<size_t> MatchPrefix(std::span<const Key> keys);
   // Adds one pending taker to each leading stored key (stops at the first absent
@@ -151,6 +190,8 @@ class Client {
  private:
   class Impl;
   explicit Client(std::unique_ptr<Impl> impl);
+  Result<bool> InsertSpan(const Key& key, std::span<const std::byte> value,
+                          const InsertOptions& options, bool registered);
   std::unique_ptr<Impl> impl_;
 };
 

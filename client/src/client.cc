@@ -154,8 +154,8 @@ class Client::Impl {
         continue;
       }
       std::span<std::byte> out = dst->subspan(0, infos[i].meta.size);
-      KVSTORE_RETURN_IF_ERROR(conn->ReceiveBulk(out, deadline));
-      if (ValueChecksum(out) != infos[i].meta.checksum && dst_error.ok()) {
+      KVSTORE_ASSIGN_OR_RETURN(uint64_t checksum, conn->ReceiveBulkHashed(out, deadline));
+      if (checksum != infos[i].meta.checksum && dst_error.ok()) {
         dst_error = Status::DataLoss("value of key " + infos[i].key.ToHex() +
                                      " failed its checksum in transit");
       }
@@ -223,7 +223,7 @@ Result<bool> Client::InsertSpan(const Key& key, std::span<const std::byte> value
   ins.setKey(KeyToWire(key));
   EntryMeta meta;
   meta.size = value.size();
-  meta.checksum = ValueChecksum(value);
+  meta.checksum = options.checksum ? *options.checksum : ValueChecksum(value);
   meta.layout = options.layout;
   meta.producer = options.producer.empty() ? impl_->options_.client_name : options.producer;
   MetaToWire(meta, ins.initMeta());

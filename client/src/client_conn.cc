@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <capnp/message.h>
+#include <xxhash.h>
 
 #include "kvstore/units.h"
 #include "kvstore/wire_convert.h"
@@ -210,6 +211,20 @@ Result<InFrame> ClientConn::Receive(Clock::time_point deadline) {
 Status ClientConn::ReceiveBulk(std::span<std::byte> dst, Clock::time_point deadline) {
   if (dst.empty()) return Status::Ok();
   return ReadExact(dst.data(), dst.size(), deadline, "receive value");
+}
+
+Result<uint64_t> ClientConn::ReceiveBulkHashed(std::span<std::byte> dst,
+                                               Clock::time_point deadline) {
+  constexpr size_t kChunk = 1 << 20;
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
+                                                                 &XXH3_freeState);
+  XXH3_64bits_reset(state.get());
+  for (size_t off = 0; off < dst.size(); off += kChunk) {
+    size_t n = std::min(kChunk, dst.size() - off);
+    KVSTORE_RETURN_IF_ERROR(ReadExact(dst.data() + off, n, deadline, "receive value"));
+    XXH3_64bits_update(state.get(), dst.data() + off, n);
+  }
+  return XXH3_64bits_digest(state.get());
 }
 
 Status ClientConn::DiscardBulk(uint64_t bytes, Clock::time_point deadline) {

@@ -46,6 +46,8 @@ class ClientConn {
               Clock::time_point deadline);
   Result<InFrame> Receive(Clock::time_point deadline);
   Status ReceiveBulk(std::span<std::byte> dst, Clock::time_point deadline);
+  // Receives in chunks, hashing each (XXH3-64) while it is still in cache.
+  Result<uint64_t> ReceiveBulkHashed(std::span<std::byte> dst, Clock::time_point deadline);
   Status DiscardBulk(uint64_t bytes, Clock::time_point deadline);
 
   uint64_t NextId() { return ++last_id_; }

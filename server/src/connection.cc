@@ -9,7 +9,7 @@ namespace kvstore::server {
 
 namespace {
 
-constexpr size_t kBulkChunk = 4u << 20;      // bulk reads re-arm the stall timer per chunk
+constexpr size_t kBulkChunk = 1u << 20;      // per chunk: re-arm the stall timer, hash while hot
 constexpr size_t kMaxQueuedReplies = 4096;   // a client that never reads is cut off
 
 double SecondsSince(SteadyClock::time_point t) {
@@ -132,6 +132,7 @@ void Connection::ReadBulk(std::span<std::byte> dst, std::function<void()> done) 
                        return;
                      }
                      ctx_->metrics->AddBytesIn(n);
+                     XXH3_64bits_update(hash_.get(), dst.data(), n);
                      ReadBulk(dst.subspan(n), std::move(done));
                    }));
 }
@@ -361,8 +362,9 @@ void Connection::HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64
     return;
   }
   reservation_ = std::move(res).value();
+  XXH3_64bits_reset(hash_.get());
   ReadBulk(reservation_->bytes(), [this, id] {
-    auto committed = ctx_->store->Commit(std::move(*reservation_));
+    auto committed = ctx_->store->Commit(std::move(*reservation_), XXH3_64bits_digest(hash_.get()));
     reservation_.reset();
     if (!committed.ok()) {
       spdlog::warn("connection {} from {}: insert refused: {}", id_, peer_,

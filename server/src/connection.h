@@ -19,6 +19,8 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 
+#include <xxhash.h>
+
 #include "kvstore.capnp.h"
 #include "kvstore/frame.h"
 #include "kvstore/server/metrics.h"
@@ -114,6 +116,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   SteadyClock::time_point frame_started_;
   kj::Array<capnp::word> control_;
   std::optional<Reservation> reservation_;  // an insert whose bytes are arriving
+  // Hash of the arriving value, updated per chunk while the chunk is still in cache.
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> hash_{XXH3_createState(),
+                                                                 &XXH3_freeState};
   std::vector<std::byte> drain_buf_;
 
   asio::steady_timer stall_timer_;

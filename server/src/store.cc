@@ -144,9 +144,9 @@ void Store::Abort(Reservation&& r) {
   r.slot = {};
 }
 
-Result<bool> Store::Commit(Reservation&& r) {
+Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_checksum) {
   if (r.exists) return false;
-  if (ValueChecksum(r.bytes()) != r.meta.checksum) {
+  if (computed_checksum.value_or(ValueChecksum(r.bytes())) != r.meta.checksum) {
     counters_.checksum_failures.fetch_add(1, std::memory_order_relaxed);
     Abort(std::move(r));
     return Status::DataLoss("value for key " + r.key.ToHex() +

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -60,6 +61,9 @@ struct InsertOptions {
   std::string layout;
   std::string producer;
   std::chrono::milliseconds ttl{0};  // 0 = the store's default
+  // XXH3-64 of the value when the caller already has it (e.g. computed while
+  // packing); saves a pass over the bytes. The store verifies it either way.
+  std::optional<uint64_t> checksum;
 };
 
 struct TierStats {

@@ -127,9 +127,11 @@ class Store {
   // the tier is full; InvalidArgument for a value over the size limit.
   Result<Reservation> Reserve(const Key& key, const EntryMeta& meta, std::chrono::milliseconds ttl);
   // Verifies the checksum of the reserved bytes and makes the entry visible.
-  // Returns true when stored, false when another insert of the same key won.
-  // DataLoss (and the reservation freed) when the checksum does not match.
-  Result<bool> Commit(Reservation&& r);
+  // `computed_checksum` is the XXH3-64 of the bytes when the caller hashed them
+  // as they arrived (nullopt: hash them here). Returns true when stored, false
+  // when another insert of the same key won. DataLoss (and the reservation
+  // freed) when the checksum does not match.
+  Result<bool> Commit(Reservation&& r, std::optional<uint64_t> computed_checksum = std::nullopt);
   void Abort(Reservation&& r);
 
   // Resolves at once: the callback gets a Delivery of pinned entries, or

@@ -6,7 +6,8 @@
 #   deploy/demo/bench.sh                      # prefill-heavy Poisson load
 #   deploy/demo/bench.sh --workload trace --trace ../shared/traces/conversation_trace.jsonl
 #
-# Extra arguments go to kvstore-loadgen (they override the defaults below).
+# Arguments go to kvstore-loadgen; without any, a prefill-heavy Poisson load
+# (512-token prompts, 32 output tokens, 1..3 QPS, 30 requests per rate).
 # Environment: BUILD_DIR (default build; built targets expected),
 # PLOT (default itl_over_qps.png in the current directory).
 set -euo pipefail
@@ -24,7 +25,7 @@ ENGINE_ARGS=()
 # shellcheck source=cluster.sh
 source "$ROOT/deploy/demo/cluster.sh"
 say "running the load (this takes a few minutes)"
+[ $# -gt 0 ] || set -- --workload poisson --qps 1,2,3 --num-requests 30 --input-len 512 \
+  --output-len 32
 "$LOADGEN" --mode bench --colocated "http://127.0.0.1:$BOTH" \
-  --disaggregated "http://127.0.0.1:$PROXY" \
-  --workload poisson --qps 1,2,3 --num-requests 30 --input-len 512 --output-len 32 \
-  --plot "$PLOT" "$@"
+  --disaggregated "http://127.0.0.1:$PROXY" --plot "$PLOT" "$@"

@@ -27,8 +27,9 @@ Result<CompletionRequest> ParseCompletionRequest(std::string_view body, int voca
         return Status::InvalidArgument("\"prompt\" array must hold integer token ids");
       int64_t v = t.get<int64_t>();
       if (v < 0 || v >= vocab_size)
-        return Status::InvalidArgument("token id " + std::to_string(v) + " outside the vocabulary [0, " +
-                                       std::to_string(vocab_size) + ")");
+        return Status::InvalidArgument("token id " + std::to_string(v) +
+                                       " outside the vocabulary [0, " + std::to_string(vocab_size) +
+                                       ")");
       r.prompt.push_back(static_cast<int32_t>(v));
     }
   } else {
@@ -93,9 +94,13 @@ json CompletionJson(const std::string& id, const std::string& model, const Compl
                  {"token_ids", r.tokens},
                  {"finish_reason", r.finish_reason},
                  {"logprobs", nullptr}};
-  return {{"id", id},          {"object", "text_completion"}, {"created", NowUnix()},
-          {"model", model},    {"choices", json::array({choice})},
-          {"usage", Usage(r)}, {"kvstore", KvReportJson(r.kv)}};
+  return {{"id", id},
+          {"object", "text_completion"},
+          {"created", NowUnix()},
+          {"model", model},
+          {"choices", json::array({choice})},
+          {"usage", Usage(r)},
+          {"kvstore", KvReportJson(r.kv)}};
 }
 
 std::string StreamTokenEvent(const std::string& id, const std::string& model, int32_t token,
@@ -114,10 +119,8 @@ std::string StreamTokenEvent(const std::string& id, const std::string& model, in
 
 std::string StreamFinalEvents(const std::string& id, const std::string& model,
                               const CompletionResult& r) {
-  json choice = {{"index", 0},
-                 {"text", ""},
-                 {"token_ids", json::array()},
-                 {"finish_reason", r.finish_reason}};
+  json choice = {
+      {"index", 0}, {"text", ""}, {"token_ids", json::array()}, {"finish_reason", r.finish_reason}};
   json j = {{"id", id},
             {"object", "text_completion"},
             {"created", NowUnix()},

@@ -1,8 +1,8 @@
 #include "kvstore/engine/completion_handler.h"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
 
 #include "kvstore/engine/tokenizer.h"
 
@@ -40,12 +40,13 @@ asio::awaitable<void> CompletionHandler::Handle(HttpRequest& req, HttpResponder&
     co_await Complete(req, res);
     co_return;
   }
-  co_await res.Send(http::status::not_found, "application/json",
-                    ErrorJson("no route " + std::string(req.method_string().data(), req.method_string().size()) + " " +
-                                  std::string(target) +
-                                  "; this engine serves POST /v1/completions, GET /health, "
-                                  "GET /metrics",
-                              "not_found", 404));
+  co_await res.Send(
+      http::status::not_found, "application/json",
+      ErrorJson("no route " + std::string(req.method_string().data(), req.method_string().size()) +
+                    " " + std::string(target) +
+                    "; this engine serves POST /v1/completions, GET /health, "
+                    "GET /metrics",
+                "not_found", 404));
 }
 
 asio::awaitable<void> CompletionHandler::Complete(HttpRequest& req, HttpResponder& res) {
@@ -58,8 +59,8 @@ asio::awaitable<void> CompletionHandler::Complete(HttpRequest& req, HttpResponde
     co_return;
   }
   const bool stream = parsed->stream;
-  const std::string id = "cmpl-" + std::string(RoleName(options_.role)) + "-" +
-                         std::to_string(next_id_.fetch_add(1));
+  const std::string id =
+      "cmpl-" + std::string(RoleName(options_.role)) + "-" + std::to_string(next_id_.fetch_add(1));
   auto out = std::make_shared<RequestStream>(co_await asio::this_coro::executor);
   scheduler_->Submit(std::move(parsed).value(), out);
 

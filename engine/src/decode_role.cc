@@ -12,11 +12,16 @@ namespace {
 
 std::string MissReason(StatusCode code) {
   switch (code) {
-    case StatusCode::kTimeout: return "timeout";
-    case StatusCode::kDataLoss: return "data_loss";
-    case StatusCode::kUnavailable: return "unavailable";
-    case StatusCode::kNotFound: return "not_found";
-    default: return "error";
+    case StatusCode::kTimeout:
+      return "timeout";
+    case StatusCode::kDataLoss:
+      return "data_loss";
+    case StatusCode::kUnavailable:
+      return "unavailable";
+    case StatusCode::kNotFound:
+      return "not_found";
+    default:
+      return "error";
   }
 }
 
@@ -76,12 +81,13 @@ void Scheduler::LoadKv(const std::shared_ptr<Job>& job) {
     metrics_->KvMiss(reason);
     job->kv.miss = reason;
     if (options_.on_kv_miss == KvMissPolicy::kFail) {
-      spdlog::warn("KV of a {}-block prompt missing ({}); failing the request "
-                   "(--on-kv-miss fail)",
-                   n, miss.ToString());
+      spdlog::warn(
+          "KV of a {}-block prompt missing ({}); failing the request "
+          "(--on-kv-miss fail)",
+          n, miss.ToString());
       Fail(job, miss.code() == StatusCode::kTimeout ? 504 : 503, "kv_miss",
-           "the KV cache of this prompt did not arrive from kvstored at " + options_.store +
-               " (" + miss.ToString() +
+           "the KV cache of this prompt did not arrive from kvstored at " + options_.store + " (" +
+               miss.ToString() +
                "); the engine runs with --on-kv-miss fail. Check that the prefill engine is "
                "up, or retry");
       return;
@@ -92,8 +98,8 @@ void Scheduler::LoadKv(const std::shared_ptr<Job>& job) {
     if (reason != "bad_layout") {
       auto m = client_->MatchPrefix(job->keys);
       if (m.ok() && *m > 0) {
-        auto got = client_->DropSelectInto(std::span(job->keys).first(*m),
-                                           std::span(dst).first(*m), std::chrono::milliseconds(1000));
+        auto got = client_->DropSelectInto(std::span(job->keys).first(*m), std::span(dst).first(*m),
+                                           std::chrono::milliseconds(1000));
         if (got.ok()) partial = static_cast<int>(*m);
       }
     }
@@ -113,8 +119,8 @@ void Scheduler::LoadKv(const std::shared_ptr<Job>& job) {
 Result<std::vector<float>> Scheduler::PrefillFromLoadedKv(const std::shared_ptr<Job>& job) {
   PagedKvCache& cache = model_->kv_cache();
   if (job->kv.loaded_blocks > 0) {
-    Status s = cache.UnpackBlocks(job->seq, job->kv_payload,
-                                  job->kv.loaded_blocks * cache.block_size());
+    Status s =
+        cache.UnpackBlocks(job->seq, job->kv_payload, job->kv.loaded_blocks * cache.block_size());
     if (!s.ok()) {
       spdlog::warn("unpacking {} loaded blocks failed ({}); recomputing them",
                    job->kv.loaded_blocks, s.ToString());

@@ -10,10 +10,10 @@
 #include <iostream>
 #include <thread>
 
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <spdlog/spdlog.h>
 
 #include "kvstore/engine/completion_handler.h"
 #include "kvstore/engine/engine_metrics.h"

@@ -68,8 +68,9 @@ EngineMetrics::EngineMetrics(std::string role)
                     .Add(labels);
   kv_blocks_ = &p::BuildCounter()
                     .Name("kvstore_engine_kv_blocks_total")
-                    .Help("KV blocks by what happened to them: inserted, reused (retained in "
-                          "the store), local (prefix cache), loaded, recomputed")
+                    .Help(
+                        "KV blocks by what happened to them: inserted, reused (retained in "
+                        "the store), local (prefix cache), loaded, recomputed")
                     .Register(*registry_);
   kv_misses_ = &p::BuildCounter()
                     .Name("kvstore_engine_kv_misses_total")

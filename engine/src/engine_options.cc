@@ -4,10 +4,14 @@ namespace kvstore::engine {
 
 std::string_view RoleName(Role role) {
   switch (role) {
-    case Role::kBoth: return "both";
-    case Role::kPrefill: return "prefill";
-    case Role::kDecode: return "decode";
-    case Role::kProxy: return "proxy";
+    case Role::kBoth:
+      return "both";
+    case Role::kPrefill:
+      return "prefill";
+    case Role::kDecode:
+      return "decode";
+    case Role::kProxy:
+      return "proxy";
   }
   return "unknown";
 }

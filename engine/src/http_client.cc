@@ -27,7 +27,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 Status Connect(asio::io_context& ioc, tcp::socket& sock, const std::string& url,
                std::chrono::milliseconds timeout, std::string* host_port) {
@@ -48,8 +50,10 @@ Status Connect(asio::io_context& ioc, tcp::socket& sock, const std::string& url,
   return Status::Ok();
 }
 
-Status IoError(const std::string& what, const std::string& url, const boost::system::error_code& ec) {
-  if (ec == asio::error::would_block || ec == asio::error::try_again || ec == asio::error::timed_out)
+Status IoError(const std::string& what, const std::string& url,
+               const boost::system::error_code& ec) {
+  if (ec == asio::error::would_block || ec == asio::error::try_again ||
+      ec == asio::error::timed_out)
     return Status::Timeout(what + " " + url + ": no answer in time");
   return Status::Unavailable(what + " " + url + ": " + ec.message());
 }
@@ -94,7 +98,8 @@ Result<HttpResult> HttpPost(const std::string& url, const std::string& path,
 Result<StreamedCompletion> StreamCompletion(const std::string& url, const std::string& body,
                                             std::chrono::milliseconds timeout) {
   nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Status::InvalidArgument("body is not a JSON object");
+  if (j.is_discarded() || !j.is_object())
+    return Status::InvalidArgument("body is not a JSON object");
   j["stream"] = true;
   asio::io_context ioc;
   tcp::socket sock(ioc);
@@ -162,9 +167,8 @@ Result<StreamedCompletion> StreamCompletion(const std::string& url, const std::s
   }
   if (out.status != 200) {
     nlohmann::json e = nlohmann::json::parse(pending, nullptr, false);
-    out.error = !e.is_discarded() && e.contains("error")
-                    ? e["error"].value("message", pending)
-                    : pending;
+    out.error =
+        !e.is_discarded() && e.contains("error") ? e["error"].value("message", pending) : pending;
   }
   out.e2e_seconds = Since(start);
   return out;

@@ -1,5 +1,6 @@
 #include "kvstore/engine/http_server.h"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -7,7 +8,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <spdlog/spdlog.h>
 
 #include "kvstore/units.h"
 
@@ -22,7 +22,8 @@ asio::awaitable<void> HttpResponder::Send(http::status status, std::string_view 
                                           std::string body) {
   http::response<http::string_body> res{status, version_};
   res.set(http::field::server, "kvstore-engine");
-  res.set(http::field::content_type, boost::beast::string_view(content_type.data(), content_type.size()));
+  res.set(http::field::content_type,
+          boost::beast::string_view(content_type.data(), content_type.size()));
   res.keep_alive(keep_alive_);
   res.body() = std::move(body);
   res.prepare_payload();
@@ -33,7 +34,8 @@ asio::awaitable<void> HttpResponder::BeginChunked(http::status status,
                                                   std::string_view content_type) {
   http::response<http::empty_body> res{status, version_};
   res.set(http::field::server, "kvstore-engine");
-  res.set(http::field::content_type, boost::beast::string_view(content_type.data(), content_type.size()));
+  res.set(http::field::content_type,
+          boost::beast::string_view(content_type.data(), content_type.size()));
   res.set(http::field::cache_control, "no-cache");
   res.keep_alive(keep_alive_);
   res.chunked(true);
@@ -62,7 +64,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Create(asio::io_context& ioc,
   KVSTORE_RETURN_IF_ERROR(SplitHostPort(listen, &host, &port).WithContext("--listen"));
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
-  if (ec) return Status::InvalidArgument("--listen " + listen + ": \"" + host + "\" is not an IP address");
+  if (ec)
+    return Status::InvalidArgument("--listen " + listen + ": \"" + host +
+                                   "\" is not an IP address");
   std::unique_ptr<HttpServer> s(new HttpServer(ioc, std::move(handler)));
   tcp::endpoint ep(addr, port);
   s->acceptor_.open(ep.protocol(), ec);
@@ -76,9 +80,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Create(asio::io_context& ioc,
   return s;
 }
 
-void HttpServer::Start() {
-  asio::co_spawn(acceptor_.get_executor(), Accept(), asio::detached);
-}
+void HttpServer::Start() { asio::co_spawn(acceptor_.get_executor(), Accept(), asio::detached); }
 
 void HttpServer::Stop() {
   asio::post(acceptor_.get_executor(), [this] {
@@ -90,8 +92,8 @@ void HttpServer::Stop() {
 asio::awaitable<void> HttpServer::Accept() {
   for (;;) {
     boost::system::error_code ec;
-    tcp::socket socket = co_await acceptor_.async_accept(
-        asio::make_strand(ioc_), asio::redirect_error(use_awaitable, ec));
+    tcp::socket socket = co_await acceptor_.async_accept(asio::make_strand(ioc_),
+                                                         asio::redirect_error(use_awaitable, ec));
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
     if (ec) {
       spdlog::warn("accept failed: {}", ec.message());

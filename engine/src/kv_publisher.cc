@@ -46,16 +46,18 @@ PublishOutcome KvPublisher::Publish(const Item& item, Status* error) {
     Result<bool> stored = client_->Insert(item.key, item.value, options_);
     if (!stored.ok()) {
       *error = stored.status().WithContext("insert of KV block " + item.key.ToHex().substr(0, 16));
-      spdlog::warn("{} ({} bytes); its decode will recompute it. Check kvstored is up at {} "
-                   "and has room (--memory).",
-                   error->ToString(), item.value.size(), client_->options().address);
+      spdlog::warn(
+          "{} ({} bytes); its decode will recompute it. Check kvstored is up at {} "
+          "and has room (--memory).",
+          error->ToString(), item.value.size(), client_->options().address);
       return PublishOutcome::kFailed;
     }
     if (*stored) return PublishOutcome::kInserted;
     Result<size_t> retained = client_->Retain(std::span<const Key>(&item.key, 1));
     if (retained.ok() && *retained == 1) return PublishOutcome::kRetained;
     if (!retained.ok()) {
-      *error = retained.status().WithContext("retain of KV block " + item.key.ToHex().substr(0, 16));
+      *error =
+          retained.status().WithContext("retain of KV block " + item.key.ToHex().substr(0, 16));
       spdlog::warn("{}; its decode will recompute it", error->ToString());
       return PublishOutcome::kFailed;
     }

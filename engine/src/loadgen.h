@@ -32,19 +32,20 @@ std::vector<Request> CheckSet(int block_size);
 struct PoissonOptions {
   double qps = 1;
   int num_requests = 40;
-  int input_len = 512;       // tokens per prompt
-  int shared_prefix_len = 0; // leading tokens every prompt shares
+  int input_len = 512;        // tokens per prompt
+  int shared_prefix_len = 0;  // leading tokens every prompt shares
   int output_len = 32;
   uint64_t seed = 1;
 };
 std::vector<Request> Poisson(const PoissonOptions& o);
 
 struct TraceOptions {
-  std::string path;          // conversation_trace.jsonl
-  double qps = 1;            // the trace's timestamps are rescaled to this mean rate
-  int num_requests = 40;     // the first N lines
-  int token_scale = 16;      // input and output lengths are divided by this
-  int max_input = 1024;      // cap after scaling
+  std::string path;       // conversation_trace.jsonl
+  double qps = 1;         // the trace's timestamps are rescaled to this mean rate
+  int num_requests = 40;  // N lines after the first `skip`
+  int skip = 0;
+  int token_scale = 16;  // input and output lengths are divided by this
+  int max_input = 1024;  // cap after scaling
   int max_output = 64;
 };
 // The trace's 512-token hash blocks become 512/token_scale-token blocks whose

@@ -72,6 +72,8 @@ Result<std::vector<Request>> Trace(const TraceOptions& o) {
   std::vector<Request> out;
   std::vector<double> stamps;
   std::string line;
+  for (int i = 0; i < o.skip && std::getline(in, line); ++i) {
+  }
   while (static_cast<int>(out.size()) < o.num_requests && std::getline(in, line)) {
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded()) continue;
@@ -101,13 +103,14 @@ std::vector<Outcome> RunWorkload(const std::string& url, const std::vector<Reque
   std::vector<std::thread> threads;
   const auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < requests.size(); ++i) {
-    std::this_thread::sleep_until(start + std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                              std::chrono::duration<double>(requests[i].at_seconds)));
+    std::this_thread::sleep_until(start +
+                                  std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::duration<double>(requests[i].at_seconds)));
     threads.emplace_back([&, i] {
       const Request& r = requests[i];
-      nlohmann::json body = {{"prompt", r.prompt},       {"max_tokens", r.max_tokens},
+      nlohmann::json body = {{"prompt", r.prompt},           {"max_tokens", r.max_tokens},
                              {"temperature", r.temperature}, {"seed", r.seed},
-                             {"ignore_eos", true},       {"stream", true}};
+                             {"ignore_eos", true},           {"stream", true}};
       Outcome& o = out[i];
       o.name = r.name;
       auto s = StreamCompletion(url, body.dump());

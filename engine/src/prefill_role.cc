@@ -53,8 +53,8 @@ Result<std::vector<float>> Scheduler::PrefillWithStore(const std::shared_ptr<Job
       Status s = cache.UnpackBlocks(job->seq, payload, count * bs);
       if (!s.ok()) spdlog::warn("unpacking {} reused blocks failed: {}", count, s.ToString());
     } else {
-      spdlog::info("select of {} reused blocks failed ({}); computing them",
-                   count, read.status().ToString());
+      spdlog::info("select of {} reused blocks failed ({}); computing them", count,
+                   read.status().ToString());
     }
   }
 
@@ -152,9 +152,15 @@ void Scheduler::PrefillBlockDone(const std::shared_ptr<Job>& job, PublishOutcome
   {
     std::lock_guard<std::mutex> lock(job->mu);
     switch (outcome) {
-      case PublishOutcome::kInserted: job->kv.inserted_blocks++; break;
-      case PublishOutcome::kRetained: job->kv.reused_blocks++; break;
-      case PublishOutcome::kFailed: job->kv.insert_errors++; break;
+      case PublishOutcome::kInserted:
+        job->kv.inserted_blocks++;
+        break;
+      case PublishOutcome::kRetained:
+        job->kv.reused_blocks++;
+        break;
+      case PublishOutcome::kFailed:
+        job->kv.insert_errors++;
+        break;
     }
     finish = --job->pending_blocks == 0 && job->compute_done;
     reason = job->finish_reason;

@@ -3,13 +3,13 @@
 #include <chrono>
 #include <limits>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "kvstore/engine/completion_api.h"
 #include "kvstore/engine/completion_handler.h"
@@ -36,8 +36,7 @@ Status ParseHttpUrl(std::string_view url, std::string* host, std::string* port) 
   return Status::Ok();
 }
 
-Result<std::unique_ptr<Proxy>> Proxy::Create(const EngineOptions& options,
-                                             EngineMetrics* metrics) {
+Result<std::unique_ptr<Proxy>> Proxy::Create(const EngineOptions& options, EngineMetrics* metrics) {
   std::unique_ptr<Proxy> p(new Proxy(options, metrics));
   for (auto [urls, out, flag] : {std::tuple{&options.prefill_urls, &p->prefill_, "--prefill"},
                                  std::tuple{&options.decode_urls, &p->decode_, "--decode"}}) {
@@ -127,9 +126,10 @@ asio::awaitable<void> Proxy::Complete(HttpRequest& req, HttpResponder& res) {
   }
   if (!prefill_ok) {
     metrics_->UpstreamError("prefill");
-    spdlog::warn("prefill engine {} failed ({}); sending the request to decode with "
-                 "remote_prefill=false so it applies its --on-kv-miss policy",
-                 p.url, prefill_error);
+    spdlog::warn(
+        "prefill engine {} failed ({}); sending the request to decode with "
+        "remote_prefill=false so it applies its --on-kv-miss policy",
+        p.url, prefill_error);
     body["kv_transfer_params"] = {{"remote_prefill", false}};
   }
 
@@ -156,8 +156,7 @@ asio::awaitable<void> Proxy::Complete(HttpRequest& req, HttpResponder& res) {
       parser.get().body().size = sizeof(piece);
       boost::system::error_code ec;
       // read_some: relay each event as it arrives, not when the buffer fills.
-      co_await http::async_read_some(stream, buf, parser,
-                                     asio::redirect_error(use_awaitable, ec));
+      co_await http::async_read_some(stream, buf, parser, asio::redirect_error(use_awaitable, ec));
       if (ec == http::error::need_buffer) ec = {};
       if (ec) throw boost::system::system_error(ec);
       size_t n = sizeof(piece) - parser.get().body().size;

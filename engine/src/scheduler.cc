@@ -47,13 +47,14 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const EngineOptions& option
   if (options.role == Role::kPrefill || options.role == Role::kDecode) {
     ClientOptions co;
     co.address = options.store;
-    co.client_name = std::string("kvstore-engine ") + std::string(RoleName(options.role)) + " " +
-                     options.listen;
+    co.client_name =
+        std::string("kvstore-engine ") + std::string(RoleName(options.role)) + " " + options.listen;
     co.max_connections = static_cast<size_t>(options.kv_load_threads) + 4;
     // kvstored may still be starting (e.g. all processes launched at once): retry briefly.
     auto c = Client::Connect(co);
     for (int i = 0; i < 50 && !c.ok() && c.status().code() == StatusCode::kUnavailable; ++i) {
-      if (i == 0) spdlog::info("kvstored at {} not reachable yet; retrying for 10 s", options.store);
+      if (i == 0)
+        spdlog::info("kvstored at {} not reachable yet; retrying for 10 s", options.store);
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       c = Client::Connect(co);
     }
@@ -159,13 +160,19 @@ void Scheduler::Admit(const std::shared_ptr<Job>& job) {
   job->seq = cache.CreateSequence();
   Result<std::vector<float>> logits = Status::Internal("unreachable");
   switch (options_.role) {
-    case Role::kPrefill: logits = PrefillWithStore(job); break;
-    case Role::kDecode: logits = PrefillFromLoadedKv(job); break;
-    default: logits = PrefillWithLocalCache(job); break;
+    case Role::kPrefill:
+      logits = PrefillWithStore(job);
+      break;
+    case Role::kDecode:
+      logits = PrefillFromLoadedKv(job);
+      break;
+    default:
+      logits = PrefillWithLocalCache(job);
+      break;
   }
   if (!logits.ok()) {
     const Status& s = logits.status();
-    int code = s.code() == StatusCode::kResourceExhausted  ? 503
+    int code = s.code() == StatusCode::kResourceExhausted ? 503
                : s.code() == StatusCode::kInvalidArgument ? 400
                                                           : 500;
     spdlog::warn("prefill of a {}-token prompt failed: {}", job->request.prompt.size(),
@@ -192,8 +199,8 @@ bool Scheduler::IsFinished(const Job& job) const {
 }
 
 std::string Scheduler::FinishReason(const Job& job) const {
-  bool eos = job.request.stop_at_eos && has_text_tokenizer_ &&
-             job.generated.back() == ByteTokenizer::kEos;
+  bool eos =
+      job.request.stop_at_eos && has_text_tokenizer_ && job.generated.back() == ByteTokenizer::kEos;
   return eos ? "stop" : "length";
 }
 

@@ -25,9 +25,8 @@ std::unique_ptr<Cluster> Cluster::Start(const ClusterOptions& o, std::string* er
     if (!c->both_) return nullptr;
   }
   if (o.prefill) {
-    c->prefill_ =
-        EngineProcess::Start("prefill", with(with({"--role", "prefill"}, store), o.prefill_args),
-                             error);
+    c->prefill_ = EngineProcess::Start(
+        "prefill", with(with({"--role", "prefill"}, store), o.prefill_args), error);
     if (!c->prefill_) return nullptr;
   }
   if (o.decode) {

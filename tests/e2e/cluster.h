@@ -18,7 +18,7 @@ namespace kvstore::testing {
 struct ClusterOptions {
   std::vector<std::string> kvstored_args;  // e.g. {"--ttl", "1s"}
   std::vector<std::string> prefill_args;
-  std::vector<std::string> decode_args;    // e.g. {"--on-kv-miss", "fail"}
+  std::vector<std::string> decode_args;  // e.g. {"--on-kv-miss", "fail"}
   bool both = true, prefill = true, decode = true, proxy = true;
 };
 

@@ -101,9 +101,9 @@ TEST_F(DisaggTest, EveryPromptMatchesTheColocatedEngineTokenForToken) {
   int full_blocks = 0;
   for (const Case& c : cases) {
     const std::vector<int32_t> want = Reference(c);
-    Completion got = Complete(cluster_->proxy()->url(),
-                              TokenPromptBody(c.prompt, c.max_tokens, c.temperature, c.seed),
-                              c.stream);
+    Completion got =
+        Complete(cluster_->proxy()->url(),
+                 TokenPromptBody(c.prompt, c.max_tokens, c.temperature, c.seed), c.stream);
     ASSERT_EQ(got.status, 200) << c.name << ": " << got.error;
     EXPECT_EQ(got.tokens, want) << c.name << (c.stream ? " (streamed)" : "");
     full_blocks += static_cast<int>(c.prompt.size()) / kBlock;
@@ -147,18 +147,18 @@ TEST_F(DisaggTest, ConcurrentRequestsWithASharedPrefixMatchAndDrainTheStore) {
   }
   // The prefill engine reused the shared blocks rather than computing them again.
   const std::string prefill = cluster_->prefill()->url();
-  double reused = std::max(0.0, EngineMetric(prefill, "kvstore_engine_kv_blocks_total",
-                                             "event=\"reused\""));
-  double local = std::max(0.0, EngineMetric(prefill, "kvstore_engine_kv_blocks_total",
-                                            "event=\"local\""));
+  double reused =
+      std::max(0.0, EngineMetric(prefill, "kvstore_engine_kv_blocks_total", "event=\"reused\""));
+  double local =
+      std::max(0.0, EngineMetric(prefill, "kvstore_engine_kv_blocks_total", "event=\"local\""));
   EXPECT_GT(reused + local, 0);
   EXPECT_EQ(EngineMetric(cluster_->decode()->url(), "kvstore_engine_kv_misses_total"), -1);
   ExpectStoreDrained();
 }
 
 TEST_F(DisaggTest, HealthMetricsAndBadRequests) {
-  for (EngineProcess* p : {cluster_->both(), cluster_->prefill(), cluster_->decode(),
-                           cluster_->proxy()}) {
+  for (EngineProcess* p :
+       {cluster_->both(), cluster_->prefill(), cluster_->decode(), cluster_->proxy()}) {
     auto h = engine::HttpGet(p->url(), "/health");
     ASSERT_TRUE(h.ok()) << h.status().ToString();
     EXPECT_EQ(h->status, 200) << h->body;
@@ -171,8 +171,9 @@ TEST_F(DisaggTest, HealthMetricsAndBadRequests) {
   ASSERT_TRUE(bad.ok());
   EXPECT_EQ(bad->status, 400) << bad->body;
   EXPECT_NE(bad->body.find("outside the vocabulary"), std::string::npos) << bad->body;
-  auto text = engine::HttpPost(cluster_->proxy()->url(), "/v1/completions",
-                               R"({"prompt": "Hello, kvstore! Tell me about disaggregation.", "max_tokens": 4})");
+  auto text = engine::HttpPost(
+      cluster_->proxy()->url(), "/v1/completions",
+      R"({"prompt": "Hello, kvstore! Tell me about disaggregation.", "max_tokens": 4})");
   ASSERT_TRUE(text.ok());
   EXPECT_EQ(text->status, 200) << text->body;
   auto none = engine::HttpGet(cluster_->both()->url(), "/nope");

@@ -62,10 +62,10 @@ TEST(FailureTest, PrefillKilledMidRequestDecodeRecomputesTheSameAnswer) {
   const Completion want = Complete(c->both()->url(), body, false);
   ASSERT_EQ(want.status, 200) << want.error;
 
-  auto prefill = std::async(std::launch::async,
-                            [&] { return Complete(c->prefill()->url(), body, false); });
-  auto decode = std::async(std::launch::async,
-                           [&] { return Complete(c->decode()->url(), body, true); });
+  auto prefill =
+      std::async(std::launch::async, [&] { return Complete(c->prefill()->url(), body, false); });
+  auto decode =
+      std::async(std::launch::async, [&] { return Complete(c->decode()->url(), body, true); });
   ASSERT_TRUE(WaitForFirstBlock(*c)) << "prefill never stored a block";
   EXPECT_EQ(c->prefill()->StopWith(SIGKILL), 128 + SIGKILL);
   Completion p = prefill.get();
@@ -91,10 +91,10 @@ TEST(FailureTest, PrefillKilledMidRequestFailsCleanlyUnderFailPolicy) {
   auto c = StartCluster(o);
   ASSERT_NE(c, nullptr);
   const std::string body = TokenPromptBody(Tokens(kLongPrompt, 2), 6);
-  auto prefill = std::async(std::launch::async,
-                            [&] { return Complete(c->prefill()->url(), body, false); });
-  auto decode = std::async(std::launch::async,
-                           [&] { return Complete(c->decode()->url(), body, false); });
+  auto prefill =
+      std::async(std::launch::async, [&] { return Complete(c->prefill()->url(), body, false); });
+  auto decode =
+      std::async(std::launch::async, [&] { return Complete(c->decode()->url(), body, false); });
   ASSERT_TRUE(WaitForFirstBlock(*c));
   c->prefill()->StopWith(SIGKILL);
   (void)prefill.get();

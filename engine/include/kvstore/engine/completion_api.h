@@ -24,21 +24,21 @@ struct CompletionRequest {
   int max_tokens = 16;
   SamplingParams sampling;
   bool stream = false;
-  bool stop_at_eos = true;      // false when "ignore_eos": true
-  bool remote_prefill = true;   // decode: false when the proxy says prefill failed,
-                                // so decode does not wait for KV that will not come
+  bool stop_at_eos = true;     // false when "ignore_eos": true
+  bool remote_prefill = true;  // decode: false when the proxy says prefill failed,
+                               // so decode does not wait for KV that will not come
 };
 
 // What happened to the prompt's KV on this engine.
 struct KvReport {
-  int full_blocks = 0;       // blocks with a key (prompt tokens / block size)
-  int reused_blocks = 0;     // prefill: blocks retained in the store instead of inserted
-  int local_blocks = 0;      // prefill: blocks attached from the local prefix cache
-  int inserted_blocks = 0;   // prefill: blocks inserted
-  int insert_errors = 0;     // prefill: inserts that failed (decode will recompute)
-  int loaded_blocks = 0;     // decode: blocks taken from the store
-  std::string miss;          // decode: empty, or why KV was missing ("timeout", ...)
-  uint64_t bytes = 0;        // KV bytes pushed (prefill) or pulled (decode)
+  int full_blocks = 0;      // blocks with a key (prompt tokens / block size)
+  int reused_blocks = 0;    // prefill: blocks retained in the store instead of inserted
+  int local_blocks = 0;     // prefill: blocks attached from the local prefix cache
+  int inserted_blocks = 0;  // prefill: blocks inserted
+  int insert_errors = 0;    // prefill: inserts that failed (decode will recompute)
+  int loaded_blocks = 0;    // decode: blocks taken from the store
+  std::string miss;         // decode: empty, or why KV was missing ("timeout", ...)
+  uint64_t bytes = 0;       // KV bytes pushed (prefill) or pulled (decode)
 };
 
 // Parses and validates the body; vocab_size bounds the token ids; text

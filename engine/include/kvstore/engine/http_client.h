@@ -32,18 +32,18 @@ struct StreamedCompletion {
   std::vector<int32_t> tokens;
   std::string text;
   std::string finish_reason;
-  std::string error;          // error message of a non-200 or an error event
-  std::string final_event;    // JSON of the last data event (usage, kvstore)
-  double ttft_seconds = 0;    // send -> first token event
-  double e2e_seconds = 0;     // send -> [DONE]
+  std::string error;                // error message of a non-200 or an error event
+  std::string final_event;          // JSON of the last data event (usage, kvstore)
+  double ttft_seconds = 0;          // send -> first token event
+  double e2e_seconds = 0;           // send -> [DONE]
   std::vector<double> itl_seconds;  // between consecutive token events
 };
 
 // POSTs body (a completions request; "stream" is forced to true) to
 // url + /v1/completions and reads the server-sent events.
-Result<StreamedCompletion> StreamCompletion(const std::string& url, const std::string& body,
-                                            std::chrono::milliseconds timeout =
-                                                std::chrono::seconds(300));
+Result<StreamedCompletion> StreamCompletion(
+    const std::string& url, const std::string& body,
+    std::chrono::milliseconds timeout = std::chrono::seconds(300));
 
 // The value of one sample of a Prometheus text page, e.g.
 // MetricValue(page, "kvstore_entries", "tier=\"host\""); -1 when absent.

@@ -57,8 +57,7 @@ class HttpServer {
   // Binds listen ("HOST:PORT"; port 0 picks one). InvalidArgument or
   // Unavailable (port taken) with the address in the message.
   static Result<std::unique_ptr<HttpServer>> Create(boost::asio::io_context& ioc,
-                                                    const std::string& listen,
-                                                    HttpHandler handler);
+                                                    const std::string& listen, HttpHandler handler);
   uint16_t port() const { return port_; }
   // Starts accepting (on ioc's threads, run by the caller).
   void Start();

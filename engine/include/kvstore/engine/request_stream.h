@@ -27,11 +27,11 @@ namespace kvstore::engine {
 struct StreamEvent {
   enum class Kind : uint8_t { kToken, kDone, kError };
   Kind kind = Kind::kToken;
-  int32_t token = 0;         // kToken
-  CompletionResult result;   // kDone
-  int http_status = 500;     // kError
-  std::string error_type;    // kError, e.g. "kv_miss", "invalid_request_error"
-  std::string message;       // kError
+  int32_t token = 0;        // kToken
+  CompletionResult result;  // kDone
+  int http_status = 500;    // kError
+  std::string error_type;   // kError, e.g. "kv_miss", "invalid_request_error"
+  std::string message;      // kError
 };
 
 class RequestStream : public std::enable_shared_from_this<RequestStream> {

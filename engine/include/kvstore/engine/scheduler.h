@@ -70,7 +70,8 @@ class Scheduler {
   bool IsFinished(const Job& job) const;
   std::string FinishReason(const Job& job) const;  // "stop" at EOS, else "length"
   void Finish(const std::shared_ptr<Job>& job, std::string finish_reason);
-  void Fail(const std::shared_ptr<Job>& job, int http_status, std::string type, std::string message);
+  void Fail(const std::shared_ptr<Job>& job, int http_status, std::string type,
+            std::string message);
   void MakeReady(std::shared_ptr<Job> job);
 
   // prefill_role.cc
@@ -101,11 +102,11 @@ class Scheduler {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::shared_ptr<Job>> ready_;     // guarded by mu_; to be admitted
-  std::deque<std::shared_ptr<Job>> to_load_;   // guarded by mu_; decode: waiting for a loader
-  bool stop_ = false;                          // guarded by mu_
+  std::deque<std::shared_ptr<Job>> ready_;    // guarded by mu_; to be admitted
+  std::deque<std::shared_ptr<Job>> to_load_;  // guarded by mu_; decode: waiting for a loader
+  bool stop_ = false;                         // guarded by mu_
   std::condition_variable load_cv_;
-  std::vector<std::shared_ptr<Job>> active_;   // worker thread only: decoding
+  std::vector<std::shared_ptr<Job>> active_;  // worker thread only: decoding
 
   std::thread worker_;
   std::vector<std::thread> loaders_;

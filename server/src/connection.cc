@@ -394,8 +394,10 @@ void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool d
   auto callback = [weak, strand = strand_, id, op](Result<std::unique_ptr<Delivery>> result) {
     auto self = weak.lock();
     if (!self) return;  // the Delivery's destructor hands the entries back
-    asio::post(strand, [self, id, op, result = std::make_shared<Result<std::unique_ptr<Delivery>>>(
-                                           std::move(result))]() mutable {
+    // Inline when already on this connection's strand (resolved at once); posted
+    // when another connection's insert resolved it.
+    asio::dispatch(strand, [self, id, op, result = std::make_shared<Result<std::unique_ptr<Delivery>>>(
+                                               std::move(result))]() mutable {
       self->OnDelivery(id, op, std::move(*result));
     });
   };

@@ -22,12 +22,24 @@ namespace kvstore::server {
 
 class Server::Impl {
  public:
+  // One io_context per io thread, each connection pinned to one of them: a
+  // connection's handlers never hop threads (no cross-core wake-ups per chunk).
+  // Context 0 also runs the acceptor, signals and timers.
   explicit Impl(const ServerOptions& options)
       : options_(options),
+        contexts_(MakeContexts(options.io_threads)),
+        io_(*contexts_[0]),
         acceptor_(io_),
         signals_(io_, SIGINT, SIGTERM),
-        ttl_timer_(io_),
-        work_(asio::make_work_guard(io_)) {}
+        ttl_timer_(io_) {
+    for (auto& c : contexts_) work_.push_back(asio::make_work_guard(*c));
+  }
+
+  static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int n) {
+    std::vector<std::unique_ptr<asio::io_context>> v;
+    for (int i = 0; i < std::max(n, 1); ++i) v.push_back(std::make_unique<asio::io_context>(1));
+    return v;
+  }
 
   Status Init() {
     auto memory = MakeArenaMemory(options_.store.memory_bytes, options_.store.lock_memory);
@@ -111,7 +123,9 @@ class Server::Impl {
                  listen_address_, metrics_address_.empty() ? "off" : "http://" + metrics_address_ + "/metrics",
                  options_.io_threads, FormatDuration(options_.store.default_ttl));
     std::vector<std::thread> threads;
-    for (int i = 1; i < options_.io_threads; ++i) threads.emplace_back([this] { io_.run(); });
+    for (size_t i = 1; i < contexts_.size(); ++i) {
+      threads.emplace_back([this, i] { contexts_[i]->run(); });
+    }
     io_.run();
     for (auto& t : threads) t.join();
     exposer_.reset();
@@ -145,7 +159,8 @@ class Server::Impl {
   }
 
   void Accept() {
-    acceptor_.async_accept(asio::make_strand(io_), [this](boost::system::error_code ec,
+    asio::io_context& home = *contexts_[next_context_++ % contexts_.size()];
+    acceptor_.async_accept(asio::make_strand(home), [this](boost::system::error_code ec,
                                                           tcp::socket socket) {
       if (ec) {
         if (ec == asio::error::operation_aborted || stopping_) return;
@@ -181,15 +196,17 @@ class Server::Impl {
     ttl_timer_.cancel();
     store_->FailAllWaiters("kvstored is shutting down; reconnect to another store or retry later");
     for (auto& c : registry_.Snapshot()) c->Shutdown(std::chrono::milliseconds(2000));
-    work_.reset();
+    work_.clear();
   }
 
   ServerOptions options_;
-  asio::io_context io_;
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  asio::io_context& io_;
+  size_t next_context_ = 0;  // only touched by the accept handler chain
   tcp::acceptor acceptor_;
   asio::signal_set signals_;
   asio::steady_timer ttl_timer_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   Metrics metrics_;
   std::unique_ptr<Store> store_;
   ConnectionRegistry registry_;

@@ -53,6 +53,12 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--decode", o.decode_urls, "proxy: decode engine URL[,URL...] (round-robin)")
       ->delimiter(',');
+  app.add_flag("--overlap", o.proxy_overlap,
+               "proxy: send the decode request at once instead of after prefill's answer; decode "
+               "waits in drop_select while prefill inserts");
+  std::string upstream_timeout = "300s";
+  app.add_option("--upstream-timeout", upstream_timeout, "proxy: limit per upstream request")
+      ->capture_default_str();
   app.add_option("--on-kv-miss", on_kv_miss,
                  "decode: when KV does not arrive in time or is corrupt, 'recompute' it locally "
                  "or 'fail' the request (HTTP 503/504)")
@@ -98,6 +104,9 @@ int main(int argc, char** argv) {
   auto tt = ParseDuration(kv_ttl);
   if (!tt.ok()) return fail(tt.status().WithContext("--kv-ttl"));
   o.kv_ttl = *tt;
+  auto ut = ParseDuration(upstream_timeout);
+  if (!ut.ok()) return fail(ut.status().WithContext("--upstream-timeout"));
+  o.upstream_timeout = *ut;
   if (o.threads < 1 || o.io_threads < 1 || o.kv_load_threads < 1 || o.max_batch < 1 ||
       o.prefill_chunk_blocks < 1 || o.kv_cache_blocks < 1)
     return fail(Status::InvalidArgument(

@@ -4,6 +4,8 @@
 #include <limits>
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -84,6 +86,32 @@ asio::awaitable<void> Post(beast::tcp_stream& stream, const std::string& host,
 
 }  // namespace
 
+asio::awaitable<Proxy::PrefillAnswer> Proxy::CallPrefill(const Upstream& p, std::string body) {
+  PrefillAnswer a;
+  try {
+    beast::tcp_stream stream(co_await asio::this_coro::executor);
+    co_await Post(stream, p.host, p.port, body, options_.upstream_timeout);
+    beast::flat_buffer buf;
+    http::response<http::string_body> pres;
+    co_await http::async_read(stream, buf, pres, use_awaitable);
+    a.status = pres.result_int();
+    a.ok = pres.result() == http::status::ok;
+    a.body = pres.body();
+    if (!a.ok) a.error = "HTTP " + std::to_string(a.status) + ": " + a.body;
+  } catch (const boost::system::system_error& e) {
+    a.error = e.what();
+  }
+  co_return a;
+}
+
+asio::awaitable<void> Proxy::PrefillInBackground(const Upstream& p, std::string body) {
+  PrefillAnswer a = co_await CallPrefill(p, std::move(body));
+  if (!a.ok) {
+    metrics_->UpstreamError("prefill");
+    spdlog::warn("prefill engine {} failed ({}); its decode will miss the KV", p.url, a.error);
+  }
+}
+
 asio::awaitable<void> Proxy::Complete(HttpRequest& req, HttpResponder& res) {
   json body = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object()) {
@@ -103,34 +131,26 @@ asio::awaitable<void> Proxy::Complete(HttpRequest& req, HttpResponder& res) {
   json pbody = body;
   pbody["max_tokens"] = 1;
   pbody["stream"] = false;
-  bool prefill_ok = false;
-  std::string prefill_error;
-  try {
-    beast::tcp_stream stream(co_await asio::this_coro::executor);
-    co_await Post(stream, p.host, p.port, DumpJson(pbody), options_.upstream_timeout);
-    beast::flat_buffer buf;
-    http::response<http::string_body> pres;
-    co_await http::async_read(stream, buf, pres, use_awaitable);
-    prefill_ok = pres.result() == http::status::ok;
-    if (!prefill_ok) {
-      // A request the prefill engine rejects is the client's error: pass it on.
-      if (pres.result() == http::status::bad_request) {
-        co_await res.Send(http::status::bad_request, "application/json", pres.body());
-        metrics_->RequestDone(false);
-        co_return;
-      }
-      prefill_error = "HTTP " + std::to_string(pres.result_int()) + ": " + pres.body();
+  if (options_.proxy_overlap) {
+    // Decode goes out now and its drop_select waits for the blocks as they
+    // land; the prefill answer is only logged.
+    asio::co_spawn(co_await asio::this_coro::executor, PrefillInBackground(p, DumpJson(pbody)),
+                   asio::detached);
+  } else {
+    PrefillAnswer a = co_await CallPrefill(p, DumpJson(pbody));
+    if (a.status == 400) {  // the client's error: pass it on
+      co_await res.Send(http::status::bad_request, "application/json", a.body);
+      metrics_->RequestDone(false);
+      co_return;
     }
-  } catch (const boost::system::system_error& e) {
-    prefill_error = e.what();
-  }
-  if (!prefill_ok) {
-    metrics_->UpstreamError("prefill");
-    spdlog::warn(
-        "prefill engine {} failed ({}); sending the request to decode with "
-        "remote_prefill=false so it applies its --on-kv-miss policy",
-        p.url, prefill_error);
-    body["kv_transfer_params"] = {{"remote_prefill", false}};
+    if (!a.ok) {
+      metrics_->UpstreamError("prefill");
+      spdlog::warn(
+          "prefill engine {} failed ({}); sending the request to decode with "
+          "remote_prefill=false so it applies its --on-kv-miss policy",
+          p.url, a.error);
+      body["kv_transfer_params"] = {{"remote_prefill", false}};
+    }
   }
 
   // 2. decode: relay its answer as it arrives.

@@ -4,6 +4,8 @@
 // every process exiting cleanly.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <future>
 #include <thread>
 
@@ -154,6 +156,35 @@ TEST_F(DisaggTest, ConcurrentRequestsWithASharedPrefixMatchAndDrainTheStore) {
   EXPECT_GT(reused + local, 0);
   EXPECT_EQ(EngineMetric(cluster_->decode()->url(), "kvstore_engine_kv_misses_total"), -1);
   ExpectStoreDrained();
+}
+
+TEST_F(DisaggTest, OverlappingProxySendsDecodeBeforePrefillAnswersAndStillMatches) {
+  std::string error;
+  auto overlap =
+      EngineProcess::Start("proxy --overlap",
+                           {"--role", "proxy", "--overlap", "--log-level", "warn", "--prefill",
+                            cluster_->prefill()->url(), "--decode", cluster_->decode()->url()},
+                           &error);
+  ASSERT_NE(overlap, nullptr) << error;
+  std::vector<Case> cases = Cases();
+  cases.resize(12);
+  std::vector<std::future<Completion>> got;
+  std::vector<std::vector<int32_t>> want;
+  for (const Case& c : cases) want.push_back(Reference(c));
+  for (const Case& c : cases)
+    got.push_back(std::async(std::launch::async, [&, c] {
+      return Complete(overlap->url(),
+                      TokenPromptBody(c.prompt, c.max_tokens, c.temperature, c.seed), c.stream);
+    }));
+  for (size_t i = 0; i < cases.size(); ++i) {
+    Completion r = got[i].get();
+    ASSERT_EQ(r.status, 200) << cases[i].name << ": " << r.error;
+    EXPECT_EQ(r.tokens, want[i]) << cases[i].name;
+  }
+  EXPECT_EQ(EngineMetric(cluster_->decode()->url(), "kvstore_engine_kv_misses_total"), -1);
+  // Prefill answers after decode may have finished; the store still drains.
+  ExpectStoreDrained();
+  EXPECT_EQ(overlap->StopWith(SIGTERM), 0);
 }
 
 TEST_F(DisaggTest, HealthMetricsAndBadRequests) {

@@ -52,6 +52,7 @@ struct EngineOptions {
   std::vector<std::string> prefill_urls;        // proxy
   std::vector<std::string> decode_urls;         // proxy
   std::chrono::milliseconds upstream_timeout{300000};  // proxy: per upstream request
+  bool proxy_overlap = false;  // proxy: send decode without waiting for prefill's answer
 };
 
 }  // namespace kvstore::engine

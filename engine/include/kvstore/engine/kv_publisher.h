@@ -6,7 +6,7 @@
 // Prefix-reuse race: when the key is already stored (Insert returns false:
 // another request produced the same prefix block), the publisher Retains it
 // instead, adding one pending taker so both decodes find it (see
-// kv_reuse.md). If the entry vanished between the two calls it inserts
+// engine/README.md, "Prefix reuse"). If the entry vanished between the two calls it inserts
 // again.
 //
 // Thread-safety: Enqueue from any thread; callbacks run on the publisher thread.

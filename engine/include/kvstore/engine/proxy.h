@@ -8,6 +8,9 @@
 // If the prefill fails, the decode request says so (kv_transfer_params.
 // remote_prefill=false) and the decode engine applies its --on-kv-miss policy
 // at once instead of waiting for KV that will not come.
+// With --overlap, both requests go out at once: decode's drop_select waits for
+// the blocks while prefill inserts them, saving the prefill answer's round
+// trip (a failed prefill then costs decode its --kv-timeout).
 //
 // Thread-safety: Handle runs concurrently on any number of connections.
 #pragma once
@@ -40,6 +43,15 @@ class Proxy {
   Proxy(const EngineOptions& options, EngineMetrics* metrics)
       : options_(options), metrics_(metrics) {}
   boost::asio::awaitable<void> Complete(HttpRequest& req, HttpResponder& res);
+  struct PrefillAnswer {
+    bool ok = false;
+    int status = 0;  // 0 when no HTTP answer came
+    std::string body;
+    std::string error;  // when !ok
+  };
+  boost::asio::awaitable<PrefillAnswer> CallPrefill(const Upstream& p, std::string body);
+  // --overlap: the prefill request, detached; p lives in prefill_.
+  boost::asio::awaitable<void> PrefillInBackground(const Upstream& p, std::string body);
 
   EngineOptions options_;
   EngineMetrics* metrics_;

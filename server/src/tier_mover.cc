@@ -1,6 +1,8 @@
 // The Store's tier movement: demotion to spill, promotion back into the host
 // arena, warm restart and the shutdown flush. Disk I/O happens here with the
 // Store's mutex released; the entry being moved is pinned meanwhile.
+#include <cstring>
+
 #include <spdlog/spdlog.h>
 
 #include "entry.h"
@@ -211,6 +213,40 @@ bool Store::DemoteOne(bool allow_waited) {
   return true;
 }
 
+std::optional<Slot> Store::SwapIn(Entry* e, const Key& key, uint64_t size) {
+  std::vector<std::byte> temp(size);
+  EntryMeta meta;
+  Status s = spill_->Get(key, temp, &meta);
+  if (!s.ok()) return std::nullopt;  // Promote's own read reports the failure
+  if (!spill_->Delete(key).ok()) return std::nullopt;
+  {
+    std::lock_guard lock(mu_);
+    e->in_spill = false;
+  }
+  DemoteUntilFree(size);
+  std::optional<Slot> slot;
+  {
+    std::lock_guard lock(mu_);
+    slot = memory_->Allocate(std::max<uint64_t>(size, 1));
+  }
+  if (!slot) {
+    // Could not make room after all: the value goes back to disk as it was.
+    if (spill_->Put(key, e->meta, temp).ok()) {
+      std::lock_guard lock(mu_);
+      e->in_spill = true;
+    } else {
+      spdlog::error("key {}: could not put the value back on spill after a failed swap; "
+                    "it is lost",
+                    key.ToHex());
+    }
+    return std::nullopt;
+  }
+  std::memcpy(slot->data, temp.data(), size);
+  slot->size = size;
+  counters_.spill_read_bytes.fetch_add(size, std::memory_order_relaxed);
+  return slot;
+}
+
 bool Store::Promote(const Key& key) {
   Entry* e = nullptr;
   uint64_t size = 0;
@@ -233,6 +269,36 @@ bool Store::Promote(const Key& key) {
       slot = memory_->Allocate(std::max<uint64_t>(size, 1));
     }
     if (!slot && attempt == 0) DemoteUntilFree(size);
+  }
+  if (!slot) {
+    // Both tiers full: nothing can be demoted to make room. Swap instead: lift
+    // this value out of spill through a temporary buffer, which frees its disk
+    // space for the least-recently-used host entry, whose slot it then takes.
+    slot = SwapIn(e, key, size);
+    if (slot) {
+      Callbacks cbs;
+      {
+        std::lock_guard lock(mu_);
+        --e->pins;
+        e->moving = false;
+        if (e->doomed || !e->indexed) {
+          memory_->Free(*slot);
+          if (e->doomed && e->pins == 0) {
+            --held_entries_;
+            FreeEntryLocked(e);
+          }
+          return false;
+        }
+        UnlinkLocked(e);
+        e->slot = *slot;
+        e->meta.tier = Tier::kHost;
+        LinkLocked(e);
+        counters_.promotions.fetch_add(1, std::memory_order_relaxed);
+        WakeWaitersLocked(key, &cbs);
+      }
+      RunCallbacks(cbs);
+      return true;
+    }
   }
   Status s = slot ? Status::Ok()
                   : Status::ResourceExhausted("no host memory free to promote the entry into");

@@ -176,3 +176,36 @@ TEST(Tiers, CorruptSpillValueIsDetectedAndNeverServed) {
 
 }  // namespace
 }  // namespace kvstore::testing
+
+namespace kvstore::testing {
+namespace {
+
+TEST(Tiers, BothTiersFullRefusesInsertsAndKeepsEverythingStored) {
+  auto d = StartDaemon({"--memory", "16MiB", "--spill", "32MiB"});
+  ASSERT_NE(d, nullptr);
+  auto c = ConnectTo(*d);
+  std::vector<uint32_t> stored;
+  Status refused;
+  for (uint32_t i = 0; i < 40; ++i) {
+    auto r = c->Insert(TestKey(i), RandomBytes(2 << 20, i));
+    if (!r.ok()) {
+      refused = r.status();
+      break;
+    }
+    stored.push_back(i);
+  }
+  EXPECT_EQ(refused.code(), StatusCode::kResourceExhausted) << refused.ToString();
+  EXPECT_NE(refused.message().find("spill"), std::string::npos) << refused.ToString();
+  // 16 MiB host + 32 MiB spill hold about 24 values of 2 MiB; none was dropped.
+  EXPECT_GE(stored.size(), 20u);
+  EXPECT_GE(d->Metric("kvstore_refused_inserts_total").value_or(0), 1.0);
+  for (uint32_t i : stored) {
+    std::vector<Key> k{TestKey(i)};
+    auto got = c->DropSelect(k, std::chrono::seconds(10));
+    ASSERT_OK(got);
+    ASSERT_EQ((*got)[0].value, RandomBytes(2 << 20, i)) << "entry " << i;
+  }
+}
+
+}  // namespace
+}  // namespace kvstore::testing

@@ -176,6 +176,8 @@ class Store {
   void QueuePromotionLocked(std::vector<Key> keys, DeliveryCallback then_select);
   // Promotes one spilled entry; returns false when it could not.
   bool Promote(const Key& key);
+  // Promotion when both tiers are full; see tier_mover.cc.
+  std::optional<Slot> SwapIn(Entry* e, const Key& key, uint64_t size);
   // Demotes LRU entries until `bytes_free` bytes of the host tier are free (or
   // nothing more can go). Returns bytes freed.
   uint64_t DemoteUntilFree(uint64_t bytes_free);

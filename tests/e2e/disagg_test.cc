@@ -187,6 +187,40 @@ TEST_F(DisaggTest, OverlappingProxySendsDecodeBeforePrefillAnswersAndStillMatche
   EXPECT_EQ(overlap->StopWith(SIGTERM), 0);
 }
 
+TEST_F(DisaggTest, ProxyRoundRobinsOverTwoPrefillAndTwoDecodeEngines) {
+  std::string error;
+  const std::vector<std::string> store = {"--store", cluster_->store().address(), "--log-level",
+                                          "warn"};
+  auto with = [&](std::vector<std::string> a) {
+    a.insert(a.end(), store.begin(), store.end());
+    return a;
+  };
+  auto prefill2 = EngineProcess::Start("prefill2", with({"--role", "prefill"}), &error);
+  ASSERT_NE(prefill2, nullptr) << error;
+  auto decode2 = EngineProcess::Start("decode2", with({"--role", "decode"}), &error);
+  ASSERT_NE(decode2, nullptr) << error;
+  auto proxy = EngineProcess::Start("proxy 2P2D",
+                                    {"--role", "proxy", "--log-level", "warn", "--prefill",
+                                     cluster_->prefill()->url() + "," + prefill2->url(), "--decode",
+                                     cluster_->decode()->url() + "," + decode2->url()},
+                                    &error);
+  ASSERT_NE(proxy, nullptr) << error;
+  std::vector<Case> cases = Cases();
+  cases.resize(8);
+  for (const Case& c : cases) {
+    const std::vector<int32_t> want = Reference(c);
+    Completion r = Complete(
+        proxy->url(), TokenPromptBody(c.prompt, c.max_tokens, c.temperature, c.seed), c.stream);
+    ASSERT_EQ(r.status, 200) << c.name << ": " << r.error;
+    EXPECT_EQ(r.tokens, want) << c.name;
+  }
+  for (EngineProcess* e : {cluster_->prefill(), prefill2.get(), cluster_->decode(), decode2.get()})
+    EXPECT_EQ(EngineMetric(e->url(), "kvstore_engine_requests_total", "result=\"ok\""), 4)
+        << e->url() << " did not get its half of the requests";
+  ExpectStoreDrained();
+  for (auto* e : {proxy.get(), decode2.get(), prefill2.get()}) EXPECT_EQ(e->StopWith(SIGTERM), 0);
+}
+
 TEST_F(DisaggTest, HealthMetricsAndBadRequests) {
   for (EngineProcess* p :
        {cluster_->both(), cluster_->prefill(), cluster_->decode(), cluster_->proxy()}) {

@@ -62,8 +62,9 @@ entries=$(metric "http://127.0.0.1:$STORE_METRICS" kvstore_entries)
 echo
 echo "==================== kvstore disaggregated serving demo ===================="
 grep -E '^(check|colocated|disaggregated|store)' "$WORK/check.txt" | sed 's/qps  0.00  //'
-printf 'KV moved: prefill pushed %s bytes, decode pulled %s bytes (%s blocks), %s misses\n' \
-  "$pushed" "$pulled" "$loaded" "$misses"
+iec() { numfmt --to=iec-i --suffix=B "$1" 2>/dev/null || echo "$1 bytes"; }
+printf 'KV moved: prefill pushed %s, decode pulled %s (%s blocks), %s misses\n' \
+  "$(iec "$pushed")" "$(iec "$pulled")" "$loaded" "$misses"
 printf 'prefix reuse on prefill: %s blocks retained in the store, %s from its local cache\n' \
   "$reused" "$local_hits"
 printf 'kvstored: %s drop_selects served, %s entries left\n' "$drops" "$entries"

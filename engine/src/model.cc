@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cuda_forward.h"
 #include "kvstore/engine/weights_loader.h"
 #include "kvstore/kernels/device.h"
 
@@ -30,6 +31,8 @@ Model::Model(ModelConfig config, ModelWeights weights, const ModelOptions& optio
                                    config_.num_kv_heads, config_.head_dim}),
       pool_(options.num_threads) {}
 
+Model::~Model() = default;
+
 Result<std::unique_ptr<Model>> Model::Create(ModelConfig config, ModelWeights weights,
                                              const ModelOptions& options) {
   KVSTORE_RETURN_IF_ERROR(config.Validate());
@@ -37,21 +40,38 @@ Result<std::unique_ptr<Model>> Model::Create(ModelConfig config, ModelWeights we
   if (options.num_threads < 1 || options.kv_cache_blocks < 1 || options.block_size < 1)
     return Status::InvalidArgument(
         "model options: num_threads, kv_cache_blocks and block_size must be positive");
+  const kernels::KvCacheShape shape{config.num_layers, options.kv_cache_blocks, options.block_size,
+                                    config.num_kv_heads, config.head_dim};
   Backend backend = Backend::kCpu;
+  std::unique_ptr<CudaForward> gpu;
   if (options.backend != Backend::kCpu) {
-    const kernels::Status gpu = kernels::CudaDeviceStatus();
-    if (options.backend == Backend::kCuda) {
-      if (!gpu.ok()) return Status::Unavailable("model: CUDA backend requested: " + gpu.message());
-      return Status::Unavailable("model: the CUDA forward pass is not wired into the model yet");
-    }
-    if (gpu.ok()) {
-      spdlog::info("model {}: a GPU is present but the model runs on the CPU backend", config.name);
-    } else {
+    const kernels::Status device = kernels::CudaDeviceStatus();
+    if (!device.ok()) {
+      if (options.backend == Backend::kCuda)
+        return Status::Unavailable("model: CUDA backend requested: " + device.message());
       spdlog::info("model {}: no usable GPU ({}); using the CPU backend", config.name,
-                   gpu.message());
+                   device.message());
+    } else {
+      auto made = CreateCudaForward(config, weights, shape);
+      if (made.ok()) {
+        gpu = std::move(made).value();
+        backend = Backend::kCuda;
+        spdlog::info("model {}: weights on the GPU; using the CUDA backend", config.name);
+      } else if (options.backend == Backend::kCuda) {
+        return Status(made.status().code(),
+                      "model: CUDA backend requested: " + made.status().message());
+      } else {
+        spdlog::warn(
+            "model {}: a GPU is present but the CUDA backend failed to start ({}); "
+            "using the CPU backend",
+            config.name, made.status().message());
+      }
     }
   }
-  return std::unique_ptr<Model>(new Model(std::move(config), std::move(weights), options, backend));
+  auto model =
+      std::unique_ptr<Model>(new Model(std::move(config), std::move(weights), options, backend));
+  model->gpu_ = std::move(gpu);
+  return model;
 }
 
 Result<std::unique_ptr<Model>> Model::CreateBuiltin(uint64_t seed, const ModelOptions& options) {

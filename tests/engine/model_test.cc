@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "kvstore/engine/tokenizer.h"
+#include "kvstore/kernels/device.h"
 #include "reference_model.h"
 
 namespace kvstore::engine {
@@ -56,13 +57,15 @@ int Argmax(const std::vector<float>& v) {
 TEST(Model, BuiltinConfigAndLayout) {
   auto m = Model::CreateBuiltin(1, ModelOptions{});
   ASSERT_TRUE(m.ok()) << m.status().ToString();
-  EXPECT_EQ((*m)->backend(), Backend::kCpu);  // no GPU here, and the model runs on CPU
+  // kAuto runs on the GPU when one is usable (model_cuda_test.cc), else on the CPU.
+  EXPECT_EQ((*m)->backend(), kernels::CudaDeviceStatus().ok() ? Backend::kCuda : Backend::kCpu);
   EXPECT_EQ((*m)->KvLayout(), "llama/f32/L4/kv2/d32/b16/v1");
   EXPECT_EQ((*m)->config().vocab_size, ByteTokenizer::kVocabSize);
   EXPECT_EQ((*m)->kv_cache().PackedBlockBytes(), size_t(4 * 2 * 16 * 2 * 32 * 4));
 }
 
 TEST(Model, CudaBackendRequestedWithoutGpuIsUnavailable) {
+  if (kernels::CudaDeviceStatus().ok()) GTEST_SKIP() << "a GPU is present";
   ModelOptions opts;
   opts.backend = Backend::kCuda;
   auto m = Model::CreateBuiltin(1, opts);

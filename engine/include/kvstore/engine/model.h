@@ -3,9 +3,16 @@
 // head) with its own PagedKvCache.
 //
 // Backends: the CPU backend runs the kvstore::kernels CPU functions (the
-// references of the CUDA kernels). kAuto picks the CPU when no usable GPU is
-// found and logs one line saying so. The GPU forward pass is not wired into
-// the model yet: kCuda returns Unavailable.
+// references of the CUDA kernels); the CUDA backend runs their CUDA twins,
+// with the weights uploaded to the GPU once at creation. kAuto picks the GPU
+// when one is usable and the CUDA backend starts, else the CPU, and logs one
+// line saying which and why. kCuda fails with Unavailable (naming the reason)
+// when the build has no CUDA or no usable GPU is found.
+//
+// KV on the CUDA backend: the host PagedKvCache stays authoritative, so
+// kv_cache() and its Pack/Unpack/prefix calls behave exactly as on the CPU.
+// Each forward step copies the KV blocks of the batch's sequences to a device
+// mirror and the blocks it wrote back to the host (see engine/src/cuda_forward.h).
 //
 // Typical prefill side:   seq = cache.CreateSequence(); Prefill(seq, prompt);
 //                         cache.PackBlocks(seq, 0, full_blocks, buf) -> store
@@ -33,6 +40,7 @@
 namespace kvstore::engine {
 
 enum class Backend : uint8_t { kAuto, kCpu, kCuda };
+class CudaForward;  // the GPU forward pass; private to the model library
 std::string_view BackendName(Backend backend);
 
 struct ModelOptions {
@@ -51,6 +59,8 @@ class Model {
   // Any config and matching weights.
   static Result<std::unique_ptr<Model>> Create(ModelConfig config, ModelWeights weights,
                                                const ModelOptions& options);
+
+  ~Model();
 
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
@@ -92,6 +102,7 @@ class Model {
   Backend backend_;
   PagedKvCache cache_;
   kernels::ThreadPool pool_;
+  std::unique_ptr<CudaForward> gpu_;  // set iff backend_ is kCuda
 };
 
 struct GenerateOptions {

@@ -175,6 +175,20 @@ class Client::Impl {
     return infos;
   }
 
+  // match_prefix, retain and remove: a list of keys in, a count out.
+  template <typename Init>
+  Result<size_t> KeysCall(std::span<const Key> keys, Init init) {
+    if (keys.empty()) return size_t{0};
+    KVSTORE_ASSIGN_OR_RETURN(auto conn, Borrow());
+    capnp::MallocMessageBuilder msg;
+    auto req = msg.initRoot<wire::Request>();
+    req.setId(conn->NextId());
+    SetKeys(init(req).initKeys(static_cast<unsigned>(keys.size())), keys);
+    KVSTORE_ASSIGN_OR_RETURN(InFrame in, Call(conn, msg, {}, Deadline()));
+    KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
+    return static_cast<size_t>(in.response().getCount());
+  }
+
   ClientOptions options_;
   internal::RegionTable regions_;
 
@@ -344,39 +358,15 @@ ClientTransferStats Client::TransferStats() const {
 }
 
 Result<size_t> Client::MatchPrefix(std::span<const Key> keys) {
-  if (keys.empty()) return size_t{0};
-  KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
-  capnp::MallocMessageBuilder msg;
-  auto req = msg.initRoot<wire::Request>();
-  req.setId(conn->NextId());
-  SetKeys(req.initMatchPrefix().initKeys(static_cast<unsigned>(keys.size())), keys);
-  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, {}, impl_->Deadline()));
-  KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
-  return static_cast<size_t>(in.response().getCount());
+  return impl_->KeysCall(keys, [](wire::Request::Builder r) { return r.initMatchPrefix(); });
 }
 
 Result<size_t> Client::Retain(std::span<const Key> keys) {
-  if (keys.empty()) return size_t{0};
-  KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
-  capnp::MallocMessageBuilder msg;
-  auto req = msg.initRoot<wire::Request>();
-  req.setId(conn->NextId());
-  SetKeys(req.initRetain().initKeys(static_cast<unsigned>(keys.size())), keys);
-  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, {}, impl_->Deadline()));
-  KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
-  return static_cast<size_t>(in.response().getCount());
+  return impl_->KeysCall(keys, [](wire::Request::Builder r) { return r.initRetain(); });
 }
 
 Result<size_t> Client::Remove(std::span<const Key> keys) {
-  if (keys.empty()) return size_t{0};
-  KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
-  capnp::MallocMessageBuilder msg;
-  auto req = msg.initRoot<wire::Request>();
-  req.setId(conn->NextId());
-  SetKeys(req.initRemove().initKeys(static_cast<unsigned>(keys.size())), keys);
-  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, {}, impl_->Deadline()));
-  KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
-  return static_cast<size_t>(in.response().getCount());
+  return impl_->KeysCall(keys, [](wire::Request::Builder r) { return r.initRemove(); });
 }
 
 Result<StoreStats> Client::Stats() {

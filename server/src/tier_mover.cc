@@ -275,30 +275,7 @@ bool Store::Promote(const Key& key) {
     // this value out of spill through a temporary buffer, which frees its disk
     // space for the least-recently-used host entry, whose slot it then takes.
     slot = SwapIn(e, key, size);
-    if (slot) {
-      Callbacks cbs;
-      {
-        std::lock_guard lock(mu_);
-        --e->pins;
-        e->moving = false;
-        if (e->doomed || !e->indexed) {
-          memory_->Free(*slot);
-          if (e->doomed && e->pins == 0) {
-            --held_entries_;
-            FreeEntryLocked(e);
-          }
-          return false;
-        }
-        UnlinkLocked(e);
-        e->slot = *slot;
-        e->meta.tier = Tier::kHost;
-        LinkLocked(e);
-        counters_.promotions.fetch_add(1, std::memory_order_relaxed);
-        WakeWaitersLocked(key, &cbs);
-      }
-      RunCallbacks(cbs);
-      return true;
-    }
+    if (slot) return InstallPromoted(e, key, *slot);
   }
   Status s = slot ? Status::Ok()
                   : Status::ResourceExhausted("no host memory free to promote the entry into");
@@ -310,38 +287,45 @@ bool Store::Promote(const Key& key) {
     counters_.spill_read_micros.fetch_add(MicrosSince(start), std::memory_order_relaxed);
     if (s.ok()) counters_.spill_read_bytes.fetch_add(size, std::memory_order_relaxed);
   }
+  if (!s.ok()) {
+    std::lock_guard lock(mu_);
+    --e->pins;
+    e->moving = false;
+    if (slot) memory_->Free(*slot);
+    if (s.code() == StatusCode::kDataLoss || s.code() == StatusCode::kNotFound) {
+      // The disk copy is gone or corrupt: the entry is lost, never served.
+      counters_.checksum_failures.fetch_add(s.code() == StatusCode::kDataLoss,
+                                            std::memory_order_relaxed);
+      spdlog::error("spill entry for key {} is unreadable ({}); it was removed", key.ToHex(),
+                    s.ToString());
+      e->in_spill = false;  // the spill tier dropped it already
+      if (e->indexed) {
+        auto it = index_.find(key);
+        if (it != index_.end() && it->second.get() == e) EraseLocked(it);
+      } else if (e->doomed && e->pins == 0) {
+        --held_entries_;
+        FreeEntryLocked(e);
+      }
+    } else {
+      spdlog::warn("promotion of key {} failed: {}", key.ToHex(), s.ToString());
+      if (e->doomed && e->pins == 0) {
+        --held_entries_;
+        FreeEntryLocked(e);
+      }
+    }
+    return false;
+  }
+  return InstallPromoted(e, key, *slot);
+}
+
+bool Store::InstallPromoted(Entry* e, const Key& key, const Slot& slot) {
   Callbacks cbs;
   {
     std::lock_guard lock(mu_);
     --e->pins;
     e->moving = false;
-    if (!s.ok()) {
-      if (slot) memory_->Free(*slot);
-      if (s.code() == StatusCode::kDataLoss || s.code() == StatusCode::kNotFound) {
-        // The disk copy is gone or corrupt: the entry is lost, never served.
-        counters_.checksum_failures.fetch_add(s.code() == StatusCode::kDataLoss,
-                                              std::memory_order_relaxed);
-        spdlog::error("spill entry for key {} is unreadable ({}); it was removed", key.ToHex(),
-                      s.ToString());
-        e->in_spill = false;  // the spill tier dropped it already
-        if (e->indexed) {
-          auto it = index_.find(key);
-          if (it != index_.end() && it->second.get() == e) EraseLocked(it);
-        } else if (e->doomed && e->pins == 0) {
-          --held_entries_;
-          FreeEntryLocked(e);
-        }
-      } else {
-        spdlog::warn("promotion of key {} failed: {}", key.ToHex(), s.ToString());
-        if (e->doomed && e->pins == 0) {
-          --held_entries_;
-          FreeEntryLocked(e);
-        }
-      }
-      return false;
-    }
     if (e->doomed || !e->indexed) {  // removed while being read back
-      memory_->Free(*slot);
+      memory_->Free(slot);
       if (e->doomed && e->pins == 0) {
         --held_entries_;
         FreeEntryLocked(e);
@@ -349,7 +333,7 @@ bool Store::Promote(const Key& key) {
       return false;
     }
     UnlinkLocked(e);
-    e->slot = *slot;
+    e->slot = slot;
     e->meta.tier = Tier::kHost;
     LinkLocked(e);
     counters_.promotions.fetch_add(1, std::memory_order_relaxed);

@@ -178,6 +178,8 @@ class Store {
   bool Promote(const Key& key);
   // Promotion when both tiers are full; see tier_mover.cc.
   std::optional<Slot> SwapIn(Entry* e, const Key& key, uint64_t size);
+  // Puts a promoted value's slot into its entry and wakes its waiters.
+  bool InstallPromoted(Entry* e, const Key& key, const Slot& slot);
   // Demotes LRU entries until `bytes_free` bytes of the host tier are free (or
   // nothing more can go). Returns bytes freed.
   uint64_t DemoteUntilFree(uint64_t bytes_free);

@@ -18,9 +18,12 @@ using internal::InFrame;
 
 std::string_view TierName(Tier t) {
   switch (t) {
-    case Tier::kDevice: return "device";
-    case Tier::kHost: return "host";
-    case Tier::kSpill: return "spill";
+    case Tier::kDevice:
+      return "device";
+    case Tier::kHost:
+      return "host";
+    case Tier::kSpill:
+      return "spill";
   }
   return "unknown";
 }
@@ -377,7 +380,8 @@ Result<StoreStats> Client::Stats() {
   req.setStats();
   KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, {}, impl_->Deadline()));
   KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
-  if (!in.response().isStats()) return Status::Internal("kvstored answered stats with something else");
+  if (!in.response().isStats())
+    return Status::Internal("kvstored answered stats with something else");
   return StatsFromWire(in.response().getStats());
 }
 
@@ -392,7 +396,8 @@ Result<ListPage> Client::List(const ListOptions& options) {
   l.setTierFilter(static_cast<int8_t>(options.tier));
   KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, {}, impl_->Deadline()));
   KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
-  if (!in.response().isList()) return Status::Internal("kvstored answered list with something else");
+  if (!in.response().isList())
+    return Status::Internal("kvstored answered list with something else");
   ListPage page;
   auto lr = in.response().getList();
   for (auto e : lr.getEntries()) {

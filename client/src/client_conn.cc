@@ -197,8 +197,8 @@ Result<InFrame> ClientConn::Receive(Clock::time_point deadline) {
   in.words = kj::heapArray<capnp::word>(header->control_len / sizeof(capnp::word));
   KVSTORE_RETURN_IF_ERROR(ReadExact(in.words.begin(), header->control_len, deadline, "receive"));
   try {
-    in.reader = std::make_unique<capnp::FlatArrayMessageReader>(in.words.asPtr(),
-                                                                 WireReaderOptions());
+    in.reader =
+        std::make_unique<capnp::FlatArrayMessageReader>(in.words.asPtr(), WireReaderOptions());
     (void)in.response().which();
   } catch (const kj::Exception& e) {
     (void)Fail("receive", EPROTO);

@@ -53,7 +53,7 @@ class RegionTable {
 
  private:
   mutable std::mutex mu_;
-  uint32_t next_ = 0;                                             // GUARDED_BY(mu_)
+  uint32_t next_ = 0;                                           // GUARDED_BY(mu_)
   std::unordered_map<uint32_t, std::span<std::byte>> regions_;  // GUARDED_BY(mu_)
 };
 

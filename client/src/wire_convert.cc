@@ -16,48 +16,72 @@ OutFrame EncodeFrame(capnp::MessageBuilder& message, uint64_t bulk_len) {
 
 wire::Code CodeToWire(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return wire::Code::OK;
-    case StatusCode::kNotFound: return wire::Code::NOT_FOUND;
-    case StatusCode::kTimeout: return wire::Code::TIMEOUT;
-    case StatusCode::kResourceExhausted: return wire::Code::RESOURCE_EXHAUSTED;
-    case StatusCode::kInvalidArgument: return wire::Code::INVALID_ARGUMENT;
-    case StatusCode::kUnavailable: return wire::Code::UNAVAILABLE;
-    case StatusCode::kDataLoss: return wire::Code::DATA_LOSS;
-    case StatusCode::kPermissionDenied: return wire::Code::PERMISSION_DENIED;
-    case StatusCode::kInternal: return wire::Code::INTERNAL;
+    case StatusCode::kOk:
+      return wire::Code::OK;
+    case StatusCode::kNotFound:
+      return wire::Code::NOT_FOUND;
+    case StatusCode::kTimeout:
+      return wire::Code::TIMEOUT;
+    case StatusCode::kResourceExhausted:
+      return wire::Code::RESOURCE_EXHAUSTED;
+    case StatusCode::kInvalidArgument:
+      return wire::Code::INVALID_ARGUMENT;
+    case StatusCode::kUnavailable:
+      return wire::Code::UNAVAILABLE;
+    case StatusCode::kDataLoss:
+      return wire::Code::DATA_LOSS;
+    case StatusCode::kPermissionDenied:
+      return wire::Code::PERMISSION_DENIED;
+    case StatusCode::kInternal:
+      return wire::Code::INTERNAL;
   }
   return wire::Code::INTERNAL;
 }
 
 StatusCode CodeFromWire(wire::Code code) {
   switch (code) {
-    case wire::Code::OK: return StatusCode::kOk;
-    case wire::Code::NOT_FOUND: return StatusCode::kNotFound;
-    case wire::Code::TIMEOUT: return StatusCode::kTimeout;
-    case wire::Code::RESOURCE_EXHAUSTED: return StatusCode::kResourceExhausted;
-    case wire::Code::INVALID_ARGUMENT: return StatusCode::kInvalidArgument;
-    case wire::Code::UNAVAILABLE: return StatusCode::kUnavailable;
-    case wire::Code::DATA_LOSS: return StatusCode::kDataLoss;
-    case wire::Code::PERMISSION_DENIED: return StatusCode::kPermissionDenied;
-    case wire::Code::INTERNAL: return StatusCode::kInternal;
+    case wire::Code::OK:
+      return StatusCode::kOk;
+    case wire::Code::NOT_FOUND:
+      return StatusCode::kNotFound;
+    case wire::Code::TIMEOUT:
+      return StatusCode::kTimeout;
+    case wire::Code::RESOURCE_EXHAUSTED:
+      return StatusCode::kResourceExhausted;
+    case wire::Code::INVALID_ARGUMENT:
+      return StatusCode::kInvalidArgument;
+    case wire::Code::UNAVAILABLE:
+      return StatusCode::kUnavailable;
+    case wire::Code::DATA_LOSS:
+      return StatusCode::kDataLoss;
+    case wire::Code::PERMISSION_DENIED:
+      return StatusCode::kPermissionDenied;
+    case wire::Code::INTERNAL:
+      return StatusCode::kInternal;
   }
   return StatusCode::kInternal;  // a newer peer's code we do not know
 }
 
 wire::Tier TierToWire(Tier t) {
   switch (t) {
-    case Tier::kDevice: return wire::Tier::DEVICE;
-    case Tier::kHost: return wire::Tier::HOST;
-    case Tier::kSpill: return wire::Tier::SPILL;
+    case Tier::kDevice:
+      return wire::Tier::DEVICE;
+    case Tier::kHost:
+      return wire::Tier::HOST;
+    case Tier::kSpill:
+      return wire::Tier::SPILL;
   }
   return wire::Tier::HOST;
 }
 
 Tier TierFromWire(wire::Tier t) {
   switch (t) {
-    case wire::Tier::DEVICE: return Tier::kDevice;
-    case wire::Tier::HOST: return Tier::kHost;
-    case wire::Tier::SPILL: return Tier::kSpill;
+    case wire::Tier::DEVICE:
+      return Tier::kDevice;
+    case wire::Tier::HOST:
+      return Tier::kHost;
+    case wire::Tier::SPILL:
+      return Tier::kSpill;
   }
   return Tier::kHost;
 }

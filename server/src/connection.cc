@@ -9,8 +9,8 @@ namespace kvstore::server {
 
 namespace {
 
-constexpr size_t kBulkChunk = 1u << 20;      // per chunk: re-arm the stall timer, hash while hot
-constexpr size_t kMaxQueuedReplies = 4096;   // a client that never reads is cut off
+constexpr size_t kBulkChunk = 1u << 20;     // per chunk: re-arm the stall timer, hash while hot
+constexpr size_t kMaxQueuedReplies = 4096;  // a client that never reads is cut off
 
 double SecondsSince(SteadyClock::time_point t) {
   return std::chrono::duration<double>(SteadyClock::now() - t).count();
@@ -26,7 +26,8 @@ Connection::Connection(tcp::socket socket, ServiceContext* ctx, uint64_t id)
       stall_timer_(strand_) {
   boost::system::error_code ec;
   auto ep = socket_.remote_endpoint(ec);
-  peer_ = ec ? std::string("unknown peer") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  peer_ =
+      ec ? std::string("unknown peer") : ep.address().to_string() + ":" + std::to_string(ep.port());
   socket_.set_option(tcp::no_delay(true), ec);
   authenticated_ = ctx_->options->token.empty();
 }
@@ -45,13 +46,14 @@ void Connection::ReadHeader() {
   // once a frame has begun, the rest must keep coming (stall timer).
   socket_.async_read_some(
       asio::buffer(header_buf_),
-      asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-        if (ec) {
-          self->Close(ec == asio::error::eof ? "client closed the connection" : ec.message());
-          return;
-        }
-        self->OnHeaderStart(n);
-      }));
+      asio::bind_executor(
+          strand_, [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+            if (ec) {
+              self->Close(ec == asio::error::eof ? "client closed the connection" : ec.message());
+              return;
+            }
+            self->OnHeaderStart(n);
+          }));
 }
 
 void Connection::OnHeaderStart(size_t got) {
@@ -82,23 +84,23 @@ void Connection::OnHeaderStart(size_t got) {
 void Connection::ReadControl() {
   control_ = kj::heapArray<capnp::word>(header_.control_len / sizeof(capnp::word));
   ArmStallTimer();
-  asio::async_read(
-      socket_, asio::buffer(control_.begin(), header_.control_len),
-      asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, size_t) {
-        self->DisarmStallTimer();
-        if (ec) {
-          self->Close("read failed mid-message: " + ec.message());
-          return;
-        }
-        self->Dispatch();
-      }));
+  asio::async_read(socket_, asio::buffer(control_.begin(), header_.control_len),
+                   asio::bind_executor(
+                       strand_, [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                         self->DisarmStallTimer();
+                         if (ec) {
+                           self->Close("read failed mid-message: " + ec.message());
+                           return;
+                         }
+                         self->Dispatch();
+                       }));
 }
 
 void Connection::ArmStallTimer() {
   uint64_t gen = ++stall_generation_;
   stall_timer_.expires_after(ctx_->options->stall_timeout);
-  stall_timer_.async_wait(asio::bind_executor(
-      strand_, [self = shared_from_this(), gen](boost::system::error_code ec) {
+  stall_timer_.async_wait(
+      asio::bind_executor(strand_, [self = shared_from_this(), gen](boost::system::error_code ec) {
         if (ec || gen != self->stall_generation_ || self->closed_) return;
         self->ctx_->metrics->ProtocolError("stalled");
         spdlog::warn(
@@ -123,18 +125,18 @@ void Connection::ReadBulk(std::span<std::byte> dst, std::function<void()> done) 
   size_t n = std::min(dst.size(), kBulkChunk);
   ArmStallTimer();
   asio::async_read(socket_, asio::buffer(dst.data(), n),
-                   asio::bind_executor(strand_, [this, self = shared_from_this(), dst, n,
-                                                 done = std::move(done)](
-                                                    boost::system::error_code ec, size_t) mutable {
-                     if (ec) {
-                       DisarmStallTimer();
-                       Close("read failed mid-value: " + ec.message());
-                       return;
-                     }
-                     ctx_->metrics->AddBytesIn(n);
-                     XXH3_64bits_update(hash_.get(), dst.data(), n);
-                     ReadBulk(dst.subspan(n), std::move(done));
-                   }));
+                   asio::bind_executor(
+                       strand_, [this, self = shared_from_this(), dst, n, done = std::move(done)](
+                                    boost::system::error_code ec, size_t) mutable {
+                         if (ec) {
+                           DisarmStallTimer();
+                           Close("read failed mid-value: " + ec.message());
+                           return;
+                         }
+                         ctx_->metrics->AddBytesIn(n);
+                         XXH3_64bits_update(hash_.get(), dst.data(), n);
+                         ReadBulk(dst.subspan(n), std::move(done));
+                       }));
 }
 
 void Connection::DrainBulk(uint64_t bytes, std::function<void()> done) {
@@ -147,16 +149,16 @@ void Connection::DrainBulk(uint64_t bytes, std::function<void()> done) {
   size_t n = std::min<uint64_t>(bytes, drain_buf_.size());
   ArmStallTimer();
   asio::async_read(socket_, asio::buffer(drain_buf_.data(), n),
-                   asio::bind_executor(strand_, [this, self = shared_from_this(), bytes, n,
-                                                 done = std::move(done)](
-                                                    boost::system::error_code ec, size_t) mutable {
-                     if (ec) {
-                       DisarmStallTimer();
-                       Close("read failed while discarding a refused value: " + ec.message());
-                       return;
-                     }
-                     DrainBulk(bytes - n, std::move(done));
-                   }));
+                   asio::bind_executor(
+                       strand_, [this, self = shared_from_this(), bytes, n, done = std::move(done)](
+                                    boost::system::error_code ec, size_t) mutable {
+                         if (ec) {
+                           DisarmStallTimer();
+                           Close("read failed while discarding a refused value: " + ec.message());
+                           return;
+                         }
+                         DrainBulk(bytes - n, std::move(done));
+                       }));
 }
 
 Result<std::vector<Key>> Connection::ParseKeys(capnp::List<capnp::Data>::Reader keys) {
@@ -214,9 +216,15 @@ void Connection::Dispatch() {
       return;
     }
     switch (which) {
-      case wire::Request::HELLO: HandleHello(id, req.getHello()); break;
-      case wire::Request::SELECT: HandleSelect(id, req.getSelect(), false); break;
-      case wire::Request::DROP_SELECT: HandleSelect(id, req.getDropSelect(), true); break;
+      case wire::Request::HELLO:
+        HandleHello(id, req.getHello());
+        break;
+      case wire::Request::SELECT:
+        HandleSelect(id, req.getSelect(), false);
+        break;
+      case wire::Request::DROP_SELECT:
+        HandleSelect(id, req.getDropSelect(), true);
+        break;
       case wire::Request::MATCH_PREFIX: {
         auto keys = ParseKeys(req.getMatchPrefix().getKeys());
         if (!keys.ok()) {
@@ -224,7 +232,8 @@ void Connection::Dispatch() {
           break;
         }
         size_t n = ctx_->store->MatchPrefix(*keys);
-        Reply(id, Op::kMatchPrefix, Status::Ok(), [n](wire::Response::Builder r) { r.setCount(n); });
+        Reply(id, Op::kMatchPrefix, Status::Ok(),
+              [n](wire::Response::Builder r) { r.setCount(n); });
         break;
       }
       case wire::Request::RETAIN: {
@@ -255,11 +264,15 @@ void Connection::Dispatch() {
               [&s](wire::Response::Builder r) { StatsToWire(s, r.initStats()); });
         break;
       }
-      case wire::Request::LIST: HandleList(id, req.getList()); break;
+      case wire::Request::LIST:
+        HandleList(id, req.getList());
+        break;
       case wire::Request::PING:
         Reply(id, Op::kPing, Status::Ok(), [](wire::Response::Builder r) { r.setNone(); });
         break;
-      case wire::Request::ACK_DELIVERY: HandleAck(req.getAckDelivery()); break;
+      case wire::Request::ACK_DELIVERY:
+        HandleAck(req.getAckDelivery());
+        break;
       default:
         ctx_->metrics->ProtocolError("unknown_op");
         ReplyStatus(id, Op::kPing,
@@ -285,11 +298,11 @@ void Connection::Dispatch() {
 
 void Connection::HandleHello(uint64_t id, wire::Hello::Reader r) {
   if (r.getProtocolVersion() != wire::PROTOCOL_VERSION) {
-    ReplyStatus(id, Op::kHello,
-                Status::InvalidArgument("protocol version " +
-                                        std::to_string(r.getProtocolVersion()) +
-                                        " is not supported; this kvstored speaks version " +
-                                        std::to_string(wire::PROTOCOL_VERSION)));
+    ReplyStatus(
+        id, Op::kHello,
+        Status::InvalidArgument("protocol version " + std::to_string(r.getProtocolVersion()) +
+                                " is not supported; this kvstored speaks version " +
+                                std::to_string(wire::PROTOCOL_VERSION)));
     close_after_write_ = true;
     return;
   }
@@ -315,7 +328,8 @@ void Connection::HandleHello(uint64_t id, wire::Hello::Reader r) {
       ctx_->rdma_unavailable);
   if (choice.transport == rdma::BulkTransport::kRdma) {
     choice = {rdma::BulkTransport::kTcp,
-              "both ends have RDMA devices, but this kvstored moves bulk bytes over TCP", {}};
+              "both ends have RDMA devices, but this kvstored moves bulk bytes over TCP",
+              {}};
   }
   rdma::LogTransportChoiceOnce(choice);
   uint64_t max_value = ctx_->options->store.max_value_bytes;
@@ -396,8 +410,9 @@ void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool d
     if (!self) return;  // the Delivery's destructor hands the entries back
     // Inline when already on this connection's strand (resolved at once); posted
     // when another connection's insert resolved it.
-    asio::dispatch(strand, [self, id, op, result = std::make_shared<Result<std::unique_ptr<Delivery>>>(
-                                               std::move(result))]() mutable {
+    asio::dispatch(strand, [self, id, op,
+                            result = std::make_shared<Result<std::unique_ptr<Delivery>>>(
+                                std::move(result))]() mutable {
       self->OnDelivery(id, op, std::move(*result));
     });
   };
@@ -407,11 +422,12 @@ void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool d
     return;
   }
   if (waits_.size() >= ctx_->options->max_waiters_per_connection || waits_.contains(id)) {
-    ReplyStatus(id, op,
-                Status::ResourceExhausted(
-                    waits_.contains(id) ? "request id " + std::to_string(id) + " is already waiting"
-                                        : "too many drop_select calls waiting on this connection (" +
-                                              std::to_string(waits_.size()) + ")"));
+    ReplyStatus(
+        id, op,
+        Status::ResourceExhausted(waits_.contains(id)
+                                      ? "request id " + std::to_string(id) + " is already waiting"
+                                      : "too many drop_select calls waiting on this connection (" +
+                                            std::to_string(waits_.size()) + ")"));
     return;
   }
   PendingWait& w = waits_[id];
@@ -434,11 +450,11 @@ void Connection::OnWaitTimeout(uint64_t id) {
   double waited = SecondsSince(it->second.started);
   waits_.erase(it);
   ctx_->metrics->ObserveWait(waited);
-  ReplyStatus(id, Op::kDropSelect,
-              Status::Timeout("drop_select waited " +
-                              std::to_string(static_cast<int64_t>(waited * 1000)) +
-                              " ms and its keys were not all inserted; the producer may be slow "
-                              "or gone: recompute, or retry with a longer timeout"));
+  ReplyStatus(
+      id, Op::kDropSelect,
+      Status::Timeout("drop_select waited " + std::to_string(static_cast<int64_t>(waited * 1000)) +
+                      " ms and its keys were not all inserted; the producer may be slow "
+                      "or gone: recompute, or retry with a longer timeout"));
 }
 
 void Connection::OnDelivery(uint64_t id, Op op, Result<std::unique_ptr<Delivery>> result) {
@@ -501,8 +517,8 @@ void Connection::HandleList(uint64_t id, wire::ListRequest::Reader r) {
       entries[i].setKey(KeyToWire(page.entries[i].key));
       MetaToWire(page.entries[i].meta, entries[i].initMeta());
     }
-    l.setNextCursor({reinterpret_cast<const kj::byte*>(page.next_cursor.data()),
-                     page.next_cursor.size()});
+    l.setNextCursor(
+        {reinterpret_cast<const kj::byte*>(page.next_cursor.data()), page.next_cursor.size()});
   });
 }
 
@@ -557,32 +573,34 @@ void Connection::WriteNext() {
       uint64_t rid = out.request_id;
       u.timer->async_wait([self = shared_from_this(), rid](boost::system::error_code ec) {
         if (ec || self->closed_) return;
-        spdlog::warn("connection {} from {}: drop_select {} not acknowledged in {} ms; "
-                     "its entries go back to the store and the connection closes",
-                     self->id_, self->peer_, rid, self->ctx_->options->ack_timeout.count());
+        spdlog::warn(
+            "connection {} from {}: drop_select {} not acknowledged in {} ms; "
+            "its entries go back to the store and the connection closes",
+            self->id_, self->peer_, rid, self->ctx_->options->ack_timeout.count());
         self->Close("delivery not acknowledged");
       });
     }
   }
-  asio::async_write(
-      socket_, buffers,
-      asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec, size_t) {
-        self->writing_ = false;
-        Outgoing out = std::move(self->write_queue_.front());
-        self->write_queue_.pop_front();
-        if (ec) {
-          // An unacknowledged drop_select goes back to the store in Close.
-          self->Close("write failed: " + ec.message());
-          return;
-        }
-        if (out.delivery) out.delivery->Finish(true);  // select: the bytes are out
-        if (self->write_queue_.empty() && self->close_after_write_) {
-          self->Close("request refused");
-          return;
-        }
-        self->WriteNext();
-        self->MaybeFinishShutdown();
-      }));
+  asio::async_write(socket_, buffers,
+                    asio::bind_executor(
+                        strand_, [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                          self->writing_ = false;
+                          Outgoing out = std::move(self->write_queue_.front());
+                          self->write_queue_.pop_front();
+                          if (ec) {
+                            // An unacknowledged drop_select goes back to the store in Close.
+                            self->Close("write failed: " + ec.message());
+                            return;
+                          }
+                          if (out.delivery)
+                            out.delivery->Finish(true);  // select: the bytes are out
+                          if (self->write_queue_.empty() && self->close_after_write_) {
+                            self->Close("request refused");
+                            return;
+                          }
+                          self->WriteNext();
+                          self->MaybeFinishShutdown();
+                        }));
 }
 
 // ---------------------------------------------------------------- teardown
@@ -605,7 +623,8 @@ void Connection::Shutdown(std::chrono::milliseconds grace) {
     if (self->closed_) return;
     // Let queued replies go out and their acknowledgements come in.
     auto t = std::make_shared<asio::steady_timer>(self->strand_, grace);
-    t->async_wait([self, t](boost::system::error_code) { self->Close("kvstored is shutting down"); });
+    t->async_wait(
+        [self, t](boost::system::error_code) { self->Close("kvstored is shutting down"); });
   });
 }
 

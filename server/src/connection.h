@@ -15,9 +15,9 @@
 #include <string>
 #include <unordered_map>
 
-#include <boost/asio.hpp>
 #include <capnp/message.h>
 #include <capnp/serialize.h>
+#include <boost/asio.hpp>
 
 #include <xxhash.h>
 
@@ -43,8 +43,8 @@ struct ServiceContext {
   Metrics* metrics;
   ConnectionRegistry* registry;
   std::string version;
-  bool rdma_available = false;     // this daemon opened an RDMA device
-  std::string rdma_unavailable;    // why not, for the negotiation log line
+  bool rdma_available = false;   // this daemon opened an RDMA device
+  std::string rdma_unavailable;  // why not, for the negotiation log line
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -98,7 +98,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ReplyStatus(uint64_t id, Op op, const Status& status);
   void WriteNext();
 
-  void Fail(std::string_view reason, const std::string& detail);  // protocol error: log, count, close
+  void Fail(std::string_view reason,
+            const std::string& detail);  // protocol error: log, count, close
   void Close(const std::string& why);
   Result<std::vector<Key>> ParseKeys(capnp::List<capnp::Data>::Reader keys);
   bool ReadingStopped() const { return closed_ || stop_reading_; }
@@ -127,8 +128,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::deque<Outgoing> write_queue_;
   bool writing_ = false;
 
-  std::unordered_map<uint64_t, PendingWait> waits_;   // by request id
-  std::unordered_map<uint64_t, Unacked> unacked_;     // by request id
+  std::unordered_map<uint64_t, PendingWait> waits_;  // by request id
+  std::unordered_map<uint64_t, Unacked> unacked_;    // by request id
   bool authenticated_ = false;
   bool closed_ = false;
   bool shutting_down_ = false;  // replies go out, acks are taken, new requests are refused

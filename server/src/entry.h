@@ -14,15 +14,15 @@ namespace kvstore::server {
 
 struct Entry {
   Key key;
-  EntryMeta meta;                // meta.tier says where the bytes are now
-  Slot slot;                     // host tier: the bytes; spill tier: empty
+  EntryMeta meta;  // meta.tier says where the bytes are now
+  Slot slot;       // host tier: the bytes; spill tier: empty
   std::chrono::steady_clock::time_point expires = std::chrono::steady_clock::time_point::max();
-  uint32_t pins = 0;             // readers of the bytes (select deliveries, tier moves)
-  uint32_t takers = 1;           // drop_selects that must each get the bytes; the last removes it
-  bool indexed = false;          // in the index (visible); false when claimed or doomed
-  bool doomed = false;           // dropped while pinned: freed when the last pin goes
-  bool in_spill = false;         // a copy is on the spill tier
-  bool moving = false;           // a promotion is under way
+  uint32_t pins = 0;      // readers of the bytes (select deliveries, tier moves)
+  uint32_t takers = 1;    // drop_selects that must each get the bytes; the last removes it
+  bool indexed = false;   // in the index (visible); false when claimed or doomed
+  bool doomed = false;    // dropped while pinned: freed when the last pin goes
+  bool in_spill = false;  // a copy is on the spill tier
+  bool moving = false;    // a promotion is under way
   std::list<Entry*>::iterator lru;  // valid while indexed in the host tier
   std::span<const std::byte> bytes() const { return {slot.data, slot.size}; }
   bool in_host() const { return slot.data != nullptr; }

@@ -19,8 +19,8 @@ class ArenaMemory final : public HostMemory {
   std::optional<Slot> Allocate(uint64_t size) override {
     auto a = allocator_.Allocate(size);
     if (!a) return std::nullopt;
-    return Slot{arena_->data() + a->offset, size, a->capacity, a->offset, a->size_class,
-                a->requested};
+    return Slot{
+        arena_->data() + a->offset, size, a->capacity, a->offset, a->size_class, a->requested};
   }
   void Free(const Slot& slot) override {
     allocator_.Free(tiers::Allocation{slot.offset, slot.capacity, slot.size_class, slot.requested});
@@ -30,8 +30,7 @@ class ArenaMemory final : public HostMemory {
   std::string Describe() const override {
     return std::string("one mmap'd, pre-faulted arena, ") +
            (arena_->locked() ? "pinned (mlock)" : "not pinned (--no-mlock or mlock refused)") +
-           (arena_->huge_pages() ? ", transparent huge pages" : "") +
-           ", size-class allocator";
+           (arena_->huge_pages() ? ", transparent huge pages" : "") + ", size-class allocator";
   }
 
  private:

@@ -4,8 +4,8 @@
 #include <fstream>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "kvstore/server/server.h"
 #include "kvstore/units.h"
@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
 
   CLI::App app{
       "kvstored: a KV-cache store for disaggregated LLM serving.\n"
-      "Serves insert / drop_select / select / match_prefix over TCP, Prometheus metrics over HTTP."};
+      "Serves insert / drop_select / select / match_prefix over TCP, Prometheus metrics over "
+      "HTTP."};
   app.set_config("--config", "", "Read options from a TOML/INI file (flags override it)");
   app.add_option("--listen", o.listen, "HOST:PORT for clients (port 0 = any free port)")
       ->capture_default_str();
@@ -75,7 +76,8 @@ int main(int argc, char** argv) {
     *out = *v;
     return 0;
   };
-  auto duration = [](const std::string& flag, const std::string& text, std::chrono::milliseconds* out) {
+  auto duration = [](const std::string& flag, const std::string& text,
+                     std::chrono::milliseconds* out) {
     auto v = kvstore::ParseDuration(text);
     if (!v.ok()) return Fail(flag + ": " + v.status().message());
     *out = *v;

@@ -8,18 +8,30 @@ namespace p = prometheus;
 
 std::string_view OpName(Op op) {
   switch (op) {
-    case Op::kHello: return "hello";
-    case Op::kInsert: return "insert";
-    case Op::kSelect: return "select";
-    case Op::kDropSelect: return "drop_select";
-    case Op::kMatchPrefix: return "match_prefix";
-    case Op::kRemove: return "remove";
-    case Op::kStats: return "stats";
-    case Op::kList: return "list";
-    case Op::kPing: return "ping";
-    case Op::kAck: return "ack";
-    case Op::kRetain: return "retain";
-    case Op::kCount_: break;
+    case Op::kHello:
+      return "hello";
+    case Op::kInsert:
+      return "insert";
+    case Op::kSelect:
+      return "select";
+    case Op::kDropSelect:
+      return "drop_select";
+    case Op::kMatchPrefix:
+      return "match_prefix";
+    case Op::kRemove:
+      return "remove";
+    case Op::kStats:
+      return "stats";
+    case Op::kList:
+      return "list";
+    case Op::kPing:
+      return "ping";
+    case Op::kAck:
+      return "ack";
+    case Op::kRetain:
+      return "retain";
+    case Op::kCount_:
+      break;
   }
   return "unknown";
 }
@@ -35,15 +47,24 @@ p::Histogram::BucketBoundaries LatencyBuckets() {
 
 std::string SnakeCode(StatusCode c) {
   switch (c) {
-    case StatusCode::kOk: return "ok";
-    case StatusCode::kNotFound: return "not_found";
-    case StatusCode::kTimeout: return "timeout";
-    case StatusCode::kResourceExhausted: return "resource_exhausted";
-    case StatusCode::kInvalidArgument: return "invalid_argument";
-    case StatusCode::kUnavailable: return "unavailable";
-    case StatusCode::kDataLoss: return "data_loss";
-    case StatusCode::kPermissionDenied: return "permission_denied";
-    case StatusCode::kInternal: return "internal";
+    case StatusCode::kOk:
+      return "ok";
+    case StatusCode::kNotFound:
+      return "not_found";
+    case StatusCode::kTimeout:
+      return "timeout";
+    case StatusCode::kResourceExhausted:
+      return "resource_exhausted";
+    case StatusCode::kInvalidArgument:
+      return "invalid_argument";
+    case StatusCode::kUnavailable:
+      return "unavailable";
+    case StatusCode::kDataLoss:
+      return "data_loss";
+    case StatusCode::kPermissionDenied:
+      return "permission_denied";
+    case StatusCode::kInternal:
+      return "internal";
   }
   return "unknown";
 }
@@ -59,8 +80,10 @@ p::MetricFamily Family(std::string name, std::string help, p::MetricType type) {
 void AddValue(p::MetricFamily* f, double v, std::vector<p::ClientMetric::Label> labels = {}) {
   p::ClientMetric m;
   m.label = std::move(labels);
-  if (f->type == p::MetricType::Counter) m.counter.value = v;
-  else m.gauge.value = v;
+  if (f->type == p::MetricType::Counter)
+    m.counter.value = v;
+  else
+    m.gauge.value = v;
   f->metric.push_back(std::move(m));
 }
 
@@ -73,12 +96,13 @@ class StoreCollector final : public p::Collectable {
     StoreStats s = store_->Stats();
     const StoreCounters& c = store_->counters();
     std::vector<p::MetricFamily> out;
-    auto entries = Family("kvstore_entries", "Committed entries held, by tier.", p::MetricType::Gauge);
+    auto entries =
+        Family("kvstore_entries", "Committed entries held, by tier.", p::MetricType::Gauge);
     auto bytes = Family("kvstore_stored_bytes", "Value bytes held, by tier.", p::MetricType::Gauge);
     auto cap = Family("kvstore_capacity_bytes", "Capacity of each tier.", p::MetricType::Gauge);
-    auto used = Family("kvstore_used_bytes",
-                       "Bytes taken in each tier, allocator rounding included.",
-                       p::MetricType::Gauge);
+    auto used =
+        Family("kvstore_used_bytes", "Bytes taken in each tier, allocator rounding included.",
+               p::MetricType::Gauge);
     for (const auto& t : s.tiers) {
       std::vector<p::ClientMetric::Label> l{{"tier", std::string(TierName(t.tier))}};
       AddValue(&entries, static_cast<double>(t.entries), l);
@@ -104,8 +128,8 @@ class StoreCollector final : public p::Collectable {
       out.push_back(std::move(f));
     };
     counter("kvstore_inserts_total", "Entries committed.", c.inserts.load());
-    counter("kvstore_ttl_expired_total", "Entries dropped because nobody took them before their TTL.",
-            c.ttl_expired.load());
+    counter("kvstore_ttl_expired_total",
+            "Entries dropped because nobody took them before their TTL.", c.ttl_expired.load());
     counter("kvstore_evictions_total", "Entries demoted from the host tier to spill.",
             c.evictions.load());
     counter("kvstore_promotions_total", "Entries read back from spill into the host tier.",
@@ -152,10 +176,11 @@ Metrics::Metrics() : registry_(std::make_shared<p::Registry>()) {
                    .Name("kvstore_requests_total")
                    .Help("Requests served, by operation and result.")
                    .Register(*registry_);
-  latency_ = &p::BuildHistogram()
-                  .Name("kvstore_request_duration_seconds")
-                  .Help("Time from a request's arrival to its reply (drop_select includes waiting).")
-                  .Register(*registry_);
+  latency_ =
+      &p::BuildHistogram()
+           .Name("kvstore_request_duration_seconds")
+           .Help("Time from a request's arrival to its reply (drop_select includes waiting).")
+           .Register(*registry_);
   for (size_t i = 0; i < kOps; ++i) {
     latency_by_op_[i] =
         &latency_->Add({{"op", std::string(OpName(static_cast<Op>(i)))}}, LatencyBuckets());

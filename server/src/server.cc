@@ -5,17 +5,17 @@
 #include <atomic>
 #include <thread>
 
-#include <boost/asio.hpp>
 #include <prometheus/exposer.h>
 #include <spdlog/spdlog.h>
+#include <boost/asio.hpp>
 
 #include "connection.h"
 #include "connection_registry.h"
 #include "kvstore/device/gpu_probe.h"
 #include "kvstore/rdma/device.h"
 #include "kvstore/server/metrics.h"
-#include "kvstore/tiers/rocksdb_spill.h"
 #include "kvstore/server/store.h"
+#include "kvstore/tiers/rocksdb_spill.h"
 #include "kvstore/units.h"
 
 namespace kvstore::server {
@@ -63,11 +63,12 @@ class Server::Impl {
     spdlog::info("host tier: {} in {}", FormatSize(options_.store.memory_bytes),
                  store_->DescribeMemory());
     if (has_spill) {
-      spdlog::info("spill tier: {} in {}/spill; {} entries found from before (warm restart); "
-                   "SIGTERM {}",
-                   FormatSize(options_.store.spill_bytes), options_.store.data_dir, *found,
-                   options_.store.flush_on_shutdown ? "flushes the host tier to spill"
-                                                    : "does not flush (--no-flush-on-shutdown)");
+      spdlog::info(
+          "spill tier: {} in {}/spill; {} entries found from before (warm restart); "
+          "SIGTERM {}",
+          FormatSize(options_.store.spill_bytes), options_.store.data_dir, *found,
+          options_.store.flush_on_shutdown ? "flushes the host tier to spill"
+                                           : "does not flush (--no-flush-on-shutdown)");
     } else {
       spdlog::info("spill tier: off (--spill 0); what is in memory is lost on restart");
     }
@@ -97,8 +98,8 @@ class Server::Impl {
       try {
         exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics, 1);
       } catch (const std::exception& e) {
-        return Status::Unavailable("cannot serve metrics on " + options_.metrics + ": " +
-                                   e.what() + " (pick another --metrics address, or '' to disable)");
+        return Status::Unavailable("cannot serve metrics on " + options_.metrics + ": " + e.what() +
+                                   " (pick another --metrics address, or '' to disable)");
       }
       exposer_->RegisterCollectable(metrics_.registry());
       exposer_->RegisterCollectable(metrics_.store_collector());
@@ -120,7 +121,8 @@ class Server::Impl {
     });
     ScheduleTtlSweep();
     spdlog::info("kvstored {} serving on {} (metrics on {}), {} io threads, ttl {}", kVersion,
-                 listen_address_, metrics_address_.empty() ? "off" : "http://" + metrics_address_ + "/metrics",
+                 listen_address_,
+                 metrics_address_.empty() ? "off" : "http://" + metrics_address_ + "/metrics",
                  options_.io_threads, FormatDuration(options_.store.default_ttl));
     std::vector<std::thread> threads;
     for (size_t i = 1; i < contexts_.size(); ++i) {
@@ -138,9 +140,10 @@ class Server::Impl {
   void LogHardware() {
     device::GpuProbe gpu = device::ProbeGpu();
     if (gpu.available()) {
-      spdlog::info("gpu: {} device(s) found; the device tier is not enabled in this build "
-                   "(host arena serves all values)",
-                   gpu.device_count);
+      spdlog::info(
+          "gpu: {} device(s) found; the device tier is not enabled in this build "
+          "(host arena serves all values)",
+          gpu.device_count);
     } else {
       spdlog::info("gpu: {}; no device tier, values live in the host arena", gpu.reason);
     }
@@ -160,22 +163,22 @@ class Server::Impl {
 
   void Accept() {
     asio::io_context& home = *contexts_[next_context_++ % contexts_.size()];
-    acceptor_.async_accept(asio::make_strand(home), [this](boost::system::error_code ec,
-                                                          tcp::socket socket) {
-      if (ec) {
-        if (ec == asio::error::operation_aborted || stopping_) return;
-        spdlog::warn("accept on {} failed: {}", listen_address_, ec.message());
-      } else if (registry_.size() >= options_.max_connections) {
-        metrics_.ProtocolError("too_many_connections");
-        spdlog::warn("refusing connection: {} connections open (limit --max-connections {})",
-                     registry_.size(), options_.max_connections);
-      } else {
-        auto c = std::make_shared<Connection>(std::move(socket), &ctx_, ++next_connection_id_);
-        registry_.Add(c->id(), c);
-        c->Start();
-      }
-      if (!stopping_) Accept();
-    });
+    acceptor_.async_accept(
+        asio::make_strand(home), [this](boost::system::error_code ec, tcp::socket socket) {
+          if (ec) {
+            if (ec == asio::error::operation_aborted || stopping_) return;
+            spdlog::warn("accept on {} failed: {}", listen_address_, ec.message());
+          } else if (registry_.size() >= options_.max_connections) {
+            metrics_.ProtocolError("too_many_connections");
+            spdlog::warn("refusing connection: {} connections open (limit --max-connections {})",
+                         registry_.size(), options_.max_connections);
+          } else {
+            auto c = std::make_shared<Connection>(std::move(socket), &ctx_, ++next_connection_id_);
+            registry_.Add(c->id(), c);
+            c->Start();
+          }
+          if (!stopping_) Accept();
+        });
   }
 
   void ScheduleTtlSweep() {

@@ -121,9 +121,9 @@ Result<Reservation> Store::Reserve(const Key& key, const EntryMeta& meta,
     if (spill_ == nullptr || attempt > 0) break;
     // The worker did not keep up: make room now rather than refuse.
     counters_.inline_demotions.fetch_add(1, std::memory_order_relaxed);
-    DemoteUntilFree(want + (memory_->capacity() - static_cast<uint64_t>(
-                                                     options_.high_watermark *
-                                                     static_cast<double>(memory_->capacity()))));
+    DemoteUntilFree(want + (memory_->capacity() -
+                            static_cast<uint64_t>(options_.high_watermark *
+                                                  static_cast<double>(memory_->capacity()))));
   }
   counters_.refused_inserts.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(mu_);
@@ -178,9 +178,9 @@ Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_che
     InsertIndexLocked(std::move(e));
     counters_.inserts.fetch_add(1, std::memory_order_relaxed);
     WakeWaitersLocked(key, &cbs);
-    wake_worker = spill_ != nullptr &&
-                  static_cast<double>(memory_->used()) >
-                      options_.high_watermark * static_cast<double>(memory_->capacity());
+    wake_worker =
+        spill_ != nullptr && static_cast<double>(memory_->used()) >
+                                 options_.high_watermark * static_cast<double>(memory_->capacity());
   }
   if (wake_worker) worker_cv_.notify_one();
   RunCallbacks(cbs);
@@ -255,9 +255,8 @@ std::unique_ptr<Delivery> Store::TryClaimLocked(std::span<const Key> keys) {
   for (const Key& k : keys) {
     auto match = [&](Entry* e) { return e->key == k; };
     auto held = std::find_if(d->held_.begin(), d->held_.end(), match);
-    Entry* e = held != d->held_.end()
-                   ? *held
-                   : *std::find_if(d->shared_.begin(), d->shared_.end(), match);
+    Entry* e =
+        held != d->held_.end() ? *held : *std::find_if(d->shared_.begin(), d->shared_.end(), match);
     d->entries_.push_back({k, e->meta, e->bytes()});
   }
   return d;
@@ -511,10 +510,9 @@ StoreStats Store::Stats() {
       s.tiers.push_back(spill);
     }
     s.waiters = waiters_.size();
-    s.fragmentation =
-        host.used_bytes == 0
-            ? 0.0
-            : 1.0 - static_cast<double>(host.bytes) / static_cast<double>(host.used_bytes);
+    s.fragmentation = host.used_bytes == 0 ? 0.0
+                                           : 1.0 - static_cast<double>(host.bytes) /
+                                                       static_cast<double>(host.used_bytes);
   }
   s.inserts = counters_.inserts.load();
   s.hits = counters_.hits.load();

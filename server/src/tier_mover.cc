@@ -79,8 +79,8 @@ Status Store::Close() {
         bytes += e->meta.size;
       } else {
         ++failed;
-        spdlog::error("shutdown flush: key {} ({} bytes) not written to spill: {}",
-                      e->key.ToHex(), e->meta.size, s.ToString());
+        spdlog::error("shutdown flush: key {} ({} bytes) not written to spill: {}", e->key.ToHex(),
+                      e->meta.size, s.ToString());
       }
     }
   }
@@ -235,9 +235,10 @@ std::optional<Slot> Store::SwapIn(Entry* e, const Key& key, uint64_t size) {
       std::lock_guard lock(mu_);
       e->in_spill = true;
     } else {
-      spdlog::error("key {}: could not put the value back on spill after a failed swap; "
-                    "it is lost",
-                    key.ToHex());
+      spdlog::error(
+          "key {}: could not put the value back on spill after a failed swap; "
+          "it is lost",
+          key.ToHex());
     }
     return std::nullopt;
   }

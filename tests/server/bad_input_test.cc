@@ -56,8 +56,9 @@ TEST_F(BadInput, GarbageBytesCloseTheConnection) {
   EXPECT_NE(reply->message.find("magic"), std::string::npos) << reply->message;
   EXPECT_TRUE(raw.ClosedByPeer());
   ExpectHealthy();
-  EXPECT_GE(daemon_->Metric("kvstore_protocol_errors_total", {{"reason", "bad_header"}}).value_or(0),
-            1.0);
+  EXPECT_GE(
+      daemon_->Metric("kvstore_protocol_errors_total", {{"reason", "bad_header"}}).value_or(0),
+      1.0);
 }
 
 TEST_F(BadInput, OversizedControlLengthIsRefused) {

@@ -32,7 +32,9 @@ Status Put(Store& s, const Key& k, const std::vector<std::byte>& v) {
   return c.ok() ? Status::Ok() : c.status();
 }
 
-std::vector<std::byte> Bytes(size_t n, uint8_t fill) { return std::vector<std::byte>(n, std::byte{fill}); }
+std::vector<std::byte> Bytes(size_t n, uint8_t fill) {
+  return std::vector<std::byte>(n, std::byte{fill});
+}
 
 TEST(Store, ReservedEntryIsInvisibleUntilCommit) {
   Store s(Opts(), MakeHeapMemory(64 << 20));
@@ -58,9 +60,8 @@ TEST(Store, FailedDeliveryPutsEntriesBackAndWakesTheNextWaiter) {
   ASSERT_NE(first, nullptr);
   EXPECT_EQ(s.MatchPrefix(keys), 0u);
   std::unique_ptr<Delivery> second;
-  uint64_t id = s.DropSelect(keys, [&](Result<std::unique_ptr<Delivery>> r) {
-    second = std::move(r).value();
-  });
+  uint64_t id = s.DropSelect(
+      keys, [&](Result<std::unique_ptr<Delivery>> r) { second = std::move(r).value(); });
   EXPECT_NE(id, 0u);
   EXPECT_EQ(second, nullptr);
   first->Finish(false);  // the first taker vanished

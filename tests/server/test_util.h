@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <functional>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -22,9 +22,9 @@ const Status& StatusOf(const Result<T>& r) {
   return r.status();
 }
 
-#define ASSERT_OK(expr)                                                            \
-  do {                                                                             \
-    const auto& s_ = (expr);                                                       \
+#define ASSERT_OK(expr)                                                                   \
+  do {                                                                                    \
+    const auto& s_ = (expr);                                                              \
     ASSERT_TRUE(s_.ok()) << #expr << ": " << ::kvstore::testing::StatusOf(s_).ToString(); \
   } while (0)
 

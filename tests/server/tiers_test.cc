@@ -65,9 +65,8 @@ TEST(Tiers, ValuesBeyondMemorySpillAndComeBackByteExact) {
     ASSERT_OK(got);
     ASSERT_EQ((*got)[0].value, RandomBytes(kValue, i)) << "drop_select " << i;
   }
-  EXPECT_TRUE(Eventually([&] {
-    return TierEntries(*d, "host") == 0.0 && TierEntries(*d, "spill") == 0.0;
-  }));
+  EXPECT_TRUE(Eventually(
+      [&] { return TierEntries(*d, "host") == 0.0 && TierEntries(*d, "spill") == 0.0; }));
   EXPECT_GT(d->Metric("kvstore_spill_write_bytes_total").value_or(0), 0.0);
   EXPECT_EQ(d->Metric("kvstore_checksum_failures_total"), 0.0);
 }

@@ -25,12 +25,13 @@
 namespace kvstore {
 
 struct ClientOptions {
-  std::string address = "127.0.0.1:7400";                  // HOST:PORT of kvstored
-  std::chrono::milliseconds connect_timeout{5000};          // per connection attempt
-  std::chrono::milliseconds io_timeout{60000};              // non-blocking calls; drop_select adds its own timeout
-  std::string token;                                        // shared secret, empty when the store has none
-  std::string client_name = "libkvstore";                   // shows in the daemon's logs
-  size_t max_connections = 8;                               // pool bound
+  std::string address = "127.0.0.1:7400";           // HOST:PORT of kvstored
+  std::chrono::milliseconds connect_timeout{5000};  // per connection attempt
+  std::chrono::milliseconds io_timeout{
+      60000};                              // non-blocking calls; drop_select adds its own timeout
+  std::string token;                       // shared secret, empty when the store has none
+  std::string client_name = "libkvstore";  // shows in the daemon's logs
+  size_t max_connections = 8;              // pool bound
 };
 
 enum class Tier : uint8_t { kDevice = 0, kHost = 1, kSpill = 2 };
@@ -38,8 +39,8 @@ std::string_view TierName(Tier t);
 
 struct EntryMeta {
   uint64_t size = 0;
-  uint64_t checksum = 0;       // XXH3-64 of the value; Insert fills it in
-  std::string layout;          // free-form, e.g. "llama-tiny/f32/L4/kv2/d32/b16/v1"
+  uint64_t checksum = 0;  // XXH3-64 of the value; Insert fills it in
+  std::string layout;     // free-form, e.g. "llama-tiny/f32/L4/kv2/d32/b16/v1"
   std::string producer;
   uint64_t created_unix_ms = 0;
   uint64_t expires_unix_ms = 0;  // 0 = never
@@ -95,7 +96,7 @@ struct StoreStats {
 struct ListOptions {
   std::vector<std::byte> cursor;  // from ListPage::next_cursor; empty = start
   uint32_t limit = 1000;
-  int tier = -1;                  // -1 = all, else a Tier value
+  int tier = -1;  // -1 = all, else a Tier value
 };
 
 struct ListPage {

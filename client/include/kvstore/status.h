@@ -79,7 +79,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     assert(!std::get<Status>(v_).ok() && "Result built from an OK status carries no value");
   }
@@ -107,15 +107,15 @@ class [[nodiscard]] Result {
 #define KVSTORE_CONCAT_INNER_(a, b) a##b
 #define KVSTORE_CONCAT_(a, b) KVSTORE_CONCAT_INNER_(a, b)
 
-#define KVSTORE_RETURN_IF_ERROR(expr)             \
-  do {                                            \
-    ::kvstore::Status kvstore_status_ = (expr);   \
+#define KVSTORE_RETURN_IF_ERROR(expr)                  \
+  do {                                                 \
+    ::kvstore::Status kvstore_status_ = (expr);        \
     if (!kvstore_status_.ok()) return kvstore_status_; \
   } while (0)
 
 #define KVSTORE_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
-  auto tmp = (expr);                                  \
-  if (!tmp.ok()) return tmp.status();                 \
+  auto tmp = (expr);                                   \
+  if (!tmp.ok()) return tmp.status();                  \
   lhs = std::move(tmp).value()
 
 #define KVSTORE_ASSIGN_OR_RETURN(lhs, expr) \

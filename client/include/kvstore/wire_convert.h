@@ -25,7 +25,8 @@ struct OutFrame {
   kj::Array<capnp::word> control;
 
   std::span<const std::byte> control_bytes() const {
-    return {reinterpret_cast<const std::byte*>(control.begin()), control.size() * sizeof(capnp::word)};
+    return {reinterpret_cast<const std::byte*>(control.begin()),
+            control.size() * sizeof(capnp::word)};
   }
 };
 

@@ -10,24 +10,25 @@
 namespace kvstore::server {
 
 struct StoreOptions {
-  uint64_t memory_bytes = 512ull << 20;               // host tier capacity (--memory)
-  uint64_t max_value_bytes = 256ull << 20;            // largest single value (--max-value)
-  std::chrono::milliseconds default_ttl{10 * 60 * 1000};  // unclaimed entries expire (--ttl); 0 = never
-  std::string data_dir;                               // spill tier and state (--data-dir); empty = none
-  uint64_t spill_bytes = 0;                           // spill tier capacity (--spill); 0 = disabled
-  double high_watermark = 0.90;                       // demotion starts above this host fill
-  double low_watermark = 0.75;                        // and stops below this
-  bool flush_on_shutdown = true;                      // SIGTERM writes the host tier to spill first
-  bool lock_memory = true;                            // mlock the host arena when allowed
+  uint64_t memory_bytes = 512ull << 20;     // host tier capacity (--memory)
+  uint64_t max_value_bytes = 256ull << 20;  // largest single value (--max-value)
+  std::chrono::milliseconds default_ttl{10 * 60 *
+                                        1000};  // unclaimed entries expire (--ttl); 0 = never
+  std::string data_dir;                         // spill tier and state (--data-dir); empty = none
+  uint64_t spill_bytes = 0;                     // spill tier capacity (--spill); 0 = disabled
+  double high_watermark = 0.90;                 // demotion starts above this host fill
+  double low_watermark = 0.75;                  // and stops below this
+  bool flush_on_shutdown = true;                // SIGTERM writes the host tier to spill first
+  bool lock_memory = true;                      // mlock the host arena when allowed
 };
 
 struct ServerOptions {
-  std::string listen = "127.0.0.1:7400";   // control + TCP data plane (--listen)
-  std::string metrics = "127.0.0.1:9400";  // Prometheus /metrics (--metrics); empty = off
-  std::string log_level = "info";          // trace|debug|info|warn|error (--log-level)
-  std::string token;                       // shared secret clients must present; empty = none
-  int io_threads = 2;                      // threads running the network event loop
-  size_t max_connections = 1024;           // further connections are closed at accept
+  std::string listen = "127.0.0.1:7400";     // control + TCP data plane (--listen)
+  std::string metrics = "127.0.0.1:9400";    // Prometheus /metrics (--metrics); empty = off
+  std::string log_level = "info";            // trace|debug|info|warn|error (--log-level)
+  std::string token;                         // shared secret clients must present; empty = none
+  int io_threads = 2;                        // threads running the network event loop
+  size_t max_connections = 1024;             // further connections are closed at accept
   size_t max_waiters_per_connection = 4096;  // pending drop_selects per connection
   size_t max_keys_per_request = 65536;
   // A frame that stops arriving half-way for this long closes its connection

@@ -205,17 +205,17 @@ class Store {
   mutable std::mutex mu_;
   std::unique_ptr<HostMemory> memory_;                              // GUARDED_BY(mu_)
   std::unordered_map<Key, std::unique_ptr<Entry>, KeyHash> index_;  // GUARDED_BY(mu_)
-  std::list<Entry*> lru_;                                           // GUARDED_BY(mu_): host entries, front = newest
-  std::unique_ptr<tiers::SpillStore> spill_;                        // null = no spill tier
-  uint64_t spill_value_bytes_ = 0;                                  // GUARDED_BY(mu_): indexed spill-tier entries
-  uint64_t spill_entries_ = 0;                                      // GUARDED_BY(mu_)
-  std::deque<PromoteTask> promotions_;                              // GUARDED_BY(mu_)
+  std::list<Entry*> lru_;                     // GUARDED_BY(mu_): host entries, front = newest
+  std::unique_ptr<tiers::SpillStore> spill_;  // null = no spill tier
+  uint64_t spill_value_bytes_ = 0;            // GUARDED_BY(mu_): indexed spill-tier entries
+  uint64_t spill_entries_ = 0;                // GUARDED_BY(mu_)
+  std::deque<PromoteTask> promotions_;        // GUARDED_BY(mu_)
   std::condition_variable worker_cv_;
-  bool stop_worker_ = false;                                        // GUARDED_BY(mu_)
+  bool stop_worker_ = false;  // GUARDED_BY(mu_)
   std::thread worker_;
-  WaiterTable waiters_;                                             // GUARDED_BY(mu_)
-  uint64_t host_value_bytes_ = 0;                                   // GUARDED_BY(mu_)
-  uint64_t held_entries_ = 0;                                       // GUARDED_BY(mu_): claimed or doomed
+  WaiterTable waiters_;            // GUARDED_BY(mu_)
+  uint64_t host_value_bytes_ = 0;  // GUARDED_BY(mu_)
+  uint64_t held_entries_ = 0;      // GUARDED_BY(mu_): claimed or doomed
 };
 
 }  // namespace kvstore::server

@@ -1,0 +1,153 @@
+// The read path of a connection: frame header, control message, value bytes,
+// and the stall timer that cuts a frame that stops arriving.
+#include <spdlog/spdlog.h>
+
+#include "connection.h"
+
+namespace kvstore::server {
+
+namespace {
+
+constexpr size_t kBulkChunk = 1u << 20;  // per chunk: re-arm the stall timer, hash while hot
+
+}  // namespace
+
+// ---------------------------------------------------------------- read path
+
+void Connection::ReadHeader() {
+  if (ReadingStopped()) return;
+  // The first bytes may take as long as the client likes (idle between frames);
+  // once a frame has begun, the rest must keep coming (stall timer).
+  socket_.async_read_some(
+      asio::buffer(header_buf_),
+      asio::bind_executor(
+          strand_, [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+            if (ec) {
+              self->Close(ec == asio::error::eof ? "client closed the connection" : ec.message());
+              return;
+            }
+            self->OnHeaderStart(n);
+          }));
+}
+
+void Connection::OnHeaderStart(size_t got) {
+  frame_started_ = SteadyClock::now();
+  auto finish = [this, self = shared_from_this()](boost::system::error_code ec, size_t) {
+    DisarmStallTimer();
+    if (ec) {
+      Close("read failed mid-header: " + ec.message());
+      return;
+    }
+    auto h = FrameHeader::Decode(header_buf_.data(), ctx_->options->store.max_value_bytes);
+    if (!h.ok()) {
+      Fail("bad_header", h.status().message());
+      return;
+    }
+    header_ = *h;
+    ReadControl();
+  };
+  if (got == header_buf_.size()) {
+    finish({}, 0);
+    return;
+  }
+  ArmStallTimer();
+  asio::async_read(socket_, asio::buffer(header_buf_.data() + got, header_buf_.size() - got),
+                   asio::bind_executor(strand_, std::move(finish)));
+}
+
+void Connection::ReadControl() {
+  control_ = kj::heapArray<capnp::word>(header_.control_len / sizeof(capnp::word));
+  ArmStallTimer();
+  asio::async_read(socket_, asio::buffer(control_.begin(), header_.control_len),
+                   asio::bind_executor(
+                       strand_, [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                         self->DisarmStallTimer();
+                         if (ec) {
+                           self->Close("read failed mid-message: " + ec.message());
+                           return;
+                         }
+                         self->Dispatch();
+                       }));
+}
+
+void Connection::ArmStallTimer() {
+  uint64_t gen = ++stall_generation_;
+  stall_timer_.expires_after(ctx_->options->stall_timeout);
+  stall_timer_.async_wait(
+      asio::bind_executor(strand_, [self = shared_from_this(), gen](boost::system::error_code ec) {
+        if (ec || gen != self->stall_generation_ || self->closed_) return;
+        self->ctx_->metrics->ProtocolError("stalled");
+        spdlog::warn(
+            "connection {} from {}: frame stopped arriving for {} ms mid-transfer; closing it "
+            "and discarding the partial request (client hung or network stalled)",
+            self->id_, self->peer_, self->ctx_->options->stall_timeout.count());
+        self->Close("stalled mid-frame");
+      }));
+}
+
+void Connection::DisarmStallTimer() {
+  ++stall_generation_;
+  stall_timer_.cancel();
+}
+
+void Connection::ReadBulk(std::span<std::byte> dst, std::function<void()> done) {
+  if (dst.empty()) {
+    DisarmStallTimer();
+    done();
+    return;
+  }
+  size_t n = std::min(dst.size(), kBulkChunk);
+  ArmStallTimer();
+  asio::async_read(socket_, asio::buffer(dst.data(), n),
+                   asio::bind_executor(
+                       strand_, [this, self = shared_from_this(), dst, n, done = std::move(done)](
+                                    boost::system::error_code ec, size_t) mutable {
+                         if (ec) {
+                           DisarmStallTimer();
+                           Close("read failed mid-value: " + ec.message());
+                           return;
+                         }
+                         ctx_->metrics->AddBytesIn(n);
+                         XXH3_64bits_update(hash_.get(), dst.data(), n);
+                         ReadBulk(dst.subspan(n), std::move(done));
+                       }));
+}
+
+void Connection::DrainBulk(uint64_t bytes, std::function<void()> done) {
+  if (bytes == 0) {
+    DisarmStallTimer();
+    done();
+    return;
+  }
+  if (drain_buf_.empty()) drain_buf_.resize(256 << 10);
+  size_t n = std::min<uint64_t>(bytes, drain_buf_.size());
+  ArmStallTimer();
+  asio::async_read(socket_, asio::buffer(drain_buf_.data(), n),
+                   asio::bind_executor(
+                       strand_, [this, self = shared_from_this(), bytes, n, done = std::move(done)](
+                                    boost::system::error_code ec, size_t) mutable {
+                         if (ec) {
+                           DisarmStallTimer();
+                           Close("read failed while discarding a refused value: " + ec.message());
+                           return;
+                         }
+                         DrainBulk(bytes - n, std::move(done));
+                       }));
+}
+
+Result<std::vector<Key>> Connection::ParseKeys(capnp::List<capnp::Data>::Reader keys) {
+  if (keys.size() > ctx_->options->max_keys_per_request) {
+    return Status::InvalidArgument("request names " + std::to_string(keys.size()) +
+                                   " keys; the limit is " +
+                                   std::to_string(ctx_->options->max_keys_per_request));
+  }
+  std::vector<Key> out;
+  out.reserve(keys.size());
+  for (auto k : keys) {
+    KVSTORE_ASSIGN_OR_RETURN(Key key, KeyFromWire(k));
+    out.push_back(key);
+  }
+  return out;
+}
+
+}  // namespace kvstore::server

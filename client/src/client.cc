@@ -178,6 +178,22 @@ class Client::Impl {
     return infos;
   }
 
+  // Select / DropSelect into vectors the returned entries own.
+  Result<std::vector<Entry>> SelectOwned(bool drop, std::span<const Key> keys,
+                                         std::chrono::milliseconds timeout) {
+    std::vector<Entry> out(keys.size());
+    auto infos = SelectImpl(drop, keys, timeout, [&](size_t i, uint64_t size) {
+      out[i].value.resize(size);
+      return Result<std::span<std::byte>>(std::span<std::byte>(out[i].value));
+    });
+    if (!infos.ok()) return infos.status();
+    for (size_t i = 0; i < out.size(); ++i) {
+      out[i].key = (*infos)[i].key;
+      out[i].meta = std::move((*infos)[i].meta);
+    }
+    return out;
+  }
+
   // match_prefix, retain and remove: a list of keys in, a count out.
   template <typename Init>
   Result<size_t> KeysCall(std::span<const Key> keys, Init init) {
@@ -254,32 +270,12 @@ Result<bool> Client::InsertSpan(const Key& key, std::span<const std::byte> value
 }
 
 Result<std::vector<Entry>> Client::Select(std::span<const Key> keys) {
-  std::vector<Entry> out(keys.size());
-  auto infos = impl_->SelectImpl(false, keys, {}, [&](size_t i, uint64_t size) {
-    out[i].value.resize(size);
-    return Result<std::span<std::byte>>(std::span<std::byte>(out[i].value));
-  });
-  if (!infos.ok()) return infos.status();
-  for (size_t i = 0; i < out.size(); ++i) {
-    out[i].key = (*infos)[i].key;
-    out[i].meta = std::move((*infos)[i].meta);
-  }
-  return out;
+  return impl_->SelectOwned(false, keys, {});
 }
 
 Result<std::vector<Entry>> Client::DropSelect(std::span<const Key> keys,
                                               std::chrono::milliseconds timeout) {
-  std::vector<Entry> out(keys.size());
-  auto infos = impl_->SelectImpl(true, keys, timeout, [&](size_t i, uint64_t size) {
-    out[i].value.resize(size);
-    return Result<std::span<std::byte>>(std::span<std::byte>(out[i].value));
-  });
-  if (!infos.ok()) return infos.status();
-  for (size_t i = 0; i < out.size(); ++i) {
-    out[i].key = (*infos)[i].key;
-    out[i].meta = std::move((*infos)[i].meta);
-  }
-  return out;
+  return impl_->SelectOwned(true, keys, timeout);
 }
 
 namespace {

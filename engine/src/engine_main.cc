@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
       "kvstore-engine: an LLM engine for disaggregated serving through kvstored.\n"
       "Roles: 'prefill' computes a prompt's KV and inserts it into kvstored block by block;\n"
       "'decode' drop_selects it, computes the partial tail and generates; 'both' is a plain\n"
-      "single engine (with a local prefix cache); 'proxy' sends each request to a prefill engine (max_tokens=1), then to a\n"
+      "single engine (with a local prefix cache); 'proxy' sends each request to a prefill engine "
+      "(max_tokens=1), then to a\n"
       "decode engine, and streams the decode's answer back.\n"
       "HTTP: POST /v1/completions (OpenAI-style), GET /health, GET /metrics (Prometheus)."};
   app.add_option("--role", role, "prefill | decode | both | proxy")->capture_default_str();

@@ -62,6 +62,20 @@ bool CanConnect(uint16_t port) {
 }  // namespace
 
 std::unique_ptr<TestDaemon> TestDaemon::Start(const DaemonOptions& options, std::string* error) {
+  // A free port can be taken by a test running in parallel before the daemon
+  // binds it: try again with fresh ports when that is why it did not start.
+  for (int attempt = 0;; ++attempt) {
+    auto d = StartOnce(options, error);
+    bool port_taken = error->find("cannot listen on") != std::string::npos ||
+                      error->find("cannot serve metrics on") != std::string::npos;
+    if (d != nullptr || attempt == 2 || options.port != 0 || !port_taken) {
+      return d;
+    }
+  }
+}
+
+std::unique_ptr<TestDaemon> TestDaemon::StartOnce(const DaemonOptions& options,
+                                                  std::string* error) {
   std::unique_ptr<TestDaemon> d(new TestDaemon());
   if (options.data_dir.empty()) {
     d->owned_dir_ = std::make_unique<TempDir>("kvstored-data");

@@ -65,6 +65,7 @@ class TestDaemon {
 
  private:
   TestDaemon() = default;
+  static std::unique_ptr<TestDaemon> StartOnce(const DaemonOptions& options, std::string* error);
   pid_t pid_ = -1;
   uint16_t port_ = 0;
   uint16_t metrics_port_ = 0;

@@ -120,9 +120,9 @@ class Server::Impl {
       BeginShutdown();
     });
     ScheduleTtlSweep();
-    spdlog::info("kvstored {} serving on {} (metrics on {}), {} io threads, ttl {}", kVersion,
-                 listen_address_,
-                 metrics_address_.empty() ? "off" : "http://" + metrics_address_ + "/metrics",
+    spdlog::info("kvstored {} serving on {} ({}), {} io threads, ttl {}", kVersion, listen_address_,
+                 metrics_address_.empty() ? "metrics off"
+                                          : "metrics on http://" + metrics_address_ + "/metrics",
                  options_.io_threads, FormatDuration(options_.store.default_ttl));
     std::vector<std::thread> threads;
     for (size_t i = 1; i < contexts_.size(); ++i) {
@@ -130,6 +130,7 @@ class Server::Impl {
     }
     io_.run();
     for (auto& t : threads) t.join();
+    if (exposer_stopper_.joinable()) exposer_stopper_.join();
     exposer_.reset();
     Status closed = store_->Close();
     spdlog::info("kvstored stopped");
@@ -193,6 +194,9 @@ class Server::Impl {
 
   void BeginShutdown() {
     if (stopping_.exchange(true)) return;
+    // The metrics server takes about a second to stop (its poll loop): stop it
+    // while connections drain instead of after.
+    if (exposer_) exposer_stopper_ = std::thread([this] { exposer_.reset(); });
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     signals_.cancel(ignored);
@@ -215,6 +219,7 @@ class Server::Impl {
   ConnectionRegistry registry_;
   ServiceContext ctx_{};
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::thread exposer_stopper_;
   std::string listen_address_;
   std::string metrics_address_;
   std::atomic<bool> stopping_{false};

@@ -198,14 +198,25 @@ class Client::Impl {
   template <typename Init>
   Result<size_t> KeysCall(std::span<const Key> keys, Init init) {
     if (keys.empty()) return size_t{0};
+    KVSTORE_ASSIGN_OR_RETURN(InFrame in, SimpleCall([&](wire::Request::Builder req) {
+                               SetKeys(init(req).initKeys(static_cast<unsigned>(keys.size())),
+                                       keys);
+                             }));
+    return static_cast<size_t>(in.response().getCount());
+  }
+
+  // A request with no value bytes either way: `fill` sets the request's union
+  // member; returns the reply when its code is OK.
+  template <typename Fill>
+  Result<InFrame> SimpleCall(Fill fill) {
     KVSTORE_ASSIGN_OR_RETURN(auto conn, Borrow());
     capnp::MallocMessageBuilder msg;
     auto req = msg.initRoot<wire::Request>();
     req.setId(conn->NextId());
-    SetKeys(init(req).initKeys(static_cast<unsigned>(keys.size())), keys);
+    fill(req);
     KVSTORE_ASSIGN_OR_RETURN(InFrame in, Call(conn, msg, {}, Deadline()));
     KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
-    return static_cast<size_t>(in.response().getCount());
+    return in;
   }
 
   ClientOptions options_;
@@ -369,31 +380,24 @@ Result<size_t> Client::Remove(std::span<const Key> keys) {
 }
 
 Result<StoreStats> Client::Stats() {
-  KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
-  capnp::MallocMessageBuilder msg;
-  auto req = msg.initRoot<wire::Request>();
-  req.setId(conn->NextId());
-  req.setStats();
-  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, {}, impl_->Deadline()));
-  KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
-  if (!in.response().isStats())
+  KVSTORE_ASSIGN_OR_RETURN(InFrame in,
+                           impl_->SimpleCall([](wire::Request::Builder r) { r.setStats(); }));
+  if (!in.response().isStats()) {
     return Status::Internal("kvstored answered stats with something else");
+  }
   return StatsFromWire(in.response().getStats());
 }
 
 Result<ListPage> Client::List(const ListOptions& options) {
-  KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
-  capnp::MallocMessageBuilder msg;
-  auto req = msg.initRoot<wire::Request>();
-  req.setId(conn->NextId());
-  auto l = req.initList();
-  l.setCursor({reinterpret_cast<const kj::byte*>(options.cursor.data()), options.cursor.size()});
-  l.setLimit(options.limit);
-  l.setTierFilter(static_cast<int8_t>(options.tier));
-  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, {}, impl_->Deadline()));
-  KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
-  if (!in.response().isList())
+  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->SimpleCall([&](wire::Request::Builder r) {
+    auto l = r.initList();
+    l.setCursor({reinterpret_cast<const kj::byte*>(options.cursor.data()), options.cursor.size()});
+    l.setLimit(options.limit);
+    l.setTierFilter(static_cast<int8_t>(options.tier));
+  }));
+  if (!in.response().isList()) {
     return Status::Internal("kvstored answered list with something else");
+  }
   ListPage page;
   auto lr = in.response().getList();
   for (auto e : lr.getEntries()) {
@@ -407,15 +411,11 @@ Result<ListPage> Client::List(const ListOptions& options) {
 }
 
 Result<EntryInfo> Client::Show(const Key& key) {
-  KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
-  capnp::MallocMessageBuilder msg;
-  auto req = msg.initRoot<wire::Request>();
-  req.setId(conn->NextId());
-  auto l = req.initList();
-  l.setPrefix(KeyToWire(key));
-  l.setLimit(1);
-  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, {}, impl_->Deadline()));
-  KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
+  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->SimpleCall([&](wire::Request::Builder r) {
+    auto l = r.initList();
+    l.setPrefix(KeyToWire(key));
+    l.setLimit(1);
+  }));
   if (!in.response().isList() || in.response().getList().getEntries().size() == 0) {
     return Status::NotFound("key " + key.ToHex() + " is not stored");
   }
@@ -424,13 +424,7 @@ Result<EntryInfo> Client::Show(const Key& key) {
 }
 
 Status Client::Ping() {
-  KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
-  capnp::MallocMessageBuilder msg;
-  auto req = msg.initRoot<wire::Request>();
-  req.setId(conn->NextId());
-  req.setPing();
-  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, {}, impl_->Deadline()));
-  return ReplyStatus(in.response());
+  return impl_->SimpleCall([](wire::Request::Builder r) { r.setPing(); }).status();
 }
 
 }  // namespace kvstore

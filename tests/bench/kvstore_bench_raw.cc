@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "kvstore_bench.h"
+#include "loopback.h"
 
 namespace kvstore::bench {
 namespace {
@@ -22,50 +23,6 @@ namespace {
 constexpr char kPut = 'P';
 constexpr char kGet = 'G';
 constexpr size_t kHeader = 9;  // op byte + 64-bit length
-
-bool WriteAll(int fd, const void* data, size_t n, int flags = 0) {
-  auto* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL | flags);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
-bool ReadAll(int fd, void* data, size_t n) {
-  auto* p = static_cast<char*>(data);
-  while (n > 0) {
-    ssize_t r = ::recv(fd, p, n, 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
-}
-
-// Owns a socket descriptor.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd& operator=(Fd&&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-void NoDelay(int fd) {
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
 
 // Serves put/get on `fd` until the client shuts its side down.
 void PeerLoop(int fd, size_t size) {
@@ -96,32 +53,13 @@ BulkResult RunRawTcpBulk(size_t size, int clients, const RunLimits& limits) {
     r.size = size;
     r.clients = clients;
     r.errors = 1;
-    r.first_error = why + ": " + std::strerror(errno);
+    r.first_error = why;
     return r;
   };
-  Fd listener(::socket(AF_INET, SOCK_STREAM, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (listener.get() < 0 || ::bind(listener.get(), reinterpret_cast<sockaddr*>(&a), len) != 0 ||
-      ::listen(listener.get(), clients) != 0 ||
-      ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    return fail("raw tcp: cannot listen on loopback");
-  }
   std::vector<Fd> ends;
   std::vector<Fd> peers;
-  for (int t = 0; t < clients; ++t) {
-    Fd c(::socket(AF_INET, SOCK_STREAM, 0));
-    if (c.get() < 0 || ::connect(c.get(), reinterpret_cast<sockaddr*>(&a), len) != 0) {
-      return fail("raw tcp: connect");
-    }
-    Fd s(::accept(listener.get(), nullptr, nullptr));
-    if (s.get() < 0) return fail("raw tcp: accept");
-    NoDelay(c.get());
-    NoDelay(s.get());
-    ends.push_back(std::move(c));
-    peers.push_back(std::move(s));
+  if (std::string e = ConnectLoopbackPairs(clients, &ends, &peers); !e.empty()) {
+    return fail("raw tcp: " + e);
   }
   std::vector<std::thread> peer_threads;
   for (int t = 0; t < clients; ++t) peer_threads.emplace_back(PeerLoop, peers[t].get(), size);

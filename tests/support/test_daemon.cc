@@ -41,6 +41,58 @@ std::string MakeTempDir(const std::string& prefix) {
   return p ? std::string(p) : std::string();
 }
 
+pid_t SpawnWithLog(std::vector<std::string> argv, const std::string& log_path) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+bool ProcessRunning(pid_t* pid) {
+  if (*pid <= 0) return false;
+  int status = 0;
+  if (::waitpid(*pid, &status, WNOHANG) == *pid) {
+    *pid = -1;
+    return false;
+  }
+  return true;
+}
+
+int StopProcess(pid_t* pid, int sig, std::chrono::milliseconds timeout) {
+  if (*pid <= 0) return -1;
+  ::kill(*pid, sig);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (true) {
+    if (::waitpid(*pid, &status, WNOHANG) == *pid) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(*pid, SIGKILL);
+      ::waitpid(*pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  *pid = -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 TempDir::~TempDir() {
   std::error_code ec;
   if (!path_.empty()) std::filesystem::remove_all(path_, ec);
@@ -96,17 +148,7 @@ std::unique_ptr<TestDaemon> TestDaemon::StartOnce(const DaemonOptions& options,
                                    d->data_dir_,
                                    "--no-mlock"};
   args.insert(args.end(), options.args.begin(), options.args.end());
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int fd = ::open(d->log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 2);
-    ::dup2(fd, 1);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
+  pid_t pid = SpawnWithLog(std::move(args), d->log_path_);
   d->pid_ = pid;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -132,36 +174,10 @@ std::string TestDaemon::metrics_address() const {
   return "127.0.0.1:" + std::to_string(metrics_port_);
 }
 
-bool TestDaemon::running() {
-  if (pid_ <= 0) return false;
-  int status = 0;
-  pid_t r = ::waitpid(pid_, &status, WNOHANG);
-  if (r == pid_) {
-    pid_ = -1;
-    return false;
-  }
-  return true;
-}
+bool TestDaemon::running() { return ProcessRunning(&pid_); }
 
 int TestDaemon::StopWith(int sig, std::chrono::milliseconds timeout) {
-  if (pid_ <= 0) return -1;
-  ::kill(pid_, sig);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  int status = 0;
-  while (true) {
-    pid_t r = ::waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) break;
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  pid_ = -1;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return -1;
+  return StopProcess(&pid_, sig, timeout);
 }
 
 std::string TestDaemon::ScrapeMetrics() const {
@@ -204,11 +220,6 @@ std::optional<double> TestDaemon::Metric(const std::string& name,
   return std::nullopt;
 }
 
-std::string TestDaemon::Log() const {
-  std::ifstream in(log_path_);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string TestDaemon::Log() const { return ReadFile(log_path_); }
 
 }  // namespace kvstore::testing

@@ -21,6 +21,17 @@ uint16_t FreePort();
 // A fresh directory under /tmp, removed by the caller (or TempDir below).
 std::string MakeTempDir(const std::string& prefix);
 
+// Child processes of a test: started with stdout and stderr in a log file.
+// Starts argv[0] with argv; its output goes to `log_path`. Returns the pid.
+pid_t SpawnWithLog(std::vector<std::string> argv, const std::string& log_path);
+// True while `*pid` runs; reaps it and sets *pid = -1 once it has exited.
+bool ProcessRunning(pid_t* pid);
+// Sends `sig`, waits up to `timeout` (then SIGKILL), reaps; returns the exit code
+// (128 + signal when killed), -1 when there was no process. Sets *pid = -1.
+int StopProcess(pid_t* pid, int sig, std::chrono::milliseconds timeout);
+// The whole file, or "" when unreadable.
+std::string ReadFile(const std::string& path);
+
 class TempDir {
  public:
   explicit TempDir(const std::string& prefix = "kvstore-test") : path_(MakeTempDir(prefix)) {}

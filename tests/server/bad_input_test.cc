@@ -41,6 +41,18 @@ class BadInput : public ::testing::Test {
     r.setPing();
     return msg_.get();
   }
+  // An insert request as a client would send it, with the size and checksum given.
+  capnp::MallocMessageBuilder* Insert(uint64_t id, const Key& key, uint64_t size,
+                                      uint64_t checksum = 0) {
+    msg_ = std::make_unique<capnp::MallocMessageBuilder>();
+    auto r = msg_->initRoot<wire::Request>();
+    r.setId(id);
+    auto ins = r.initInsert();
+    ins.setKey(KeyToWire(key));
+    ins.initMeta().setSize(size);
+    ins.getMeta().setChecksum(checksum);
+    return msg_.get();
+  }
   std::unique_ptr<TestDaemon> daemon_;
   std::unique_ptr<Client> client_;
   std::unique_ptr<capnp::MallocMessageBuilder> msg_;
@@ -161,27 +173,14 @@ TEST_F(BadInput, UnknownOpAndWrongKeyLengthAreInvalidArgument) {
 
 TEST_F(BadInput, InsertWhoseSizeDisagreesWithItsFrameIsRefused) {
   RawConn raw(daemon_->address());
-  capnp::MallocMessageBuilder msg;
-  auto r = msg.initRoot<wire::Request>();
-  r.setId(9);
-  auto ins = r.initInsert();
   Key k = TestKey(2);
-  ins.setKey(KeyToWire(k));
   auto value = RandomBytes(1000, 2);
-  ins.initMeta().setSize(999);  // frame carries 1000
-  ASSERT_TRUE(raw.SendFrame(msg, value));
+  ASSERT_TRUE(raw.SendFrame(*Insert(9, k, 999), value));  // frame carries 1000
   auto reply = raw.ReadReply();
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(reply->code, wire::Code::INVALID_ARGUMENT);
   // Bad checksum: stored bytes are verified against the declared checksum.
-  capnp::MallocMessageBuilder msg2;
-  auto r2 = msg2.initRoot<wire::Request>();
-  r2.setId(10);
-  auto ins2 = r2.initInsert();
-  ins2.setKey(KeyToWire(k));
-  ins2.initMeta().setSize(1000);
-  ins2.getMeta().setChecksum(ValueChecksum(value) ^ 1);
-  ASSERT_TRUE(raw.SendFrame(msg2, value));
+  ASSERT_TRUE(raw.SendFrame(*Insert(10, k, 1000, ValueChecksum(value) ^ 1), value));
   auto reply2 = raw.ReadReply();
   ASSERT_TRUE(reply2.has_value());
   EXPECT_EQ(reply2->code, wire::Code::DATA_LOSS);
@@ -195,17 +194,10 @@ TEST_F(BadInput, StallHalfwayClosesTheConnectionAndLeavesNothing) {
   auto before = client_->Stats();
   ASSERT_OK(before);
   RawConn raw(daemon_->address());
-  capnp::MallocMessageBuilder msg;
-  auto r = msg.initRoot<wire::Request>();
-  r.setId(11);
-  auto ins = r.initInsert();
   Key k = TestKey(3);
-  ins.setKey(KeyToWire(k));
   auto value = RandomBytes(4 << 20, 3);
-  ins.initMeta().setSize(value.size());
-  ins.getMeta().setChecksum(ValueChecksum(value));
   // Header, control and half the value; then nothing.
-  OutFrame f = EncodeFrame(msg, value.size());
+  OutFrame f = EncodeFrame(*Insert(11, k, value.size(), ValueChecksum(value)), value.size());
   ASSERT_TRUE(raw.SendBytes(f.header));
   ASSERT_TRUE(raw.SendBytes(f.control_bytes()));
   ASSERT_TRUE(raw.SendBytes(std::span<const std::byte>(value).subspan(0, value.size() / 2)));
@@ -232,13 +224,7 @@ TEST_F(BadInput, VanishingMidInsertLeavesNothing) {
   ASSERT_OK(before);
   {
     RawConn raw(daemon_->address());
-    capnp::MallocMessageBuilder msg;
-    auto r = msg.initRoot<wire::Request>();
-    r.setId(12);
-    auto ins = r.initInsert();
-    ins.setKey(KeyToWire(TestKey(5)));
-    ins.initMeta().setSize(8 << 20);
-    OutFrame f = EncodeFrame(msg, 8 << 20);
+    OutFrame f = EncodeFrame(*Insert(12, TestKey(5), 8 << 20), 8 << 20);
     ASSERT_TRUE(raw.SendBytes(f.header));
     ASSERT_TRUE(raw.SendBytes(f.control_bytes()));
     ASSERT_TRUE(raw.SendBytes(RandomBytes(1 << 20, 5)));

@@ -75,6 +75,10 @@ struct InsertRequest {
   meta @1 :EntryMeta;        # size and checksum required; the rest optional
   ttlMs @2 :UInt64;          # 0 = the store's default TTL
   source @3 :RemoteBuffer;   # RDMA only; over TCP the value is the frame's bulk part
+  # true: meta.checksum is not set here; the value's XXH3-64 follows the value
+  # as 8 little-endian bytes in the bulk part (bulk length = size + 8), so the
+  # sender hashes each piece as it sends it instead of reading the value twice.
+  checksumTrailer @4 :Bool;
 }
 
 struct SelectRequest {

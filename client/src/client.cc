@@ -267,14 +267,21 @@ Result<bool> Client::InsertSpan(const Key& key, std::span<const std::byte> value
   ins.setKey(KeyToWire(key));
   EntryMeta meta;
   meta.size = value.size();
-  meta.checksum = options.checksum ? *options.checksum : ValueChecksum(value);
+  meta.checksum = options.checksum.value_or(0);
   meta.layout = options.layout;
   meta.producer = options.producer.empty() ? impl_->options_.client_name : options.producer;
   MetaToWire(meta, ins.initMeta());
   ins.setTtlMs(static_cast<uint64_t>(options.ttl.count()));
-  std::span<const std::byte> bulk[] = {value};
   auto deadline = impl_->Deadline();
-  KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->Call(conn, msg, bulk, deadline));
+  if (options.checksum) {
+    std::span<const std::byte> bulk[] = {value};
+    KVSTORE_RETURN_IF_ERROR(conn->Send(msg, bulk, deadline));
+  } else {
+    // Hash while sending: the checksum follows the value.
+    ins.setChecksumTrailer(true);
+    KVSTORE_RETURN_IF_ERROR(conn->SendWithChecksumTrailer(msg, value, deadline));
+  }
+  KVSTORE_ASSIGN_OR_RETURN(InFrame in, conn->Receive(deadline));
   auto resp = in.response();
   KVSTORE_RETURN_IF_ERROR(ReplyStatus(resp));
   return resp.isCount() && resp.getCount() == 1;

@@ -9,10 +9,13 @@
 // broken() and must be discarded: the stream position is no longer known.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <chrono>
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <capnp/serialize.h>
 
@@ -44,6 +47,11 @@ class ClientConn {
   // Sends `message` followed by the bulk spans, in order.
   Status Send(capnp::MessageBuilder& message, std::span<const std::span<const std::byte>> bulk,
               Clock::time_point deadline);
+  // Sends `message` (whose bulk length says value + trailer) and the value in
+  // pieces, hashing each piece just before it goes out, then the XXH3-64 of the
+  // whole value as the 8-byte trailer (InsertRequest.checksumTrailer).
+  Status SendWithChecksumTrailer(capnp::MessageBuilder& message, std::span<const std::byte> value,
+                                 Clock::time_point deadline);
   Result<InFrame> Receive(Clock::time_point deadline);
   Status ReceiveBulk(std::span<std::byte> dst, Clock::time_point deadline);
   // Receives in chunks, hashing each (XXH3-64) while it is still in cache.
@@ -60,6 +68,7 @@ class ClientConn {
   Status Fail(const char* what, int err);
   Status SetTimeout(int option, Clock::time_point deadline, const char* what);
   Status ReadExact(void* dst, size_t n, Clock::time_point deadline, const char* what);
+  Status SendIov(std::vector<iovec>& iov);  // all of it, in as few sendmsg calls as possible
 
   int fd_ = -1;
   std::string address_;

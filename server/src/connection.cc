@@ -29,8 +29,8 @@ Connection::Connection(tcp::socket socket, ServiceContext* ctx, uint64_t id)
       ec ? std::string("unknown peer") : ep.address().to_string() + ":" + std::to_string(ep.port());
   socket_.set_option(tcp::no_delay(true), ec);
   // Large buffers: a multi-MiB value goes out in few sendmsg calls and wake-ups.
-  socket_.set_option(asio::socket_base::send_buffer_size(4 << 20), ec);
-  socket_.set_option(asio::socket_base::receive_buffer_size(4 << 20), ec);
+  //socket_.set_option(asio::socket_base::send_buffer_size(4 << 20), ec);
+  //socket_.set_option(asio::socket_base::receive_buffer_size(4 << 20), ec);
   authenticated_ = ctx_->options->token.empty();
 }
 
@@ -220,11 +220,14 @@ void Connection::HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64
     return;
   }
   EntryMeta meta = MetaFromWire(r.getMeta());
-  if (meta.size != bulk_len) {
+  const bool trailer = r.getChecksumTrailer();
+  const uint64_t trailer_len = trailer ? kChecksumTrailerBytes : 0;
+  if (bulk_len < trailer_len || meta.size != bulk_len - trailer_len) {
     ctx_->metrics->ProtocolError("size_mismatch");
-    refuse(Status::InvalidArgument("insert declares " + std::to_string(meta.size) +
-                                   " value bytes but the frame carries " +
-                                   std::to_string(bulk_len)));
+    refuse(Status::InvalidArgument(
+        "insert declares " + std::to_string(meta.size) + " value bytes" +
+        (trailer ? " plus an 8-byte checksum trailer" : "") + " but the frame carries " +
+        std::to_string(bulk_len)));
     return;
   }
   auto res = ctx_->store->Reserve(*key, meta, std::chrono::milliseconds(r.getTtlMs()));
@@ -241,19 +244,30 @@ void Connection::HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64
   }
   reservation_ = std::move(res).value();
   XXH3_64bits_reset(hash_.get());
-  ReadBulk(reservation_->bytes(), [this, id] {
-    auto committed = ctx_->store->Commit(std::move(*reservation_), XXH3_64bits_digest(hash_.get()));
-    reservation_.reset();
-    if (!committed.ok()) {
-      spdlog::warn("connection {} from {}: insert refused: {}", id_, peer_,
-                   committed.status().ToString());
-      ReplyStatus(id, Op::kInsert, committed.status());
-    } else {
-      uint64_t n = *committed ? 1 : 0;
-      Reply(id, Op::kInsert, Status::Ok(), [n](wire::Response::Builder b) { b.setCount(n); });
+  ReadBulk(reservation_->bytes(), [this, id, trailer] {
+    if (trailer) {
+      ReadTrailer([this, id](uint64_t checksum) {
+        reservation_->meta.checksum = checksum;
+        FinishInsert(id);
+      });
+      return;
     }
-    ReadHeader();
+    FinishInsert(id);
   });
+}
+
+void Connection::FinishInsert(uint64_t id) {
+  auto committed = ctx_->store->Commit(std::move(*reservation_), XXH3_64bits_digest(hash_.get()));
+  reservation_.reset();
+  if (!committed.ok()) {
+    spdlog::warn("connection {} from {}: insert refused: {}", id_, peer_,
+                 committed.status().ToString());
+    ReplyStatus(id, Op::kInsert, committed.status());
+  } else {
+    uint64_t n = *committed ? 1 : 0;
+    Reply(id, Op::kInsert, Status::Ok(), [n](wire::Response::Builder b) { b.setCount(n); });
+  }
+  ReadHeader();
 }
 
 void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool drop) {
@@ -445,7 +459,7 @@ void Connection::WriteNext() {
       });
     }
   }
-  asio::async_write(socket_, buffers,
+  asio::async_write(socket_, buffers, TransferAllLarge(),
                     asio::bind_executor(
                         strand_, [self = shared_from_this()](boost::system::error_code ec, size_t) {
                           self->writing_ = false;

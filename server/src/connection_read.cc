@@ -1,5 +1,7 @@
 // The read path of a connection: frame header, control message, value bytes,
 // and the stall timer that cuts a frame that stops arriving.
+#include <cstring>
+
 #include <spdlog/spdlog.h>
 
 #include "connection.h"
@@ -38,7 +40,8 @@ void Connection::OnHeaderStart(size_t got) {
       Close("read failed mid-header: " + ec.message());
       return;
     }
-    auto h = FrameHeader::Decode(header_buf_.data(), ctx_->options->store.max_value_bytes);
+    auto h = FrameHeader::Decode(header_buf_.data(),
+                                 ctx_->options->store.max_value_bytes + kChecksumTrailerBytes);
     if (!h.ok()) {
       Fail("bad_header", h.status().message());
       return;
@@ -98,7 +101,7 @@ void Connection::ReadBulk(std::span<std::byte> dst, std::function<void()> done) 
   }
   size_t n = std::min(dst.size(), kBulkChunk);
   ArmStallTimer();
-  asio::async_read(socket_, asio::buffer(dst.data(), n),
+  asio::async_read(socket_, asio::buffer(dst.data(), n), TransferAllLarge(),
                    asio::bind_executor(
                        strand_, [this, self = shared_from_this(), dst, n, done = std::move(done)](
                                     boost::system::error_code ec, size_t) mutable {
@@ -113,6 +116,23 @@ void Connection::ReadBulk(std::span<std::byte> dst, std::function<void()> done) 
                        }));
 }
 
+void Connection::ReadTrailer(std::function<void(uint64_t)> done) {
+  ArmStallTimer();
+  asio::async_read(socket_, asio::buffer(trailer_buf_),
+                   asio::bind_executor(strand_, [this, self = shared_from_this(),
+                                                 done = std::move(done)](
+                                                    boost::system::error_code ec, size_t) {
+                     DisarmStallTimer();
+                     if (ec) {
+                       Close("read failed at the value's checksum: " + ec.message());
+                       return;
+                     }
+                     uint64_t checksum;
+                     std::memcpy(&checksum, trailer_buf_.data(), sizeof(checksum));
+                     done(checksum);
+                   }));
+}
+
 void Connection::DrainBulk(uint64_t bytes, std::function<void()> done) {
   if (bytes == 0) {
     DisarmStallTimer();
@@ -122,7 +142,7 @@ void Connection::DrainBulk(uint64_t bytes, std::function<void()> done) {
   if (drain_buf_.empty()) drain_buf_.resize(256 << 10);
   size_t n = std::min<uint64_t>(bytes, drain_buf_.size());
   ArmStallTimer();
-  asio::async_read(socket_, asio::buffer(drain_buf_.data(), n),
+  asio::async_read(socket_, asio::buffer(drain_buf_.data(), n), TransferAllLarge(),
                    asio::bind_executor(
                        strand_, [this, self = shared_from_this(), bytes, n, done = std::move(done)](
                                     boost::system::error_code ec, size_t) mutable {

@@ -1,6 +1,8 @@
 // Garbage, malformed frames, oversized messages, unknown ops and stalled
 // transfers: each gets a clear error or a closed connection, and the daemon
 // keeps serving everybody else with nothing lost.
+#include <cstring>
+
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 
@@ -187,6 +189,45 @@ TEST_F(BadInput, InsertWhoseSizeDisagreesWithItsFrameIsRefused) {
   std::vector<Key> keys{k};
   EXPECT_EQ(*client_->MatchPrefix(keys), 0u);
   EXPECT_GE(daemon_->Metric("kvstore_checksum_failures_total").value_or(0), 1.0);
+  ExpectHealthy();
+}
+
+TEST_F(BadInput, ChecksumTrailerIsVerifiedAndItsLengthChecked) {
+  RawConn raw(daemon_->address());
+  Key k = TestKey(3);
+  auto value = RandomBytes(3000, 3);
+  auto with_trailer = [&](uint64_t checksum) {
+    std::vector<std::byte> bulk = value;
+    bulk.resize(value.size() + sizeof(checksum));
+    std::memcpy(bulk.data() + value.size(), &checksum, sizeof(checksum));
+    return bulk;
+  };
+  auto trailer_insert = [&](uint64_t id) {
+    auto* m = Insert(id, k, value.size());
+    m->getRoot<wire::Request>().getInsert().setChecksumTrailer(true);
+    return m;
+  };
+  // The frame carries the value but not the 8 trailer bytes it promised.
+  ASSERT_TRUE(raw.SendFrame(*trailer_insert(11), value));
+  auto short_reply = raw.ReadReply();
+  ASSERT_TRUE(short_reply.has_value());
+  EXPECT_EQ(short_reply->code, wire::Code::INVALID_ARGUMENT);
+  // A trailer that does not match the bytes: nothing is stored.
+  ASSERT_TRUE(raw.SendFrame(*trailer_insert(12), with_trailer(ValueChecksum(value) ^ 4)));
+  auto bad = raw.ReadReply();
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->code, wire::Code::DATA_LOSS);
+  std::vector<Key> keys{k};
+  EXPECT_EQ(*client_->MatchPrefix(keys), 0u);
+  // The right trailer: stored, and it reads back with that checksum.
+  ASSERT_TRUE(raw.SendFrame(*trailer_insert(13), with_trailer(ValueChecksum(value))));
+  auto good = raw.ReadReply();
+  ASSERT_TRUE(good.has_value());
+  EXPECT_EQ(good->code, wire::Code::OK);
+  auto got = client_->Select(keys);
+  ASSERT_OK(got);
+  EXPECT_EQ((*got)[0].value, value);
+  EXPECT_EQ((*got)[0].meta.checksum, ValueChecksum(value));
   ExpectHealthy();
 }
 

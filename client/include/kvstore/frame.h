@@ -15,6 +15,8 @@ namespace kvstore {
 
 inline constexpr uint32_t kFrameMagic = 0x3153564bu;  // "KVS1" little-endian
 inline constexpr size_t kFrameHeaderSize = 16;
+// An insert's value may be followed by its XXH3-64 (InsertRequest.checksumTrailer).
+inline constexpr size_t kChecksumTrailerBytes = 8;
 // Control messages are small (keys and metadata); anything larger is garbage.
 inline constexpr uint32_t kMaxControlBytes = 4u << 20;
 

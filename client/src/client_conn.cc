@@ -21,12 +21,6 @@
 
 namespace kvstore::internal {
 
-namespace {
-
-constexpr int kSocketBuffer = 4 << 20;  // fewer wake-ups per multi-MiB value
-
-}  // namespace
-
 ClientConn::~ClientConn() {
   if (fd_ >= 0) ::close(fd_);
 }
@@ -105,8 +99,8 @@ Result<std::unique_ptr<ClientConn>> ClientConn::Open(const ClientOptions& option
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    //::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kSocketBuffer, sizeof(kSocketBuffer));
-    //::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kSocketBuffer, sizeof(kSocketBuffer));
+    // Socket buffers stay under the kernel's autotuning: a fixed SO_RCVBUF/SO_SNDBUF
+    // turns it off and is capped by net.core.[rw]mem_max (208 KiB by default).
     c->fd_ = fd;
     break;
   }

@@ -28,9 +28,7 @@ Connection::Connection(tcp::socket socket, ServiceContext* ctx, uint64_t id)
   peer_ =
       ec ? std::string("unknown peer") : ep.address().to_string() + ":" + std::to_string(ep.port());
   socket_.set_option(tcp::no_delay(true), ec);
-  // Large buffers: a multi-MiB value goes out in few sendmsg calls and wake-ups.
-  //socket_.set_option(asio::socket_base::send_buffer_size(4 << 20), ec);
-  //socket_.set_option(asio::socket_base::receive_buffer_size(4 << 20), ec);
+  // Buffer sizes stay under the kernel's autotuning (see ClientConn::Open).
   authenticated_ = ctx_->options->token.empty();
 }
 

@@ -10,8 +10,10 @@
 # between the socket and the store's slot memory. Over TCP the bulk part of an
 # insert request is the store's "pull" of the client's source buffer; the bulk
 # part of a select reply is the store's "push" into the client's destination.
-# Over RDMA the same requests name registered regions instead and the bulk part
-# is empty (the store posts RDMA READ/WRITE).
+# With a one-sided transport (local, rdma: client/transport/include/kvstore/
+# transport/transport.h) the same requests name the client's memory instead
+# (InsertRequest.source, SelectRequest.destinations), the bulk part is empty,
+# and the store reads or writes that memory itself before it replies.
 #
 # A client may pipeline requests on one connection; replies carry the request
 # id and may come back out of order (a blocked drop_select does not hold up a
@@ -54,11 +56,18 @@ struct EntryMeta {
   tier @6 :Tier;             # where it lives now (replies only)
 }
 
-# Where bulk bytes live on the client for RDMA transfers.
+# Where bulk bytes live on the client, for one-sided transfers.
 struct RemoteBuffer {
-  region @0 :UInt32;   # client region id from registerRegion
+  region @0 :UInt32;   # id announced with registerRegion; 0 = the region in `descriptor`
   offset @1 :UInt64;
   length @2 :UInt64;
+  descriptor @3 :Data; # region 0: a one-off region (memory registered for this call)
+}
+
+# A client region made reachable for one-sided transfers on this connection.
+struct RegionAnnouncement {
+  id @0 :UInt32;          # nonzero, chosen by the client
+  descriptor @1 :Data;    # encoded RemoteRegion (client/rdma/include/kvstore/rdma/remote_region.h)
 }
 
 struct Hello {
@@ -68,13 +77,16 @@ struct Hello {
   # RDMA negotiation: serialized QpParams (client/include/kvstore/rdma/qp_params.h);
   # empty when the client has no RDMA device.
   rdmaParams @3 :Data;
+  # Local transport offer (pid + nonce address + nonce, see transport.h);
+  # empty when the client does not want the store to reach its memory.
+  localOffer @4 :Data;
 }
 
 struct InsertRequest {
   key @0 :Data;              # 32 bytes
   meta @1 :EntryMeta;        # size and checksum required; the rest optional
   ttlMs @2 :UInt64;          # 0 = the store's default TTL
-  source @3 :RemoteBuffer;   # RDMA only; over TCP the value is the frame's bulk part
+  source @3 :RemoteBuffer;   # one-sided: the store reads the value from here (no bulk part)
   # true: meta.checksum is not set here; the value's XXH3-64 follows the value
   # as 8 little-endian bytes in the bulk part (bulk length = size + 8), so the
   # sender hashes each piece as it sends it instead of reading the value twice.
@@ -84,7 +96,9 @@ struct InsertRequest {
 struct SelectRequest {
   keys @0 :List(Data);
   timeoutMs @1 :UInt64;      # drop_select only; 0 = return Timeout at once if absent
-  destinations @2 :List(RemoteBuffer);  # RDMA only, one per key
+  # One-sided: one per key; the store writes each value there and replies
+  # with no bulk part once every byte has landed (no ackDelivery needed).
+  destinations @2 :List(RemoteBuffer);
 }
 
 struct KeysRequest {
@@ -121,6 +135,9 @@ struct Request {
     # with the Nth: prefix blocks shared by in-flight requests are not lost to
     # the first consumer.
     retain @11 :KeysRequest;
+    # One-sided transports: announce / withdraw a client region on this connection.
+    registerRegion @12 :RegionAnnouncement;
+    unregisterRegion @13 :UInt32;
   }
 }
 
@@ -172,8 +189,9 @@ struct Response {
 struct HelloReply {
   protocolVersion @0 :UInt32;
   serverVersion @1 :Text;
-  rdmaParams @2 :Data;       # empty: this connection uses TCP for bulk
+  rdmaParams @2 :Data;       # the store's queue pair when bulkTransport is "rdma"
   maxValueBytes @3 :UInt64;
+  bulkTransport @4 :Text;    # "tcp", "local" or "rdma": what one-sided requests may use
 }
 
 struct ListReply {

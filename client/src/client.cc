@@ -8,6 +8,8 @@
 
 #include "client_conn.h"
 #include "client_regions.h"
+#include "kvstore/rdma/device.h"
+#include "kvstore/transport/rdma_transport.h"
 #include "kvstore/wire_convert.h"
 
 namespace kvstore {
@@ -49,6 +51,14 @@ class Client::Impl {
  public:
   explicit Impl(ClientOptions options) : options_(std::move(options)) {}
 
+  // A value's place in this process for a one-sided transfer: a registered
+  // region's slice, or a plain span exported for this call only.
+  struct OneSidedTarget {
+    std::optional<RegionSlice> region;
+    std::span<std::byte> span;  // used when region is empty
+  };
+
+
   // A pooled connection, returned to the pool (or dropped when broken) on scope exit.
   class Lease {
    public:
@@ -76,7 +86,7 @@ class Client::Impl {
       }
       ++open_;
     }
-    auto c = ClientConn::Open(options_);
+    auto c = ClientConn::Open(options_, setup_);
     if (!c.ok()) {
       std::lock_guard lock(mu_);
       --open_;
@@ -91,6 +101,7 @@ class Client::Impl {
     if (c == nullptr || c->broken()) {
       --open_;
     } else {
+      last_kind_.store(static_cast<uint8_t>(c->kind()), std::memory_order_relaxed);
       idle_.push_back(std::move(c));
     }
     cv_.notify_one();
@@ -113,19 +124,19 @@ class Client::Impl {
   template <typename DstFor>
   Result<std::vector<EntryInfo>> SelectImpl(bool drop, std::span<const Key> keys,
                                             std::chrono::milliseconds timeout, DstFor dst_for,
-                                            bool registered = false) {
+                                            bool registered = false,
+                                            std::span<const OneSidedTarget> targets = {}) {
     if (keys.empty()) return std::vector<EntryInfo>{};
     (registered ? regions_.registered : regions_.unregistered)
         .fetch_add(1, std::memory_order_relaxed);
     KVSTORE_ASSIGN_OR_RETURN(Lease conn, Borrow());
+    if (conn->one_sided() && targets.size() == keys.size()) {
+      return SelectOneSided(conn, drop, keys, timeout, targets);
+    }
     auto deadline = Deadline(drop ? timeout : std::chrono::milliseconds{0});
     capnp::MallocMessageBuilder msg;
-    auto req = msg.initRoot<wire::Request>();
     uint64_t id = conn->NextId();
-    req.setId(id);
-    auto sel = drop ? req.initDropSelect() : req.initSelect();
-    SetKeys(sel.initKeys(static_cast<unsigned>(keys.size())), keys);
-    sel.setTimeoutMs(static_cast<uint64_t>(timeout.count()));
+    StartSelect(msg, id, drop, keys, timeout);
     KVSTORE_ASSIGN_OR_RETURN(InFrame in, Call(conn, msg, {}, deadline));
     auto resp = in.response();
     if (resp.getId() != id) return Status::Internal("kvstored replied to a different request");
@@ -219,8 +230,138 @@ class Client::Impl {
     return in;
   }
 
+  // Names `t` in `b`, announcing its region on this connection first if needed.
+  // An on-the-fly export is kept in `keep` until the call's reply has arrived.
+  Status FillRemote(Lease& conn, const OneSidedTarget& t, wire::RemoteBuffer::Builder b,
+                    std::vector<transport::ExportedRegion>* keep, Clock::time_point deadline) {
+    transport::RegionExporter* exporter = Exporter(conn->kind());
+    if (exporter == nullptr) return Status::Internal("no exporter for this transport");
+    if (t.region) {
+      uint32_t id = t.region->region.value;
+      if (!conn->announced(id)) {
+        KVSTORE_ASSIGN_OR_RETURN(std::vector<std::byte> d,
+                                 regions_.Descriptor(t.region->region, *exporter));
+        capnp::MallocMessageBuilder msg;
+        auto req = msg.initRoot<wire::Request>();
+        req.setId(conn->NextId());
+        auto a = req.initRegisterRegion();
+        a.setId(id);
+        a.setDescriptor({reinterpret_cast<const kj::byte*>(d.data()), d.size()});
+        KVSTORE_ASSIGN_OR_RETURN(InFrame in, Call(conn, msg, {}, deadline));
+        KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
+        conn->set_announced(id);
+      }
+      b.setRegion(id);
+      b.setOffset(t.region->offset);
+      b.setLength(t.region->length);
+      return Status::Ok();
+    }
+    KVSTORE_ASSIGN_OR_RETURN(transport::ExportedRegion e, exporter->Export(t.span));
+    regions_.on_the_fly.fetch_add(1, std::memory_order_relaxed);
+    b.setRegion(0);
+    b.setOffset(0);
+    b.setLength(t.span.size());
+    b.setDescriptor({reinterpret_cast<const kj::byte*>(e.descriptor.data()), e.descriptor.size()});
+    keep->push_back(std::move(e));
+    return Status::Ok();
+  }
+
+  // A select or drop_select request with its keys and timeout set.
+  static wire::SelectRequest::Builder StartSelect(capnp::MallocMessageBuilder& msg, uint64_t id,
+                                                  bool drop, std::span<const Key> keys,
+                                                  std::chrono::milliseconds timeout) {
+    auto req = msg.initRoot<wire::Request>();
+    req.setId(id);
+    auto sel = drop ? req.initDropSelect() : req.initSelect();
+    SetKeys(sel.initKeys(static_cast<unsigned>(keys.size())), keys);
+    sel.setTimeoutMs(static_cast<uint64_t>(timeout.count()));
+    return sel;
+  }
+
+  // An insert request with its key, meta and TTL set.
+  wire::InsertRequest::Builder StartInsert(capnp::MallocMessageBuilder& msg, uint64_t id,
+                                           const Key& key, uint64_t size, uint64_t checksum,
+                                           const InsertOptions& options) {
+    auto req = msg.initRoot<wire::Request>();
+    req.setId(id);
+    auto ins = req.initInsert();
+    ins.setKey(KeyToWire(key));
+    EntryMeta meta;
+    meta.size = size;
+    meta.checksum = checksum;
+    meta.layout = options.layout;
+    meta.producer = options.producer.empty() ? options_.client_name : options.producer;
+    MetaToWire(meta, ins.initMeta());
+    ins.setTtlMs(static_cast<uint64_t>(options.ttl.count()));
+    return ins;
+  }
+
+  // Insert by pull: the store reads the value from this process's memory.
+  Result<bool> InsertOneSided(Lease& conn, const Key& key, std::span<const std::byte> value,
+                              const InsertOptions& options, const OneSidedTarget& source) {
+    auto deadline = Deadline();
+    std::vector<transport::ExportedRegion> keep;
+    capnp::MallocMessageBuilder msg;
+    uint64_t id = conn->NextId();
+    // The store checks what it read against this: a buffer changed mid-insert is refused.
+    auto ins = StartInsert(msg, id, key, value.size(),
+                           options.checksum ? *options.checksum : ValueChecksum(value), options);
+    KVSTORE_RETURN_IF_ERROR(FillRemote(conn, source, ins.initSource(), &keep, deadline));
+    KVSTORE_ASSIGN_OR_RETURN(InFrame in, Call(conn, msg, {}, deadline));
+    auto resp = in.response();
+    if (resp.getId() != id) return Status::Internal("kvstored replied to a different request");
+    KVSTORE_RETURN_IF_ERROR(ReplyStatus(resp));
+    regions_.one_sided.fetch_add(1, std::memory_order_relaxed);
+    return resp.isCount() && resp.getCount() == 1;
+  }
+
+  // Select / drop_select by push: the store writes each value into its target
+  // and replies once every byte has landed (nothing to acknowledge).
+  Result<std::vector<EntryInfo>> SelectOneSided(Lease& conn, bool drop, std::span<const Key> keys,
+                                                std::chrono::milliseconds timeout,
+                                                std::span<const OneSidedTarget> targets) {
+    auto deadline = Deadline(drop ? timeout : std::chrono::milliseconds{0});
+    std::vector<transport::ExportedRegion> keep;
+    capnp::MallocMessageBuilder msg;
+    uint64_t id = conn->NextId();
+    auto sel = StartSelect(msg, id, drop, keys, timeout);
+    auto dsts = sel.initDestinations(static_cast<unsigned>(targets.size()));
+    for (size_t i = 0; i < targets.size(); ++i) {
+      KVSTORE_RETURN_IF_ERROR(
+          FillRemote(conn, targets[i], dsts[static_cast<unsigned>(i)], &keep, deadline));
+    }
+    KVSTORE_ASSIGN_OR_RETURN(InFrame in, Call(conn, msg, {}, deadline));
+    auto resp = in.response();
+    if (resp.getId() != id) return Status::Internal("kvstored replied to a different request");
+    KVSTORE_RETURN_IF_ERROR(ReplyStatus(resp));
+    if (!resp.isEntries() || resp.getEntries().size() != keys.size() || in.header.bulk_len != 0) {
+      return Status::Internal("kvstored sent a malformed reply to a one-sided select");
+    }
+    std::vector<EntryInfo> infos;
+    infos.reserve(keys.size());
+    for (auto e : resp.getEntries()) infos.push_back({keys[infos.size()], MetaFromWire(e.getMeta())});
+    regions_.one_sided.fetch_add(1, std::memory_order_relaxed);
+    return infos;
+  }
+
+  transport::RegionExporter* Exporter(transport::Kind kind) {
+    switch (kind) {
+      case transport::Kind::kLocal:
+        return local_exporter_.get();
+      case transport::Kind::kRdma:
+        return rdma_exporter_.get();
+      case transport::Kind::kTcp:
+        break;
+    }
+    return nullptr;
+  }
+
   ClientOptions options_;
   internal::RegionTable regions_;
+  internal::TransportSetup setup_;
+  std::unique_ptr<transport::RegionExporter> local_exporter_ = transport::MakeLocalExporter();
+  std::unique_ptr<transport::RegionExporter> rdma_exporter_;  // set when a device is open
+  std::atomic<uint8_t> last_kind_{0};
 
  private:
   std::mutex mu_;
@@ -238,7 +379,20 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   if (options.max_connections == 0) {
     return Status::InvalidArgument("ClientOptions::max_connections must be at least 1");
   }
+  KVSTORE_ASSIGN_OR_RETURN(transport::Preference preference,
+                           transport::ParsePreference(options.transport));
   std::unique_ptr<Client> c(new Client(std::make_unique<Impl>(options)));
+  c->impl_->setup_.preference = preference;
+  if (preference == transport::Preference::kAuto || preference == transport::Preference::kRdma) {
+    std::string why;
+    if (rdma::RdmaDevicesPresent(&why)) {
+      auto device = rdma::RdmaDevice::Open();
+      if (device.ok()) {
+        c->impl_->setup_.rdma_device = std::shared_ptr<rdma::RdmaDevice>(std::move(device).value());
+        c->impl_->rdma_exporter_ = transport::MakeRdmaExporter(c->impl_->setup_.rdma_device);
+      }
+    }
+  }
   KVSTORE_ASSIGN_OR_RETURN(auto lease, c->impl_->Borrow());  // checks address and token now
   (void)lease;
   return c;
@@ -246,12 +400,12 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
 
 Result<bool> Client::Insert(const Key& key, std::span<const std::byte> value,
                             const InsertOptions& options) {
-  return InsertSpan(key, value, options, /*registered=*/false);
+  return InsertSpan(key, value, options, nullptr);
 }
 
 Result<bool> Client::InsertSpan(const Key& key, std::span<const std::byte> value,
-                                const InsertOptions& options, bool registered) {
-  (registered ? impl_->regions_.registered : impl_->regions_.unregistered)
+                                const InsertOptions& options, const RegionSlice* region) {
+  (region != nullptr ? impl_->regions_.registered : impl_->regions_.unregistered)
       .fetch_add(1, std::memory_order_relaxed);
   KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
   if (conn->max_value_bytes() != 0 && value.size() > conn->max_value_bytes()) {
@@ -259,19 +413,16 @@ Result<bool> Client::InsertSpan(const Key& key, std::span<const std::byte> value
                                    " bytes exceeds kvstored's limit of " +
                                    std::to_string(conn->max_value_bytes()) + " bytes");
   }
+  if (conn->one_sided() && !value.empty()) {
+    // The store only reads the source; the exporter's span type is shared with destinations.
+    Impl::OneSidedTarget source{
+        region != nullptr ? std::optional<RegionSlice>(*region) : std::nullopt,
+        {const_cast<std::byte*>(value.data()), value.size()}};
+    return impl_->InsertOneSided(conn, key, value, options, source);
+  }
   capnp::MallocMessageBuilder msg;
-  auto req = msg.initRoot<wire::Request>();
   uint64_t id = conn->NextId();
-  req.setId(id);
-  auto ins = req.initInsert();
-  ins.setKey(KeyToWire(key));
-  EntryMeta meta;
-  meta.size = value.size();
-  meta.checksum = options.checksum.value_or(0);
-  meta.layout = options.layout;
-  meta.producer = options.producer.empty() ? impl_->options_.client_name : options.producer;
-  MetaToWire(meta, ins.initMeta());
-  ins.setTtlMs(static_cast<uint64_t>(options.ttl.count()));
+  auto ins = impl_->StartInsert(msg, id, key, value.size(), options.checksum.value_or(0), options);
   auto deadline = impl_->Deadline();
   if (options.checksum) {
     std::span<const std::byte> bulk[] = {value};
@@ -307,6 +458,18 @@ auto IntoBuffers(std::span<const std::span<std::byte>> destinations) {
     return destinations[i];
   };
 }
+// One-sided targets: plain spans (exported per call) or registered slices.
+std::vector<Client::Impl::OneSidedTarget> SpanTargets(
+    std::span<const std::span<std::byte>> destinations) {
+  std::vector<Client::Impl::OneSidedTarget> out;
+  for (auto d : destinations) out.push_back({std::nullopt, d});
+  return out;
+}
+std::vector<Client::Impl::OneSidedTarget> RegionTargets(std::span<const RegionSlice> slices) {
+  std::vector<Client::Impl::OneSidedTarget> out;
+  for (const auto& s : slices) out.push_back({s, {}});
+  return out;
+}
 }  // namespace
 
 Result<std::vector<EntryInfo>> Client::SelectInto(
@@ -314,7 +477,8 @@ Result<std::vector<EntryInfo>> Client::SelectInto(
   if (destinations.size() != keys.size()) {
     return Status::InvalidArgument("SelectInto needs one destination buffer per key");
   }
-  return impl_->SelectImpl(false, keys, {}, IntoBuffers(destinations));
+  auto targets = SpanTargets(destinations);
+  return impl_->SelectImpl(false, keys, {}, IntoBuffers(destinations), false, targets);
 }
 
 Result<std::vector<EntryInfo>> Client::DropSelectInto(
@@ -323,7 +487,8 @@ Result<std::vector<EntryInfo>> Client::DropSelectInto(
   if (destinations.size() != keys.size()) {
     return Status::InvalidArgument("DropSelectInto needs one destination buffer per key");
   }
-  return impl_->SelectImpl(true, keys, timeout, IntoBuffers(destinations));
+  auto targets = SpanTargets(destinations);
+  return impl_->SelectImpl(true, keys, timeout, IntoBuffers(destinations), false, targets);
 }
 
 Result<RegionId> Client::RegisterRegion(std::span<std::byte> memory) {
@@ -335,7 +500,7 @@ Status Client::UnregisterRegion(RegionId region) { return impl_->regions_.Remove
 Result<bool> Client::InsertFromRegion(const Key& key, const RegionSlice& source,
                                       const InsertOptions& options) {
   KVSTORE_ASSIGN_OR_RETURN(std::span<std::byte> bytes, impl_->regions_.Resolve(source));
-  return InsertSpan(key, bytes, options, /*registered=*/true);
+  return InsertSpan(key, bytes, options, &source);
 }
 
 namespace {
@@ -357,7 +522,8 @@ Result<std::vector<EntryInfo>> Client::SelectIntoRegions(
   if (spans.size() != keys.size()) {
     return Status::InvalidArgument("SelectIntoRegions needs one destination per key");
   }
-  return impl_->SelectImpl(false, keys, {}, IntoBuffers(spans), /*registered=*/true);
+  return impl_->SelectImpl(false, keys, {}, IntoBuffers(spans), /*registered=*/true,
+                           RegionTargets(destinations));
 }
 
 Result<std::vector<EntryInfo>> Client::DropSelectIntoRegions(
@@ -367,11 +533,19 @@ Result<std::vector<EntryInfo>> Client::DropSelectIntoRegions(
   if (spans.size() != keys.size()) {
     return Status::InvalidArgument("DropSelectIntoRegions needs one destination per key");
   }
-  return impl_->SelectImpl(true, keys, timeout, IntoBuffers(spans), /*registered=*/true);
+  return impl_->SelectImpl(true, keys, timeout, IntoBuffers(spans), /*registered=*/true,
+                           RegionTargets(destinations));
 }
 
 ClientTransferStats Client::TransferStats() const {
-  return {impl_->regions_.registered.load(), impl_->regions_.unregistered.load(), 0};
+  ClientTransferStats s;
+  s.registered_transfers = impl_->regions_.registered.load();
+  s.unregistered_transfers = impl_->regions_.unregistered.load();
+  s.one_sided_transfers = impl_->regions_.one_sided.load();
+  s.registered_on_the_fly = impl_->regions_.on_the_fly.load();
+  s.transport = std::string(
+      transport::KindName(static_cast<transport::Kind>(impl_->last_kind_.load())));
+  return s;
 }
 
 Result<size_t> Client::MatchPrefix(std::span<const Key> keys) {

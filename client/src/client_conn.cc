@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include <capnp/message.h>
@@ -56,7 +57,8 @@ Status ClientConn::SetTimeout(int option, Clock::time_point deadline, const char
   return Status::Ok();
 }
 
-Result<std::unique_ptr<ClientConn>> ClientConn::Open(const ClientOptions& options) {
+Result<std::unique_ptr<ClientConn>> ClientConn::Open(const ClientOptions& options,
+                                                     const TransportSetup& setup) {
   std::unique_ptr<ClientConn> c(new ClientConn());
   c->address_ = options.address;
   std::string host;
@@ -116,6 +118,25 @@ Result<std::unique_ptr<ClientConn>> ClientConn::Open(const ClientOptions& option
   hello.setProtocolVersion(wire::PROTOCOL_VERSION);
   hello.setToken(options.token);
   hello.setClientName(options.client_name);
+  // One-sided offers. The local offer's nonce must stay in memory until the reply.
+  using transport::Preference;
+  std::optional<transport::LocalOffer> local_offer;
+  std::vector<std::byte> offer_bytes;
+  if (setup.preference == Preference::kAuto || setup.preference == Preference::kLocal) {
+    local_offer.emplace();
+    offer_bytes = local_offer->Encode();
+    hello.setLocalOffer({reinterpret_cast<const kj::byte*>(offer_bytes.data()), offer_bytes.size()});
+  }
+  std::vector<std::byte> rdma_params;
+  if (setup.rdma_device &&
+      (setup.preference == Preference::kAuto || setup.preference == Preference::kRdma)) {
+    auto endpoint = transport::RdmaClientEndpoint::Create(setup.rdma_device);
+    if (endpoint.ok()) {
+      c->rdma_ = std::move(endpoint).value();
+      rdma_params = c->rdma_->HelloParams();
+      hello.setRdmaParams({reinterpret_cast<const kj::byte*>(rdma_params.data()), rdma_params.size()});
+    }
+  }
   KVSTORE_RETURN_IF_ERROR(c->Send(msg, {}, deadline));
   KVSTORE_ASSIGN_OR_RETURN(InFrame in, c->Receive(deadline));
   auto resp = in.response();
@@ -124,6 +145,18 @@ Result<std::unique_ptr<ClientConn>> ClientConn::Open(const ClientOptions& option
   }
   if (!resp.isHello()) return Status::Internal("kvstored answered hello with something else");
   c->max_value_bytes_ = resp.getHello().getMaxValueBytes();
+  std::string chosen = resp.getHello().getBulkTransport().cStr();
+  if (!chosen.empty()) {
+    KVSTORE_ASSIGN_OR_RETURN(c->kind_, transport::ParseKind(chosen));
+  }
+  if (c->kind_ == transport::Kind::kRdma) {
+    auto params = resp.getHello().getRdmaParams();
+    if (!c->rdma_) return Status::Internal("kvstored chose rdma but this client offered none");
+    KVSTORE_RETURN_IF_ERROR(c->rdma_->Connect(
+        {reinterpret_cast<const std::byte*>(params.begin()), params.size()}));
+  } else {
+    c->rdma_.reset();
+  }
   return c;
 }
 

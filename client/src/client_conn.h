@@ -15,6 +15,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include <capnp/serialize.h>
@@ -23,6 +24,8 @@
 #include "kvstore/client.h"
 #include "kvstore/frame.h"
 #include "kvstore/status.h"
+#include "kvstore/transport/rdma_transport.h"
+#include "kvstore/transport/transport.h"
 
 namespace kvstore::internal {
 
@@ -36,10 +39,18 @@ struct InFrame {
   wire::Response::Reader response() { return reader->getRoot<wire::Response>(); }
 };
 
+// What a Client's connections share for one-sided transports.
+struct TransportSetup {
+  transport::Preference preference = transport::Preference::kAuto;
+  std::shared_ptr<rdma::RdmaDevice> rdma_device;  // null: no RDMA offered
+};
+
 class ClientConn {
  public:
-  // Connects, sends Hello and checks the reply.
-  static Result<std::unique_ptr<ClientConn>> Open(const ClientOptions& options);
+  // Connects, sends Hello (with the one-sided offers `setup` allows), checks
+  // the reply and sets up the transport the store chose.
+  static Result<std::unique_ptr<ClientConn>> Open(const ClientOptions& options,
+                                                  const TransportSetup& setup);
   ~ClientConn();
   ClientConn(const ClientConn&) = delete;
   ClientConn& operator=(const ClientConn&) = delete;
@@ -62,6 +73,12 @@ class ClientConn {
   bool broken() const { return broken_; }
   const std::string& address() const { return address_; }
   uint64_t max_value_bytes() const { return max_value_bytes_; }
+  // The bulk transport of one-sided requests on this connection (tcp: none).
+  transport::Kind kind() const { return kind_; }
+  bool one_sided() const { return kind_ != transport::Kind::kTcp; }
+  // Regions announced to the store on this connection.
+  bool announced(uint32_t region) const { return announced_.contains(region); }
+  void set_announced(uint32_t region) { announced_.insert(region); }
 
  private:
   ClientConn() = default;
@@ -75,6 +92,9 @@ class ClientConn {
   uint64_t last_id_ = 0;
   uint64_t max_value_bytes_ = 0;
   bool broken_ = false;
+  transport::Kind kind_ = transport::Kind::kTcp;
+  std::unique_ptr<transport::RdmaClientEndpoint> rdma_;  // the queue pair the store drives
+  std::unordered_set<uint32_t> announced_;
 };
 
 }  // namespace kvstore::internal

@@ -7,9 +7,11 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "kvstore/client.h"
+#include "kvstore/transport/transport.h"
 
 namespace kvstore {
 namespace internal {
@@ -21,7 +23,7 @@ class RegionTable {
     if (memory.empty()) return Status::InvalidArgument("cannot register an empty region");
     std::lock_guard lock(mu_);
     RegionId id{++next_};
-    regions_[id.value] = memory;
+    regions_[id.value] = Record{memory, {}, transport::Kind::kTcp};
     return id;
   }
   Status Remove(RegionId id) {
@@ -38,7 +40,7 @@ class RegionTable {
       return Status::InvalidArgument("region " + std::to_string(s.region.value) +
                                      " is not registered (or was unregistered)");
     }
-    const auto& m = it->second;
+    const auto& m = it->second.memory;
     if (s.offset > m.size() || s.length > m.size() - s.offset) {
       return Status::InvalidArgument("slice [" + std::to_string(s.offset) + ", +" +
                                      std::to_string(s.length) + ") is outside region " +
@@ -48,13 +50,38 @@ class RegionTable {
     return m.subspan(s.offset, s.length);
   }
 
+  // The descriptor of a region for a one-sided transport, exported at first
+  // use and kept (one registration per region, not per transfer).
+  Result<std::vector<std::byte>> Descriptor(RegionId id, transport::RegionExporter& exporter) {
+    std::lock_guard lock(mu_);
+    auto it = regions_.find(id.value);
+    if (it == regions_.end()) {
+      return Status::InvalidArgument("region " + std::to_string(id.value) +
+                                     " is not registered (or was unregistered)");
+    }
+    Record& r = it->second;
+    if (!r.exported || r.exported_kind != exporter.kind()) {
+      KVSTORE_ASSIGN_OR_RETURN(transport::ExportedRegion e, exporter.Export(r.memory));
+      r.exported = std::move(e);
+      r.exported_kind = exporter.kind();
+    }
+    return r.exported->descriptor;
+  }
+
   std::atomic<uint64_t> registered{0};
   std::atomic<uint64_t> unregistered{0};
+  std::atomic<uint64_t> one_sided{0};
+  std::atomic<uint64_t> on_the_fly{0};
 
  private:
+  struct Record {
+    std::span<std::byte> memory;
+    std::optional<transport::ExportedRegion> exported;
+    transport::Kind exported_kind;
+  };
   mutable std::mutex mu_;
-  uint32_t next_ = 0;                                           // GUARDED_BY(mu_)
-  std::unordered_map<uint32_t, std::span<std::byte>> regions_;  // GUARDED_BY(mu_)
+  uint32_t next_ = 0;                             // GUARDED_BY(mu_)
+  std::unordered_map<uint32_t, Record> regions_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace internal

@@ -135,6 +135,10 @@ void Connection::Dispatch() {
       case wire::Request::ACK_DELIVERY:
         HandleAck(req.getAckDelivery());
         break;
+      case wire::Request::REGISTER_REGION:
+      case wire::Request::UNREGISTER_REGION:
+        HandleRegion(id, req);
+        break;
       default:
         ctx_->metrics->ProtocolError("unknown_op");
         ReplyStatus(id, Op::kPing,
@@ -180,28 +184,208 @@ void Connection::HandleHello(uint64_t id, wire::Hello::Reader r) {
   }
   authenticated_ = true;
   spdlog::debug("connection {} from {} is {}", id_, peer_, r.getClientName().cStr());
-  // Bulk transport: RDMA only when both ends have a device; this version moves
-  // bulk bytes over TCP either way, so a peer offering RDMA is told no (empty
-  // rdmaParams in the reply) and both ends stay on TCP.
-  auto peer = r.getRdmaParams();
-  rdma::TransportChoice choice = rdma::NegotiateBulkTransport(
-      ctx_->rdma_available,
-      std::span<const std::byte>(reinterpret_cast<const std::byte*>(peer.begin()), peer.size()),
-      ctx_->rdma_unavailable);
-  if (choice.transport == rdma::BulkTransport::kRdma) {
-    choice = {rdma::BulkTransport::kTcp,
-              "both ends have RDMA devices, but this kvstored moves bulk bytes over TCP",
-              {}};
-  }
-  rdma::LogTransportChoiceOnce(choice);
+  if (!remote_) NegotiateTransport(r);
   uint64_t max_value = ctx_->options->store.max_value_bytes;
   std::string version = ctx_->version;
+  transport::Kind kind = remote_ ? remote_->kind() : transport::Kind::kTcp;
+  std::vector<std::byte> params = remote_ ? remote_->HelloReplyParams() : std::vector<std::byte>{};
   Reply(id, Op::kHello, Status::Ok(), [&](wire::Response::Builder resp) {
     auto h = resp.initHello();
     h.setProtocolVersion(wire::PROTOCOL_VERSION);
     h.setServerVersion(version);
     h.setMaxValueBytes(max_value);
+    h.setBulkTransport(std::string(transport::KindName(kind)));
+    if (!params.empty()) {
+      h.setRdmaParams({reinterpret_cast<const kj::byte*>(params.data()), params.size()});
+    }
   });
+}
+
+namespace {
+std::span<const std::byte> Bytes(capnp::Data::Reader d) {
+  return {reinterpret_cast<const std::byte*>(d.begin()), d.size()};
+}
+}  // namespace
+
+void Connection::NegotiateTransport(wire::Hello::Reader r) {
+  // Local first (one copy, no NIC), then RDMA when both ends have a device, else TCP.
+  std::string local_why = "the client did not offer it";
+  if (r.getLocalOffer().size() > 0) {
+    if (!ctx_->local_transport) {
+      local_why = "disabled on this kvstored (--no-local-transport)";
+    } else {
+      auto local = transport::AcceptLocalOffer(Bytes(r.getLocalOffer()));
+      if (local.ok()) {
+        remote_ = std::move(local).value();
+        rdma::LogTransportChoiceOnce("local", "same-host client: the store reads and writes "
+                                              "its registered memory directly");
+        return;
+      }
+      local_why = local.status().message();
+    }
+  }
+  rdma::TransportChoice choice = rdma::NegotiateBulkTransport(
+      ctx_->rdma_available && ctx_->rdma_device != nullptr, Bytes(r.getRdmaParams()),
+      ctx_->rdma_unavailable);
+  if (choice.transport == rdma::BulkTransport::kRdma) {
+    std::weak_ptr<Connection> weak = weak_from_this();
+    auto rdma = transport::AcceptRdma(
+        *ctx_->rdma_device, Bytes(r.getRdmaParams()), ctx_->rdma_local_lkey,
+        [weak, strand = strand_](std::function<void()> fn) {
+          asio::post(strand, [weak, fn = std::move(fn)] {
+            if (auto self = weak.lock(); self && !self->closed_) fn();
+          });
+        });
+    if (rdma.ok()) {
+      remote_ = std::move(rdma).value();
+      rdma::LogTransportChoiceOnce(choice);
+      return;
+    }
+    choice = {rdma::BulkTransport::kTcp,
+              "RDMA queue pair setup failed: " + rdma.status().message(), {}};
+  }
+  rdma::LogTransportChoiceOnce(choice.transport == rdma::BulkTransport::kTcp &&
+                                       r.getLocalOffer().size() > 0
+                                   ? "tcp"
+                                   : rdma::BulkTransportName(choice.transport),
+                               choice.reason + (r.getLocalOffer().size() > 0
+                                                    ? "; local transport not used: " + local_why
+                                                    : ""));
+}
+
+void Connection::HandleRegion(uint64_t id, const wire::Request::Reader& req) {
+  Status s;
+  if (!remote_) {
+    s = Status::InvalidArgument(
+        "this connection moves values over tcp (no one-sided transport was negotiated); "
+        "send values in the frame instead of registering regions");
+  } else if (req.isRegisterRegion()) {
+    auto a = req.getRegisterRegion();
+    s = regions_.Add(a.getId(), Bytes(a.getDescriptor()));
+  } else {
+    s = regions_.Remove(req.getUnregisterRegion());
+  }
+  ReplyStatus(id, Op::kRegion, s);
+}
+
+Result<rdma::RemoteAddress> Connection::ResolveRemote(wire::RemoteBuffer::Reader b) const {
+  if (!remote_) {
+    return Status::InvalidArgument(
+        "this connection moves values over tcp (no one-sided transport was negotiated); "
+        "send the value in the frame");
+  }
+  return regions_.Resolve(
+      {b.getRegion(), b.getOffset(), b.getLength(), Bytes(b.getDescriptor())});
+}
+
+void Connection::InsertByPull(uint64_t id, const Key& key, const EntryMeta& meta,
+                              std::chrono::milliseconds ttl, wire::RemoteBuffer::Reader source) {
+  auto done = [this](uint64_t rid, const Status& s) {
+    ReplyStatus(rid, Op::kInsert, s);
+    ReadHeader();
+  };
+  if (source.getLength() != meta.size) {
+    ctx_->metrics->ProtocolError("size_mismatch");
+    done(id, Status::InvalidArgument("insert declares " + std::to_string(meta.size) +
+                                     " value bytes but names a source of " +
+                                     std::to_string(source.getLength())));
+    return;
+  }
+  auto addr = ResolveRemote(source);
+  if (!addr.ok()) {
+    done(id, addr.status());
+    return;
+  }
+  auto res = ctx_->store->Reserve(key, meta, ttl);
+  if (!res.ok()) {
+    done(id, res.status());
+    return;
+  }
+  if (res->exists) {
+    Reply(id, Op::kInsert, Status::Ok(), [](wire::Response::Builder b) { b.setCount(0); });
+    ReadHeader();
+    return;
+  }
+  reservation_ = std::move(res).value();
+  // Reading stops until the pull is done: the reservation is this connection's one in flight.
+  remote_->Read(*addr, reservation_->bytes(), [this, self = shared_from_this(), id](Status s) {
+    if (closed_ || !reservation_) return;  // Close() aborted the reservation
+    if (!s.ok()) {
+      ctx_->store->Abort(std::move(*reservation_));
+      reservation_.reset();
+      spdlog::warn("connection {} from {}: insert could not read the value: {}", id_, peer_,
+                   s.message());
+      ReplyStatus(id, Op::kInsert,
+                  Status(s.code(), "kvstored could not read the value from the client's memory: " +
+                                       s.message() + "; nothing was stored"));
+      ReadHeader();
+      return;
+    }
+    ctx_->metrics->AddBytesIn(reservation_->bytes().size());
+    XXH3_64bits_reset(hash_.get());
+    XXH3_64bits_update(hash_.get(), reservation_->bytes().data(), reservation_->bytes().size());
+    FinishInsert(id);
+  });
+}
+
+void Connection::PushDelivery(uint64_t id, Op op, std::unique_ptr<Delivery> d) {
+  auto it = push_targets_.find(id);
+  const std::vector<PushTarget>& targets = it->second;
+  for (size_t i = 0; i < d->entries().size(); ++i) {
+    if (d->entries()[i].bytes.size() > targets[i].length) {
+      uint64_t have = targets[i].length;
+      uint64_t need = d->entries()[i].bytes.size();
+      push_targets_.erase(it);
+      d->Finish(false);
+      ReplyStatus(id, op,
+                  Status::InvalidArgument("destination " + std::to_string(i) + " holds " +
+                                          std::to_string(have) + " bytes but the value has " +
+                                          std::to_string(need) +
+                                          "; nothing was written and the entries stay stored"));
+      return;
+    }
+  }
+  PushNext(id, op, std::shared_ptr<Delivery>(std::move(d)), 0);
+}
+
+void Connection::PushNext(uint64_t id, Op op, std::shared_ptr<Delivery> d, size_t i) {
+  if (closed_) return;  // the Delivery hands the entries back as it is destroyed
+  auto it = push_targets_.find(id);
+  if (i == d->entries().size()) {
+    push_targets_.erase(it);
+    ctx_->metrics->AddBytesOut(d->total_bytes());
+    d->Finish(true);  // every byte has landed: a drop_select's entries leave the store now
+    const Delivery* dp = d.get();
+    Reply(id, op, Status::Ok(), [dp](wire::Response::Builder r) {
+      auto list = r.initEntries(static_cast<unsigned>(dp->entries().size()));
+      for (size_t k = 0; k < dp->entries().size(); ++k) {
+        list[k].setKey(KeyToWire(dp->entries()[k].key));
+        MetaToWire(dp->entries()[k].meta, list[k].initMeta());
+      }
+    });
+    return;
+  }
+  const DeliveredEntry& e = d->entries()[i];
+  if (e.bytes.empty()) {
+    PushNext(id, op, std::move(d), i + 1);
+    return;
+  }
+  remote_->Write(e.bytes, it->second[i].addr,
+                 [this, self = shared_from_this(), id, op, d, i](Status s) mutable {
+                   if (closed_) return;
+                   if (!s.ok()) {
+                     push_targets_.erase(id);
+                     d->Finish(false);  // drop_select: the entries stay for the next taker
+                     spdlog::warn("connection {} from {}: {} could not write value {}: {}", id_,
+                                  peer_, OpName(op), i, s.message());
+                     ReplyStatus(id, op,
+                                 Status(s.code(), "kvstored could not write the values into the "
+                                                  "client's memory: " + s.message() +
+                                                  "; the entries stay stored"));
+                     return;
+                   }
+                   PushNext(id, op, std::move(d), i + 1);
+                 });
 }
 
 void Connection::HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64_t bulk_len) {
@@ -218,6 +402,10 @@ void Connection::HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64
     return;
   }
   EntryMeta meta = MetaFromWire(r.getMeta());
+  if (bulk_len == 0 && r.hasSource() && r.getSource().getLength() > 0) {
+    InsertByPull(id, *key, meta, std::chrono::milliseconds(r.getTtlMs()), r.getSource());
+    return;
+  }
   const bool trailer = r.getChecksumTrailer();
   const uint64_t trailer_len = trailer ? kChecksumTrailerBytes : 0;
   if (bulk_len < trailer_len || meta.size != bulk_len - trailer_len) {
@@ -279,6 +467,29 @@ void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool d
   if (keys->empty()) {
     ReplyStatus(id, op, Status::InvalidArgument("select names no keys"));
     return;
+  }
+  if (r.getDestinations().size() > 0) {
+    if (r.getDestinations().size() != keys->size() || push_targets_.contains(id)) {
+      ReplyStatus(id, op,
+                  Status::InvalidArgument(push_targets_.contains(id)
+                                              ? "request id " + std::to_string(id) +
+                                                    " is already in flight"
+                                              : "select names " + std::to_string(keys->size()) +
+                                                    " keys but " +
+                                                    std::to_string(r.getDestinations().size()) +
+                                                    " destinations"));
+      return;
+    }
+    std::vector<PushTarget> targets;
+    for (auto b : r.getDestinations()) {
+      auto addr = ResolveRemote(b);
+      if (!addr.ok()) {
+        ReplyStatus(id, op, addr.status());
+        return;
+      }
+      targets.push_back({*addr, b.getLength()});
+    }
+    push_targets_[id] = std::move(targets);
   }
   std::weak_ptr<Connection> weak = weak_from_this();
   auto callback = [weak, strand = strand_, id, op](Result<std::unique_ptr<Delivery>> result) {
@@ -344,10 +555,15 @@ void Connection::OnDelivery(uint64_t id, Op op, Result<std::unique_ptr<Delivery>
   }
   if (closed_) return;  // the Delivery goes back to the store as it is destroyed
   if (!result.ok()) {
+    push_targets_.erase(id);
     ReplyStatus(id, op, result.status());
     return;
   }
   std::unique_ptr<Delivery> d = std::move(result).value();
+  if (push_targets_.contains(id)) {
+    PushDelivery(id, op, std::move(d));
+    return;
+  }
   const Delivery* dp = d.get();
   Reply(
       id, op, Status::Ok(),
@@ -512,10 +728,23 @@ void Connection::Close(const std::string& why) {
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   DisarmStallTimer();
+  if (remote_) {
+    // Destroyed later, off this call stack (a transfer's completion may be what
+    // closes the connection); the transport goes before the slot its pull may
+    // still target is freed.
+    auto remote = std::make_shared<std::unique_ptr<transport::RemoteAccess>>(std::move(remote_));
+    auto pending = std::make_shared<std::optional<Reservation>>(std::move(reservation_));
+    reservation_.reset();
+    asio::post(strand_, [remote, pending, store = ctx_->store] {
+      remote->reset();
+      if (*pending) store->Abort(std::move(**pending));
+    });
+  }
   if (reservation_) {
     ctx_->store->Abort(std::move(*reservation_));  // a half-received insert leaves nothing behind
     reservation_.reset();
   }
+  push_targets_.clear();
   for (auto& [rid, w] : waits_) {
     if (w.timer) w.timer->cancel();
     if (w.waiter_id != 0) ctx_->store->CancelWaiter(w.waiter_id);

@@ -26,6 +26,8 @@
 #include "kvstore/server/metrics.h"
 #include "kvstore/server/server_options.h"
 #include "kvstore/server/store.h"
+#include "kvstore/transport/rdma_transport.h"
+#include "kvstore/transport/transport.h"
 #include "kvstore/wire_convert.h"
 
 namespace kvstore::server {
@@ -55,6 +57,9 @@ struct ServiceContext {
   std::string version;
   bool rdma_available = false;   // this daemon opened an RDMA device
   std::string rdma_unavailable;  // why not, for the negotiation log line
+  rdma::RdmaDevice* rdma_device = nullptr;   // set when RDMA transfers can be served
+  transport::LocalKeyFn rdma_local_lkey;     // store memory -> its registration's lkey
+  bool local_transport = true;               // serve same-host clients one-sided
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -102,6 +107,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void HandleAck(uint64_t request_id);
   void HandleList(uint64_t id, wire::ListRequest::Reader r);
   void OnDelivery(uint64_t id, Op op, Result<std::unique_ptr<Delivery>> result);
+  // One-sided transports (transport.h).
+  void NegotiateTransport(wire::Hello::Reader r);
+  void HandleRegion(uint64_t id, const wire::Request::Reader& req);
+  Result<rdma::RemoteAddress> ResolveRemote(wire::RemoteBuffer::Reader b) const;
+  void InsertByPull(uint64_t id, const Key& key, const EntryMeta& meta,
+                    std::chrono::milliseconds ttl, wire::RemoteBuffer::Reader source);
+  // Writes each entry into its destination, then replies; a failed write hands
+  // the entries back (drop_select) and replies with the error.
+  void PushDelivery(uint64_t id, Op op, std::unique_ptr<Delivery> d);
+  void PushNext(uint64_t id, Op op, std::shared_ptr<Delivery> d, size_t i);
   void OnWaitTimeout(uint64_t id);
 
   // Write path.
@@ -144,6 +159,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   std::unordered_map<uint64_t, PendingWait> waits_;  // by request id
   std::unordered_map<uint64_t, Unacked> unacked_;    // by request id
+  struct PushTarget {
+    rdma::RemoteAddress addr;
+    uint64_t length = 0;
+  };
+  // One-sided: the transport (null = tcp), the client's announced regions,
+  // and where each pending select's values go (by request id).
+  std::unique_ptr<transport::RemoteAccess> remote_;
+  transport::RegionTable regions_;
+  std::unordered_map<uint64_t, std::vector<PushTarget>> push_targets_;
   bool authenticated_ = false;
   bool closed_ = false;
   bool shutting_down_ = false;  // replies go out, acks are taken, new requests are refused

@@ -32,6 +32,7 @@ class ArenaMemory final : public HostMemory {
            (arena_->locked() ? "pinned (mlock)" : "not pinned (--no-mlock or mlock refused)") +
            (arena_->huge_pages() ? ", transparent huge pages" : "") + ", size-class allocator";
   }
+  std::span<std::byte> arena() const override { return {arena_->data(), arena_->size()}; }
 
  private:
   std::unique_ptr<tiers::HostArena> arena_;

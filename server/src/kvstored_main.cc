@@ -24,8 +24,10 @@ int Fail(const std::string& what) {
 int main(int argc, char** argv) {
   ServerOptions o;
   std::string memory = "512MiB", max_value = "256MiB", spill = "0", ttl = "10m";
+  std::string device_memory = "0";
   std::string stall = "30s", ack = "60s", token_file;
   bool no_flush = false;
+  bool no_local = false;
   bool no_mlock = false;
 
   CLI::App app{
@@ -38,6 +40,10 @@ int main(int argc, char** argv) {
   app.add_option("--metrics", o.metrics, "HOST:PORT for Prometheus /metrics; empty disables")
       ->capture_default_str();
   app.add_option("--memory", memory, "Host tier size, e.g. 512MiB, 4GiB")->capture_default_str();
+  app.add_option("--device-memory", device_memory,
+                 "Device (GPU) tier above the host tier, e.g. 8GiB; 0 disables. Without a GPU "
+                 "the tier is absent (logged at start) and values live in the host tier")
+      ->capture_default_str();
   app.add_option("--max-value", max_value, "Largest single value accepted")->capture_default_str();
   app.add_option("--data-dir", o.store.data_dir, "Directory for the spill tier and state");
   app.add_option("--spill", spill, "Spill tier capacity on --data-dir, e.g. 100GiB; 0 disables")
@@ -61,6 +67,9 @@ int main(int argc, char** argv) {
   app.add_option("--ack-timeout", ack,
                  "Put a drop_select delivery back if the client does not confirm it in this long")
       ->capture_default_str();
+  app.add_flag("--no-local-transport", no_local,
+               "Do not read/write same-host clients' memory directly (process_vm_readv); "
+               "their values then travel over TCP");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn or error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
@@ -84,12 +93,14 @@ int main(int argc, char** argv) {
     return 0;
   };
   if (int rc = size("--memory", memory, &o.store.memory_bytes)) return rc;
+  if (int rc = size("--device-memory", device_memory, &o.store.device_memory_bytes)) return rc;
   if (int rc = size("--max-value", max_value, &o.store.max_value_bytes)) return rc;
   if (int rc = size("--spill", spill, &o.store.spill_bytes)) return rc;
   if (int rc = duration("--ttl", ttl, &o.store.default_ttl)) return rc;
   if (int rc = duration("--stall-timeout", stall, &o.stall_timeout)) return rc;
   if (int rc = duration("--ack-timeout", ack, &o.ack_timeout)) return rc;
   o.store.flush_on_shutdown = !no_flush;
+  o.local_transport = !no_local;
   o.store.lock_memory = !no_mlock;
   if (o.store.memory_bytes == 0) return Fail("--memory must be larger than 0");
   if (o.store.spill_bytes > 0 && o.store.data_dir.empty()) {

@@ -30,6 +30,8 @@ std::string_view OpName(Op op) {
       return "ack";
     case Op::kRetain:
       return "retain";
+    case Op::kRegion:
+      return "region";
     case Op::kCount_:
       break;
   }
@@ -162,6 +164,16 @@ class StoreCollector final : public p::Collectable {
     counter("kvstore_redeliveries_total",
             "drop_select deliveries that failed and went back to the store.",
             c.redeliveries.load());
+    counter("kvstore_device_admissions_total",
+            "Committed values copied into the device (GPU) tier.", c.device_admissions.load());
+    counter("kvstore_device_demotions_total",
+            "Entries moved from the device tier to the host tier to make room.",
+            c.device_demotions.load());
+    counter("kvstore_staged_transfers_total",
+            "Device-tier entries copied into host memory to be sent (select, drop_select).",
+            c.staged_transfers.load());
+    counter("kvstore_device_errors_total", "Copies to or from the device tier that failed.",
+            c.device_errors.load());
     return out;
   }
 

@@ -44,6 +44,7 @@ class Server::Impl {
   Status Init() {
     auto memory = MakeArenaMemory(options_.store.memory_bytes, options_.store.lock_memory);
     if (!memory.ok()) return memory.status();
+    std::span<std::byte> arena = (*memory)->arena();
     std::unique_ptr<tiers::SpillStore> spill;
     if (options_.store.spill_bytes > 0) {
       tiers::SpillOptions so;
@@ -57,7 +58,20 @@ class Server::Impl {
       spill = std::move(opened).value();
     }
     bool has_spill = spill != nullptr;
-    store_ = std::make_unique<Store>(options_.store, std::move(memory).value(), std::move(spill));
+    // The device tier needs a GPU; without one (or when its memory cannot be
+    // had) the daemon runs as without it and LogHardware says why, once.
+    gpu_ = device::ProbeGpu();
+    std::unique_ptr<DeviceMemory> device_memory;
+    if (options_.store.device_memory_bytes > 0 && gpu_.available()) {
+      auto made = MakeCudaDeviceMemory(options_.store.device_memory_bytes);
+      if (made.ok()) {
+        device_memory = std::move(made).value();
+      } else {
+        device_error_ = made.status().ToString();
+      }
+    }
+    store_ = std::make_unique<Store>(options_.store, std::move(memory).value(), std::move(spill),
+                                     std::move(device_memory));
     auto found = store_->Open();
     if (!found.ok()) return found.status();
     spdlog::info("host tier: {} in {}", FormatSize(options_.store.memory_bytes),
@@ -72,8 +86,14 @@ class Server::Impl {
     } else {
       spdlog::info("spill tier: off (--spill 0); what is in memory is lost on restart");
     }
-    ctx_ = {&options_, store_.get(), &metrics_, &registry_, kVersion};
+    ctx_.options = &options_;
+    ctx_.store = store_.get();
+    ctx_.metrics = &metrics_;
+    ctx_.registry = &registry_;
+    ctx_.version = kVersion;
+    ctx_.local_transport = options_.local_transport;
     LogHardware();
+    SetUpRdma(arena);
     metrics_.AttachStore(store_.get());
 
     std::string host;
@@ -137,25 +157,76 @@ class Server::Impl {
     return closed;
   }
 
-  // One line each about the GPU and RDMA hardware this daemon could use.
+  // One line each about the GPU (and the device tier on it) and the RDMA
+  // hardware this daemon could use.
   void LogHardware() {
-    device::GpuProbe gpu = device::ProbeGpu();
-    if (gpu.available()) {
+    const uint64_t asked = options_.store.device_memory_bytes;
+    if (store_->has_device_tier()) {
       spdlog::info(
-          "gpu: {} device(s) found; the device tier is not enabled in this build "
-          "(host arena serves all values)",
-          gpu.device_count);
+          "gpu: {}; device tier: {} in {}; committed values go there first and move to the "
+          "host tier above {:.0f}% full",
+          gpu_.reason, FormatSize(asked), store_->DescribeDevice(),
+          options_.store.high_watermark * 100);
+    } else if (asked == 0) {
+      spdlog::info("gpu: {}; no device tier (--device-memory 0), values live in the host arena",
+                   gpu_.reason);
+    } else if (!gpu_.available()) {
+      spdlog::warn(
+          "gpu: {}; device tier absent although --device-memory {} was given: values live in "
+          "the host arena (run on a machine with a GPU and its driver, or drop the flag)",
+          gpu_.reason, FormatSize(asked));
     } else {
-      spdlog::info("gpu: {}; no device tier, values live in the host arena", gpu.reason);
+      spdlog::warn(
+          "gpu: {}; device tier absent: --device-memory {} could not be set up: {}; values live "
+          "in the host arena (lower --device-memory or free GPU memory)",
+          gpu_.reason, FormatSize(asked), device_error_);
     }
+  }
+
+  // Opens the RDMA device and registers the host arena with it once; clients
+  // with a device then get one-sided transfers. Without one (or when this
+  // fails) connections use tcp or local, and the log says why, once.
+  void SetUpRdma(std::span<std::byte> arena) {
     std::string why;
-    if (rdma::RdmaDevicesPresent(&why)) {
-      ctx_.rdma_available = true;
-      spdlog::info("rdma: device present; bulk transfers still use TCP in this version");
-    } else {
+    if (!rdma::RdmaDevicesPresent(&why)) {
       ctx_.rdma_unavailable = why;
       spdlog::info("rdma: {}", why);
+      return;
     }
+    auto device = rdma::RdmaDevice::Open();
+    if (!device.ok()) {
+      ctx_.rdma_unavailable = device.status().message();
+      spdlog::warn("rdma: cannot open the device: {}; bulk transfers use tcp",
+                   device.status().ToString());
+      return;
+    }
+    auto mr = (*device)->RegisterMemory(arena.data(), arena.size());
+    if (!mr.ok()) {
+      ctx_.rdma_unavailable = "host arena registration failed: " + mr.status().message();
+      spdlog::warn("rdma: registering the {} host arena with {} failed: {}; bulk transfers use "
+                   "tcp (check `ulimit -l` / LimitMEMLOCK for the daemon)",
+                   FormatSize(arena.size()), (*device)->name(), mr.status().ToString());
+      return;
+    }
+    rdma_device_ = std::move(device).value();
+    arena_mr_ = std::move(mr).value();
+    const auto* base = static_cast<const std::byte*>(arena_mr_->addr());
+    const size_t len = arena_mr_->length();
+    const uint32_t lkey = arena_mr_->lkey();
+    ctx_.rdma_available = true;
+    ctx_.rdma_device = rdma_device_.get();
+    ctx_.rdma_local_lkey = [base, len, lkey](const void* p, size_t n) -> Result<uint32_t> {
+      const auto* b = static_cast<const std::byte*>(p);
+      if (b < base || n > len || b - base > static_cast<ptrdiff_t>(len - n)) {
+        return Status::InvalidArgument(
+            "rdma: buffer is outside the registered host arena (values in the device tier are "
+            "staged to the host first)");
+      }
+      return lkey;
+    };
+    spdlog::info("rdma: {} port {}, host arena of {} registered; clients with an RDMA device "
+                 "get one-sided transfers",
+                 rdma_device_->name(), rdma_device_->port(), FormatSize(len));
   }
 
   void Stop() {
@@ -207,6 +278,9 @@ class Server::Impl {
   }
 
   ServerOptions options_;
+  // Before the io contexts: queue pairs in their pending handlers go first.
+  std::unique_ptr<rdma::RdmaDevice> rdma_device_;
+  std::unique_ptr<rdma::MemoryRegion> arena_mr_;
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
   asio::io_context& io_;
   size_t next_context_ = 0;  // only touched by the accept handler chain
@@ -216,6 +290,8 @@ class Server::Impl {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   Metrics metrics_;
   std::unique_ptr<Store> store_;
+  device::GpuProbe gpu_;      // probed once in Init
+  std::string device_error_;  // why --device-memory could not be set up on a GPU
   ConnectionRegistry registry_;
   ServiceContext ctx_{};
   std::unique_ptr<prometheus::Exposer> exposer_;

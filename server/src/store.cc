@@ -44,11 +44,12 @@ void Delivery::Finish(bool delivered) {
 // ---- Store ----
 
 Store::Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory,
-             std::unique_ptr<tiers::SpillStore> spill)
+             std::unique_ptr<tiers::SpillStore> spill, std::unique_ptr<DeviceMemory> device)
     : options_(options),
       started_(SteadyClock::now()),
       memory_(std::move(memory)),
-      spill_(std::move(spill)) {}
+      spill_(std::move(spill)),
+      device_(std::move(device)) {}
 
 Store::~Store() {
   {
@@ -60,6 +61,7 @@ Store::~Store() {
   std::lock_guard lock(mu_);
   for (auto& [k, e] : index_) {
     if (e->in_host()) memory_->Free(e->slot);
+    if (e->in_device()) device_->Free(e->dev);
   }
   index_.clear();
 }
@@ -69,12 +71,22 @@ std::string Store::DescribeMemory() const {
   return memory_->Describe();
 }
 
+std::string Store::DescribeDevice() const {
+  std::lock_guard lock(mu_);
+  return device_ ? device_->Describe() : std::string();
+}
+
 void Store::LinkLocked(Entry* e) {
   e->indexed = true;
   if (e->in_host()) {
     lru_.push_front(e);
     e->lru = lru_.begin();
     host_value_bytes_ += e->meta.size;
+  } else if (e->in_device()) {
+    device_lru_.push_front(e);
+    e->lru = device_lru_.begin();
+    device_value_bytes_ += e->meta.size;
+    ++device_entries_;
   } else {
     spill_value_bytes_ += e->meta.size;
     ++spill_entries_;
@@ -86,6 +98,10 @@ void Store::UnlinkLocked(Entry* e) {
   if (e->in_host()) {
     lru_.erase(e->lru);
     host_value_bytes_ -= e->meta.size;
+  } else if (e->in_device()) {
+    device_lru_.erase(e->lru);
+    device_value_bytes_ -= e->meta.size;
+    --device_entries_;
   } else {
     spill_value_bytes_ -= e->meta.size;
     --spill_entries_;
@@ -166,21 +182,35 @@ Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_che
   }
   e->slot = r.slot;
   r.slot = {};
+  // Device tier: copied up before the entry is visible, so no reader sees it mid-move.
+  std::optional<DeviceSlot> up = CopyUpAtCommit(e->key, e->bytes());
   Callbacks cbs;
   bool wake_worker = false;
   {
     std::lock_guard lock(mu_);
-    if (index_.contains(e->key)) {  // a concurrent insert of the same key committed first
+    if (up) {
       memory_->Free(e->slot);
+      e->slot = {};
+      e->dev = *up;
+      e->meta.tier = Tier::kDevice;
+      counters_.device_admissions.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (index_.contains(e->key)) {  // a concurrent insert of the same key committed first
+      if (e->in_device()) {
+        device_->Free(e->dev);
+      } else {
+        memory_->Free(e->slot);
+      }
       return false;
     }
     Key key = e->key;
     InsertIndexLocked(std::move(e));
     counters_.inserts.fetch_add(1, std::memory_order_relaxed);
     WakeWaitersLocked(key, &cbs);
-    wake_worker =
-        spill_ != nullptr && static_cast<double>(memory_->used()) >
-                                 options_.high_watermark * static_cast<double>(memory_->capacity());
+    wake_worker = (spill_ != nullptr &&
+                   static_cast<double>(memory_->used()) >
+                       options_.high_watermark * static_cast<double>(memory_->capacity())) ||
+                  DeviceOverHighWatermarkLocked();
   }
   if (wake_worker) worker_cv_.notify_one();
   RunCallbacks(cbs);
@@ -207,6 +237,7 @@ void Store::EraseLocked(std::unordered_map<Key, std::unique_ptr<Entry>, KeyHash>
 
 void Store::FreeEntryLocked(Entry* e) {
   if (e->in_host()) memory_->Free(e->slot);
+  if (e->in_device()) device_->Free(e->dev);
   if (e->in_spill && spill_ != nullptr) {
     // Unless a newer entry under the same key owns the disk copy now.
     auto it = index_.find(e->key);
@@ -229,8 +260,8 @@ std::unique_ptr<Delivery> Store::TryClaimLocked(std::span<const Key> keys) {
     if (!it->second->in_host()) spilled.push_back(k);
   }
   if (!spilled.empty()) {
-    // Every key is committed but some are on disk: bring them back, then the
-    // promotion wakes the waiters again.
+    // Every key is committed but some are on disk or in the device tier: bring
+    // them into host slots, then the promotion wakes the waiters again.
     QueuePromotionLocked(std::move(spilled), nullptr);
     return nullptr;
   }
@@ -302,12 +333,13 @@ void Store::SelectImpl(std::span<const Key> keys, const DeliveryCallback& callba
     if (!spilled.empty()) {
       d->finished_ = true;
       if (may_promote) {
-        QueuePromotionLocked(std::move(spilled), callback);
+        QueuePromotionLocked(std::move(spilled), callback, {keys.begin(), keys.end()});
         return;
       }
       callback(Status::ResourceExhausted(
           "could not bring " + std::to_string(spilled.size()) +
-          " spilled entries back into host memory (it is full of entries being read); retry"));
+          " spilled or device-tier entries into host memory (it is full of entries being "
+          "read); retry"));
       return;
     }
     for (const Key& k : keys) {
@@ -494,7 +526,7 @@ StoreStats Store::Stats() {
     std::lock_guard lock(mu_);
     TierStats host;
     host.tier = Tier::kHost;
-    host.entries = index_.size() - spill_entries_;
+    host.entries = index_.size() - spill_entries_ - device_entries_;
     host.bytes = host_value_bytes_;
     host.capacity_bytes = memory_->capacity();
     host.used_bytes = memory_->used();
@@ -509,6 +541,15 @@ StoreStats Store::Stats() {
       spill.used_bytes = ss.disk_bytes;
       s.tiers.push_back(spill);
     }
+    if (device_ != nullptr) {
+      TierStats device;
+      device.tier = Tier::kDevice;
+      device.entries = device_entries_;
+      device.bytes = device_value_bytes_;
+      device.capacity_bytes = device_->capacity();
+      device.used_bytes = device_->used();
+      s.tiers.push_back(device);
+    }
     s.waiters = waiters_.size();
     s.fragmentation = host.used_bytes == 0 ? 0.0
                                            : 1.0 - static_cast<double>(host.bytes) /
@@ -522,6 +563,7 @@ StoreStats Store::Stats() {
   s.promotions = counters_.promotions.load();
   s.refused_inserts = counters_.refused_inserts.load();
   s.checksum_failures = counters_.checksum_failures.load();
+  s.staged_transfers = counters_.staged_transfers.load();
   s.uptime_seconds = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(SteadyClock::now() - started_).count());
   return s;

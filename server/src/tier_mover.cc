@@ -1,6 +1,7 @@
 // The Store's tier movement: demotion to spill, promotion back into the host
 // arena, warm restart and the shutdown flush. Disk I/O happens here with the
-// Store's mutex released; the entry being moved is pinned meanwhile.
+// Store's mutex released; the entry being moved is pinned meanwhile. The device
+// tier's moves are in device_tier.cc.
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -71,6 +72,7 @@ Status Store::Close() {
         if (e->in_host() && !e->in_spill) todo.push_back(e.get());
       }
     }
+    failed += FlushDeviceToSpill(&written, &bytes);
     for (Entry* e : todo) {
       Status s = spill_->Put(e->key, e->meta, e->bytes());
       if (s.ok()) {
@@ -94,12 +96,13 @@ Status Store::Close() {
 
 uint64_t Store::HostFreeLocked() const { return memory_->capacity() - memory_->used(); }
 
-void Store::QueuePromotionLocked(std::vector<Key> keys, DeliveryCallback then_select) {
+void Store::QueuePromotionLocked(std::vector<Key> keys, DeliveryCallback then_select,
+                                 std::vector<Key> select_keys) {
   for (const Key& k : keys) {
     auto it = index_.find(k);
     if (it != index_.end()) it->second->moving = true;  // not demoted meanwhile
   }
-  promotions_.push_back({std::move(keys), std::move(then_select)});
+  promotions_.push_back({std::move(keys), std::move(then_select), std::move(select_keys)});
   worker_cv_.notify_one();
 }
 
@@ -108,9 +111,11 @@ void Store::WorkerLoop() {
   // After a demotion pass that freed nothing (spill full, everything pinned),
   // wait for a promotion or a second before trying again instead of spinning.
   auto demote_not_before = SteadyClock::now();
+  auto device_demote_not_before = SteadyClock::now();
   while (!stop_worker_) {
     worker_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] {
       return stop_worker_ || !promotions_.empty() ||
+             (SteadyClock::now() >= device_demote_not_before && DeviceOverHighWatermarkLocked()) ||
              (spill_ != nullptr && SteadyClock::now() >= demote_not_before &&
               static_cast<double>(memory_->used()) >
                   options_.high_watermark * static_cast<double>(memory_->capacity()));
@@ -121,9 +126,22 @@ void Store::WorkerLoop() {
       promotions_.pop_front();
       lock.unlock();
       for (const Key& k : task.keys) Promote(k);
-      if (task.then_select) SelectImpl(task.keys, task.then_select, /*may_promote=*/false);
+      // The whole select again, not only the keys that had to be brought in.
+      if (task.then_select) {
+        SelectImpl(task.select_keys, task.then_select, /*may_promote=*/false);
+      }
       lock.lock();
       continue;
+    }
+    // Device first: what it demotes lands in host, which the pass below then relieves.
+    if (SteadyClock::now() >= device_demote_not_before && DeviceOverHighWatermarkLocked()) {
+      uint64_t dcap = device_->capacity();
+      uint64_t target_free =
+          dcap - static_cast<uint64_t>(options_.low_watermark * static_cast<double>(dcap));
+      lock.unlock();
+      uint64_t freed = DemoteDeviceUntilFree(target_free);
+      lock.lock();
+      if (freed == 0) device_demote_not_before = SteadyClock::now() + std::chrono::seconds(1);
     }
     if (spill_ == nullptr) continue;
     uint64_t cap = memory_->capacity();
@@ -251,6 +269,7 @@ std::optional<Slot> Store::SwapIn(Entry* e, const Key& key, uint64_t size) {
 bool Store::Promote(const Key& key) {
   Entry* e = nullptr;
   uint64_t size = 0;
+  bool device_resident = false;
   {
     std::lock_guard lock(mu_);
     auto it = index_.find(key);
@@ -262,7 +281,10 @@ bool Store::Promote(const Key& key) {
     }
     ++e->pins;
     size = e->meta.size;
+    // A device-tier entry is staged into a host slot to be served.
+    if (e->in_device()) device_resident = true;
   }
+  if (device_resident) return MoveDeviceToHost(e, /*for_delivery=*/true);
   std::optional<Slot> slot;
   for (int attempt = 0; attempt < 2 && !slot; ++attempt) {
     {

@@ -78,8 +78,10 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--memory", memory, "--memory for the daemon this program starts")
       ->capture_default_str();
-  app.add_option("--transport", transport, "data plane: tcp, or rdma (needs an RDMA device)")
-      ->check(CLI::IsMember({"tcp", "rdma"}))
+  app.add_option("--transport", transport,
+                 "data plane: tcp; local (the store reads/writes this process's memory); "
+                 "rdma (needs an RDMA device); auto (what libkvstore negotiates)")
+      ->check(CLI::IsMember({"tcp", "local", "rdma", "auto"}))
       ->capture_default_str();
   app.add_option("--sizes", sizes_text, "value sizes, comma-separated")->capture_default_str();
   app.add_option("--clients", client_counts, "concurrent clients, comma-separated")
@@ -116,10 +118,6 @@ int Main(int argc, char** argv) {
                 << ". Nothing was measured; run with --transport tcp (the default)." << std::endl;
       return 3;
     }
-    // libkvstore negotiates the data plane per connection; say which one these figures show.
-    std::cerr << "kvstore-bench: RDMA device present; libkvstore's Client has no transport "
-                 "choice yet, so connections use whatever it negotiates (TCP today)."
-              << std::endl;
   }
 
   DaemonProcess daemon;
@@ -170,7 +168,7 @@ int Main(int argc, char** argv) {
           if (which == 0) {
             r = RunRawTcpBulk(size, clients, limits);
           } else if (which == 1) {
-            r = RunStoreBulk(addr, daemon_pid, size, clients, limits, run, case_id);
+            r = RunStoreBulk(addr, transport, daemon_pid, size, clients, limits, run, case_id);
           } else if (have_redis) {
             r = RunRedisBulk(redis.port(), redis.pid(), size, clients, limits, run, case_id);
           } else {

@@ -112,9 +112,11 @@ class RedisProcess {
 BulkResult RunRedisBulk(uint16_t port, pid_t server_pid, size_t size, int clients,
                         const RunLimits& limits, uint64_t run, uint32_t case_id);
 
-// The store workload (kvstore_bench_store.cc): one kvstore::Client per client thread.
-BulkResult RunStoreBulk(const std::string& addr, pid_t server_pid, size_t size, int clients,
-                        const RunLimits& limits, uint64_t run, uint32_t case_id);
+// The store workload (kvstore_bench_store.cc): one kvstore::Client per client thread,
+// its buffers registered once, over `transport` (ClientOptions::transport).
+BulkResult RunStoreBulk(const std::string& addr, const std::string& transport, pid_t server_pid,
+                        size_t size, int clients, const RunLimits& limits, uint64_t run,
+                        uint32_t case_id);
 
 // CPU seconds (user + system) a process has used so far; -1 when unreadable.
 double ProcessCpuSeconds(pid_t pid);

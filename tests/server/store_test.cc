@@ -3,7 +3,16 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "kvstore/tiers/rocksdb_spill.h"
 
 namespace kvstore::server {
 namespace {
@@ -139,6 +148,302 @@ TEST(Store, RetainedEntrySurvivesUntilItsLastTaker) {
     EXPECT_EQ(s.MatchPrefix(one), taker == 0 ? 1u : 0u);
   }
   EXPECT_EQ(s.Stats().tiers[0].used_bytes, 0u);
+}
+
+}  // namespace
+}  // namespace kvstore::server
+
+// The device tier, with MakeHostBackedDeviceMemoryForTests standing in for GPU
+// memory: these check the Store's tier logic (where entries go, what moves,
+// what is served), not CUDA.
+namespace kvstore::server {
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+std::vector<std::byte> Value(size_t n, uint64_t seed) {
+  std::vector<std::byte> v(n);
+  std::mt19937_64 rng(seed);
+  for (auto& b : v) b = static_cast<std::byte>(rng());
+  return v;
+}
+
+const TierStats* Row(const StoreStats& s, Tier t) {
+  for (const auto& row : s.tiers) {
+    if (row.tier == t) return &row;
+  }
+  return nullptr;
+}
+
+uint64_t EntriesIn(Store& s, Tier t) {
+  const StoreStats st = s.Stats();
+  const TierStats* row = Row(st, t);
+  return row ? row->entries : 0;
+}
+
+std::optional<Tier> TierOf(Store& s, const Key& k) {
+  std::span<const std::byte> key(k.bytes);
+  ListPage page = s.List({}, 1, -1, key);
+  if (page.entries.empty()) return std::nullopt;
+  return page.entries[0].meta.tier;
+}
+
+// Polls the tier worker's progress; false when `pred` is still false after 10 s.
+bool Eventually(const std::function<bool()>& pred) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pred();
+}
+
+// A select or drop_select whose callback may run on the tier worker.
+Result<std::unique_ptr<Delivery>> Take(Store& s, std::vector<Key> keys, bool drop) {
+  struct Got {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<Result<std::unique_ptr<Delivery>>> result;
+  };
+  auto got = std::make_shared<Got>();
+  DeliveryCallback cb = [got](Result<std::unique_ptr<Delivery>> r) {
+    std::lock_guard lock(got->mu);
+    got->result.emplace(std::move(r));
+    got->cv.notify_all();
+  };
+  uint64_t waiter = 0;
+  if (drop) {
+    waiter = s.DropSelect(keys, cb);
+  } else {
+    s.Select(keys, cb);
+  }
+  std::unique_lock lock(got->mu);
+  if (!got->cv.wait_for(lock, std::chrono::seconds(10), [&] { return got->result.has_value(); })) {
+    lock.unlock();
+    if (waiter != 0) s.CancelWaiter(waiter);
+    return Status::Timeout("no delivery within 10 s");
+  }
+  return std::move(*got->result);
+}
+
+// The bytes a select or drop_select delivers for its one key; finishes the delivery.
+std::vector<std::byte> TakeBytes(Store& s, const Key& k, bool drop) {
+  auto d = Take(s, {k}, drop);
+  EXPECT_TRUE(d.ok()) << d.status().ToString();
+  if (!d.ok()) return {};
+  std::vector<std::byte> out((*d)->entries()[0].bytes.begin(), (*d)->entries()[0].bytes.end());
+  (*d)->Finish(true);
+  return out;
+}
+
+class SpillDir {
+ public:
+  SpillDir() {
+    std::string t = (std::filesystem::temp_directory_path() / "kvstore-store-test-XXXXXX").string();
+    path_ = ::mkdtemp(t.data());
+  }
+  ~SpillDir() { std::filesystem::remove_all(path_); }
+  std::unique_ptr<tiers::SpillStore> Open() const {
+    tiers::SpillOptions o;
+    o.dir = path_;
+    o.capacity_bytes = 256 * kMiB;
+    o.segment_bytes = 4 * kMiB;
+    auto spill = tiers::RocksDbSpill::Open(o);
+    EXPECT_TRUE(spill.ok()) << spill.status().ToString();
+    return spill.ok() ? std::move(spill).value() : nullptr;
+  }
+
+ private:
+  std::string path_;
+};
+
+TEST(StoreDeviceTier, CommittedEntriesLandInTheDeviceTier) {
+  Store s(Opts(), MakeHeapMemory(16 * kMiB), nullptr, MakeHostBackedDeviceMemoryForTests(8 * kMiB));
+  ASSERT_TRUE(s.Open().ok());
+  for (uint32_t i = 1; i <= 3; ++i) ASSERT_TRUE(Put(s, K(i), Value(100000, i)).ok());
+  StoreStats st = s.Stats();
+  ASSERT_NE(Row(st, Tier::kDevice), nullptr);
+  EXPECT_EQ(Row(st, Tier::kDevice)->entries, 3u);
+  EXPECT_EQ(Row(st, Tier::kDevice)->bytes, 300000u);
+  EXPECT_GT(Row(st, Tier::kDevice)->used_bytes, 0u);
+  EXPECT_EQ(Row(st, Tier::kHost)->entries, 0u);
+  EXPECT_EQ(Row(st, Tier::kHost)->used_bytes, 0u);  // the host slots were freed
+  ListPage page = s.List({}, 0, static_cast<int>(Tier::kDevice), {});
+  ASSERT_EQ(page.entries.size(), 3u);
+  for (const auto& e : page.entries) EXPECT_EQ(e.meta.tier, Tier::kDevice);
+  EXPECT_EQ(s.counters().device_admissions.load(), 3u);
+  EXPECT_EQ(st.staged_transfers, 0u);
+}
+
+TEST(StoreDeviceTier, SelectAndDropSelectStageDeviceEntriesIntoHostByteExact) {
+  Store s(Opts(), MakeHeapMemory(16 * kMiB), nullptr, MakeHostBackedDeviceMemoryForTests(8 * kMiB));
+  ASSERT_TRUE(s.Open().ok());
+  const auto v1 = Value(300000, 1), v2 = Value(300001, 2), v3 = Value(0, 3);
+  ASSERT_TRUE(Put(s, K(1), v1).ok());
+  ASSERT_TRUE(Put(s, K(2), v2).ok());
+  ASSERT_TRUE(Put(s, K(3), v3).ok());
+  ASSERT_EQ(TierOf(s, K(1)), Tier::kDevice);
+
+  EXPECT_EQ(TakeBytes(s, K(1), /*drop=*/false), v1);
+  EXPECT_EQ(s.Stats().staged_transfers, 1u);
+  EXPECT_EQ(TierOf(s, K(1)), Tier::kHost);  // staged: served from host from now on
+  EXPECT_EQ(TakeBytes(s, K(1), /*drop=*/false), v1);
+  EXPECT_EQ(s.Stats().staged_transfers, 1u);
+
+  EXPECT_EQ(TakeBytes(s, K(2), /*drop=*/true), v2);
+  EXPECT_EQ(s.Stats().staged_transfers, 2u);
+  std::vector<Key> two{K(2)};
+  EXPECT_EQ(s.MatchPrefix(two), 0u);
+
+  // An empty value stages too; a mixed select (host + device) gets both.
+  auto d = Take(s, {K(1), K(3)}, /*drop=*/false);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_EQ((*d)->entries().size(), 2u);
+  EXPECT_TRUE(std::equal(v1.begin(), v1.end(), (*d)->entries()[0].bytes.begin()));
+  EXPECT_EQ((*d)->entries()[1].bytes.size(), 0u);
+  (*d)->Finish(true);
+  EXPECT_EQ(s.Stats().staged_transfers, 3u);
+  EXPECT_EQ(s.counters().staged_transfers.load(), 3u);
+  StoreStats st = s.Stats();
+  EXPECT_EQ(Row(st, Tier::kDevice)->entries, 0u);
+  EXPECT_EQ(Row(st, Tier::kDevice)->used_bytes, 0u);
+  EXPECT_EQ(Row(st, Tier::kHost)->entries, 2u);
+}
+
+TEST(StoreDeviceTier, AValueADropSelectIsWaitingForStaysInHost) {
+  Store s(Opts(), MakeHeapMemory(16 * kMiB), nullptr, MakeHostBackedDeviceMemoryForTests(8 * kMiB));
+  ASSERT_TRUE(s.Open().ok());
+  std::vector<Key> keys{K(5)};
+  std::unique_ptr<Delivery> d;
+  s.DropSelect(keys, [&](Result<std::unique_ptr<Delivery>> r) { d = std::move(r).value(); });
+  EXPECT_EQ(d, nullptr);
+  const auto v = Value(5000, 5);
+  ASSERT_TRUE(Put(s, K(5), v).ok());
+  ASSERT_NE(d, nullptr);  // delivered at commit, from the host slot
+  EXPECT_TRUE(std::equal(v.begin(), v.end(), d->entries()[0].bytes.begin()));
+  d->Finish(true);
+  EXPECT_EQ(s.counters().device_admissions.load(), 0u);
+  EXPECT_EQ(s.Stats().staged_transfers, 0u);
+}
+
+TEST(StoreDeviceTier, FillingTheDeviceTierPastItsWatermarkDemotesToHostByteExact) {
+  const uint64_t device_bytes = 4 * kMiB;
+  Store s(Opts(), MakeHeapMemory(64 * kMiB), nullptr,
+          MakeHostBackedDeviceMemoryForTests(device_bytes));
+  ASSERT_TRUE(s.Open().ok());
+  constexpr uint32_t kCount = 16;  // 16 x 256 KiB fill the device tier to 100%
+  for (uint32_t i = 0; i < kCount; ++i) ASSERT_TRUE(Put(s, K(i), Value(256 << 10, i)).ok());
+  ASSERT_TRUE(Eventually([&] {
+    StoreStats st = s.Stats();
+    return static_cast<double>(Row(st, Tier::kDevice)->used_bytes) <= 0.90 * device_bytes &&
+           Row(st, Tier::kHost)->entries > 0;
+  })) << "the device tier was not relieved";
+  EXPECT_GT(s.counters().device_demotions.load(), 0u);
+  EXPECT_EQ(EntriesIn(s, Tier::kDevice) + EntriesIn(s, Tier::kHost), kCount);
+  EXPECT_EQ(TierOf(s, K(0)), Tier::kHost);  // least recently used goes first
+
+  // What was demoted is served from host as it is (no staging) and is byte-exact.
+  ListPage host = s.List({}, 0, static_cast<int>(Tier::kHost), {});
+  ASSERT_FALSE(host.entries.empty());
+  for (uint32_t i = 0; i < kCount; ++i) {
+    if (TierOf(s, K(i)) != Tier::kHost) continue;
+    EXPECT_EQ(TakeBytes(s, K(i), /*drop=*/false), Value(256 << 10, i)) << "key " << i;
+  }
+  EXPECT_EQ(s.Stats().staged_transfers, 0u);
+  // And what stayed in the device tier is exact too.
+  for (uint32_t i = 0; i < kCount; ++i) {
+    EXPECT_EQ(TakeBytes(s, K(i), /*drop=*/true), Value(256 << 10, i)) << "key " << i;
+  }
+  EXPECT_EQ(s.Stats().staged_transfers, kCount - host.entries.size());
+}
+
+TEST(StoreDeviceTier, EntriesFlowDeviceToHostToSpillAndComeBackByteExact) {
+  SpillDir dir;
+  auto spill = dir.Open();
+  ASSERT_NE(spill, nullptr);
+  Store s(Opts(), MakeHeapMemory(4 * kMiB), std::move(spill),
+          MakeHostBackedDeviceMemoryForTests(4 * kMiB));
+  ASSERT_TRUE(s.Open().ok());
+  const size_t size = 256 << 10;
+  // Fill the device tier and let it demote its oldest entries, K(0) first, to host.
+  for (uint32_t i = 0; i < 16; ++i) ASSERT_TRUE(Put(s, K(i), Value(size, i)).ok());
+  ASSERT_TRUE(Eventually([&] { return TierOf(s, K(0)) == Tier::kHost; }));
+  // Overflow host too: its least recently used entry, K(0), goes on to spill.
+  constexpr uint32_t kCount = 40;  // 10 MiB against 4 MiB device + 4 MiB host
+  for (uint32_t i = 16; i < kCount; ++i) ASSERT_TRUE(Put(s, K(i), Value(size, i)).ok());
+  ASSERT_TRUE(Eventually([&] { return TierOf(s, K(0)) == Tier::kSpill; }))
+      << "K(0) is in tier " << static_cast<int>(TierOf(s, K(0)).value_or(Tier::kHost));
+  StoreStats st = s.Stats();
+  EXPECT_GT(Row(st, Tier::kDevice)->entries, 0u);
+  EXPECT_GT(Row(st, Tier::kHost)->entries, 0u);
+  EXPECT_GT(Row(st, Tier::kSpill)->entries, 0u);
+  EXPECT_EQ(Row(st, Tier::kDevice)->entries + Row(st, Tier::kHost)->entries +
+                Row(st, Tier::kSpill)->entries,
+            kCount);
+  EXPECT_GT(s.counters().device_demotions.load(), 0u);
+  EXPECT_GT(s.counters().evictions.load(), 0u);
+
+  for (uint32_t i = 0; i < kCount; ++i) {
+    EXPECT_EQ(TakeBytes(s, K(i), /*drop=*/true), Value(size, i)) << "key " << i;
+  }
+  st = s.Stats();
+  for (const auto& row : st.tiers) EXPECT_EQ(row.entries, 0u) << TierName(row.tier);
+  ASSERT_TRUE(s.Close().ok());
+}
+
+TEST(StoreDeviceTier, SelectOfAHostAndASpilledKeyDeliversBoth) {
+  SpillDir dir;
+  Store s(Opts(), MakeHeapMemory(1 * kMiB), dir.Open());
+  ASSERT_TRUE(s.Open().ok());
+  for (uint32_t i = 0; i < 8; ++i) ASSERT_TRUE(Put(s, K(i), Value(256 << 10, i)).ok());
+  ASSERT_EQ(TierOf(s, K(0)), Tier::kSpill);  // 1 MiB of host holds 4: the oldest went
+  ASSERT_EQ(TierOf(s, K(7)), Tier::kHost);
+  auto d = Take(s, {K(7), K(0)}, /*drop=*/false);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_EQ((*d)->entries().size(), 2u);  // not only the key that came back from spill
+  EXPECT_EQ((*d)->entries()[0].key, K(7));
+  EXPECT_TRUE(std::ranges::equal((*d)->entries()[0].bytes, Value(256 << 10, 7)));
+  EXPECT_EQ((*d)->entries()[1].key, K(0));
+  EXPECT_TRUE(std::ranges::equal((*d)->entries()[1].bytes, Value(256 << 10, 0)));
+  (*d)->Finish(true);
+}
+
+TEST(StoreDeviceTier, ShutdownFlushWritesDeviceEntriesToSpill) {
+  SpillDir dir;
+  {
+    Store s(Opts(), MakeHeapMemory(16 * kMiB), dir.Open(),
+            MakeHostBackedDeviceMemoryForTests(8 * kMiB));
+    ASSERT_TRUE(s.Open().ok());
+    for (uint32_t i = 1; i <= 3; ++i) ASSERT_TRUE(Put(s, K(i), Value(70000, i)).ok());
+    ASSERT_EQ(EntriesIn(s, Tier::kDevice), 3u);
+    ASSERT_TRUE(s.Close().ok());
+  }
+  Store again(Opts(), MakeHeapMemory(16 * kMiB), dir.Open());
+  auto found = again.Open();
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_EQ(*found, 3u);
+  for (uint32_t i = 1; i <= 3; ++i) {
+    EXPECT_EQ(TakeBytes(again, K(i), /*drop=*/true), Value(70000, i)) << "key " << i;
+  }
+}
+
+TEST(StoreDeviceTier, WithoutADeviceTierNothingChanges) {
+  Store s(Opts(), MakeHeapMemory(16 * kMiB));
+  ASSERT_TRUE(s.Open().ok());
+  for (uint32_t i = 1; i <= 3; ++i) ASSERT_TRUE(Put(s, K(i), Value(100000, i)).ok());
+  StoreStats st = s.Stats();
+  EXPECT_EQ(Row(st, Tier::kDevice), nullptr);
+  ASSERT_EQ(st.tiers.size(), 1u);
+  EXPECT_EQ(st.tiers[0].tier, Tier::kHost);
+  EXPECT_EQ(st.tiers[0].entries, 3u);
+  EXPECT_TRUE(s.List({}, 0, static_cast<int>(Tier::kDevice), {}).entries.empty());
+  EXPECT_EQ(TierOf(s, K(1)), Tier::kHost);
+  EXPECT_EQ(TakeBytes(s, K(1), /*drop=*/false), Value(100000, 1));
+  EXPECT_EQ(TakeBytes(s, K(2), /*drop=*/true), Value(100000, 2));
+  EXPECT_EQ(s.Stats().staged_transfers, 0u);
+  EXPECT_EQ(s.counters().device_admissions.load(), 0u);
+  EXPECT_FALSE(s.has_device_tier());
+  EXPECT_TRUE(s.DescribeDevice().empty());
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -56,10 +57,18 @@ inline std::unique_ptr<TestDaemon> StartDaemon(std::vector<std::string> args = {
   return d;
 }
 
+// ClientOptions::transport for the suites; CTest runs them once as they are
+// ("auto": local on this host) and once more with KVSTORE_TEST_TRANSPORT=tcp.
+inline std::string TestTransport() {
+  const char* t = std::getenv("KVSTORE_TEST_TRANSPORT");
+  return t != nullptr && *t != '\0' ? t : "auto";
+}
+
 inline std::unique_ptr<Client> ConnectTo(const TestDaemon& d, size_t max_connections = 8) {
   ClientOptions o;
   o.address = d.address();
   o.max_connections = max_connections;
+  o.transport = TestTransport();
   auto c = Client::Connect(o);
   EXPECT_TRUE(c.ok()) << c.status().ToString();
   return c.ok() ? std::move(c).value() : nullptr;

@@ -38,10 +38,11 @@ TEST(Tiers, ValuesBeyondMemorySpillAndComeBackByteExact) {
   InsertAll(*c);
   EXPECT_GT(d->Metric("kvstore_evictions_total").value_or(0), 0.0);
   EXPECT_GT(TierEntries(*d, "spill"), 0.0);
-  EXPECT_EQ(TierEntries(*d, "host") + TierEntries(*d, "spill"), kCount);
   auto stats = c->Stats();
   ASSERT_OK(stats);
   ASSERT_EQ(stats->tiers.size(), 2u);
+  // From one snapshot: the worker may still be demoting between two scrapes.
+  EXPECT_EQ(stats->tiers[0].entries + stats->tiers[1].entries, kCount);
   EXPECT_LE(stats->tiers[0].used_bytes, 64u << 20);
 
   ListOptions lo;

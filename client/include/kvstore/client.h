@@ -32,6 +32,12 @@ struct ClientOptions {
   std::string token;                       // shared secret, empty when the store has none
   std::string client_name = "libkvstore";  // shows in the daemon's logs
   size_t max_connections = 8;              // pool bound
+  // Bulk transport for the *Into / *Region calls and Insert (see
+  // kvstore/transport/transport.h): "auto" lets the store read and write this
+  // process's memory directly when it runs on the same host ("local"), else
+  // uses RDMA when both ends have a device, else TCP; "tcp", "local" and "rdma"
+  // restrict the choice (falling back to tcp when it is not possible).
+  std::string transport = "auto";
 };
 
 enum class Tier : uint8_t { kDevice = 0, kHost = 1, kSpill = 2 };
@@ -117,11 +123,16 @@ struct RegionSlice {
   uint64_t length = 0;
 };
 
-// What this client moved, by kind of buffer.
+// What this client moved, by kind of buffer and path.
 struct ClientTransferStats {
   uint64_t registered_transfers = 0;    // from/into registered regions
   uint64_t unregistered_transfers = 0;  // from/into plain spans
-  uint64_t staged_transfers = 0;        // went through a bounce copy (never over TCP)
+  uint64_t staged_transfers = 0;        // went through a bounce copy (none: no path stages)
+  uint64_t one_sided_transfers = 0;     // the store read/wrote this process's memory itself
+  // Plain spans a one-sided transport had to register for a single call (with
+  // rdma a memory registration each time: register the memory once instead).
+  uint64_t registered_on_the_fly = 0;
+  std::string transport;  // what the last connection negotiated: tcp, local or rdma
 };
 
 // XXH3-64 of a value, as stored in EntryMeta::checksum.
@@ -158,9 +169,10 @@ class Client {
 
   // Registers caller memory once; transfers then name (region, offset, length) and
   // move bytes straight between the transport and this memory. Over TCP that is
-  // the socket; with an RDMA transport the region is where the NIC registration
-  // happens, once, instead of per transfer. The caller keeps the memory alive
-  // until UnregisterRegion. InvalidArgument for an empty span.
+  // the socket; with a one-sided transport the store reads and writes the region
+  // itself (rdma: the NIC registration happens once, at first use, instead of
+  // per transfer). The caller keeps the memory alive until UnregisterRegion.
+  // InvalidArgument for an empty span.
   Result<RegionId> RegisterRegion(std::span<std::byte> memory);
   // NotFound when the id is unknown.
   Status UnregisterRegion(RegionId region);
@@ -192,11 +204,14 @@ class Client {
 
   const ClientOptions& options() const;
 
+ public:
+  class Impl;  // private to the library (client.cc)
+
  private:
-  class Impl;
   explicit Client(std::unique_ptr<Impl> impl);
+  // `region`: the registered slice `value` is, or null for a plain span.
   Result<bool> InsertSpan(const Key& key, std::span<const std::byte> value,
-                          const InsertOptions& options, bool registered);
+                          const InsertOptions& options, const RegionSlice* region);
   std::unique_ptr<Impl> impl_;
 };
 

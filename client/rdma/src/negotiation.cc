@@ -39,17 +39,21 @@ TransportChoice NegotiateBulkTransport(bool local_rdma_available,
   return c;
 }
 
-bool LogTransportChoiceOnce(const TransportChoice& choice) {
+bool LogTransportChoiceOnce(std::string_view transport, std::string_view reason) {
   static constexpr size_t kMaxRemembered = 32;
   static std::mutex mu;
-  static std::set<std::pair<BulkTransport, std::string>> seen;  // GUARDED_BY(mu)
+  static std::set<std::pair<std::string, std::string>> seen;  // GUARDED_BY(mu)
   {
     std::lock_guard<std::mutex> lock(mu);
     if (seen.size() >= kMaxRemembered) return false;
-    if (!seen.emplace(choice.transport, choice.reason).second) return false;
+    if (!seen.emplace(std::string(transport), std::string(reason)).second) return false;
   }
-  spdlog::info("bulk transport: {} ({})", BulkTransportName(choice.transport), choice.reason);
+  spdlog::info("bulk transport: {} ({})", transport, reason);
   return true;
+}
+
+bool LogTransportChoiceOnce(const TransportChoice& choice) {
+  return LogTransportChoiceOnce(BulkTransportName(choice.transport), choice.reason);
 }
 
 }  // namespace kvstore::rdma

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "kvstore/status.h"
@@ -34,6 +35,9 @@ class HostMemory {
   virtual uint64_t used() const = 0;  // capacities of live slots
   // One line for the start-up log: what memory backs the tier and whether it is pinned.
   virtual std::string Describe() const = 0;
+  // The one contiguous range every slot lies in (what a NIC registers once);
+  // empty when slots are scattered (heap memory in tests).
+  virtual std::span<std::byte> arena() const { return {}; }
 };
 
 // The host tier over one mmap'd, pre-faulted, (when allowed) mlock'ed arena with

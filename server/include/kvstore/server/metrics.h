@@ -37,6 +37,7 @@ enum class Op : uint8_t {
   kPing,
   kAck,
   kRetain,
+  kRegion,  // registerRegion / unregisterRegion
   kCount_,
 };
 std::string_view OpName(Op op);

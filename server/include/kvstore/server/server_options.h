@@ -10,13 +10,15 @@
 namespace kvstore::server {
 
 struct StoreOptions {
-  uint64_t memory_bytes = 512ull << 20;     // host tier capacity (--memory)
+  uint64_t memory_bytes = 512ull << 20;  // host tier capacity (--memory)
+  // Device (GPU) tier above host (--device-memory); 0 = off. Absent without a GPU.
+  uint64_t device_memory_bytes = 0;
   uint64_t max_value_bytes = 256ull << 20;  // largest single value (--max-value)
   std::chrono::milliseconds default_ttl{10 * 60 *
                                         1000};  // unclaimed entries expire (--ttl); 0 = never
   std::string data_dir;                         // spill tier and state (--data-dir); empty = none
   uint64_t spill_bytes = 0;                     // spill tier capacity (--spill); 0 = disabled
-  double high_watermark = 0.90;                 // demotion starts above this host fill
+  double high_watermark = 0.90;                 // demotion starts above this host (and device) fill
   double low_watermark = 0.75;                  // and stops below this
   bool flush_on_shutdown = true;                // SIGTERM writes the host tier to spill first
   bool lock_memory = true;                      // mlock the host arena when allowed
@@ -36,6 +38,9 @@ struct ServerOptions {
   std::chrono::milliseconds stall_timeout{30000};
   // A drop_select delivery not acknowledged within this time goes back to the store.
   std::chrono::milliseconds ack_timeout{60000};
+  // Serve same-host clients one-sided (the store reads and writes their memory
+  // with process_vm_readv/writev); --no-local-transport turns it off.
+  bool local_transport = true;
   StoreOptions store;
 };
 

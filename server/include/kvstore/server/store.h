@@ -16,8 +16,24 @@
 // spilled entry keeps its disk copy after promotion until it is taken, so a
 // second demotion costs nothing and a restart finds it.
 //
+// Device tier (optional, above host; DeviceMemory, a GPU arena in the daemon):
+// transports only serve host memory, so inserts still land in host slots
+// (Reserve/Commit are unchanged for callers). Commit, after the checksum and
+// before the entry becomes visible, copies the value into the device tier when
+// a device slot is free and frees its host slot; an entry some drop_select is
+// already waiting for stays in host (it is about to leave). The copy runs on
+// the committing thread without the mutex. The worker demotes least-recently
+// used device entries to host slots when the device tier passes the same high
+// watermark (down to the low one), demoting host entries to spill first when
+// the host tier has no room, so entries flow device -> host -> spill. A select
+// or drop_select of a device-resident entry goes through the worker like a
+// spilled one: it is copied into a host slot (a staged transfer, counted in
+// staged_transfers), stays in the host tier and is served from there. The
+// shutdown flush writes device entries to spill too.
+//
 // Thread-safety: all public methods are thread-safe (one mutex). Callbacks
-// are never run under the mutex. Disk I/O never happens under the mutex.
+// are never run under the mutex. Disk I/O and device copies never happen
+// under the mutex.
 #pragma once
 
 #include <atomic>
@@ -34,6 +50,7 @@
 
 #include "kvstore/client.h"
 #include "kvstore/key.h"
+#include "kvstore/server/device_memory.h"
 #include "kvstore/server/host_memory.h"
 #include "kvstore/server/server_options.h"
 #include "kvstore/server/waiters.h"
@@ -107,20 +124,25 @@ struct StoreCounters {
   std::atomic<uint64_t> spill_write_micros{0};
   std::atomic<uint64_t> spill_read_micros{0};
   std::atomic<uint64_t> spill_errors{0};
+  std::atomic<uint64_t> device_admissions{0};  // commits whose value went into the device tier
+  std::atomic<uint64_t> device_demotions{0};   // device -> host moves to make room
+  std::atomic<uint64_t> staged_transfers{0};  // device -> host copies to serve a select/drop_select
+  std::atomic<uint64_t> device_errors{0};     // failed device copies
 };
 
 class Store {
  public:
-  // `spill` may be null (no spill tier).
+  // `spill` may be null (no spill tier); `device` may be null (no device tier).
   Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory,
-        std::unique_ptr<tiers::SpillStore> spill = nullptr);
+        std::unique_ptr<tiers::SpillStore> spill = nullptr,
+        std::unique_ptr<DeviceMemory> device = nullptr);
   ~Store();
 
   // Finds the spill tier's entries again (warm restart) and starts the tier
   // worker. Returns how many entries were found.
   Result<size_t> Open();
-  // Stops the worker; with flush_on_shutdown, writes every host entry that has
-  // no disk copy to spill and makes the spill tier durable.
+  // Stops the worker; with flush_on_shutdown, writes every host and device
+  // entry that has no disk copy to spill and makes the spill tier durable.
   Status Close();
 
   // Reserves memory for `meta.size` bytes under `key`. ResourceExhausted when
@@ -151,6 +173,7 @@ class Store {
   // Entries in key order after `cursor` (exclusive), at most `limit`; `prefix` filters.
   ListPage List(std::span<const std::byte> cursor, uint32_t limit, int tier,
                 std::span<const std::byte> prefix);
+  // tiers: host first, then spill and device when they exist (find a row by its tier).
   StoreStats Stats();
   const StoreCounters& counters() const { return counters_; }
 
@@ -159,6 +182,9 @@ class Store {
   // Fails every pending waiter with Unavailable.
   void FailAllWaiters(const std::string& why);
   std::string DescribeMemory() const;
+  bool has_device_tier() const { return device_ != nullptr; }
+  // The device tier's line for the start-up log; empty without one.
+  std::string DescribeDevice() const;
 
  private:
   friend class Delivery;
@@ -171,9 +197,11 @@ class Store {
   struct PromoteTask {
     std::vector<Key> keys;
     DeliveryCallback then_select;  // empty: waiters are woken instead
+    std::vector<Key> select_keys;  // with then_select: every key of the select, in its order
   };
   void WorkerLoop();
-  void QueuePromotionLocked(std::vector<Key> keys, DeliveryCallback then_select);
+  void QueuePromotionLocked(std::vector<Key> keys, DeliveryCallback then_select,
+                            std::vector<Key> select_keys = {});
   // Promotes one spilled entry; returns false when it could not.
   bool Promote(const Key& key);
   // Promotion when both tiers are full; see tier_mover.cc.
@@ -185,6 +213,25 @@ class Store {
   uint64_t DemoteUntilFree(uint64_t bytes_free);
   bool DemoteOne(bool allow_waited);
   uint64_t HostFreeLocked() const;
+
+  // Device tier (device_tier.cc).
+  // Copies a committed value into a free device slot; nullopt (the value stays
+  // in host) when the tier is absent or full, the key is waited for, or the copy fails.
+  std::optional<DeviceSlot> CopyUpAtCommit(const Key& key, std::span<const std::byte> bytes);
+  bool DeviceOverHighWatermarkLocked() const;
+  // Demotes LRU device entries to host until `bytes_free` bytes of the device
+  // tier are free (or nothing more can go). Returns bytes freed.
+  uint64_t DemoteDeviceUntilFree(uint64_t bytes_free);
+  bool DemoteDeviceOne();
+  // REQUIRES: `e` is pinned and marked moving by the caller (both are undone
+  // here). Copies its value into a host slot and moves it to the host tier.
+  bool MoveDeviceToHost(Entry* e, bool for_delivery);
+  // A host slot for `size` bytes, demoting host entries to spill when needed.
+  std::optional<Slot> AllocateHostForMove(uint64_t size);
+  // REQUIRES mu_ held: drops a pin taken for a move; frees a doomed entry.
+  void UnpinAfterMoveLocked(Entry* e);
+  // Shutdown flush of device-resident entries (worker stopped). Returns failures.
+  size_t FlushDeviceToSpill(size_t* written, uint64_t* bytes);
   // REQUIRES mu_ held: moves an entry's accounting and LRU membership.
   void LinkLocked(Entry* e);
   void UnlinkLocked(Entry* e);
@@ -209,7 +256,11 @@ class Store {
   std::unique_ptr<tiers::SpillStore> spill_;  // null = no spill tier
   uint64_t spill_value_bytes_ = 0;            // GUARDED_BY(mu_): indexed spill-tier entries
   uint64_t spill_entries_ = 0;                // GUARDED_BY(mu_)
-  std::deque<PromoteTask> promotions_;        // GUARDED_BY(mu_)
+  std::unique_ptr<DeviceMemory> device_;  // null = no device tier; Allocate/Free GUARDED_BY(mu_)
+  std::list<Entry*> device_lru_;          // GUARDED_BY(mu_): device entries, front = newest
+  uint64_t device_value_bytes_ = 0;       // GUARDED_BY(mu_)
+  uint64_t device_entries_ = 0;           // GUARDED_BY(mu_)
+  std::deque<PromoteTask> promotions_;    // GUARDED_BY(mu_)
   std::condition_variable worker_cv_;
   bool stop_worker_ = false;  // GUARDED_BY(mu_)
   std::thread worker_;

@@ -43,5 +43,7 @@ TransportChoice NegotiateBulkTransport(bool local_rdma_available,
 // given transport/reason pair is seen in this process; returns whether it
 // logged. At most 32 distinct lines are remembered, then it stays quiet.
 bool LogTransportChoiceOnce(const TransportChoice& choice);
+// The same for any transport name ("local" too).
+bool LogTransportChoiceOnce(std::string_view transport, std::string_view reason);
 
 }  // namespace kvstore::rdma

@@ -1,0 +1,188 @@
+// The Store's device tier: copying committed values up at commit, demoting
+// device entries to host slots under pressure, staging them into host slots to
+// be served, and the shutdown flush of device entries. Device copies run with
+// the Store's mutex released; the entry being moved is pinned and marked moving
+// meanwhile (see store.h for the design).
+#include <algorithm>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "entry.h"
+#include "kvstore/server/store.h"
+#include "kvstore/units.h"
+
+namespace kvstore::server {
+
+bool Store::DeviceOverHighWatermarkLocked() const {
+  return device_ != nullptr &&
+         static_cast<double>(device_->used()) >
+             options_.high_watermark * static_cast<double>(device_->capacity());
+}
+
+std::optional<DeviceSlot> Store::CopyUpAtCommit(const Key& key, std::span<const std::byte> bytes) {
+  if (device_ == nullptr) return std::nullopt;
+  std::optional<DeviceSlot> slot;
+  {
+    std::lock_guard lock(mu_);
+    // A value a drop_select is waiting for leaves at once: keep it where it can be sent.
+    if (index_.contains(key) || waiters_.HasWaiter(key)) return std::nullopt;
+    slot = device_->Allocate(std::max<uint64_t>(bytes.size(), 1));
+  }
+  if (!slot) return std::nullopt;  // device tier full: the value stays in host
+  slot->size = bytes.size();
+  // Nobody else knows the slot yet: no pin needed while it fills.
+  Status s = device_->CopyFromHost(*slot, bytes);
+  if (s.ok()) return slot;
+  counters_.device_errors.fetch_add(1, std::memory_order_relaxed);
+  spdlog::warn(
+      "device tier: copying key {} ({} bytes) into GPU memory failed: {}; the value stays in "
+      "the host tier (check the GPU with nvidia-smi; kvstore_device_errors_total counts these)",
+      key.ToHex(), bytes.size(), s.ToString());
+  std::lock_guard lock(mu_);
+  device_->Free(*slot);
+  return std::nullopt;
+}
+
+uint64_t Store::DemoteDeviceUntilFree(uint64_t bytes_free) {
+  if (device_ == nullptr) return 0;
+  uint64_t freed = 0;
+  for (int step = 0; step < 1'000'000; ++step) {
+    uint64_t before;
+    {
+      std::lock_guard lock(mu_);
+      if (device_->capacity() - device_->used() >= bytes_free) break;
+      before = device_->used();
+    }
+    if (!DemoteDeviceOne()) break;
+    std::lock_guard lock(mu_);
+    if (device_->used() < before) freed += before - device_->used();
+  }
+  return freed;
+}
+
+bool Store::DemoteDeviceOne() {
+  Entry* e = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = device_lru_.rbegin(); it != device_lru_.rend(); ++it) {
+      if ((*it)->pins > 0 || (*it)->moving) continue;
+      e = *it;
+      break;
+    }
+    if (e == nullptr) return false;
+    ++e->pins;
+    e->moving = true;
+  }
+  return MoveDeviceToHost(e, /*for_delivery=*/false);
+}
+
+std::optional<Slot> Store::AllocateHostForMove(uint64_t size) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    {
+      std::lock_guard lock(mu_);
+      if (auto slot = memory_->Allocate(std::max<uint64_t>(size, 1))) return slot;
+    }
+    if (attempt == 0) DemoteUntilFree(size);  // host -> spill; nothing without a spill tier
+  }
+  return std::nullopt;
+}
+
+void Store::UnpinAfterMoveLocked(Entry* e) {
+  --e->pins;
+  e->moving = false;
+  if (e->doomed && e->pins == 0) {
+    --held_entries_;
+    FreeEntryLocked(e);
+  }
+}
+
+bool Store::MoveDeviceToHost(Entry* e, bool for_delivery) {
+  DeviceSlot dev;
+  uint64_t size = 0;
+  {
+    std::lock_guard lock(mu_);
+    dev = e->dev;  // stays allocated: the entry is pinned
+    size = e->meta.size;
+  }
+  std::optional<Slot> slot = AllocateHostForMove(size);
+  if (!slot) {
+    std::lock_guard lock(mu_);
+    if (for_delivery) {
+      spdlog::warn(
+          "device tier: no host memory free to stage key {} ({} bytes) for sending; it stays in "
+          "the device tier and its readers wait (host tier full of entries in use{})",
+          e->key.ToHex(), size, spill_ ? " and spill cannot take more" : ", no spill tier");
+    }
+    UnpinAfterMoveLocked(e);
+    return false;
+  }
+  slot->size = size;
+  Status s = device_->CopyToHost(dev, {slot->data, size});
+  Callbacks cbs;
+  {
+    std::lock_guard lock(mu_);
+    if (!s.ok()) {
+      counters_.device_errors.fetch_add(1, std::memory_order_relaxed);
+      spdlog::error(
+          "device tier: copying key {} ({} bytes) out of GPU memory {} failed: {}; it stays in "
+          "the device tier (check the GPU with nvidia-smi and the kernel log)",
+          e->key.ToHex(), size, for_delivery ? "to send it" : "to demote it", s.ToString());
+      memory_->Free(*slot);
+      UnpinAfterMoveLocked(e);
+      return false;
+    }
+    if (for_delivery) {
+      counters_.staged_transfers.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      counters_.device_demotions.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (e->doomed || !e->indexed || !e->in_device()) {  // removed meanwhile
+      memory_->Free(*slot);
+      UnpinAfterMoveLocked(e);
+      return false;
+    }
+    UnlinkLocked(e);
+    device_->Free(e->dev);
+    e->dev = {};
+    e->slot = *slot;
+    e->meta.tier = Tier::kHost;
+    LinkLocked(e);
+    UnpinAfterMoveLocked(e);
+    // Waiters of a device entry were waiting for exactly this.
+    const Key key = e->key;  // a woken drop_select may claim `e`
+    WakeWaitersLocked(key, &cbs);
+  }
+  RunCallbacks(cbs);
+  return true;
+}
+
+size_t Store::FlushDeviceToSpill(size_t* written, uint64_t* bytes) {
+  if (device_ == nullptr || spill_ == nullptr) return 0;
+  std::vector<Entry*> todo;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [k, e] : index_) {
+      if (e->in_device() && !e->in_spill) todo.push_back(e.get());
+    }
+  }
+  size_t failed = 0;
+  std::vector<std::byte> buffer;
+  for (Entry* e : todo) {
+    buffer.resize(e->meta.size);
+    Status s = device_->CopyToHost(e->dev, buffer);
+    if (s.ok()) s = spill_->Put(e->key, e->meta, buffer);
+    if (s.ok()) {
+      e->in_spill = true;
+      ++*written;
+      *bytes += e->meta.size;
+    } else {
+      ++failed;
+      spdlog::error("shutdown flush: device-tier key {} ({} bytes) not written to spill: {}",
+                    e->key.ToHex(), e->meta.size, s.ToString());
+    }
+  }
+  return failed;
+}
+
+}  // namespace kvstore::server

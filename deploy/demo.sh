@@ -67,7 +67,10 @@ printf 'KV moved: prefill pushed %s, decode pulled %s (%s blocks), %s misses\n' 
   "$(iec "$pushed")" "$(iec "$pulled")" "$loaded" "$misses"
 printf 'prefix reuse on prefill: %s blocks retained in the store, %s from its local cache\n' \
   "$reused" "$local_hits"
-printf 'kvstored: %s drop_selects served, %s entries left\n' "$drops" "$entries"
+by_local=$(metric "http://127.0.0.1:$STORE_METRICS" kvstore_transport_connections_total 'transport="local"')
+by_tcp=$(metric "http://127.0.0.1:$STORE_METRICS" kvstore_transport_connections_total 'transport="tcp"')
+printf 'kvstored: %s drop_selects served, %s entries left; connections by transport: local %s, tcp %s\n' \
+  "$drops" "$entries" "$by_local" "$by_tcp"
 if [ $rc -eq 0 ] && [ "$entries" = 0 ]; then
   echo "RESULT: PASS -- every disaggregated answer equals the colocated answer"
 else

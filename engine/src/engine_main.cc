@@ -66,6 +66,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--kv-timeout", kv_timeout, "decode: how long drop_select waits for the KV")
       ->capture_default_str();
+  app.add_option("--kv-transport", o.kv_transport,
+                 "how KV bytes move: auto (local on the store's host, else rdma with a device, "
+                 "else tcp), tcp, local or rdma")
+      ->check(CLI::IsMember({"auto", "tcp", "local", "rdma"}))
+      ->capture_default_str();
   app.add_option("--kv-ttl", kv_ttl,
                  "prefill: TTL of inserted blocks (e.g. 30s); 0 = the store's default")
       ->capture_default_str();

@@ -50,6 +50,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const EngineOptions& option
     co.client_name =
         std::string("kvstore-engine ") + std::string(RoleName(options.role)) + " " + options.listen;
     co.max_connections = static_cast<size_t>(options.kv_load_threads) + 4;
+    co.transport = options.kv_transport;
     // kvstored may still be starting (e.g. all processes launched at once): retry briefly.
     auto c = Client::Connect(co);
     for (int i = 0; i < 50 && !c.ok() && c.status().code() == StatusCode::kUnavailable; ++i) {
@@ -62,6 +63,8 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const EngineOptions& option
       return c.status().WithContext("connecting to kvstored at --store " + options.store +
                                     " (is it running?)");
     s->client_ = std::move(c).value();
+    spdlog::info("kvstored at {}: KV blocks move over {} (--kv-transport {})", options.store,
+                 s->client_->TransferStats().transport, options.kv_transport);
   }
   if (options.role == Role::kPrefill) {
     InsertOptions io;

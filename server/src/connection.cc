@@ -184,7 +184,11 @@ void Connection::HandleHello(uint64_t id, wire::Hello::Reader r) {
   }
   authenticated_ = true;
   spdlog::debug("connection {} from {} is {}", id_, peer_, r.getClientName().cStr());
-  if (!remote_) NegotiateTransport(r);
+  if (!remote_) {
+    NegotiateTransport(r);
+    ctx_->metrics->TransportChosen(
+        transport::KindName(remote_ ? remote_->kind() : transport::Kind::kTcp));
+  }
   uint64_t max_value = ctx_->options->store.max_value_bytes;
   std::string version = ctx_->version;
   transport::Kind kind = remote_ ? remote_->kind() : transport::Kind::kTcp;
@@ -310,6 +314,7 @@ void Connection::InsertByPull(uint64_t id, const Key& key, const EntryMeta& meta
   // Reading stops until the pull is done: the reservation is this connection's one in flight.
   remote_->Read(*addr, reservation_->bytes(), [this, self = shared_from_this(), id](Status s) {
     if (closed_ || !reservation_) return;  // Close() aborted the reservation
+    ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "pull", s.ok());
     if (!s.ok()) {
       ctx_->store->Abort(std::move(*reservation_));
       reservation_.reset();
@@ -373,6 +378,8 @@ void Connection::PushNext(uint64_t id, Op op, std::shared_ptr<Delivery> d, size_
   remote_->Write(e.bytes, it->second[i].addr,
                  [this, self = shared_from_this(), id, op, d, i](Status s) mutable {
                    if (closed_) return;
+                   ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "push",
+                                                   s.ok());
                    if (!s.ok()) {
                      push_targets_.erase(id);
                      d->Finish(false);  // drop_select: the entries stay for the next taker

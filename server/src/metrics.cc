@@ -206,6 +206,15 @@ Metrics::Metrics() : registry_(std::make_shared<p::Registry>()) {
                           .Name("kvstore_protocol_errors_total")
                           .Help("Malformed or refused frames from clients, by reason.")
                           .Register(*registry_);
+  transports_ = &p::BuildCounter()
+                     .Name("kvstore_transport_connections_total")
+                     .Help("Connections by the bulk transport settled at hello (tcp, local, rdma).")
+                     .Register(*registry_);
+  one_sided_ = &p::BuildCounter()
+                    .Name("kvstore_one_sided_transfers_total")
+                    .Help("Values the store pulled (insert) or pushed (select) itself, by "
+                          "transport and result.")
+                    .Register(*registry_);
   bytes_in_ = &p::BuildCounter()
                    .Name("kvstore_received_bytes_total")
                    .Help("Value bytes received from clients.")
@@ -246,6 +255,20 @@ void Metrics::ObserveWait(double seconds) { wait_->Observe(seconds); }
 void Metrics::ProtocolError(std::string_view reason) {
   std::lock_guard lock(mu_);
   protocol_errors_->Add({{"reason", std::string(reason)}}).Increment();
+}
+
+void Metrics::TransportChosen(std::string_view transport) {
+  std::lock_guard lock(mu_);
+  transports_->Add({{"transport", std::string(transport)}}).Increment();
+}
+
+void Metrics::OneSidedTransfer(std::string_view transport, std::string_view direction, bool ok) {
+  std::lock_guard lock(mu_);
+  one_sided_
+      ->Add({{"transport", std::string(transport)},
+             {"direction", std::string(direction)},
+             {"result", ok ? "ok" : "failed"}})
+      .Increment();
 }
 
 void Metrics::ConnectionOpened() {

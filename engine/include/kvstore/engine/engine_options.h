@@ -35,6 +35,7 @@ struct EngineOptions {
   Role role = Role::kBoth;
   std::string listen = "127.0.0.1:8100";    // HTTP HOST:PORT
   std::string store = "127.0.0.1:7400";     // kvstored HOST:PORT (prefill, decode)
+  std::string kv_transport = "auto";        // ClientOptions::transport: auto|tcp|local|rdma
   std::string model = "builtin";            // "builtin" or a Hugging Face checkpoint dir
   uint64_t model_seed = 1;                  // weights seed of the built-in model
   std::string model_name = "kvstore-tiny";  // "model" field of responses

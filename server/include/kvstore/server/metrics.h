@@ -49,6 +49,10 @@ class Metrics {
   void CountRequest(Op op, StatusCode result, double seconds);
   void ObserveWait(double seconds);
   void ProtocolError(std::string_view reason);
+  // A connection settled on `transport` (tcp, local, rdma) at hello.
+  void TransportChosen(std::string_view transport);
+  // One one-sided transfer: direction "pull" (insert) or "push" (select), ok or failed.
+  void OneSidedTransfer(std::string_view transport, std::string_view direction, bool ok);
   void AddBytesIn(uint64_t n) { bytes_in_->Increment(static_cast<double>(n)); }
   void AddBytesOut(uint64_t n) { bytes_out_->Increment(static_cast<double>(n)); }
   void ConnectionOpened();
@@ -70,6 +74,8 @@ class Metrics {
   std::array<prometheus::Histogram*, kOps> latency_by_op_{};
   prometheus::Histogram* wait_;
   prometheus::Family<prometheus::Counter>* protocol_errors_;
+  prometheus::Family<prometheus::Counter>* transports_;
+  prometheus::Family<prometheus::Counter>* one_sided_;
   prometheus::Counter* bytes_in_;
   prometheus::Counter* bytes_out_;
   prometheus::Gauge* connections_gauge_;

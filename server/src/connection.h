@@ -93,6 +93,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ReadControl();
   void Dispatch();
   void ReadBulk(std::span<std::byte> dst, std::function<void()> done);
+  void SetReceiveLowWater(size_t bytes);  // SO_RCVLOWAT, when it changes
   // The 8-byte XXH3-64 that follows a value sent with InsertRequest.checksumTrailer.
   void ReadTrailer(std::function<void(uint64_t)> done);
   void DrainBulk(uint64_t bytes, std::function<void()> done);
@@ -149,6 +150,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> hash_{XXH3_createState(),
                                                                  &XXH3_freeState};
   std::array<std::byte, kChecksumTrailerBytes> trailer_buf_{};
+  size_t rcvlowat_ = 1;  // the socket's SO_RCVLOWAT now
   std::vector<std::byte> drain_buf_;
 
   asio::steady_timer stall_timer_;

@@ -1,5 +1,7 @@
 // The read path of a connection: frame header, control message, value bytes,
 // and the stall timer that cuts a frame that stops arriving.
+#include <sys/socket.h>
+
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -10,7 +12,8 @@ namespace kvstore::server {
 
 namespace {
 
-constexpr size_t kBulkChunk = 1u << 20;  // per chunk: re-arm the stall timer, hash while hot
+constexpr size_t kBulkChunk = 1u << 20;  // at most per read: re-arm the stall timer, hash while hot
+constexpr size_t kBulkLowWater = 256u << 10;  // wake up for no less than this (or the rest)
 
 }  // namespace
 
@@ -93,27 +96,40 @@ void Connection::DisarmStallTimer() {
   stall_timer_.cancel();
 }
 
+void Connection::SetReceiveLowWater(size_t bytes) {
+  if (bytes == rcvlowat_) return;
+  int v = static_cast<int>(bytes);
+  if (::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == 0) {
+    rcvlowat_ = bytes;
+  }
+}
+
 void Connection::ReadBulk(std::span<std::byte> dst, std::function<void()> done) {
   if (dst.empty()) {
+    SetReceiveLowWater(1);  // frame headers and control messages are small
     DisarmStallTimer();
     done();
     return;
   }
-  size_t n = std::min(dst.size(), kBulkChunk);
+  // Wake up only when a large piece is there (SO_RCVLOWAT), not per 64 KiB
+  // segment. Never more than what is still to come for this value: the rest
+  // of the frame may be all the client sends before it waits for the reply.
+  SetReceiveLowWater(std::min(dst.size(), kBulkLowWater));
   ArmStallTimer();
-  asio::async_read(socket_, asio::buffer(dst.data(), n), TransferAllLarge(),
-                   asio::bind_executor(
-                       strand_, [this, self = shared_from_this(), dst, n, done = std::move(done)](
-                                    boost::system::error_code ec, size_t) mutable {
-                         if (ec) {
-                           DisarmStallTimer();
-                           Close("read failed mid-value: " + ec.message());
-                           return;
-                         }
-                         ctx_->metrics->AddBytesIn(n);
-                         XXH3_64bits_update(hash_.get(), dst.data(), n);
-                         ReadBulk(dst.subspan(n), std::move(done));
-                       }));
+  socket_.async_read_some(
+      asio::buffer(dst.data(), std::min(dst.size(), kBulkChunk)),
+      asio::bind_executor(strand_, [this, self = shared_from_this(), dst,
+                                    done = std::move(done)](boost::system::error_code ec,
+                                                            size_t n) mutable {
+        if (ec) {
+          DisarmStallTimer();
+          Close("read failed mid-value: " + ec.message());
+          return;
+        }
+        ctx_->metrics->AddBytesIn(n);
+        XXH3_64bits_update(hash_.get(), dst.data(), n);  // while the piece is in cache
+        ReadBulk(dst.subspan(n), std::move(done));
+      }));
 }
 
 void Connection::ReadTrailer(std::function<void(uint64_t)> done) {

@@ -231,6 +231,32 @@ TEST_F(BadInput, ChecksumTrailerIsVerifiedAndItsLengthChecked) {
   ExpectHealthy();
 }
 
+TEST_F(BadInput, ValueArrivingInSmallSlowPiecesIsStoredWhole) {
+  // The daemon waits for large pieces of a value; a sender that dribbles
+  // (pieces far below that, the last one odd-sized) must still be heard out.
+  RawConn raw(daemon_->address());
+  Key k = TestKey(6);
+  auto value = RandomBytes((1 << 20) + 4097, 6);
+  OutFrame f = EncodeFrame(*Insert(14, k, value.size(), ValueChecksum(value)), value.size());
+  ASSERT_TRUE(raw.SendBytes(f.header));
+  ASSERT_TRUE(raw.SendBytes(f.control_bytes()));
+  std::span<const std::byte> rest(value);
+  while (!rest.empty()) {
+    size_t n = std::min<size_t>(rest.size(), 60000);
+    ASSERT_TRUE(raw.SendBytes(rest.first(n)));
+    rest = rest.subspan(n);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  auto reply = raw.ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->code, wire::Code::OK) << reply->message;
+  std::vector<Key> keys{k};
+  auto got = client_->Select(keys);
+  ASSERT_OK(got);
+  EXPECT_EQ((*got)[0].value, value);
+  ExpectHealthy();
+}
+
 TEST_F(BadInput, StallHalfwayClosesTheConnectionAndLeavesNothing) {
   auto before = client_->Stats();
   ASSERT_OK(before);

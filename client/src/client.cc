@@ -239,6 +239,7 @@ class Client::Impl {
     if (t.region) {
       uint32_t id = t.region->region.value;
       if (!conn->announced(id)) {
+        KVSTORE_RETURN_IF_ERROR(WithdrawUnregistered(conn, deadline));
         KVSTORE_ASSIGN_OR_RETURN(std::vector<std::byte> d,
                                  regions_.Descriptor(t.region->region, *exporter));
         capnp::MallocMessageBuilder msg;
@@ -294,6 +295,26 @@ class Client::Impl {
     MetaToWire(meta, ins.initMeta());
     ins.setTtlMs(static_cast<uint64_t>(options.ttl.count()));
     return ins;
+  }
+
+  // Tells the store to forget regions this connection announced that the
+  // caller has since unregistered (before announcing another), so a
+  // long-lived connection's table holds only live regions.
+  Status WithdrawUnregistered(Lease& conn, Clock::time_point deadline) {
+    std::vector<uint32_t> gone;
+    for (uint32_t id : conn->announced_regions()) {
+      if (!regions_.Contains(id)) gone.push_back(id);
+    }
+    for (uint32_t id : gone) {
+      capnp::MallocMessageBuilder msg;
+      auto req = msg.initRoot<wire::Request>();
+      req.setId(conn->NextId());
+      req.setUnregisterRegion(id);
+      KVSTORE_ASSIGN_OR_RETURN(InFrame in, Call(conn, msg, {}, deadline));
+      KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
+      conn->set_withdrawn(id);
+    }
+    return Status::Ok();
   }
 
   // Insert by pull: the store reads the value from this process's memory.

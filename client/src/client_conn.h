@@ -79,6 +79,8 @@ class ClientConn {
   // Regions announced to the store on this connection.
   bool announced(uint32_t region) const { return announced_.contains(region); }
   void set_announced(uint32_t region) { announced_.insert(region); }
+  void set_withdrawn(uint32_t region) { announced_.erase(region); }
+  const std::unordered_set<uint32_t>& announced_regions() const { return announced_; }
 
  private:
   ClientConn() = default;

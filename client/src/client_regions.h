@@ -50,6 +50,11 @@ class RegionTable {
     return m.subspan(s.offset, s.length);
   }
 
+  bool Contains(uint32_t id) const {
+    std::lock_guard lock(mu_);
+    return regions_.contains(id);
+  }
+
   // The descriptor of a region for a one-sided transport, exported at first
   // use and kept (one registration per region, not per transfer).
   Result<std::vector<std::byte>> Descriptor(RegionId id, transport::RegionExporter& exporter) {

@@ -311,11 +311,31 @@ void Connection::InsertByPull(uint64_t id, const Key& key, const EntryMeta& meta
     return;
   }
   reservation_ = std::move(res).value();
+  XXH3_64bits_reset(hash_.get());
   // Reading stops until the pull is done: the reservation is this connection's one in flight.
-  remote_->Read(*addr, reservation_->bytes(), [this, self = shared_from_this(), id](Status s) {
+  PullNext(id, *addr, 0);
+}
+
+void Connection::PullNext(uint64_t id, rdma::RemoteAddress src, uint64_t done_bytes) {
+  std::span<std::byte> slot = reservation_->bytes();
+  if (done_bytes == slot.size()) {
+    ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "pull", true);
+    ctx_->metrics->AddBytesIn(slot.size());
+    FinishInsert(id);
+    return;
+  }
+  // Local pulls go in pieces hashed while they are still in cache; an RDMA
+  // READ moves the whole value at once (the NIC does not touch the CPU cache).
+  constexpr uint64_t kLocalPiece = 1u << 20;
+  uint64_t n = remote_->kind() == transport::Kind::kLocal
+                   ? std::min<uint64_t>(kLocalPiece, slot.size() - done_bytes)
+                   : slot.size() - done_bytes;
+  std::span<std::byte> piece = slot.subspan(done_bytes, n);
+  rdma::RemoteAddress at{src.addr + done_bytes, src.rkey};
+  remote_->Read(at, piece, [this, self = shared_from_this(), id, src, done_bytes, piece](Status s) {
     if (closed_ || !reservation_) return;  // Close() aborted the reservation
-    ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "pull", s.ok());
     if (!s.ok()) {
+      ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "pull", false);
       ctx_->store->Abort(std::move(*reservation_));
       reservation_.reset();
       spdlog::warn("connection {} from {}: insert could not read the value: {}", id_, peer_,
@@ -326,10 +346,8 @@ void Connection::InsertByPull(uint64_t id, const Key& key, const EntryMeta& meta
       ReadHeader();
       return;
     }
-    ctx_->metrics->AddBytesIn(reservation_->bytes().size());
-    XXH3_64bits_reset(hash_.get());
-    XXH3_64bits_update(hash_.get(), reservation_->bytes().data(), reservation_->bytes().size());
-    FinishInsert(id);
+    XXH3_64bits_update(hash_.get(), piece.data(), piece.size());
+    PullNext(id, src, done_bytes + piece.size());
   });
 }
 
@@ -475,6 +493,7 @@ void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool d
     ReplyStatus(id, op, Status::InvalidArgument("select names no keys"));
     return;
   }
+  std::optional<std::vector<PushTarget>> push;  // one-sided: where each value goes
   if (r.getDestinations().size() > 0) {
     if (r.getDestinations().size() != keys->size() || push_targets_.contains(id)) {
       ReplyStatus(id, op,
@@ -487,16 +506,15 @@ void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool d
                                                     " destinations"));
       return;
     }
-    std::vector<PushTarget> targets;
+    push.emplace();
     for (auto b : r.getDestinations()) {
       auto addr = ResolveRemote(b);
       if (!addr.ok()) {
         ReplyStatus(id, op, addr.status());
         return;
       }
-      targets.push_back({*addr, b.getLength()});
+      push->push_back({*addr, b.getLength()});
     }
-    push_targets_[id] = std::move(targets);
   }
   std::weak_ptr<Connection> weak = weak_from_this();
   auto callback = [weak, strand = strand_, id, op](Result<std::unique_ptr<Delivery>> result) {
@@ -512,6 +530,7 @@ void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool d
   };
   if (!drop) {
     frame_started_ = SteadyClock::now();
+    if (push) push_targets_[id] = std::move(*push);
     ctx_->store->Select(*keys, callback);
     return;
   }
@@ -524,6 +543,7 @@ void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool d
                                             std::to_string(waits_.size()) + ")"));
     return;
   }
+  if (push) push_targets_[id] = std::move(*push);
   PendingWait& w = waits_[id];
   w.started = SteadyClock::now();
   uint64_t waiter = ctx_->store->DropSelect(*keys, callback);
@@ -543,6 +563,7 @@ void Connection::OnWaitTimeout(uint64_t id) {
   if (!ctx_->store->CancelWaiter(it->second.waiter_id)) return;  // delivery is on its way
   double waited = SecondsSince(it->second.started);
   waits_.erase(it);
+  push_targets_.erase(id);
   ctx_->metrics->ObserveWait(waited);
   ReplyStatus(
       id, Op::kDropSelect,

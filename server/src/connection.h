@@ -114,6 +114,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Result<rdma::RemoteAddress> ResolveRemote(wire::RemoteBuffer::Reader b) const;
   void InsertByPull(uint64_t id, const Key& key, const EntryMeta& meta,
                     std::chrono::milliseconds ttl, wire::RemoteBuffer::Reader source);
+  // Reads the rest of a pulled value from `done_bytes` on, hashing as it goes.
+  void PullNext(uint64_t id, rdma::RemoteAddress src, uint64_t done_bytes);
   // Writes each entry into its destination, then replies; a failed write hands
   // the entries back (drop_select) and replies with the error.
   void PushDelivery(uint64_t id, Op op, std::unique_ptr<Delivery> d);

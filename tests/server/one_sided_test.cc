@@ -113,6 +113,33 @@ TEST_F(OneSided, RegisteredRegionsMoveExactBytesBothWays) {
   EXPECT_EQ(Stored(k2), 1u);  // select leaves it
 }
 
+TEST_F(OneSided, UnregisteredRegionsAreWithdrawnSoAConnectionNeverFillsUp) {
+  // More register/use/unregister cycles on one connection than the store keeps
+  // regions per connection (transport::RegionTable::kMaxRegions = 4096).
+  ClientOptions o;
+  o.address = daemon_->address();
+  o.transport = "local";
+  o.max_connections = 1;
+  auto c = Client::Connect(o);
+  ASSERT_OK(c);
+  std::vector<std::byte> buf(4096);
+  for (uint32_t i = 0; i < 4200; ++i) {
+    std::memcpy(buf.data(), &i, sizeof(i));
+    auto r = (*c)->RegisterRegion(buf);
+    ASSERT_OK(r);
+    Key k = TestKey(100000 + i);
+    auto ins = (*c)->InsertFromRegion(k, {*r, 0, buf.size()});
+    ASSERT_TRUE(ins.ok()) << "cycle " << i << ": " << ins.status().ToString();
+    ASSERT_OK((*c)->UnregisterRegion(*r));
+  }
+  std::vector<Key> last{TestKey(100000 + 4199)};
+  auto got = tcp_->Select(last);
+  ASSERT_OK(got);
+  uint32_t seen = 0;
+  std::memcpy(&seen, (*got)[0].value.data(), sizeof(seen));
+  EXPECT_EQ(seen, 4199u);
+}
+
 TEST_F(OneSided, WaiterOnOneTransportGetsWhatTheOtherInserted) {
   auto value = RandomBytes(1 << 20, 2);
   std::vector<std::byte> dst(value.size());

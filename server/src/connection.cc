@@ -28,7 +28,15 @@ Connection::Connection(tcp::socket socket, ServiceContext* ctx, uint64_t id)
   peer_ =
       ec ? std::string("unknown peer") : ep.address().to_string() + ":" + std::to_string(ep.port());
   socket_.set_option(tcp::no_delay(true), ec);
-  // Buffer sizes stay under the kernel's autotuning (see ClientConn::Open).
+  // A fixed receive buffer (up to net.core.rmem_max): SO_RCVLOWAT on a
+  // buffer the kernel autotunes clamps the TCP window to the low-water mark,
+  // and a window no larger than the mark can stall both ends. With the buffer
+  // fixed, the mark stays at most an eighth of it (see ReadBulk). The send
+  // buffer stays under autotuning.
+  socket_.set_option(asio::socket_base::receive_buffer_size(kReceiveBuffer), ec);
+  asio::socket_base::receive_buffer_size actual;
+  socket_.get_option(actual, ec);
+  max_rcvlowat_ = ec ? 1 : std::max<size_t>(1, static_cast<size_t>(actual.value()) / 8);
   authenticated_ = ctx_->options->token.empty();
 }
 

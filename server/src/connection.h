@@ -152,7 +152,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> hash_{XXH3_createState(),
                                                                  &XXH3_freeState};
   std::array<std::byte, kChecksumTrailerBytes> trailer_buf_{};
-  size_t rcvlowat_ = 1;  // the socket's SO_RCVLOWAT now
+  size_t rcvlowat_ = 1;      // the socket's SO_RCVLOWAT now
+  size_t max_rcvlowat_ = 1;  // an eighth of the receive buffer the kernel granted
+  static constexpr int kReceiveBuffer = 4 << 20;
   std::vector<std::byte> drain_buf_;
 
   asio::steady_timer stall_timer_;

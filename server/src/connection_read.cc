@@ -2,6 +2,7 @@
 // and the stall timer that cuts a frame that stops arriving.
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -112,9 +113,11 @@ void Connection::ReadBulk(std::span<std::byte> dst, std::function<void()> done) 
     return;
   }
   // Wake up only when a large piece is there (SO_RCVLOWAT), not per 64 KiB
-  // segment. Never more than what is still to come for this value: the rest
-  // of the frame may be all the client sends before it waits for the reply.
-  SetReceiveLowWater(std::min(dst.size(), kBulkLowWater));
+  // segment. Never more than what is still to come for this value (the rest
+  // of the frame may be all the client sends before it waits for the reply),
+  // and never more than an eighth of the fixed receive buffer, so the window
+  // always has room for the sender to reach the mark.
+  SetReceiveLowWater(std::min({dst.size(), kBulkLowWater, max_rcvlowat_}));
   ArmStallTimer();
   socket_.async_read_some(
       asio::buffer(dst.data(), std::min(dst.size(), kBulkChunk)),

@@ -34,6 +34,7 @@ class CudaDeviceMemory final : public SlabDeviceMemory {
            std::to_string(arena_->device_index()) +
            ", size-class allocator, copies on one CUDA stream";
   }
+  const device::DeviceArena* arena() const override { return arena_.get(); }
 
  private:
   std::unique_ptr<device::DeviceArena> arena_;

@@ -12,6 +12,7 @@
 #include "connection.h"
 #include "connection_registry.h"
 #include "kvstore/device/gpu_probe.h"
+#include "kvstore/device/arena_registration.h"
 #include "kvstore/rdma/device.h"
 #include "kvstore/server/metrics.h"
 #include "kvstore/server/store.h"
@@ -33,6 +34,13 @@ class Server::Impl {
         signals_(io_, SIGINT, SIGTERM),
         ttl_timer_(io_) {
     for (auto& c : contexts_) work_.push_back(asio::make_work_guard(*c));
+  }
+
+  ~Impl() {
+    // Registrations go while the memory they cover (in the store) still exists;
+    // queue pairs (in queued handlers) go with the io contexts, before the device.
+    device_mr_.reset();
+    arena_mr_.reset();
   }
 
   static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int n) {
@@ -70,6 +78,7 @@ class Server::Impl {
         device_error_ = made.status().ToString();
       }
     }
+    const device::DeviceArena* device_arena = device_memory ? device_memory->arena() : nullptr;
     store_ = std::make_unique<Store>(options_.store, std::move(memory).value(), std::move(spill),
                                      std::move(device_memory));
     auto found = store_->Open();
@@ -93,7 +102,7 @@ class Server::Impl {
     ctx_.version = kVersion;
     ctx_.local_transport = options_.local_transport;
     LogHardware();
-    SetUpRdma(arena);
+    SetUpRdma(arena, device_arena);
     metrics_.AttachStore(store_.get());
 
     std::string host;
@@ -186,7 +195,7 @@ class Server::Impl {
   // Opens the RDMA device and registers the host arena with it once; clients
   // with a device then get one-sided transfers. Without one (or when this
   // fails) connections use tcp or local, and the log says why, once.
-  void SetUpRdma(std::span<std::byte> arena) {
+  void SetUpRdma(std::span<std::byte> arena, const device::DeviceArena* device_arena) {
     std::string why;
     if (!rdma::RdmaDevicesPresent(&why)) {
       ctx_.rdma_unavailable = why;
@@ -210,19 +219,44 @@ class Server::Impl {
     }
     rdma_device_ = std::move(device).value();
     arena_mr_ = std::move(mr).value();
-    const auto* base = static_cast<const std::byte*>(arena_mr_->addr());
+    // The device tier's arena too (dmabuf, else peer memory), so queue pairs
+    // can reach GPU memory; values in it are still staged to the host arena
+    // before they are served.
+    if (device_arena != nullptr) {
+      auto reg = device::RegisterArena(*rdma_device_, *device_arena);
+      if (reg.ok()) {
+        spdlog::info("rdma: device-tier arena registered ({}{})",
+                     reg->method == device::RegistrationMethod::kDmabuf ? "dmabuf" : "peer memory",
+                     reg->note.empty() ? "" : ": " + reg->note);
+        device_mr_ = std::move(reg->region);
+      } else {
+        spdlog::warn("rdma: the device-tier arena could not be registered with {}: {}; its "
+                     "values reach clients through the host arena",
+                     rdma_device_->name(), reg.status().ToString());
+      }
+    }
+    struct Range {
+      const std::byte* base;
+      size_t len;
+      uint32_t lkey;
+    };
+    std::vector<Range> ranges{{static_cast<const std::byte*>(arena_mr_->addr()),
+                               arena_mr_->length(), arena_mr_->lkey()}};
+    if (device_mr_) {
+      ranges.push_back({static_cast<const std::byte*>(device_mr_->addr()), device_mr_->length(),
+                        device_mr_->lkey()});
+    }
     const size_t len = arena_mr_->length();
-    const uint32_t lkey = arena_mr_->lkey();
     ctx_.rdma_available = true;
     ctx_.rdma_device = rdma_device_.get();
-    ctx_.rdma_local_lkey = [base, len, lkey](const void* p, size_t n) -> Result<uint32_t> {
+    ctx_.rdma_local_lkey = [ranges](const void* p, size_t n) -> Result<uint32_t> {
       const auto* b = static_cast<const std::byte*>(p);
-      if (b < base || n > len || b - base > static_cast<ptrdiff_t>(len - n)) {
-        return Status::InvalidArgument(
-            "rdma: buffer is outside the registered host arena (values in the device tier are "
-            "staged to the host first)");
+      for (const Range& r : ranges) {
+        if (b >= r.base && n <= r.len && b - r.base <= static_cast<ptrdiff_t>(r.len - n)) {
+          return r.lkey;
+        }
       }
-      return lkey;
+      return Status::InvalidArgument("rdma: buffer is outside every registered arena");
     };
     spdlog::info("rdma: {} port {}, host arena of {} registered; clients with an RDMA device "
                  "get one-sided transfers",
@@ -281,6 +315,7 @@ class Server::Impl {
   // Before the io contexts: queue pairs in their pending handlers go first.
   std::unique_ptr<rdma::RdmaDevice> rdma_device_;
   std::unique_ptr<rdma::MemoryRegion> arena_mr_;
+  std::unique_ptr<rdma::MemoryRegion> device_mr_;  // the device tier's arena, when registered
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
   asio::io_context& io_;
   size_t next_context_ = 0;  // only touched by the accept handler chain

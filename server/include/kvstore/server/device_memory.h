@@ -21,6 +21,10 @@
 
 #include "kvstore/status.h"
 
+namespace kvstore::device {
+class DeviceArena;
+}  // namespace kvstore::device
+
 namespace kvstore::server {
 
 // The bytes of one value in device memory: a range, not a host pointer.
@@ -50,6 +54,9 @@ class DeviceMemory {
   // REQUIRES: `slot` is live and not freed until the call returns.
   virtual Status CopyFromHost(const DeviceSlot& slot, std::span<const std::byte> src) = 0;
   virtual Status CopyToHost(const DeviceSlot& slot, std::span<std::byte> dst) = 0;
+  // The GPU arena behind the slots, for registering with an RDMA NIC; null
+  // when there is none (the test double).
+  virtual const device::DeviceArena* arena() const { return nullptr; }
 };
 
 // The device tier on GPU `device_index`: one cudaMalloc'd arena of `capacity`

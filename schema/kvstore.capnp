@@ -91,6 +91,9 @@ struct InsertRequest {
   # as 8 little-endian bytes in the bulk part (bulk length = size + 8), so the
   # sender hashes each piece as it sends it instead of reading the value twice.
   checksumTrailer @4 :Bool;
+  # One-sided only: the client cannot read its own value (GPU memory), so
+  # meta.checksum is not set; the store records the XXH3-64 of what it pulled.
+  checksumByStore @5 :Bool;
 }
 
 struct SelectRequest {

@@ -130,6 +130,9 @@ class Client::Impl {
     (registered ? regions_.registered : regions_.unregistered)
         .fetch_add(1, std::memory_order_relaxed);
     KVSTORE_ASSIGN_OR_RETURN(Lease conn, Borrow());
+    for (const auto& t : targets) {
+      if (t.region) KVSTORE_RETURN_IF_ERROR(CheckDeviceRegion(conn, t.region->region));
+    }
     if (conn->one_sided() && targets.size() == keys.size()) {
       return SelectOneSided(conn, drop, keys, timeout, targets);
     }
@@ -297,6 +300,16 @@ class Client::Impl {
     return ins;
   }
 
+  // GPU regions move only over rdma: anything else would touch them on the CPU.
+  Status CheckDeviceRegion(Lease& conn, RegionId region) {
+    if (!regions_.IsDevice(region) || conn->kind() == transport::Kind::kRdma) return Status::Ok();
+    return Status::InvalidArgument(
+        "region " + std::to_string(region.value) +
+        " is GPU memory and moves only over the rdma transport; this connection to kvstored "
+        "uses " + std::string(transport::KindName(conn->kind())) +
+        " (no RDMA device on one end?): copy the bytes to host memory, or run with RDMA");
+  }
+
   // Tells the store to forget regions this connection announced that the
   // caller has since unregistered (before announcing another), so a
   // long-lived connection's table holds only live regions.
@@ -319,14 +332,18 @@ class Client::Impl {
 
   // Insert by pull: the store reads the value from this process's memory.
   Result<bool> InsertOneSided(Lease& conn, const Key& key, std::span<const std::byte> value,
-                              const InsertOptions& options, const OneSidedTarget& source) {
+                              const InsertOptions& options, const OneSidedTarget& source,
+                              bool device) {
     auto deadline = Deadline();
     std::vector<transport::ExportedRegion> keep;
     capnp::MallocMessageBuilder msg;
     uint64_t id = conn->NextId();
-    // The store checks what it read against this: a buffer changed mid-insert is refused.
-    auto ins = StartInsert(msg, id, key, value.size(),
-                           options.checksum ? *options.checksum : ValueChecksum(value), options);
+    // The store checks what it read against this: a buffer changed mid-insert is
+    // refused. GPU memory cannot be hashed here: the store hashes what it pulled.
+    bool by_store = device && !options.checksum;
+    uint64_t checksum = options.checksum ? *options.checksum : by_store ? 0 : ValueChecksum(value);
+    auto ins = StartInsert(msg, id, key, value.size(), checksum, options);
+    ins.setChecksumByStore(by_store);
     KVSTORE_RETURN_IF_ERROR(FillRemote(conn, source, ins.initSource(), &keep, deadline));
     KVSTORE_ASSIGN_OR_RETURN(InFrame in, Call(conn, msg, {}, deadline));
     auto resp = in.response();
@@ -434,12 +451,14 @@ Result<bool> Client::InsertSpan(const Key& key, std::span<const std::byte> value
                                    " bytes exceeds kvstored's limit of " +
                                    std::to_string(conn->max_value_bytes()) + " bytes");
   }
+  if (region != nullptr) KVSTORE_RETURN_IF_ERROR(impl_->CheckDeviceRegion(conn, region->region));
   if (conn->one_sided() && !value.empty()) {
     // The store only reads the source; the exporter's span type is shared with destinations.
     Impl::OneSidedTarget source{
         region != nullptr ? std::optional<RegionSlice>(*region) : std::nullopt,
         {const_cast<std::byte*>(value.data()), value.size()}};
-    return impl_->InsertOneSided(conn, key, value, options, source);
+    return impl_->InsertOneSided(conn, key, value, options, source,
+                                 region != nullptr && impl_->regions_.IsDevice(region->region));
   }
   capnp::MallocMessageBuilder msg;
   uint64_t id = conn->NextId();
@@ -514,6 +533,10 @@ Result<std::vector<EntryInfo>> Client::DropSelectInto(
 
 Result<RegionId> Client::RegisterRegion(std::span<std::byte> memory) {
   return impl_->regions_.Add(memory);
+}
+
+Result<RegionId> Client::RegisterDeviceRegion(std::span<std::byte> gpu_memory) {
+  return impl_->regions_.Add(gpu_memory, /*device=*/true);
 }
 
 Status Client::UnregisterRegion(RegionId region) { return impl_->regions_.Remove(region); }

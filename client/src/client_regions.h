@@ -19,12 +19,18 @@ namespace internal {
 // Region table and transfer counters of one Client. Thread-safe.
 class RegionTable {
  public:
-  Result<RegionId> Add(std::span<std::byte> memory) {
+  Result<RegionId> Add(std::span<std::byte> memory, bool device = false) {
     if (memory.empty()) return Status::InvalidArgument("cannot register an empty region");
     std::lock_guard lock(mu_);
     RegionId id{++next_};
-    regions_[id.value] = Record{memory, {}, transport::Kind::kTcp};
+    regions_[id.value] = Record{memory, {}, transport::Kind::kTcp, device};
     return id;
+  }
+  // True for GPU memory (RegisterDeviceRegion): never touched on the CPU.
+  bool IsDevice(RegionId id) const {
+    std::lock_guard lock(mu_);
+    auto it = regions_.find(id.value);
+    return it != regions_.end() && it->second.device;
   }
   Status Remove(RegionId id) {
     std::lock_guard lock(mu_);
@@ -83,6 +89,7 @@ class RegionTable {
     std::span<std::byte> memory;
     std::optional<transport::ExportedRegion> exported;
     transport::Kind exported_kind;
+    bool device = false;
   };
   mutable std::mutex mu_;
   uint32_t next_ = 0;                             // GUARDED_BY(mu_)

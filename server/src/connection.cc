@@ -329,6 +329,8 @@ void Connection::PullNext(uint64_t id, rdma::RemoteAddress src, uint64_t done_by
   if (done_bytes == slot.size()) {
     ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "pull", true);
     ctx_->metrics->AddBytesIn(slot.size());
+    // A client that cannot read its value (GPU memory) leaves the checksum to the store.
+    if (pull_checksum_by_store_) reservation_->meta.checksum = XXH3_64bits_digest(hash_.get());
     FinishInsert(id);
     return;
   }
@@ -436,6 +438,7 @@ void Connection::HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64
   }
   EntryMeta meta = MetaFromWire(r.getMeta());
   if (bulk_len == 0 && r.hasSource() && r.getSource().getLength() > 0) {
+    pull_checksum_by_store_ = r.getChecksumByStore();
     InsertByPull(id, *key, meta, std::chrono::milliseconds(r.getTtlMs()), r.getSource());
     return;
   }

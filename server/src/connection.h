@@ -152,6 +152,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> hash_{XXH3_createState(),
                                                                  &XXH3_freeState};
   std::array<std::byte, kChecksumTrailerBytes> trailer_buf_{};
+  bool pull_checksum_by_store_ = false;  // the insert being pulled came without a checksum
   size_t rcvlowat_ = 1;      // the socket's SO_RCVLOWAT now
   size_t max_rcvlowat_ = 1;  // an eighth of the receive buffer the kernel granted
   static constexpr int kReceiveBuffer = 4 << 20;

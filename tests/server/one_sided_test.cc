@@ -13,6 +13,7 @@
 
 #include <capnp/message.h>
 
+#include "kvstore/transport/transport.h"
 #include "kvstore/wire_convert.h"
 
 #include "raw_conn.h"
@@ -284,6 +285,75 @@ TEST_F(OneSided, OneSidedRequestsOnATcpConnectionAreRefused) {
   EXPECT_EQ(reply2->code, wire::Code::INVALID_ARGUMENT);
   EXPECT_EQ(Stored(TestKey(10)), 0u);
   ASSERT_OK(tcp_->Ping());
+}
+
+TEST_F(OneSided, GpuRegionsAreNeverTouchedOnTheCpuAndNeedRdma) {
+  // Unmapped pages stand in for GPU memory: a CPU access would crash the test.
+  Pages gpu(1 << 20);
+  ASSERT_NE(gpu.data, MAP_FAILED);
+  gpu.Unmap();
+  Key k = TestKey(20);
+  for (Client* c : {local_.get(), tcp_.get()}) {
+    auto r = c->RegisterDeviceRegion(gpu.span());
+    ASSERT_OK(r);
+    auto ins = c->InsertFromRegion(k, {*r, 0, gpu.size});
+    ASSERT_FALSE(ins.ok());
+    EXPECT_EQ(ins.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(ins.status().message().find("rdma"), std::string::npos) << ins.status().message();
+  }
+  EXPECT_EQ(Stored(k), 0u);
+  auto value = RandomBytes(1000, 20);
+  ASSERT_OK(tcp_->Insert(k, value));
+  auto r = local_->RegisterDeviceRegion(gpu.span());
+  ASSERT_OK(r);
+  std::vector<Key> keys{k};
+  RegionSlice out{*r, 0, gpu.size};
+  auto got = local_->DropSelectIntoRegions(keys, std::span(&out, 1), 1s);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Stored(k), 1u);  // nothing was taken
+}
+
+TEST_F(OneSided, StoreHashesWhatItPullsWhenTheClientCannot) {
+  // What a GPU client sends over rdma, here over local from a raw connection:
+  // no checksum, checksumByStore set; the store records the hash of what it read.
+  RawConn raw(daemon_->address());
+  transport::LocalOffer offer;
+  auto offer_bytes = offer.Encode();
+  capnp::MallocMessageBuilder hello;
+  auto h = hello.initRoot<wire::Request>();
+  h.setId(1);
+  auto hh = h.initHello();
+  hh.setProtocolVersion(wire::PROTOCOL_VERSION);
+  hh.setLocalOffer({reinterpret_cast<const kj::byte*>(offer_bytes.data()), offer_bytes.size()});
+  ASSERT_TRUE(raw.SendFrame(hello, {}));
+  auto hello_reply = raw.ReadReply();
+  ASSERT_TRUE(hello_reply.has_value());
+  ASSERT_EQ(hello_reply->code, wire::Code::OK) << hello_reply->message;
+  auto value = RandomBytes(3 << 20, 21);
+  auto exported = transport::MakeLocalExporter()->Export(value);
+  ASSERT_OK(exported);
+  capnp::MallocMessageBuilder ins;
+  auto i = ins.initRoot<wire::Request>();
+  i.setId(2);
+  auto insert = i.initInsert();
+  Key k = TestKey(21);
+  insert.setKey(KeyToWire(k));
+  insert.initMeta().setSize(value.size());
+  insert.setChecksumByStore(true);
+  auto src = insert.initSource();
+  src.setLength(value.size());
+  src.setDescriptor({reinterpret_cast<const kj::byte*>(exported->descriptor.data()),
+                     exported->descriptor.size()});
+  ASSERT_TRUE(raw.SendFrame(ins, {}));
+  auto reply = raw.ReadReply();
+  ASSERT_TRUE(reply.has_value());
+  ASSERT_EQ(reply->code, wire::Code::OK) << reply->message;
+  std::vector<Key> keys{k};
+  auto got = tcp_->Select(keys);  // over tcp the client verifies the recorded checksum
+  ASSERT_OK(got);
+  EXPECT_EQ((*got)[0].value, value);
+  EXPECT_EQ((*got)[0].meta.checksum, ValueChecksum(value));
 }
 
 TEST(OneSidedOff, NoLocalTransportFallsBackToTcpAndSaysWhy) {

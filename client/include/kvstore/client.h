@@ -174,6 +174,13 @@ class Client {
   // per transfer). The caller keeps the memory alive until UnregisterRegion.
   // InvalidArgument for an empty span.
   Result<RegionId> RegisterRegion(std::span<std::byte> memory);
+  // GPU memory (an engine's KV cache): the library never reads or writes it on
+  // the CPU, so it moves only over the rdma transport (GPUDirect: the NIC
+  // registration needs nvidia-peermem or dmabuf support); transfers naming it
+  // on a tcp or local connection fail with InvalidArgument. Inserts from it are
+  // hashed by the store as it pulls them (an InsertOptions::checksum is still
+  // verified). InvalidArgument for an empty span.
+  Result<RegionId> RegisterDeviceRegion(std::span<std::byte> gpu_memory);
   // NotFound when the id is unknown.
   Status UnregisterRegion(RegionId region);
   // Insert / select with registered memory. InvalidArgument when a slice is not

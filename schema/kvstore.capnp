@@ -172,7 +172,7 @@ struct StoreStats {
   uptimeSeconds @11 :UInt64;
   version @12 :Text;
   fragmentation @13 :Float64;  # 1 - value bytes / allocated bytes in the host arena
-  stagedTransfers @14 :UInt64; # transfers that went through a copy (unregistered buffers)
+  stagedTransfers @14 :UInt64; # device-tier entries copied into host memory to be sent
 }
 
 struct Response {

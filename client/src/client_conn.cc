@@ -125,7 +125,8 @@ Result<std::unique_ptr<ClientConn>> ClientConn::Open(const ClientOptions& option
   if (setup.preference == Preference::kAuto || setup.preference == Preference::kLocal) {
     local_offer.emplace();
     offer_bytes = local_offer->Encode();
-    hello.setLocalOffer({reinterpret_cast<const kj::byte*>(offer_bytes.data()), offer_bytes.size()});
+    hello.setLocalOffer(
+        {reinterpret_cast<const kj::byte*>(offer_bytes.data()), offer_bytes.size()});
   }
   std::vector<std::byte> rdma_params;
   if (setup.rdma_device &&
@@ -134,7 +135,8 @@ Result<std::unique_ptr<ClientConn>> ClientConn::Open(const ClientOptions& option
     if (endpoint.ok()) {
       c->rdma_ = std::move(endpoint).value();
       rdma_params = c->rdma_->HelloParams();
-      hello.setRdmaParams({reinterpret_cast<const kj::byte*>(rdma_params.data()), rdma_params.size()});
+      hello.setRdmaParams(
+          {reinterpret_cast<const kj::byte*>(rdma_params.data()), rdma_params.size()});
     }
   }
   KVSTORE_RETURN_IF_ERROR(c->Send(msg, {}, deadline));
@@ -152,8 +154,8 @@ Result<std::unique_ptr<ClientConn>> ClientConn::Open(const ClientOptions& option
   if (c->kind_ == transport::Kind::kRdma) {
     auto params = resp.getHello().getRdmaParams();
     if (!c->rdma_) return Status::Internal("kvstored chose rdma but this client offered none");
-    KVSTORE_RETURN_IF_ERROR(c->rdma_->Connect(
-        {reinterpret_cast<const std::byte*>(params.begin()), params.size()}));
+    KVSTORE_RETURN_IF_ERROR(
+        c->rdma_->Connect({reinterpret_cast<const std::byte*>(params.begin()), params.size()}));
   } else {
     c->rdma_.reset();
   }

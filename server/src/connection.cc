@@ -102,8 +102,7 @@ void Connection::Dispatch() {
           break;
         }
         size_t n = ctx_->store->MatchPrefix(*keys);
-        Reply(id, Op::kMatchPrefix, Status::Ok(),
-              [n](wire::Response::Builder r) { r.setCount(n); });
+        ReplyCount(id, Op::kMatchPrefix, n);
         break;
       }
       case wire::Request::RETAIN: {
@@ -113,7 +112,7 @@ void Connection::Dispatch() {
           break;
         }
         size_t n = ctx_->store->Retain(*keys);
-        Reply(id, Op::kRetain, Status::Ok(), [n](wire::Response::Builder r) { r.setCount(n); });
+        ReplyCount(id, Op::kRetain, n);
         break;
       }
       case wire::Request::REMOVE: {
@@ -123,7 +122,7 @@ void Connection::Dispatch() {
           break;
         }
         size_t n = ctx_->store->Remove(*keys);
-        Reply(id, Op::kRemove, Status::Ok(), [n](wire::Response::Builder r) { r.setCount(n); });
+        ReplyCount(id, Op::kRemove, n);
         break;
       }
       case wire::Request::STATS: {
@@ -213,216 +212,6 @@ void Connection::HandleHello(uint64_t id, wire::Hello::Reader r) {
   });
 }
 
-namespace {
-std::span<const std::byte> Bytes(capnp::Data::Reader d) {
-  return {reinterpret_cast<const std::byte*>(d.begin()), d.size()};
-}
-}  // namespace
-
-void Connection::NegotiateTransport(wire::Hello::Reader r) {
-  // Local first (one copy, no NIC), then RDMA when both ends have a device, else TCP.
-  std::string local_why = "the client did not offer it";
-  if (r.getLocalOffer().size() > 0) {
-    if (!ctx_->local_transport) {
-      local_why = "disabled on this kvstored (--no-local-transport)";
-    } else {
-      auto local = transport::AcceptLocalOffer(Bytes(r.getLocalOffer()));
-      if (local.ok()) {
-        remote_ = std::move(local).value();
-        rdma::LogTransportChoiceOnce("local", "same-host client: the store reads and writes "
-                                              "its registered memory directly");
-        return;
-      }
-      local_why = local.status().message();
-    }
-  }
-  rdma::TransportChoice choice = rdma::NegotiateBulkTransport(
-      ctx_->rdma_available && ctx_->rdma_device != nullptr, Bytes(r.getRdmaParams()),
-      ctx_->rdma_unavailable);
-  if (choice.transport == rdma::BulkTransport::kRdma) {
-    std::weak_ptr<Connection> weak = weak_from_this();
-    auto rdma = transport::AcceptRdma(
-        *ctx_->rdma_device, Bytes(r.getRdmaParams()), ctx_->rdma_local_lkey,
-        [weak, strand = strand_](std::function<void()> fn) {
-          asio::post(strand, [weak, fn = std::move(fn)] {
-            if (auto self = weak.lock(); self && !self->closed_) fn();
-          });
-        });
-    if (rdma.ok()) {
-      remote_ = std::move(rdma).value();
-      rdma::LogTransportChoiceOnce(choice);
-      return;
-    }
-    choice = {rdma::BulkTransport::kTcp,
-              "RDMA queue pair setup failed: " + rdma.status().message(), {}};
-  }
-  rdma::LogTransportChoiceOnce(choice.transport == rdma::BulkTransport::kTcp &&
-                                       r.getLocalOffer().size() > 0
-                                   ? "tcp"
-                                   : rdma::BulkTransportName(choice.transport),
-                               choice.reason + (r.getLocalOffer().size() > 0
-                                                    ? "; local transport not used: " + local_why
-                                                    : ""));
-}
-
-void Connection::HandleRegion(uint64_t id, const wire::Request::Reader& req) {
-  Status s;
-  if (!remote_) {
-    s = Status::InvalidArgument(
-        "this connection moves values over tcp (no one-sided transport was negotiated); "
-        "send values in the frame instead of registering regions");
-  } else if (req.isRegisterRegion()) {
-    auto a = req.getRegisterRegion();
-    s = regions_.Add(a.getId(), Bytes(a.getDescriptor()));
-  } else {
-    s = regions_.Remove(req.getUnregisterRegion());
-  }
-  ReplyStatus(id, Op::kRegion, s);
-}
-
-Result<rdma::RemoteAddress> Connection::ResolveRemote(wire::RemoteBuffer::Reader b) const {
-  if (!remote_) {
-    return Status::InvalidArgument(
-        "this connection moves values over tcp (no one-sided transport was negotiated); "
-        "send the value in the frame");
-  }
-  return regions_.Resolve(
-      {b.getRegion(), b.getOffset(), b.getLength(), Bytes(b.getDescriptor())});
-}
-
-void Connection::InsertByPull(uint64_t id, const Key& key, const EntryMeta& meta,
-                              std::chrono::milliseconds ttl, wire::RemoteBuffer::Reader source) {
-  auto done = [this](uint64_t rid, const Status& s) {
-    ReplyStatus(rid, Op::kInsert, s);
-    ReadHeader();
-  };
-  if (source.getLength() != meta.size) {
-    ctx_->metrics->ProtocolError("size_mismatch");
-    done(id, Status::InvalidArgument("insert declares " + std::to_string(meta.size) +
-                                     " value bytes but names a source of " +
-                                     std::to_string(source.getLength())));
-    return;
-  }
-  auto addr = ResolveRemote(source);
-  if (!addr.ok()) {
-    done(id, addr.status());
-    return;
-  }
-  auto res = ctx_->store->Reserve(key, meta, ttl);
-  if (!res.ok()) {
-    done(id, res.status());
-    return;
-  }
-  if (res->exists) {
-    Reply(id, Op::kInsert, Status::Ok(), [](wire::Response::Builder b) { b.setCount(0); });
-    ReadHeader();
-    return;
-  }
-  reservation_ = std::move(res).value();
-  XXH3_64bits_reset(hash_.get());
-  // Reading stops until the pull is done: the reservation is this connection's one in flight.
-  PullNext(id, *addr, 0);
-}
-
-void Connection::PullNext(uint64_t id, rdma::RemoteAddress src, uint64_t done_bytes) {
-  std::span<std::byte> slot = reservation_->bytes();
-  if (done_bytes == slot.size()) {
-    ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "pull", true);
-    ctx_->metrics->AddBytesIn(slot.size());
-    // A client that cannot read its value (GPU memory) leaves the checksum to the store.
-    if (pull_checksum_by_store_) reservation_->meta.checksum = XXH3_64bits_digest(hash_.get());
-    FinishInsert(id);
-    return;
-  }
-  // Local pulls go in pieces hashed while they are still in cache; an RDMA
-  // READ moves the whole value at once (the NIC does not touch the CPU cache).
-  constexpr uint64_t kLocalPiece = 1u << 20;
-  uint64_t n = remote_->kind() == transport::Kind::kLocal
-                   ? std::min<uint64_t>(kLocalPiece, slot.size() - done_bytes)
-                   : slot.size() - done_bytes;
-  std::span<std::byte> piece = slot.subspan(done_bytes, n);
-  rdma::RemoteAddress at{src.addr + done_bytes, src.rkey};
-  remote_->Read(at, piece, [this, self = shared_from_this(), id, src, done_bytes, piece](Status s) {
-    if (closed_ || !reservation_) return;  // Close() aborted the reservation
-    if (!s.ok()) {
-      ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "pull", false);
-      ctx_->store->Abort(std::move(*reservation_));
-      reservation_.reset();
-      spdlog::warn("connection {} from {}: insert could not read the value: {}", id_, peer_,
-                   s.message());
-      ReplyStatus(id, Op::kInsert,
-                  Status(s.code(), "kvstored could not read the value from the client's memory: " +
-                                       s.message() + "; nothing was stored"));
-      ReadHeader();
-      return;
-    }
-    XXH3_64bits_update(hash_.get(), piece.data(), piece.size());
-    PullNext(id, src, done_bytes + piece.size());
-  });
-}
-
-void Connection::PushDelivery(uint64_t id, Op op, std::unique_ptr<Delivery> d) {
-  auto it = push_targets_.find(id);
-  const std::vector<PushTarget>& targets = it->second;
-  for (size_t i = 0; i < d->entries().size(); ++i) {
-    if (d->entries()[i].bytes.size() > targets[i].length) {
-      uint64_t have = targets[i].length;
-      uint64_t need = d->entries()[i].bytes.size();
-      push_targets_.erase(it);
-      d->Finish(false);
-      ReplyStatus(id, op,
-                  Status::InvalidArgument("destination " + std::to_string(i) + " holds " +
-                                          std::to_string(have) + " bytes but the value has " +
-                                          std::to_string(need) +
-                                          "; nothing was written and the entries stay stored"));
-      return;
-    }
-  }
-  PushNext(id, op, std::shared_ptr<Delivery>(std::move(d)), 0);
-}
-
-void Connection::PushNext(uint64_t id, Op op, std::shared_ptr<Delivery> d, size_t i) {
-  if (closed_) return;  // the Delivery hands the entries back as it is destroyed
-  auto it = push_targets_.find(id);
-  if (i == d->entries().size()) {
-    push_targets_.erase(it);
-    ctx_->metrics->AddBytesOut(d->total_bytes());
-    d->Finish(true);  // every byte has landed: a drop_select's entries leave the store now
-    const Delivery* dp = d.get();
-    Reply(id, op, Status::Ok(), [dp](wire::Response::Builder r) {
-      auto list = r.initEntries(static_cast<unsigned>(dp->entries().size()));
-      for (size_t k = 0; k < dp->entries().size(); ++k) {
-        list[k].setKey(KeyToWire(dp->entries()[k].key));
-        MetaToWire(dp->entries()[k].meta, list[k].initMeta());
-      }
-    });
-    return;
-  }
-  const DeliveredEntry& e = d->entries()[i];
-  if (e.bytes.empty()) {
-    PushNext(id, op, std::move(d), i + 1);
-    return;
-  }
-  remote_->Write(e.bytes, it->second[i].addr,
-                 [this, self = shared_from_this(), id, op, d, i](Status s) mutable {
-                   if (closed_) return;
-                   ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "push",
-                                                   s.ok());
-                   if (!s.ok()) {
-                     push_targets_.erase(id);
-                     d->Finish(false);  // drop_select: the entries stay for the next taker
-                     spdlog::warn("connection {} from {}: {} could not write value {}: {}", id_,
-                                  peer_, OpName(op), i, s.message());
-                     ReplyStatus(id, op,
-                                 Status(s.code(), "kvstored could not write the values into the "
-                                                  "client's memory: " + s.message() +
-                                                  "; the entries stay stored"));
-                     return;
-                   }
-                   PushNext(id, op, std::move(d), i + 1);
-                 });
-}
-
 void Connection::HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64_t bulk_len) {
   auto refuse = [this, id, bulk_len](Status s) {
     DrainBulk(bulk_len, [this, id, s = std::move(s)] {
@@ -446,10 +235,9 @@ void Connection::HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64
   const uint64_t trailer_len = trailer ? kChecksumTrailerBytes : 0;
   if (bulk_len < trailer_len || meta.size != bulk_len - trailer_len) {
     ctx_->metrics->ProtocolError("size_mismatch");
-    refuse(Status::InvalidArgument(
-        "insert declares " + std::to_string(meta.size) + " value bytes" +
-        (trailer ? " plus an 8-byte checksum trailer" : "") + " but the frame carries " +
-        std::to_string(bulk_len)));
+    refuse(Status::InvalidArgument("insert declares " + std::to_string(meta.size) + " value bytes" +
+                                   (trailer ? " plus an 8-byte checksum trailer" : "") +
+                                   " but the frame carries " + std::to_string(bulk_len)));
     return;
   }
   auto res = ctx_->store->Reserve(*key, meta, std::chrono::milliseconds(r.getTtlMs()));
@@ -459,7 +247,7 @@ void Connection::HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64
   }
   if (res->exists) {
     DrainBulk(bulk_len, [this, id] {
-      Reply(id, Op::kInsert, Status::Ok(), [](wire::Response::Builder b) { b.setCount(0); });
+      ReplyCount(id, Op::kInsert, 0);
       ReadHeader();
     });
     return;
@@ -487,7 +275,7 @@ void Connection::FinishInsert(uint64_t id) {
     ReplyStatus(id, Op::kInsert, committed.status());
   } else {
     uint64_t n = *committed ? 1 : 0;
-    Reply(id, Op::kInsert, Status::Ok(), [n](wire::Response::Builder b) { b.setCount(n); });
+    ReplyCount(id, Op::kInsert, n);
   }
   ReadHeader();
 }
@@ -508,13 +296,11 @@ void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool d
   if (r.getDestinations().size() > 0) {
     if (r.getDestinations().size() != keys->size() || push_targets_.contains(id)) {
       ReplyStatus(id, op,
-                  Status::InvalidArgument(push_targets_.contains(id)
-                                              ? "request id " + std::to_string(id) +
-                                                    " is already in flight"
-                                              : "select names " + std::to_string(keys->size()) +
-                                                    " keys but " +
-                                                    std::to_string(r.getDestinations().size()) +
-                                                    " destinations"));
+                  Status::InvalidArgument(
+                      push_targets_.contains(id)
+                          ? "request id " + std::to_string(id) + " is already in flight"
+                          : "select names " + std::to_string(keys->size()) + " keys but " +
+                                std::to_string(r.getDestinations().size()) + " destinations"));
       return;
     }
     push.emplace();
@@ -603,17 +389,8 @@ void Connection::OnDelivery(uint64_t id, Op op, Result<std::unique_ptr<Delivery>
     PushDelivery(id, op, std::move(d));
     return;
   }
-  const Delivery* dp = d.get();
-  Reply(
-      id, op, Status::Ok(),
-      [dp](wire::Response::Builder r) {
-        auto list = r.initEntries(static_cast<unsigned>(dp->entries().size()));
-        for (size_t i = 0; i < dp->entries().size(); ++i) {
-          list[i].setKey(KeyToWire(dp->entries()[i].key));
-          MetaToWire(dp->entries()[i].meta, list[i].initMeta());
-        }
-      },
-      std::move(d));
+  const Delivery& entries = *d;
+  ReplyEntries(id, op, entries, std::move(d));
 }
 
 void Connection::HandleAck(uint64_t request_id) {
@@ -678,6 +455,24 @@ void Connection::Reply(uint64_t id, Op op, const Status& status, Fill&& fill,
 
 void Connection::ReplyStatus(uint64_t id, Op op, const Status& status) {
   Reply(id, op, status, [](wire::Response::Builder r) { r.setNone(); });
+}
+
+void Connection::ReplyCount(uint64_t id, Op op, uint64_t n) {
+  Reply(id, op, Status::Ok(), [n](wire::Response::Builder r) { r.setCount(n); });
+}
+
+void Connection::ReplyEntries(uint64_t id, Op op, const Delivery& d,
+                              std::unique_ptr<Delivery> values) {
+  Reply(
+      id, op, Status::Ok(),
+      [&d](wire::Response::Builder r) {
+        auto list = r.initEntries(static_cast<unsigned>(d.entries().size()));
+        for (size_t i = 0; i < d.entries().size(); ++i) {
+          list[i].setKey(KeyToWire(d.entries()[i].key));
+          MetaToWire(d.entries()[i].meta, list[i].initMeta());
+        }
+      },
+      std::move(values));
 }
 
 void Connection::WriteNext() {

@@ -38,6 +38,11 @@ using SteadyClock = std::chrono::steady_clock;
 
 class ConnectionRegistry;
 
+// The bytes of a Cap'n Proto Data field.
+inline std::span<const std::byte> Bytes(capnp::Data::Reader d) {
+  return {reinterpret_cast<const std::byte*>(d.begin()), d.size()};
+}
+
 // Completion condition for composed reads and writes of bulk bytes: all of
 // them, in steps as large as the kernel takes. Asio's transfer_all() caps every
 // read/write call at 64 KiB, which costs a 4 MiB value 64 system calls and
@@ -55,11 +60,11 @@ struct ServiceContext {
   Metrics* metrics;
   ConnectionRegistry* registry;
   std::string version;
-  bool rdma_available = false;   // this daemon opened an RDMA device
-  std::string rdma_unavailable;  // why not, for the negotiation log line
-  rdma::RdmaDevice* rdma_device = nullptr;   // set when RDMA transfers can be served
-  transport::LocalKeyFn rdma_local_lkey;     // store memory -> its registration's lkey
-  bool local_transport = true;               // serve same-host clients one-sided
+  bool rdma_available = false;              // this daemon opened an RDMA device
+  std::string rdma_unavailable;             // why not, for the negotiation log line
+  rdma::RdmaDevice* rdma_device = nullptr;  // set when RDMA transfers can be served
+  transport::LocalKeyFn rdma_local_lkey;    // store memory -> its registration's lkey
+  bool local_transport = true;              // serve same-host clients one-sided
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -127,6 +132,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Reply(uint64_t id, Op op, const Status& status, Fill&& fill,
              std::unique_ptr<Delivery> delivery = nullptr);
   void ReplyStatus(uint64_t id, Op op, const Status& status);
+  void ReplyCount(uint64_t id, Op op, uint64_t n);
+  // Entry metadata of `d`, followed by the values of `values` (null: none on
+  // the socket, a one-sided push already delivered them).
+  void ReplyEntries(uint64_t id, Op op, const Delivery& d, std::unique_ptr<Delivery> values);
   void WriteNext();
 
   void Fail(std::string_view reason,
@@ -153,8 +162,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                                                  &XXH3_freeState};
   std::array<std::byte, kChecksumTrailerBytes> trailer_buf_{};
   bool pull_checksum_by_store_ = false;  // the insert being pulled came without a checksum
-  size_t rcvlowat_ = 1;      // the socket's SO_RCVLOWAT now
-  size_t max_rcvlowat_ = 1;  // an eighth of the receive buffer the kernel granted
+  size_t rcvlowat_ = 1;                  // the socket's SO_RCVLOWAT now
+  size_t max_rcvlowat_ = 1;              // an eighth of the receive buffer the kernel granted
   static constexpr int kReceiveBuffer = 4 << 20;
   std::vector<std::byte> drain_buf_;
 

@@ -121,9 +121,8 @@ void Connection::ReadBulk(std::span<std::byte> dst, std::function<void()> done) 
   ArmStallTimer();
   socket_.async_read_some(
       asio::buffer(dst.data(), std::min(dst.size(), kBulkChunk)),
-      asio::bind_executor(strand_, [this, self = shared_from_this(), dst,
-                                    done = std::move(done)](boost::system::error_code ec,
-                                                            size_t n) mutable {
+      asio::bind_executor(strand_, [this, self = shared_from_this(), dst, done = std::move(done)](
+                                       boost::system::error_code ec, size_t n) mutable {
         if (ec) {
           DisarmStallTimer();
           Close("read failed mid-value: " + ec.message());
@@ -137,19 +136,19 @@ void Connection::ReadBulk(std::span<std::byte> dst, std::function<void()> done) 
 
 void Connection::ReadTrailer(std::function<void(uint64_t)> done) {
   ArmStallTimer();
-  asio::async_read(socket_, asio::buffer(trailer_buf_),
-                   asio::bind_executor(strand_, [this, self = shared_from_this(),
-                                                 done = std::move(done)](
-                                                    boost::system::error_code ec, size_t) {
-                     DisarmStallTimer();
-                     if (ec) {
-                       Close("read failed at the value's checksum: " + ec.message());
-                       return;
-                     }
-                     uint64_t checksum;
-                     std::memcpy(&checksum, trailer_buf_.data(), sizeof(checksum));
-                     done(checksum);
-                   }));
+  asio::async_read(
+      socket_, asio::buffer(trailer_buf_),
+      asio::bind_executor(strand_, [this, self = shared_from_this(), done = std::move(done)](
+                                       boost::system::error_code ec, size_t) {
+        DisarmStallTimer();
+        if (ec) {
+          Close("read failed at the value's checksum: " + ec.message());
+          return;
+        }
+        uint64_t checksum;
+        std::memcpy(&checksum, trailer_buf_.data(), sizeof(checksum));
+        done(checksum);
+      }));
 }
 
 void Connection::DrainBulk(uint64_t bytes, std::function<void()> done) {

@@ -212,8 +212,9 @@ Metrics::Metrics() : registry_(std::make_shared<p::Registry>()) {
                      .Register(*registry_);
   one_sided_ = &p::BuildCounter()
                     .Name("kvstore_one_sided_transfers_total")
-                    .Help("Values the store pulled (insert) or pushed (select) itself, by "
-                          "transport and result.")
+                    .Help(
+                        "Values the store pulled (insert) or pushed (select) itself, by "
+                        "transport and result.")
                     .Register(*registry_);
   bytes_in_ = &p::BuildCounter()
                    .Name("kvstore_received_bytes_total")

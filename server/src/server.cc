@@ -11,8 +11,8 @@
 
 #include "connection.h"
 #include "connection_registry.h"
-#include "kvstore/device/gpu_probe.h"
 #include "kvstore/device/arena_registration.h"
+#include "kvstore/device/gpu_probe.h"
 #include "kvstore/rdma/device.h"
 #include "kvstore/server/metrics.h"
 #include "kvstore/server/store.h"
@@ -212,9 +212,10 @@ class Server::Impl {
     auto mr = (*device)->RegisterMemory(arena.data(), arena.size());
     if (!mr.ok()) {
       ctx_.rdma_unavailable = "host arena registration failed: " + mr.status().message();
-      spdlog::warn("rdma: registering the {} host arena with {} failed: {}; bulk transfers use "
-                   "tcp (check `ulimit -l` / LimitMEMLOCK for the daemon)",
-                   FormatSize(arena.size()), (*device)->name(), mr.status().ToString());
+      spdlog::warn(
+          "rdma: registering the {} host arena with {} failed: {}; bulk transfers use "
+          "tcp (check `ulimit -l` / LimitMEMLOCK for the daemon)",
+          FormatSize(arena.size()), (*device)->name(), mr.status().ToString());
       return;
     }
     rdma_device_ = std::move(device).value();
@@ -230,9 +231,10 @@ class Server::Impl {
                      reg->note.empty() ? "" : ": " + reg->note);
         device_mr_ = std::move(reg->region);
       } else {
-        spdlog::warn("rdma: the device-tier arena could not be registered with {}: {}; its "
-                     "values reach clients through the host arena",
-                     rdma_device_->name(), reg.status().ToString());
+        spdlog::warn(
+            "rdma: the device-tier arena could not be registered with {}: {}; its "
+            "values reach clients through the host arena",
+            rdma_device_->name(), reg.status().ToString());
       }
     }
     struct Range {
@@ -240,8 +242,8 @@ class Server::Impl {
       size_t len;
       uint32_t lkey;
     };
-    std::vector<Range> ranges{{static_cast<const std::byte*>(arena_mr_->addr()),
-                               arena_mr_->length(), arena_mr_->lkey()}};
+    std::vector<Range> ranges{
+        {static_cast<const std::byte*>(arena_mr_->addr()), arena_mr_->length(), arena_mr_->lkey()}};
     if (device_mr_) {
       ranges.push_back({static_cast<const std::byte*>(device_mr_->addr()), device_mr_->length(),
                         device_mr_->lkey()});
@@ -258,9 +260,10 @@ class Server::Impl {
       }
       return Status::InvalidArgument("rdma: buffer is outside every registered arena");
     };
-    spdlog::info("rdma: {} port {}, host arena of {} registered; clients with an RDMA device "
-                 "get one-sided transfers",
-                 rdma_device_->name(), rdma_device_->port(), FormatSize(len));
+    spdlog::info(
+        "rdma: {} port {}, host arena of {} registered; clients with an RDMA device "
+        "get one-sided transfers",
+        rdma_device_->name(), rdma_device_->port(), FormatSize(len));
   }
 
   void Stop() {

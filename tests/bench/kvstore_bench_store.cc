@@ -37,8 +37,9 @@ BulkResult RunStoreBulk(const std::string& addr, const std::string& transport, p
     auto c = Client::Connect(opts);
     if (!c.ok()) return failed(c.status());
     if (transport != "auto" && (*c)->TransferStats().transport != transport) {
-      return failed(Status::Unavailable("asked for transport " + transport + " but kvstored chose " +
-                                        (*c)->TransferStats().transport + " (see its log)"));
+      return failed(Status::Unavailable("asked for transport " + transport +
+                                        " but kvstored chose " + (*c)->TransferStats().transport +
+                                        " (see its log)"));
     }
     src[t].resize(size);
     dst[t].resize(size);

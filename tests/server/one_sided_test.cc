@@ -178,8 +178,7 @@ TEST_F(OneSided, PullFromUnmappedMemoryStoresNothing) {
   auto ins = local_->InsertFromRegion(k, {*r, 0, pages.size}, o);
   ASSERT_FALSE(ins.ok());
   EXPECT_EQ(ins.status().code(), StatusCode::kInvalidArgument) << ins.status().ToString();
-  EXPECT_NE(ins.status().message().find("not mapped"), std::string::npos)
-      << ins.status().message();
+  EXPECT_NE(ins.status().message().find("not mapped"), std::string::npos) << ins.status().message();
   EXPECT_EQ(Stored(k), 0u);
   // The connection and the daemon go on.
   ASSERT_OK(local_->Insert(k, RandomBytes(1000, 5)));

@@ -59,8 +59,7 @@ TEST(RegionTable, ResolvesInsideRegionsAndRefusesEverythingElse) {
   EXPECT_EQ(a->addr, reinterpret_cast<uintptr_t>(buf.data()) + 100);
   // Out of bounds, overflowing, empty, unknown region, id 0 refused.
   EXPECT_EQ(t.Resolve({7, 4000, 200, {}}).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(t.Resolve({7, UINT64_MAX - 10, 100, {}}).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(t.Resolve({7, UINT64_MAX - 10, 100, {}}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(t.Resolve({7, 0, 0, {}}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(t.Resolve({8, 0, 10, {}}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(t.Add(0, d).code(), StatusCode::kInvalidArgument);

@@ -31,16 +31,20 @@ T Get(std::span<const std::byte> in, size_t at) {
 }
 
 Status ProcessMemoryError(const char* op, pid_t pid, uint64_t addr, size_t len, int err) {
-  std::string where = std::string(op) + " of [0x" + [&] {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "%llx", static_cast<unsigned long long>(addr));
-    return std::string(buf);
-  }() + ", +" + std::to_string(len) + ") in process " + std::to_string(pid);
+  std::string where =
+      std::string(op) + " of [0x" +
+      [&] {
+        char buf[32];
+        std::snprintf(buf, sizeof(buf), "%llx", static_cast<unsigned long long>(addr));
+        return std::string(buf);
+      }() +
+      ", +" + std::to_string(len) + ") in process " + std::to_string(pid);
   switch (err) {
     case EPERM:
       return Status::PermissionDenied(
-          where + " is not permitted: run kvstored as the same user as the engine, or give it "
-                  "CAP_SYS_PTRACE (kernel.yama.ptrace_scope may also forbid it)");
+          where +
+          " is not permitted: run kvstored as the same user as the engine, or give it "
+          "CAP_SYS_PTRACE (kernel.yama.ptrace_scope may also forbid it)");
     case ESRCH:
       return Status::Unavailable(where + " failed: the process is gone");
     case EFAULT:

@@ -26,8 +26,7 @@ class RdmaRemoteAccess final : public RemoteAccess {
   }
 
  private:
-  void Start(bool read, const std::byte* local, size_t len, rdma::RemoteAddress remote,
-             Done done) {
+  void Start(bool read, const std::byte* local, size_t len, rdma::RemoteAddress remote, Done done) {
     auto lkey = lkey_(local, len);
     if (!lkey.ok()) {
       done(lkey.status());
@@ -35,8 +34,8 @@ class RdmaRemoteAccess final : public RemoteAccess {
     }
     rdma::LocalSge sge{reinterpret_cast<uintptr_t>(local), len, *lkey};
     uint64_t wr_id = ++next_wr_id_;
-    Status posted = read ? qp_->PostRead({&sge, 1}, remote, wr_id)
-                         : qp_->PostWrite({&sge, 1}, remote, wr_id);
+    Status posted =
+        read ? qp_->PostRead({&sge, 1}, remote, wr_id) : qp_->PostWrite({&sge, 1}, remote, wr_id);
     if (!posted.ok()) {
       done(posted);
       return;
@@ -89,7 +88,8 @@ class RdmaExporter final : public RegionExporter {
     KVSTORE_ASSIGN_OR_RETURN(std::unique_ptr<rdma::MemoryRegion> mr,
                              device_->RegisterMemory(memory.data(), memory.size()));
     std::vector<std::byte> descriptor = mr->ToRemote().Encode();
-    return ExportedRegion{std::move(descriptor), std::shared_ptr<rdma::MemoryRegion>(std::move(mr))};
+    return ExportedRegion{std::move(descriptor),
+                          std::shared_ptr<rdma::MemoryRegion>(std::move(mr))};
   }
 
  private:

@@ -37,7 +37,8 @@ std::string_view PreferenceName(Preference p) {
 }
 
 Result<Preference> ParsePreference(std::string_view name) {
-  for (Preference p : {Preference::kAuto, Preference::kTcp, Preference::kLocal, Preference::kRdma}) {
+  for (Preference p :
+       {Preference::kAuto, Preference::kTcp, Preference::kLocal, Preference::kRdma}) {
     if (name == PreferenceName(p)) return p;
   }
   return Status::InvalidArgument("unknown transport preference '" + std::string(name) +
@@ -57,7 +58,8 @@ Status RegionTable::Add(uint32_t id, std::span<const std::byte> descriptor) {
 
 Status RegionTable::Remove(uint32_t id) {
   if (regions_.erase(id) == 0) {
-    return Status::NotFound("region " + std::to_string(id) + " is not registered on this connection");
+    return Status::NotFound("region " + std::to_string(id) +
+                            " is not registered on this connection");
   }
   return Status::Ok();
 }

@@ -56,8 +56,8 @@ Result<Kind> ParseKind(std::string_view name);
 
 // What a client allows for one-sided transfers (ClientOptions::transport).
 enum class Preference : uint8_t {
-  kAuto = 0,   // local if the store can reach this process, else rdma if both have devices, else tcp
-  kTcp = 1,    // never one-sided
+  kAuto = 0,  // local if the store can reach this process, else rdma if both have devices, else tcp
+  kTcp = 1,   // never one-sided
   kLocal = 2,  // local or tcp
   kRdma = 3,   // rdma or tcp
 };

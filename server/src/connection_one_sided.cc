@@ -1,0 +1,208 @@
+// The one-sided half of a connection (client/transport/include/kvstore/
+// transport/transport.h): choosing the transport at hello, the client's
+// announced regions, inserts the store pulls and selects it pushes.
+#include <spdlog/spdlog.h>
+
+#include "connection.h"
+#include "kvstore/rdma/negotiation.h"
+
+namespace kvstore::server {
+
+void Connection::NegotiateTransport(wire::Hello::Reader r) {
+  // Local first (one copy, no NIC), then RDMA when both ends have a device, else TCP.
+  std::string local_why = "the client did not offer it";
+  if (r.getLocalOffer().size() > 0) {
+    if (!ctx_->local_transport) {
+      local_why = "disabled on this kvstored (--no-local-transport)";
+    } else {
+      auto local = transport::AcceptLocalOffer(Bytes(r.getLocalOffer()));
+      if (local.ok()) {
+        remote_ = std::move(local).value();
+        rdma::LogTransportChoiceOnce("local",
+                                     "same-host client: the store reads and writes "
+                                     "its registered memory directly");
+        return;
+      }
+      local_why = local.status().message();
+    }
+  }
+  rdma::TransportChoice choice =
+      rdma::NegotiateBulkTransport(ctx_->rdma_available && ctx_->rdma_device != nullptr,
+                                   Bytes(r.getRdmaParams()), ctx_->rdma_unavailable);
+  if (choice.transport == rdma::BulkTransport::kRdma) {
+    std::weak_ptr<Connection> weak = weak_from_this();
+    auto rdma =
+        transport::AcceptRdma(*ctx_->rdma_device, Bytes(r.getRdmaParams()), ctx_->rdma_local_lkey,
+                              [weak, strand = strand_](std::function<void()> fn) {
+                                asio::post(strand, [weak, fn = std::move(fn)] {
+                                  if (auto self = weak.lock(); self && !self->closed_) fn();
+                                });
+                              });
+    if (rdma.ok()) {
+      remote_ = std::move(rdma).value();
+      rdma::LogTransportChoiceOnce(choice);
+      return;
+    }
+    choice = {
+        rdma::BulkTransport::kTcp, "RDMA queue pair setup failed: " + rdma.status().message(), {}};
+  }
+  rdma::LogTransportChoiceOnce(
+      choice.transport == rdma::BulkTransport::kTcp && r.getLocalOffer().size() > 0
+          ? "tcp"
+          : rdma::BulkTransportName(choice.transport),
+      choice.reason +
+          (r.getLocalOffer().size() > 0 ? "; local transport not used: " + local_why : ""));
+}
+
+void Connection::HandleRegion(uint64_t id, const wire::Request::Reader& req) {
+  Status s;
+  if (!remote_) {
+    s = Status::InvalidArgument(
+        "this connection moves values over tcp (no one-sided transport was negotiated); "
+        "send values in the frame instead of registering regions");
+  } else if (req.isRegisterRegion()) {
+    auto a = req.getRegisterRegion();
+    s = regions_.Add(a.getId(), Bytes(a.getDescriptor()));
+  } else {
+    s = regions_.Remove(req.getUnregisterRegion());
+  }
+  ReplyStatus(id, Op::kRegion, s);
+}
+
+Result<rdma::RemoteAddress> Connection::ResolveRemote(wire::RemoteBuffer::Reader b) const {
+  if (!remote_) {
+    return Status::InvalidArgument(
+        "this connection moves values over tcp (no one-sided transport was negotiated); "
+        "send the value in the frame");
+  }
+  return regions_.Resolve({b.getRegion(), b.getOffset(), b.getLength(), Bytes(b.getDescriptor())});
+}
+
+void Connection::InsertByPull(uint64_t id, const Key& key, const EntryMeta& meta,
+                              std::chrono::milliseconds ttl, wire::RemoteBuffer::Reader source) {
+  auto done = [this](uint64_t rid, const Status& s) {
+    ReplyStatus(rid, Op::kInsert, s);
+    ReadHeader();
+  };
+  if (source.getLength() != meta.size) {
+    ctx_->metrics->ProtocolError("size_mismatch");
+    done(id, Status::InvalidArgument("insert declares " + std::to_string(meta.size) +
+                                     " value bytes but names a source of " +
+                                     std::to_string(source.getLength())));
+    return;
+  }
+  auto addr = ResolveRemote(source);
+  if (!addr.ok()) {
+    done(id, addr.status());
+    return;
+  }
+  auto res = ctx_->store->Reserve(key, meta, ttl);
+  if (!res.ok()) {
+    done(id, res.status());
+    return;
+  }
+  if (res->exists) {
+    ReplyCount(id, Op::kInsert, 0);
+    ReadHeader();
+    return;
+  }
+  reservation_ = std::move(res).value();
+  XXH3_64bits_reset(hash_.get());
+  // Reading stops until the pull is done: the reservation is this connection's one in flight.
+  PullNext(id, *addr, 0);
+}
+
+void Connection::PullNext(uint64_t id, rdma::RemoteAddress src, uint64_t done_bytes) {
+  std::span<std::byte> slot = reservation_->bytes();
+  if (done_bytes == slot.size()) {
+    ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "pull", true);
+    ctx_->metrics->AddBytesIn(slot.size());
+    // A client that cannot read its value (GPU memory) leaves the checksum to the store.
+    if (pull_checksum_by_store_) reservation_->meta.checksum = XXH3_64bits_digest(hash_.get());
+    FinishInsert(id);
+    return;
+  }
+  // Local pulls go in pieces hashed while they are still in cache; an RDMA
+  // READ moves the whole value at once (the NIC does not touch the CPU cache).
+  constexpr uint64_t kLocalPiece = 1u << 20;
+  uint64_t n = remote_->kind() == transport::Kind::kLocal
+                   ? std::min<uint64_t>(kLocalPiece, slot.size() - done_bytes)
+                   : slot.size() - done_bytes;
+  std::span<std::byte> piece = slot.subspan(done_bytes, n);
+  rdma::RemoteAddress at{src.addr + done_bytes, src.rkey};
+  remote_->Read(at, piece, [this, self = shared_from_this(), id, src, done_bytes, piece](Status s) {
+    if (closed_ || !reservation_) return;  // Close() aborted the reservation
+    if (!s.ok()) {
+      ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "pull", false);
+      ctx_->store->Abort(std::move(*reservation_));
+      reservation_.reset();
+      spdlog::warn("connection {} from {}: insert could not read the value: {}", id_, peer_,
+                   s.message());
+      ReplyStatus(id, Op::kInsert,
+                  Status(s.code(), "kvstored could not read the value from the client's memory: " +
+                                       s.message() + "; nothing was stored"));
+      ReadHeader();
+      return;
+    }
+    XXH3_64bits_update(hash_.get(), piece.data(), piece.size());
+    PullNext(id, src, done_bytes + piece.size());
+  });
+}
+
+void Connection::PushDelivery(uint64_t id, Op op, std::unique_ptr<Delivery> d) {
+  auto it = push_targets_.find(id);
+  const std::vector<PushTarget>& targets = it->second;
+  for (size_t i = 0; i < d->entries().size(); ++i) {
+    if (d->entries()[i].bytes.size() > targets[i].length) {
+      uint64_t have = targets[i].length;
+      uint64_t need = d->entries()[i].bytes.size();
+      push_targets_.erase(it);
+      d->Finish(false);
+      ReplyStatus(id, op,
+                  Status::InvalidArgument("destination " + std::to_string(i) + " holds " +
+                                          std::to_string(have) + " bytes but the value has " +
+                                          std::to_string(need) +
+                                          "; nothing was written and the entries stay stored"));
+      return;
+    }
+  }
+  PushNext(id, op, std::shared_ptr<Delivery>(std::move(d)), 0);
+}
+
+void Connection::PushNext(uint64_t id, Op op, std::shared_ptr<Delivery> d, size_t i) {
+  if (closed_) return;  // the Delivery hands the entries back as it is destroyed
+  auto it = push_targets_.find(id);
+  if (i == d->entries().size()) {
+    push_targets_.erase(it);
+    ctx_->metrics->AddBytesOut(d->total_bytes());
+    d->Finish(true);  // every byte has landed: a drop_select's entries leave the store now
+    ReplyEntries(id, op, *d, nullptr);  // the values are already in the client's memory
+    return;
+  }
+  const DeliveredEntry& e = d->entries()[i];
+  if (e.bytes.empty()) {
+    PushNext(id, op, std::move(d), i + 1);
+    return;
+  }
+  remote_->Write(e.bytes, it->second[i].addr,
+                 [this, self = shared_from_this(), id, op, d, i](Status s) mutable {
+                   if (closed_) return;
+                   ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "push",
+                                                   s.ok());
+                   if (!s.ok()) {
+                     push_targets_.erase(id);
+                     d->Finish(false);  // drop_select: the entries stay for the next taker
+                     spdlog::warn("connection {} from {}: {} could not write value {}: {}", id_,
+                                  peer_, OpName(op), i, s.message());
+                     ReplyStatus(id, op,
+                                 Status(s.code(),
+                                        "kvstored could not write the values into the "
+                                        "client's memory: " +
+                                            s.message() + "; the entries stay stored"));
+                     return;
+                   }
+                   PushNext(id, op, std::move(d), i + 1);
+                 });
+}
+
+}  // namespace kvstore::server

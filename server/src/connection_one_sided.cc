@@ -10,7 +10,7 @@ namespace kvstore::server {
 
 void Connection::NegotiateTransport(wire::Hello::Reader r) {
   // Local first (one copy, no NIC), then RDMA when both ends have a device, else TCP.
-  std::string local_why = "the client did not offer it";
+  std::string local_why;
   if (r.getLocalOffer().size() > 0) {
     if (!ctx_->local_transport) {
       local_why = "disabled on this kvstored (--no-local-transport)";
@@ -46,10 +46,9 @@ void Connection::NegotiateTransport(wire::Hello::Reader r) {
     choice = {
         rdma::BulkTransport::kTcp, "RDMA queue pair setup failed: " + rdma.status().message(), {}};
   }
+  // Here the choice is tcp: say why not rdma and, when it was offered, why not local.
   rdma::LogTransportChoiceOnce(
-      choice.transport == rdma::BulkTransport::kTcp && r.getLocalOffer().size() > 0
-          ? "tcp"
-          : rdma::BulkTransportName(choice.transport),
+      rdma::BulkTransportName(choice.transport),
       choice.reason +
           (r.getLocalOffer().size() > 0 ? "; local transport not used: " + local_why : ""));
 }

@@ -82,6 +82,15 @@ json Usage(const CompletionResult& r) {
           {"total_tokens", r.prompt_tokens + n}};
 }
 
+// The fields every completion object and stream event share.
+json Envelope(const std::string& id, const std::string& model, json choice) {
+  return {{"id", id},
+          {"object", "text_completion"},
+          {"created", NowUnix()},
+          {"model", model},
+          {"choices", json::array({std::move(choice)})}};
+}
+
 }  // namespace
 
 std::string DumpJson(const json& j) {
@@ -94,13 +103,10 @@ json CompletionJson(const std::string& id, const std::string& model, const Compl
                  {"token_ids", r.tokens},
                  {"finish_reason", r.finish_reason},
                  {"logprobs", nullptr}};
-  return {{"id", id},
-          {"object", "text_completion"},
-          {"created", NowUnix()},
-          {"model", model},
-          {"choices", json::array({choice})},
-          {"usage", Usage(r)},
-          {"kvstore", KvReportJson(r.kv)}};
+  json j = Envelope(id, model, std::move(choice));
+  j["usage"] = Usage(r);
+  j["kvstore"] = KvReportJson(r.kv);
+  return j;
 }
 
 std::string StreamTokenEvent(const std::string& id, const std::string& model, int32_t token,
@@ -109,25 +115,16 @@ std::string StreamTokenEvent(const std::string& id, const std::string& model, in
                  {"text", text},
                  {"token_ids", json::array({token})},
                  {"finish_reason", nullptr}};
-  json j = {{"id", id},
-            {"object", "text_completion"},
-            {"created", NowUnix()},
-            {"model", model},
-            {"choices", json::array({choice})}};
-  return "data: " + DumpJson(j) + "\n\n";
+  return "data: " + DumpJson(Envelope(id, model, std::move(choice))) + "\n\n";
 }
 
 std::string StreamFinalEvents(const std::string& id, const std::string& model,
                               const CompletionResult& r) {
   json choice = {
       {"index", 0}, {"text", ""}, {"token_ids", json::array()}, {"finish_reason", r.finish_reason}};
-  json j = {{"id", id},
-            {"object", "text_completion"},
-            {"created", NowUnix()},
-            {"model", model},
-            {"choices", json::array({choice})},
-            {"usage", Usage(r)},
-            {"kvstore", KvReportJson(r.kv)}};
+  json j = Envelope(id, model, std::move(choice));
+  j["usage"] = Usage(r);
+  j["kvstore"] = KvReportJson(r.kv);
   return "data: " + DumpJson(j) + "\n\ndata: [DONE]\n\n";
 }
 

@@ -182,15 +182,8 @@ class CudaForwardImpl final : public CudaForward {
     KVSTORE_RETURN_IF_ERROR(KernelCheck(
         kernels::EmbeddingCuda(embed_.get(), d_ids_.get(), x, total, c.vocab_size, h, st),
         "embedding"));
-    kernels::PagedAttentionParams ap;
-    ap.num_tokens = total;
-    ap.num_heads = c.num_heads;
-    ap.kv_heads = c.num_kv_heads;
-    ap.head_dim = c.head_dim;
-    ap.block_size = bs;
-    ap.num_blocks = shape_.num_blocks;
-    ap.max_blocks_per_seq = b.max_blocks;
-    ap.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    const kernels::PagedAttentionParams ap =
+        AttentionParams(c, total, bs, shape_.num_blocks, b.max_blocks);
     cublasHandle_t hb = cublas_.get();
 
     for (int l = 0; l < c.num_layers; ++l) {

@@ -7,8 +7,12 @@
 // Thread-safety: a value; owned by the thread running the forward pass.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
+
+#include "kvstore/engine/model_config.h"
+#include "kvstore/kernels/cpu_ops.h"
 
 namespace kvstore::engine {
 
@@ -23,5 +27,21 @@ struct ForwardBatch {
   std::vector<int32_t> slots;         // [num_tokens] cache slot of (block, offset)
   std::vector<int> last_row;          // [num_seqs] row of each sequence's last token
 };
+
+// The attention call of a batch: the same shape for the CPU and CUDA backends.
+inline kernels::PagedAttentionParams AttentionParams(const ModelConfig& c, int num_tokens,
+                                                     int block_size, int num_blocks,
+                                                     int max_blocks) {
+  kernels::PagedAttentionParams ap;
+  ap.num_tokens = num_tokens;
+  ap.num_heads = c.num_heads;
+  ap.kv_heads = c.num_kv_heads;
+  ap.head_dim = c.head_dim;
+  ap.block_size = block_size;
+  ap.num_blocks = num_blocks;
+  ap.max_blocks_per_seq = max_blocks;
+  ap.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  return ap;
+}
 
 }  // namespace kvstore::engine

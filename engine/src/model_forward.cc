@@ -45,15 +45,8 @@ Result<std::vector<std::vector<float>>> ForwardCpu(const ModelConfig& c,
   KVSTORE_RETURN_IF_ERROR(Check(
       kernels::EmbeddingCpu(weights.embed.data(), ids.data(), x.data(), total, c.vocab_size, h),
       "embedding"));
-  kernels::PagedAttentionParams ap;
-  ap.num_tokens = total;
-  ap.num_heads = c.num_heads;
-  ap.kv_heads = c.num_kv_heads;
-  ap.head_dim = c.head_dim;
-  ap.block_size = bs;
-  ap.num_blocks = cache.num_blocks();
-  ap.max_blocks_per_seq = max_blocks;
-  ap.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const kernels::PagedAttentionParams ap =
+      AttentionParams(c, total, bs, cache.num_blocks(), max_blocks);
 
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& w = weights.layers[l];

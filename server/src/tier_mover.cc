@@ -135,9 +135,7 @@ void Store::WorkerLoop() {
     }
     // Device first: what it demotes lands in host, which the pass below then relieves.
     if (SteadyClock::now() >= device_demote_not_before && DeviceOverHighWatermarkLocked()) {
-      uint64_t dcap = device_->capacity();
-      uint64_t target_free =
-          dcap - static_cast<uint64_t>(options_.low_watermark * static_cast<double>(dcap));
+      uint64_t target_free = FreeAtLowWatermark(device_->capacity());
       lock.unlock();
       uint64_t freed = DemoteDeviceUntilFree(target_free);
       lock.lock();
@@ -147,8 +145,7 @@ void Store::WorkerLoop() {
     uint64_t cap = memory_->capacity();
     if (SteadyClock::now() >= demote_not_before &&
         static_cast<double>(memory_->used()) > options_.high_watermark * static_cast<double>(cap)) {
-      uint64_t target_free =
-          cap - static_cast<uint64_t>(options_.low_watermark * static_cast<double>(cap));
+      uint64_t target_free = FreeAtLowWatermark(cap);
       lock.unlock();
       uint64_t freed = DemoteUntilFree(target_free);
       lock.lock();

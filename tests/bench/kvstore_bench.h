@@ -74,6 +74,9 @@ struct RunLimits {
 
 // Runs op on `clients` threads until the limits say stop. A thread stops after 10 errors.
 // `server_pid` (> 0) has its CPU time sampled around the measured window.
+// A case that could not start (a connection failed): no ops, one error saying why.
+BulkResult FailedCase(const std::string& system, size_t size, int clients, const Status& why);
+
 BulkResult RunBulk(const std::string& system, size_t size, int clients, const RunLimits& limits,
                    pid_t server_pid, const BulkOp& op);
 

@@ -233,15 +233,7 @@ BulkResult RunRedisBulk(uint16_t port, pid_t server_pid, size_t size, int client
   std::vector<std::vector<std::byte>> src(clients), dst(clients);
   for (int t = 0; t < clients; ++t) {
     auto c = std::make_unique<RespConn>();
-    if (Status s = c->Connect(port); !s.ok()) {
-      BulkResult r;
-      r.system = "redis";
-      r.size = size;
-      r.clients = clients;
-      r.errors = 1;
-      r.first_error = s.ToString();
-      return r;
-    }
+    if (Status s = c->Connect(port); !s.ok()) return FailedCase("redis", size, clients, s);
     conns.push_back(std::move(c));
     src[t].resize(size);
     dst[t].resize(size);

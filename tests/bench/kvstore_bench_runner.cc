@@ -109,6 +109,16 @@ double ProcessCpuSeconds(pid_t pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+BulkResult FailedCase(const std::string& system, size_t size, int clients, const Status& why) {
+  BulkResult r;
+  r.system = system;
+  r.size = size;
+  r.clients = clients;
+  r.errors = 1;
+  r.first_error = why.ToString();
+  return r;
+}
+
 BulkResult RunBulk(const std::string& system, size_t size, int clients, const RunLimits& limits,
                    pid_t server_pid, const BulkOp& op) {
   BulkResult r;

@@ -19,15 +19,7 @@ BulkResult RunStoreBulk(const std::string& addr, const std::string& transport, p
   std::vector<std::unique_ptr<Client>> conns;
   std::vector<std::vector<std::byte>> src(clients), dst(clients);
   std::vector<RegionSlice> src_region(clients), dst_region(clients);
-  auto failed = [&](const Status& s) {
-    BulkResult r;
-    r.system = "kvstore";
-    r.size = size;
-    r.clients = clients;
-    r.errors = 1;
-    r.first_error = s.ToString();
-    return r;
-  };
+  auto failed = [&](const Status& s) { return FailedCase("kvstore", size, clients, s); };
   for (int t = 0; t < clients; ++t) {
     ClientOptions opts;
     opts.address = addr;

@@ -9,6 +9,7 @@
 
 #include "kvstore/engine/model.h"
 #include "kvstore/kernels/device.h"
+#include "reference_model.h"
 
 namespace kvstore::engine {
 namespace {
@@ -26,17 +27,7 @@ constexpr float kKvTolerance = 1e-3f;
     if (!device_.ok()) GTEST_SKIP() << "no usable GPU: " << device_.message(); \
   } while (0)
 
-ModelConfig SmallConfig() {
-  ModelConfig c;
-  c.name = "small-cuda-test";
-  c.hidden_size = 64;
-  c.intermediate_size = 96;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 16;
-  return c;
-}
+ModelConfig SmallConfig() { return testing::SmallTestConfig("small-cuda-test"); }
 
 std::unique_ptr<Model> MakeModel(Backend backend, uint64_t seed = 7) {
   const ModelConfig c = SmallConfig();
@@ -49,16 +40,8 @@ std::unique_ptr<Model> MakeModel(Backend backend, uint64_t seed = 7) {
   return m.ok() ? std::move(m).value() : nullptr;
 }
 
-std::vector<int32_t> Prompt(int n, int salt = 0) {
-  std::vector<int32_t> t;
-  for (int i = 0; i < n; ++i) t.push_back((i * 37 + salt * 11 + 5) % 256);
-  return t;
-}
-
-void ExpectNearAll(const std::vector<float>& a, const std::vector<float>& b, float tol) {
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], tol) << "element " << i;
-}
+using testing::ExpectNearAll;
+using testing::Prompt;
 
 std::vector<float> AsFloats(const std::vector<std::byte>& bytes) {
   std::vector<float> f(bytes.size() / sizeof(float));

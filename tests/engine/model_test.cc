@@ -19,17 +19,7 @@ using testing::ReferenceLogits;
 // tolerance (fp32 vs double through a few layers; logits are O(1..10)).
 constexpr float kRefTolerance = 2e-3f;
 
-ModelConfig SmallConfig() {
-  ModelConfig c;
-  c.name = "small-test";
-  c.hidden_size = 64;
-  c.intermediate_size = 96;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 16;
-  return c;
-}
+ModelConfig SmallConfig() { return testing::SmallTestConfig("small-test"); }
 
 std::unique_ptr<Model> MakeModel(const ModelConfig& c, uint64_t seed, ModelOptions opts = {}) {
   opts.backend = Backend::kCpu;
@@ -39,16 +29,8 @@ std::unique_ptr<Model> MakeModel(const ModelConfig& c, uint64_t seed, ModelOptio
   return std::move(m).value();
 }
 
-std::vector<int32_t> Prompt(int n, int salt = 0) {
-  std::vector<int32_t> t;
-  for (int i = 0; i < n; ++i) t.push_back((i * 37 + salt * 11 + 5) % 256);
-  return t;
-}
-
-void ExpectNearAll(const std::vector<float>& a, const std::vector<float>& b, float tol) {
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], tol) << "logit " << i;
-}
+using testing::ExpectNearAll;
+using testing::Prompt;
 
 int Argmax(const std::vector<float>& v) {
   return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());

@@ -211,6 +211,10 @@ class Store {
   // Demotes LRU entries until `bytes_free` bytes of the host tier are free (or
   // nothing more can go). Returns bytes freed.
   uint64_t DemoteUntilFree(uint64_t bytes_free);
+  // Free bytes a tier of `capacity` has at its low watermark (what a demotion pass aims for).
+  uint64_t FreeAtLowWatermark(uint64_t capacity) const {
+    return capacity - static_cast<uint64_t>(options_.low_watermark * static_cast<double>(capacity));
+  }
   bool DemoteOne(bool allow_waited);
   uint64_t HostFreeLocked() const;
 

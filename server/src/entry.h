@@ -6,7 +6,7 @@
 #include <list>
 #include <span>
 
-#include "kvstore/client.h"
+#include "kvstore/types.h"
 #include "kvstore/key.h"
 #include "kvstore/server/device_memory.h"
 #include "kvstore/server/host_memory.h"

@@ -43,17 +43,19 @@ export PKG_CONFIG_PATH=$libdir/pkgconfig
 g++ -std=c++20 -O1 -o "$work/consumer_pkgconfig" "$src/tests/install/consumer/main.cc" \
   $(pkg-config --cflags --libs kvstore) -Wl,-rpath,"$libdir"
 
-echo "== start kvstored"
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+echo "== start kvstored (it picks a free port and logs it)"
 mkdir -p "$work/data"
-"$kvstored" --listen "127.0.0.1:$port" --metrics "" --data-dir "$work/data" --no-mlock \
+"$kvstored" --listen "127.0.0.1:0" --metrics "" --data-dir "$work/data" --no-mlock \
   --memory 64MiB > "$work/kvstored.log" 2>&1 &
 daemon_pid=$!
-for _ in $(seq 1 500); do
-  if (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+port=
+for _ in $(seq 1 3000); do
+  port=$(sed -n 's/.*serving on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/kvstored.log" | head -1)
+  [[ -n $port ]] && break
   kill -0 "$daemon_pid" 2>/dev/null || { echo "kvstored exited:"; cat "$work/kvstored.log"; exit 1; }
   sleep 0.02
 done
+[[ -n $port ]] || { echo "kvstored did not start serving within 60 s:"; cat "$work/kvstored.log"; exit 1; }
 
 for prog in "$work/consumer/consumer_shared" "$work/consumer/consumer_static" "$work/consumer_pkgconfig"; do
   echo "== run $(basename "$prog")"

@@ -129,7 +129,7 @@ def main():
     ap.add_argument("--cpp-bench", required=True, help="kvstore-transfer-bench of the build")
     ap.add_argument("--blocks", type=int, default=64, help="blocks per request (16 tokens each)")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--memory", default="2GiB", help="kvstored --memory")
+    ap.add_argument("--memory", default="1GiB", help="kvstored --memory")
     args = ap.parse_args()
     os.environ["KVSTORED"] = os.path.abspath(args.kvstored)
     shape = Shape(layers=32, heads=8, head_size=128, block_size=16, num_blocks=args.blocks + 1,

@@ -1,4 +1,6 @@
-"""Starts the real kvstored for Python tests: 127.0.0.1, free ports, a temp data dir.
+"""Starts the real kvstored for Python tests: 127.0.0.1, a temp data dir, and a port
+the daemon picks itself (--listen 127.0.0.1:0; the port is read from its
+"serving on" log line), so concurrent test runs cannot race for a port.
 
 The daemon gets SIGKILL if the test process dies (PR_SET_PDEATHSIG), so a
 crashed test run leaves no daemon behind.
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -37,29 +40,30 @@ def kvstored_path() -> str:
 
 
 class Kvstored:
-    def __init__(self, *extra_args: str):
+    def __init__(self, *extra_args: str, start_timeout: float = 60.0):
         self.dir = tempfile.mkdtemp(prefix="kvstore-pytest-")
-        self.port = free_port()
-        self.metrics_port = free_port()
+        self.port = 0
         self.log_path = os.path.join(self.dir, "kvstored.log")
-        args = [kvstored_path(), "--listen", f"127.0.0.1:{self.port}", "--metrics",
-                f"127.0.0.1:{self.metrics_port}", "--data-dir", os.path.join(self.dir, "data"),
-                "--no-mlock", *extra_args]
+        args = [kvstored_path(), "--listen", "127.0.0.1:0", "--metrics", "",
+                "--data-dir", os.path.join(self.dir, "data"), "--no-mlock", *extra_args]
         os.makedirs(os.path.join(self.dir, "data"))
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
                                      preexec_fn=_die_with_parent)
-        deadline = time.monotonic() + 20
+        # The arena is pre-faulted before the daemon listens: on a loaded machine that takes a while.
+        deadline = time.monotonic() + start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"kvstored exited at start ({self.proc.returncode}): {self.log()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            m = re.search(r"serving on 127\.0\.0\.1:(\d+)", self.log())
+            if m:
+                self.port = int(m.group(1))
+                socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
                 return
-            except OSError:
-                time.sleep(0.02)
+            time.sleep(0.02)
+        log = self.log()
         self.stop()
-        raise RuntimeError(f"kvstored did not accept connections within 20 s: {self.log()}")
+        raise RuntimeError(f"kvstored did not start serving within {start_timeout} s: {log}")
 
     @property
     def address(self) -> str:

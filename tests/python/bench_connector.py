@@ -31,10 +31,10 @@ from vllm_harness import (KVCacheBlocks, KVConnectorRole, NewRequestData, Reques
 from kvstore.vllm import KVStoreConnector  # noqa: E402
 
 
-def connector_round(store: str, shape: Shape, blocks: int, rnd: int, kv_src, kv_dst):
+def connector_round(store: str, shape: Shape, blocks: int, rnd: int, kv_src, kv_dst, threads: int):
     """One request: a producer saves every layer, a consumer (other connector
     instances, other block ids) loads it by handoff. Returns (save_s, load_s)."""
-    prod_cfg = make_config("kv_producer", store, shape)
+    prod_cfg = make_config("kv_producer", store, shape, send_threads=threads)
     cons_cfg = make_config("kv_consumer", store, shape, load_timeout=120)
     ps = KVStoreConnector(prod_cfg, KVConnectorRole.SCHEDULER)
     pw = KVStoreConnector(prod_cfg, KVConnectorRole.WORKER)
@@ -93,7 +93,7 @@ def connector_round(store: str, shape: Shape, blocks: int, rnd: int, kv_src, kv_
     return t_save, t_load, t_forward
 
 
-def python_client_round(store: str, shape: Shape, blocks: int, rnd: int, src, dst):
+def python_client_round(store: str, shape: Shape, blocks: int, rnd: int, src, dst, threads: int):
     """The Python client alone, same keys and transfers (insert_many_from per layer,
     drop_select_into_regions per layer)."""
     from kvstore.vllm.keys import RequestKeys
@@ -107,7 +107,7 @@ def python_client_round(store: str, shape: Shape, blocks: int, rnd: int, src, ds
     t0 = time.perf_counter()
     for l in range(shape.layers):
         c.insert_many_from(per_layer[l], [(rs, (l * blocks + b) * bb, bb) for b in range(blocks)],
-                           layout="bench")
+                           layout="bench", threads=threads)
     t1 = time.perf_counter()
     for l in range(shape.layers):
         c.drop_select_into_regions(per_layer[l], [(rd, (l * blocks + b) * bb, bb)
@@ -129,6 +129,9 @@ def main():
     ap.add_argument("--cpp-bench", required=True, help="kvstore-transfer-bench of the build")
     ap.add_argument("--blocks", type=int, default=64, help="blocks per request (16 tokens each)")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=4,
+                    help="inserts in flight per layer: the connector's send_threads, and the same "
+                         "for the Python and C++ clients")
     ap.add_argument("--memory", default="1GiB", help="kvstored --memory")
     args = ap.parse_args()
     os.environ["KVSTORED"] = os.path.abspath(args.kvstored)
@@ -148,11 +151,13 @@ def main():
     res = {"connector": ([], []), "python": ([], []), "cpp": ([], [])}
     forward = []
     print(f"kvstore connector benchmark: {args.blocks} blocks x {shape.layers} layers x 64 KiB = "
-          f"{total / 2**20:.0f} MiB per request, {args.rounds} interleaved rounds, kvstored "
+          f"{total / 2**20:.0f} MiB per request, {args.rounds} interleaved rounds, "
+          f"{args.threads} inserts in flight, kvstored "
           f"--memory {args.memory}, one host (loopback)")
     try:
         for r in range(args.rounds):
-            s, l, f = connector_round(d.address, shape, args.blocks, r, kv_src, kv_dst)
+            s, l, f = connector_round(d.address, shape, args.blocks, r, kv_src, kv_dst,
+                                      args.threads)
             res["connector"][0].append(total / s / 1e9)
             res["connector"][1].append(total / l / 1e9)
             forward.append(f)
@@ -160,12 +165,14 @@ def main():
                 for i in (0, shape.layers - 1):  # the loaded blocks equal the saved ones
                     n = layer_name(i)
                     assert torch.equal(kv_dst[n][:, :args.blocks], kv_src[n][:, :args.blocks])
-            s, l = python_client_round(d.address, shape, args.blocks, r, raw_src, raw_dst)
+            s, l = python_client_round(d.address, shape, args.blocks, r, raw_src, raw_dst,
+                                       args.threads)
             res["python"][0].append(total / s / 1e9)
             res["python"][1].append(total / l / 1e9)
             out = subprocess.run([args.cpp_bench, "--address", d.address, "--namespace",
                                   f"cpp-bench-{r}", "--blocks", str(args.blocks), "--layers",
-                                  str(shape.layers), "--block-bytes", str(block_bytes)],
+                                  str(shape.layers), "--block-bytes", str(block_bytes),
+                                  "--threads", str(args.threads)],
                                  check=True, capture_output=True, text=True).stdout
             j = json.loads(out)
             res["cpp"][0].append(j["bytes"] / j["save_s"] / 1e9)

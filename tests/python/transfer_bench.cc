@@ -10,6 +10,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -28,13 +29,17 @@ int Fail(const char* what, const kvstore::Status& s) {
 int main(int argc, char** argv) {
   CLI::App app{"C++ client baseline for bench_connector.py"};
   std::string address, ns = "transfer-bench";
-  size_t blocks = 64, layers = 32, block_bytes = 64 * 1024, block_size = 16;
+  size_t blocks = 64, layers = 32, block_bytes = 64 * 1024, block_size = 16, threads = 1;
   double timeout_s = 60;
   app.add_option("--address", address, "HOST:PORT of kvstored")->required();
   app.add_option("--namespace", ns, "Key namespace (use a fresh one per round)");
   app.add_option("--blocks", blocks, "Blocks per request")->capture_default_str();
   app.add_option("--layers", layers, "Layers")->capture_default_str();
   app.add_option("--block-bytes", block_bytes, "Bytes per block per layer")->capture_default_str();
+  app.add_option("--threads", threads,
+                 "Inserts in flight at once per layer (as the connector's "
+                 "send_threads)")
+      ->capture_default_str();
   app.add_option("--timeout", timeout_s, "drop_select timeout, seconds")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -73,12 +78,26 @@ int main(int argc, char** argv) {
 
   auto t0 = Clock::now();
   for (size_t l = 0; l < layers; ++l) {
-    for (size_t b = 0; b < blocks; ++b) {
-      kvstore::RegionSlice s{*rs, (l * blocks + b) * block_bytes, block_bytes};
-      kvstore::InsertOptions io;
-      io.layout = "bench";
-      auto r = c.InsertFromRegion(keys[l][b], s, io);
-      if (!r.ok()) return Fail("insert", r.status());
+    // Blocks of a layer split over `threads` threads, like the connector's insert_many_from.
+    std::vector<kvstore::Status> errors(threads);
+    auto insert_part = [&](size_t t) {
+      for (size_t b = t; b < blocks; b += threads) {
+        kvstore::RegionSlice s{*rs, (l * blocks + b) * block_bytes, block_bytes};
+        kvstore::InsertOptions io;
+        io.layout = "bench";
+        auto r = c.InsertFromRegion(keys[l][b], s, io);
+        if (!r.ok()) {
+          errors[t] = r.status();
+          return;
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(insert_part, t);
+    insert_part(0);
+    for (auto& t : pool) t.join();
+    for (const auto& e : errors) {
+      if (!e.ok()) return Fail("insert", e);
     }
   }
   auto t1 = Clock::now();

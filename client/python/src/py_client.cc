@@ -2,9 +2,13 @@
 
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <thread>
 #include <vector>
 
 #include "py_errors.h"
@@ -110,6 +114,40 @@ py::list MetasToPy(std::vector<EntryInfo>&& infos) {
   py::list out;
   for (auto& i : infos) out.append(py::cast(std::move(i.meta)));
   return out;
+}
+
+// Runs op(0..n-1) on up to `threads` threads (the client's connection pool
+// serves them at once); stops at the first error. Returns one flag per item.
+std::vector<bool> RunBatch(size_t n, size_t threads, const char* call,
+                           const std::function<Result<bool>(size_t)>& op) {
+  std::vector<char> stored(n, 0);
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  Status err;
+  auto work = [&] {
+    for (size_t i = next++; i < n && !failed.load(); i = next++) {
+      Result<bool> r = op(i);
+      if (r.ok()) {
+        stored[i] = *r ? 1 : 0;
+      } else {
+        std::lock_guard lock(mu);
+        if (!failed.exchange(true)) {
+          err = r.status().WithContext(std::string(call) + " item " + std::to_string(i));
+        }
+      }
+    }
+  };
+  {
+    py::gil_scoped_release release;
+    size_t k = std::max<size_t>(1, std::min(threads, n));
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < k; ++t) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+  }
+  ThrowIfError(err);
+  return {stored.begin(), stored.end()};
 }
 
 }  // namespace
@@ -329,7 +367,7 @@ the value if already known. Raises ResourceExhausted when the store is full.)doc
       .def(
           "insert_many",
           [](PyClient& self, py::sequence keys, py::sequence values, const std::string& layout,
-             const std::string& producer, std::optional<double> ttl) {
+             const std::string& producer, std::optional<double> ttl, size_t threads) {
             auto c = self.Get();
             std::vector<Key> ks = KeysFromPy(keys);
             if (values.size() != ks.size()) {
@@ -339,26 +377,13 @@ the value if already known. Raises ResourceExhausted when the store is full.)doc
             held.reserve(ks.size());
             for (py::handle v : values) held.push_back(HeldBuffer::Acquire(v, false));
             InsertOptions o = MakeInsertOptions(layout, producer, ttl, std::nullopt);
-            std::vector<bool> stored(ks.size());
-            Status err;
-            {
-              py::gil_scoped_release release;
-              for (size_t i = 0; i < ks.size() && err.ok(); ++i) {
-                auto r = c->Insert(ks[i], held[i].bytes(), o);
-                if (r.ok()) {
-                  stored[i] = *r;
-                } else {
-                  err = r.status().WithContext("insert_many item " + std::to_string(i));
-                }
-              }
-            }
-            ThrowIfError(err);
-            return stored;
+            return RunBatch(ks.size(), threads, "insert_many",
+                            [&](size_t i) { return c->Insert(ks[i], held[i].bytes(), o); });
           },
           "keys"_a, "values"_a, py::kw_only(), "layout"_a = "", "producer"_a = "",
-          "ttl"_a = py::none(),
-          "insert for many keys in one call (the GIL is released once). Returns one bool per "
-          "key; stops at the first error and raises it.")
+          "ttl"_a = py::none(), "threads"_a = 1,
+          "insert for many keys in one call (the GIL is released once), on up to ``threads`` "
+          "threads. Returns one bool per key; stops at the first error and raises it.")
       .def(
           "select",
           [](PyClient& self, py::handle keys) {
@@ -473,31 +498,19 @@ CUDA tensors register as device memory, which moves only over rdma.)doc")
       .def(
           "insert_many_from",
           [](PyClient& self, py::handle keys, py::handle slices, const std::string& layout,
-             const std::string& producer, std::optional<double> ttl) {
+             const std::string& producer, std::optional<double> ttl, size_t threads) {
             auto c = self.Get();
             std::vector<Key> ks = KeysFromPy(keys);
             auto ss = SlicesFromPy(slices, c, ks.size(), "insert_many_from");
             InsertOptions o = MakeInsertOptions(layout, producer, ttl, std::nullopt);
-            std::vector<bool> stored(ks.size());
-            Status err;
-            {
-              py::gil_scoped_release release;
-              for (size_t i = 0; i < ks.size() && err.ok(); ++i) {
-                auto r = c->InsertFromRegion(ks[i], ss[i], o);
-                if (r.ok()) {
-                  stored[i] = *r;
-                } else {
-                  err = r.status().WithContext("insert_many_from item " + std::to_string(i));
-                }
-              }
-            }
-            ThrowIfError(err);
-            return stored;
+            return RunBatch(ks.size(), threads, "insert_many_from",
+                            [&](size_t i) { return c->InsertFromRegion(ks[i], ss[i], o); });
           },
           "keys"_a, "slices"_a, py::kw_only(), "layout"_a = "", "producer"_a = "",
-          "ttl"_a = py::none(),
+          "ttl"_a = py::none(), "threads"_a = 1,
           "insert_from for many keys, slices = [(region, offset, length), ...]; the GIL is "
-          "released once. Returns one bool per key (False: already stored).")
+          "released once; up to ``threads`` inserts run at once. Returns one bool per key "
+          "(False: already stored).")
       .def(
           "select_into_regions",
           [](PyClient& self, py::handle keys, py::handle slices) {

@@ -35,6 +35,7 @@ class ConnectorConfig:
     prefix_cache: bool = True  # kv_both/kv_producer also publish and reuse prompt prefixes
     ttl: float | None = None  # seconds; None = the store's default
     transport: str = "auto"
+    send_threads: int = 4  # inserts in flight at once per layer (the client's pool serves them)
 
     @property
     def is_producer(self) -> bool:
@@ -96,6 +97,7 @@ _EXTRA_FIELDS = {
     "prefix_cache": bool,
     "ttl": float,
     "transport": str,
+    "send_threads": int,
     "model": str,
     "dtype": str,
     "num_layers": int,

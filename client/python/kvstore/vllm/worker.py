@@ -177,6 +177,8 @@ class WorkerLogic:
             events[self._layers[layer_name]].wait()
 
     def save_kv_layer(self, layer_name: str, kv_layer: Any) -> None:
+        import torch
+
         meta = self._meta
         if meta is None or not meta.saves:
             return
@@ -187,9 +189,9 @@ class WorkerLogic:
                 continue
             keys = self._keys(spec).layer_keys(layer, spec.first_block, spec.end_block)
             staging = self._pool.get(n)
-            buf = staging[1]
-            for j, b in enumerate(spec.block_ids[spec.first_block:spec.end_block]):
-                buf[j].copy_(kv_layer[:, b])
+            ids = spec.block_ids[spec.first_block:spec.end_block]
+            # One gather into the staging buffer: block j -> [2, block_size, heads, head_size].
+            torch.stack([kv_layer[:, b] for b in ids], out=staging[1][:n])
             with self._lock:
                 self._pending_saves[spec.req_id] += 1
                 self._saving_reqs.add(spec.req_id)
@@ -254,7 +256,8 @@ class WorkerLogic:
             try:
                 slices = [(region, j * bb, bb) for j in range(job.count)]
                 stored = self.client.insert_many_from(job.keys, slices, layout=cfg.layout,
-                                                      producer="vllm", ttl=cfg.ttl)
+                                                      producer="vllm", ttl=cfg.ttl,
+                                                      threads=cfg.send_threads)
                 if job.handoff:
                     # Already stored (another request published the same prefix):
                     # add a taker so this request's consumer finds it too.
@@ -280,6 +283,8 @@ class WorkerLogic:
     def _load_layer(self, spec: LoadSpec, keys: RequestKeys, layer: int, first: int, end: int,
                     scatter: bool) -> set[int]:
         """Loads blocks [first, end) of one layer; returns the indexes (block numbers) that failed."""
+        import torch
+
         n = end - first
         if n <= 0:
             return set()
@@ -316,9 +321,14 @@ class WorkerLogic:
                     failed.add(first + j)
             if scatter:
                 kv = self._kv[layer]
-                for j in range(n):
-                    if first + j not in failed:
-                        kv[:, spec.block_ids[first + j]].copy_(buf[j])
+                good = [j for j in range(n) if first + j not in failed]
+                if good:
+                    dst = torch.tensor([spec.block_ids[first + j] for j in good], device=kv.device)
+                    src = buf[:n] if len(good) == n else buf[torch.tensor(good)]
+                    # One scatter: blocks [n, 2, ...] -> kv[:, ids] ([2, n, ...]).
+                    kv[:, dst] = src.to(kv.device, non_blocking=True).transpose(0, 1)
+                    if kv.is_cuda:  # the staging buffer goes back to the pool below
+                        torch.cuda.current_stream(kv.device).synchronize()
                 with self._lock:
                     self.stats["blocks_loaded"] += n - len(failed)
                     self.stats["bytes_loaded"] += (n - len(failed)) * bb

@@ -305,6 +305,10 @@ def test_errors_are_classified(client, daemon):
     with pytest.raises(kvstore.InvalidArgument, match="writable"):
         client.select_into(k, [b"0" * 10])
     client.remove(k)
+    # A checksum that does not match the bytes: the store refuses to keep them.
+    with pytest.raises(kvstore.DataLoss, match="checksum"):
+        client.insert(k[0], b"0123456789", checksum=kvstore.value_checksum(b"other bytes"))
+    assert client.match_prefix(k) == 0
     # Built-in bases, so generic handlers work too.
     assert issubclass(kvstore.Timeout, TimeoutError)
     assert issubclass(kvstore.NotFound, LookupError)

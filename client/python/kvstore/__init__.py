@@ -10,6 +10,7 @@ Zero-copy transfers use registered regions (Client.register_region). The vLLM
 connector is ``kvstore.vllm.KVStoreConnector``.
 """
 
+from kvstore import errors
 from kvstore.errors import (
     DataLoss,
     Internal,
@@ -55,13 +56,4 @@ __all__ = [
     "key_hex",
     "namespace_seed",
     "value_checksum",
-    "KVStoreError",
-    "NotFound",
-    "Timeout",
-    "ResourceExhausted",
-    "InvalidArgument",
-    "Unavailable",
-    "PermissionDenied",
-    "DataLoss",
-    "Internal",
-]
+] + errors.__all__

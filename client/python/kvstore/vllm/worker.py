@@ -83,11 +83,12 @@ class StagingPool:
 
 
 class _SaveJob:
-    __slots__ = ("req_id", "layer", "keys", "staging", "count", "handoff")
+    __slots__ = ("req_id", "layer", "keys", "staging", "count", "handoff", "ready")
 
-    def __init__(self, req_id, layer, keys, staging, count, handoff):
+    def __init__(self, req_id, layer, keys, staging, count, handoff, ready):
         self.req_id, self.layer, self.keys = req_id, layer, keys
         self.staging, self.count, self.handoff = staging, count, handoff
+        self.ready = ready  # CUDA event of the device-to-host copy, None on the CPU
 
 
 class WorkerLogic:
@@ -190,12 +191,20 @@ class WorkerLogic:
             keys = self._keys(spec).layer_keys(layer, spec.first_block, spec.end_block)
             staging = self._pool.get(n)
             ids = spec.block_ids[spec.first_block:spec.end_block]
-            # One gather into the staging buffer: block j -> [2, block_size, heads, head_size].
-            torch.stack([kv_layer[:, b] for b in ids], out=staging[1][:n])
+            blocks = [kv_layer[:, b] for b in ids]  # each [2, block_size, heads, head_size]
+            ready = None
+            if kv_layer.is_cuda:
+                # Gather on the GPU, then one device-to-host copy into pinned staging;
+                # the sender waits for the event, the forward pass does not.
+                staging[1][:n].copy_(torch.stack(blocks), non_blocking=True)
+                ready = torch.cuda.Event()
+                ready.record()
+            else:
+                torch.stack(blocks, out=staging[1][:n])  # one gather, no temporary
             with self._lock:
                 self._pending_saves[spec.req_id] += 1
                 self._saving_reqs.add(spec.req_id)
-            self._send_q.put(_SaveJob(spec.req_id, layer, keys, staging, n, spec.handoff))
+            self._send_q.put(_SaveJob(spec.req_id, layer, keys, staging, n, spec.handoff, ready))
 
     def wait_for_save(self) -> None:
         # The blocks were copied out in save_kv_layer; on a GPU make sure those
@@ -254,6 +263,8 @@ class WorkerLogic:
                 return
             cap, buf, region = job.staging
             try:
+                if job.ready is not None:
+                    job.ready.synchronize()
                 slices = [(region, j * bb, bb) for j in range(job.count)]
                 stored = self.client.insert_many_from(job.keys, slices, layout=cfg.layout,
                                                       producer="vllm", ttl=cfg.ttl,

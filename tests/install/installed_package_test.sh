@@ -49,13 +49,13 @@ mkdir -p "$work/data"
   --memory 64MiB > "$work/kvstored.log" 2>&1 &
 daemon_pid=$!
 port=
-for _ in $(seq 1 3000); do
+for _ in $(seq 1 6000); do
   port=$(sed -n 's/.*serving on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/kvstored.log" | head -1)
   [[ -n $port ]] && break
   kill -0 "$daemon_pid" 2>/dev/null || { echo "kvstored exited:"; cat "$work/kvstored.log"; exit 1; }
   sleep 0.02
 done
-[[ -n $port ]] || { echo "kvstored did not start serving within 60 s:"; cat "$work/kvstored.log"; exit 1; }
+[[ -n $port ]] || { echo "kvstored did not start serving within 120 s:"; cat "$work/kvstored.log"; exit 1; }
 
 for prog in "$work/consumer/consumer_shared" "$work/consumer/consumer_static" "$work/consumer_pkgconfig"; do
   echo "== run $(basename "$prog")"

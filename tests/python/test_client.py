@@ -19,7 +19,7 @@ def keys_for(name: str, n: int = 1, block: int = 4):
     return kvstore.block_keys(f"pytest/{name}", block, list(range(n * block)))
 
 
-def eventually(cond, what: str, timeout: float = 20.0):
+def eventually(cond, what: str, timeout: float = 120.0):
     """Polls `cond` (a correctness wait, not a timing assertion)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import time
 from typing import Any
 
 import numpy as np
@@ -217,7 +218,7 @@ class MiniEngine:
         return ids
 
     def run_request(self, req: Request, chunk: int | None = None, max_new_tokens: int = 1,
-                    max_wait_steps: int = 2000):
+                    max_wait_s: float = 300.0):
         """Runs a request through vLLM's call order until it finishes; returns
         (block_ids, num_external_tokens, delay_free, kv_transfer_params)."""
         s = self.shape
@@ -234,11 +235,10 @@ class MiniEngine:
             # WAITING_FOR_REMOTE_KVS: steps run (for other requests) until the worker reports it.
             meta = sched.build_connector_meta(SchedulerOutput())
             self.worker_step(SchedulerOutput(), meta, [])
-            steps = 0
+            # A safety bound only: the load ends by itself (loaded, or load_timeout passed).
+            deadline = time.monotonic() + max_wait_s
             while req.request_id not in self.finished_recving:
-                steps += 1
-                assert steps < max_wait_steps, "async load never finished"
-                import time
+                assert time.monotonic() < deadline, "async load never finished"
                 time.sleep(0.005)
                 self.idle_step()
             sched.update_state_after_alloc(req, KVCacheBlocks(block_ids), 0)
@@ -270,15 +270,13 @@ class MiniEngine:
             self.freed.append(req.request_id)
         return block_ids, n_ext, delay, params
 
-    def finish_sending(self, req_id: str, max_steps: int = 4000):
+    def finish_sending(self, req_id: str, max_wait_s: float = 300.0):
         """Steps (with the request in finished_req_ids once) until the worker reports its
         saves done; only then does vLLM free its blocks."""
-        import time
         self.idle_step({req_id})
-        steps = 0
+        deadline = time.monotonic() + max_wait_s  # a safety bound, not a timing assertion
         while req_id not in self.finished_sending:
-            steps += 1
-            assert steps < max_steps, "saves never finished"
+            assert time.monotonic() < deadline, "saves never finished"
             time.sleep(0.005)
             self.idle_step()
         self.freed.append(req_id)

@@ -9,6 +9,7 @@
 #include <functional>
 #include <limits>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "py_errors.h"
@@ -43,6 +44,22 @@ InsertOptions MakeInsertOptions(const std::string& layout, const std::string& pr
   if (ttl) o.ttl = TimeoutFromSeconds(ttl, "ttl");
   o.checksum = checksum;
   return o;
+}
+
+// Runs `f` (returning Status or Result<T>) without the GIL; raises its error or returns its value.
+template <typename F>
+auto Released(F&& f) {
+  using R = decltype(f());
+  std::optional<R> r;
+  {
+    py::gil_scoped_release release;
+    r.emplace(f());
+  }
+  if constexpr (std::is_same_v<R, Status>) {
+    ThrowIfError(*r);
+  } else {
+    return Unwrap(std::move(*r));
+  }
 }
 
 py::bytes ToBytes(std::span<const std::byte> v) {
@@ -153,12 +170,7 @@ std::vector<bool> RunBatch(size_t n, size_t threads, const char* call,
 }  // namespace
 
 PyClient::PyClient(const ClientOptions& options) : options_(options) {
-  Result<std::unique_ptr<Client>> c = Status::Internal("not connected");
-  {
-    py::gil_scoped_release release;
-    c = Client::Connect(options_);
-  }
-  client_ = std::shared_ptr<Client>(Unwrap(std::move(c)));
+  client_ = std::shared_ptr<Client>(Released([&] { return Client::Connect(options_); }));
 }
 
 std::shared_ptr<Client> PyClient::Get() const {
@@ -337,8 +349,7 @@ for a wrong token.)doc")
           "ping",
           [](PyClient& self) {
             auto c = self.Get();
-            py::gil_scoped_release release;
-            ThrowIfError(c->Ping());
+            Released([&] { return c->Ping(); });
           },
           "Round trip to the daemon; raises when it does not answer.")
       .def(
@@ -350,12 +361,7 @@ for a wrong token.)doc")
             Key k = KeyFromPy(key);
             HeldBuffer v = HeldBuffer::Acquire(value, /*writable=*/false);
             InsertOptions o = MakeInsertOptions(layout, producer, ttl, checksum);
-            Result<bool> r = false;
-            {
-              py::gil_scoped_release release;
-              r = c->Insert(k, v.bytes(), o);
-            }
-            return Unwrap(std::move(r));
+            return Released([&] { return c->Insert(k, v.bytes(), o); });
           },
           "key"_a, "value"_a, py::kw_only(), "layout"_a = "", "producer"_a = "",
           "ttl"_a = py::none(), "checksum"_a = py::none(),
@@ -389,12 +395,7 @@ the value if already known. Raises ResourceExhausted when the store is full.)doc
           [](PyClient& self, py::handle keys) {
             auto c = self.Get();
             std::vector<Key> ks = KeysFromPy(keys);
-            Result<std::vector<Entry>> r = std::vector<Entry>{};
-            {
-              py::gil_scoped_release release;
-              r = c->Select(ks);
-            }
-            return EntriesToBytes(Unwrap(std::move(r)));
+            return EntriesToBytes(Released([&] { return c->Select(ks); }));
           },
           "keys"_a,
           "Reads the values of ``keys`` without removing them, as a list of bytes. Raises "
@@ -406,12 +407,7 @@ the value if already known. Raises ResourceExhausted when the store is full.)doc
             std::vector<Key> ks = KeysFromPy(keys);
             auto held = AcquireAll(buffers, ks.size(), "select_into");
             auto spans = Spans(held);
-            Result<std::vector<EntryInfo>> r = std::vector<EntryInfo>{};
-            {
-              py::gil_scoped_release release;
-              r = c->SelectInto(ks, spans);
-            }
-            return MetasToPy(Unwrap(std::move(r)));
+            return MetasToPy(Released([&] { return c->SelectInto(ks, spans); }));
           },
           "keys"_a, "buffers"_a,
           "select straight into caller buffers (bytearray, NumPy array, CPU tensor), one per "
@@ -423,12 +419,7 @@ the value if already known. Raises ResourceExhausted when the store is full.)doc
             auto c = self.Get();
             std::vector<Key> ks = KeysFromPy(keys);
             auto t = TimeoutFromSeconds(timeout, "timeout");
-            Result<std::vector<Entry>> r = std::vector<Entry>{};
-            {
-              py::gil_scoped_release release;
-              r = c->DropSelect(ks, t);
-            }
-            return EntriesToBytes(Unwrap(std::move(r)));
+            return EntriesToBytes(Released([&] { return c->DropSelect(ks, t); }));
           },
           "keys"_a, "timeout"_a,
           R"doc(Waits until every key is stored, hands the values to this caller alone
@@ -442,12 +433,7 @@ limit); raises Timeout when it passes, leaving the store unchanged.)doc")
             auto held = AcquireAll(buffers, ks.size(), "drop_select_into");
             auto spans = Spans(held);
             auto t = TimeoutFromSeconds(timeout, "timeout");
-            Result<std::vector<EntryInfo>> r = std::vector<EntryInfo>{};
-            {
-              py::gil_scoped_release release;
-              r = c->DropSelectInto(ks, spans, t);
-            }
-            return MetasToPy(Unwrap(std::move(r)));
+            return MetasToPy(Released([&] { return c->DropSelectInto(ks, spans, t); }));
           },
           "keys"_a, "buffers"_a, "timeout"_a,
           "drop_select straight into caller buffers, one per key. Returns each value's "
@@ -457,13 +443,11 @@ limit); raises Timeout when it passes, leaving the store unchanged.)doc")
           [](PyClient& self, py::handle obj) {
             auto c = self.Get();
             HeldBuffer held = HeldBuffer::Acquire(obj, /*writable=*/true, /*allow_device=*/true);
-            Result<RegionId> r = RegionId{};
-            {
-              py::gil_scoped_release release;
-              r = held.device() ? c->RegisterDeviceRegion(held.bytes())
-                                : c->RegisterRegion(held.bytes());
-            }
-            return std::make_unique<PyRegion>(c, Unwrap(std::move(r)), std::move(held));
+            RegionId id = Released([&] {
+              return held.device() ? c->RegisterDeviceRegion(held.bytes())
+                                   : c->RegisterRegion(held.bytes());
+            });
+            return std::make_unique<PyRegion>(c, id, std::move(held));
           },
           "obj"_a,
           R"doc(Registers the memory of ``obj`` (writable buffer, NumPy array, torch
@@ -485,12 +469,7 @@ CUDA tensors register as device memory, which moves only over rdma.)doc")
             }
             RegionSlice s = region.Slice(offset, length);
             InsertOptions o = MakeInsertOptions(layout, producer, ttl, checksum);
-            Result<bool> r = false;
-            {
-              py::gil_scoped_release release;
-              r = c->InsertFromRegion(k, s, o);
-            }
-            return Unwrap(std::move(r));
+            return Released([&] { return c->InsertFromRegion(k, s, o); });
           },
           "key"_a, "region"_a, "offset"_a = 0, "length"_a = py::none(), py::kw_only(),
           "layout"_a = "", "producer"_a = "", "ttl"_a = py::none(), "checksum"_a = py::none(),
@@ -517,12 +496,7 @@ CUDA tensors register as device memory, which moves only over rdma.)doc")
             auto c = self.Get();
             std::vector<Key> ks = KeysFromPy(keys);
             auto ss = SlicesFromPy(slices, c, ks.size(), "select_into_regions");
-            Result<std::vector<EntryInfo>> r = std::vector<EntryInfo>{};
-            {
-              py::gil_scoped_release release;
-              r = c->SelectIntoRegions(ks, ss);
-            }
-            return MetasToPy(Unwrap(std::move(r)));
+            return MetasToPy(Released([&] { return c->SelectIntoRegions(ks, ss); }));
           },
           "keys"_a, "slices"_a,
           "select into registered memory: slices = [(region, offset, length), ...], one per "
@@ -534,12 +508,7 @@ CUDA tensors register as device memory, which moves only over rdma.)doc")
             std::vector<Key> ks = KeysFromPy(keys);
             auto ss = SlicesFromPy(slices, c, ks.size(), "drop_select_into_regions");
             auto t = TimeoutFromSeconds(timeout, "timeout");
-            Result<std::vector<EntryInfo>> r = std::vector<EntryInfo>{};
-            {
-              py::gil_scoped_release release;
-              r = c->DropSelectIntoRegions(ks, ss, t);
-            }
-            return MetasToPy(Unwrap(std::move(r)));
+            return MetasToPy(Released([&] { return c->DropSelectIntoRegions(ks, ss, t); }));
           },
           "keys"_a, "slices"_a, "timeout"_a,
           "drop_select into registered memory (timeout in seconds, None = no limit).")
@@ -548,12 +517,7 @@ CUDA tensors register as device memory, which moves only over rdma.)doc")
           [](PyClient& self, py::handle keys) {
             auto c = self.Get();
             std::vector<Key> ks = KeysFromPy(keys);
-            Result<size_t> r = size_t{0};
-            {
-              py::gil_scoped_release release;
-              r = c->MatchPrefix(ks);
-            }
-            return Unwrap(std::move(r));
+            return Released([&] { return c->MatchPrefix(ks); });
           },
           "keys"_a, "Number of leading keys stored now; never blocks.")
       .def(
@@ -561,12 +525,7 @@ CUDA tensors register as device memory, which moves only over rdma.)doc")
           [](PyClient& self, py::handle keys) {
             auto c = self.Get();
             std::vector<Key> ks = KeysFromPy(keys);
-            Result<size_t> r = size_t{0};
-            {
-              py::gil_scoped_release release;
-              r = c->Retain(ks);
-            }
-            return Unwrap(std::move(r));
+            return Released([&] { return c->Retain(ks); });
           },
           "keys"_a,
           "Adds one pending taker to each leading stored key (stops at the first absent one); "
@@ -577,24 +536,14 @@ CUDA tensors register as device memory, which moves only over rdma.)doc")
           [](PyClient& self, py::handle keys) {
             auto c = self.Get();
             std::vector<Key> ks = KeysFromPy(keys);
-            Result<size_t> r = size_t{0};
-            {
-              py::gil_scoped_release release;
-              r = c->Remove(ks);
-            }
-            return Unwrap(std::move(r));
+            return Released([&] { return c->Remove(ks); });
           },
           "keys"_a, "Removes what is stored; returns how many were removed.")
       .def(
           "stats",
           [](PyClient& self) {
             auto c = self.Get();
-            Result<StoreStats> r = StoreStats{};
-            {
-              py::gil_scoped_release release;
-              r = c->Stats();
-            }
-            return Unwrap(std::move(r));
+            return Released([&] { return c->Stats(); });
           },
           "The store's counters (StoreStats).")
       .def(
@@ -618,12 +567,7 @@ CUDA tensors register as device memory, which moves only over rdma.)doc")
                       "tier must be 'device', 'host', 'spill' or None, got '" + *tier + "'");
               }
             }
-            Result<ListPage> r = ListPage{};
-            {
-              py::gil_scoped_release release;
-              r = c->List(o);
-            }
-            return Unwrap(std::move(r));
+            return Released([&] { return c->List(o); });
           },
           py::kw_only(), "limit"_a = 1000, "cursor"_a = py::bytes(), "tier"_a = py::none(),
           "One page of stored entries (ListPage: entries, next_cursor).")
@@ -632,12 +576,7 @@ CUDA tensors register as device memory, which moves only over rdma.)doc")
           [](PyClient& self, py::handle key) {
             auto c = self.Get();
             Key k = KeyFromPy(key);
-            Result<EntryInfo> r = EntryInfo{};
-            {
-              py::gil_scoped_release release;
-              r = c->Show(k);
-            }
-            return Unwrap(std::move(r));
+            return Released([&] { return c->Show(k); });
           },
           "key"_a, "Metadata of one entry without its bytes; NotFound when absent.")
       .def(

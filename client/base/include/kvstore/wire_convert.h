@@ -12,10 +12,10 @@
 #include <capnp/serialize.h>
 
 #include "kvstore.capnp.h"
-#include "kvstore/types.h"
 #include "kvstore/frame.h"
 #include "kvstore/key.h"
 #include "kvstore/status.h"
+#include "kvstore/types.h"
 
 namespace kvstore {
 

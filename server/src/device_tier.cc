@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "entry.h"
+#include "entry_list.h"
 #include "kvstore/server/store.h"
 #include "kvstore/units.h"
 
@@ -67,9 +68,9 @@ bool Store::DemoteDeviceOne() {
   Entry* e = nullptr;
   {
     std::lock_guard lock(mu_);
-    for (auto it = device_lru_.rbegin(); it != device_lru_.rend(); ++it) {
-      if ((*it)->pins > 0 || (*it)->moving) continue;
-      e = *it;
+    for (Entry* c = lists_->device_lru.back(); c != nullptr; c = LruList::Before(c)) {
+      if (c->pins > 0 || c->moving) continue;
+      e = c;
       break;
     }
     if (e == nullptr) return false;

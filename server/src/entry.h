@@ -3,7 +3,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <list>
 #include <span>
 
 #include "kvstore/client.h"
@@ -27,8 +26,13 @@ struct Entry {
   bool doomed = false;    // dropped while pinned: freed when the last pin goes
   bool in_spill = false;  // a copy is on the spill tier
   bool moving = false;    // a promotion or a device->host move is under way
-  // Valid while indexed in the host tier (Store::lru_) or the device tier (Store::device_lru_).
-  std::list<Entry*>::iterator lru;
+  // Links of the host tier's LRU (Store::lru_) or the device tier's
+  // (Store::device_lru_) while indexed there; entry_list.h.
+  Entry* lru_prev = nullptr;
+  Entry* lru_next = nullptr;
+  // Links of its expiry bucket (Store::ttl_buckets_) while indexed with a TTL.
+  Entry* ttl_prev = nullptr;
+  Entry* ttl_next = nullptr;
   NsKey id() const { return {ns, key}; }
   std::span<const std::byte> bytes() const { return {slot.data, slot.size}; }
   bool in_host() const { return slot.data != nullptr; }

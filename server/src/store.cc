@@ -1,11 +1,13 @@
 #include "kvstore/server/store.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
 
 #include "entry.h"
+#include "entry_list.h"
 
 namespace kvstore::server {
 
@@ -48,6 +50,7 @@ Store::Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory,
     : options_(options),
       started_(SteadyClock::now()),
       memory_(std::move(memory)),
+      lists_(std::make_unique<EntryLists>()),
       spill_(std::move(spill)),
       device_(std::move(device)) {}
 
@@ -83,13 +86,14 @@ void Store::LinkLocked(Entry* e) {
   ++ns.tier_entries[static_cast<int>(e->meta.tier)];
   ns.tier_bytes[static_cast<int>(e->meta.tier)] += e->meta.size;
   if (e->in_host()) ns.host_slot_bytes += e->slot.capacity;
+  if (e->expires != SteadyClock::time_point::max()) {
+    lists_->ttl_buckets[TtlBucket(e->expires)].PushFront(e);
+  }
   if (e->in_host()) {
-    lru_.push_front(e);
-    e->lru = lru_.begin();
+    lists_->host_lru.PushFront(e);
     host_value_bytes_ += e->meta.size;
   } else if (e->in_device()) {
-    device_lru_.push_front(e);
-    e->lru = device_lru_.begin();
+    lists_->device_lru.PushFront(e);
     device_value_bytes_ += e->meta.size;
     ++device_entries_;
   } else {
@@ -105,11 +109,16 @@ void Store::UnlinkLocked(Entry* e) {
   --ns.tier_entries[static_cast<int>(e->meta.tier)];
   ns.tier_bytes[static_cast<int>(e->meta.tier)] -= e->meta.size;
   if (e->in_host()) ns.host_slot_bytes -= e->slot.capacity;
+  if (e->expires != SteadyClock::time_point::max()) {
+    auto b = lists_->ttl_buckets.find(TtlBucket(e->expires));
+    b->second.Erase(e);
+    if (b->second.empty()) lists_->ttl_buckets.erase(b);
+  }
   if (e->in_host()) {
-    lru_.erase(e->lru);
+    lists_->host_lru.Erase(e);
     host_value_bytes_ -= e->meta.size;
   } else if (e->in_device()) {
-    device_lru_.erase(e->lru);
+    lists_->device_lru.Erase(e);
     device_value_bytes_ -= e->meta.size;
     --device_entries_;
   } else {
@@ -458,7 +467,7 @@ void Store::SelectImpl(NamespaceId ns, std::span<const Key> keys, const Delivery
     for (const Key& k : keys) {
       Entry* e = index_.find(NsKey{ns, k})->second.get();
       ++e->pins;
-      lru_.splice(lru_.begin(), lru_, e->lru);
+      lists_->host_lru.MoveToFront(e);
       d->held_.push_back(e);
       d->entries_.push_back({k, e->meta, e->bytes()});
     }
@@ -585,24 +594,39 @@ size_t Store::Remove(std::span<const Key> keys, NamespaceId ns) {
   return n;
 }
 
+uint64_t Store::TtlBucket(SteadyClock::time_point t) const {
+  const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - started_).count();
+  return ms <= 0 ? 0 : static_cast<uint64_t>(ms / EntryLists::kTtlBucketMs);
+}
+
 size_t Store::ExpireTtl() {
-  auto now = SteadyClock::now();
-  std::lock_guard lock(mu_);
-  size_t n = 0;
-  for (auto it = index_.begin(); it != index_.end();) {
-    auto next = std::next(it);
-    if (it->second->expires <= now) {
-      spdlog::debug("ttl expired: key {} ({} bytes, layout '{}', producer '{}') was never taken",
-                    it->first.key.ToHex(), it->second->meta.size, it->second->meta.layout,
-                    it->second->meta.producer);
-      ++NsLocked(it->first.ns).ttl_expired;
-      EraseLocked(it);
-      ++n;
+  // Whole buckets that ended before now, at most kExpirySlice entries per hold
+  // of the mutex so no request waits behind a mass expiry for long.
+  constexpr size_t kExpirySlice = 512;
+  size_t total = 0;
+  for (;;) {
+    const uint64_t now_bucket = TtlBucket(SteadyClock::now());
+    size_t n = 0;
+    {
+      std::lock_guard lock(mu_);
+      auto& buckets = lists_->ttl_buckets;
+      while (n < kExpirySlice && !buckets.empty() && buckets.begin()->first < now_bucket) {
+        Entry* e = buckets.begin()->second.back();
+        spdlog::debug("ttl expired: key {} ({} bytes, layout '{}', producer '{}') was never taken",
+                      e->key.ToHex(), e->meta.size, e->meta.layout, e->meta.producer);
+        ++NsLocked(e->ns).ttl_expired;
+        auto it = index_.find(e->id());
+        assert(it != index_.end() && it->second.get() == e);
+        EraseLocked(it);  // unlinks it from its bucket
+        ++n;
+      }
     }
-    it = next;
+    total += n;
+    if (n < kExpirySlice) break;
   }
-  counters_.ttl_expired.fetch_add(n, std::memory_order_relaxed);
-  return n;
+  counters_.ttl_expired.fetch_add(total, std::memory_order_relaxed);
+  counters_.ttl_examined.fetch_add(total, std::memory_order_relaxed);
+  return total;
 }
 
 void Store::FailAllWaiters(const std::string& why) {
@@ -683,6 +707,14 @@ ListPage Store::List(std::span<const std::byte> cursor, uint32_t limit, int tier
     if (namespaces != nullptr) namespaces->push_back(f.id.ns);
   }
   return page;
+}
+
+size_t Store::IndexLongestChain() const {
+  std::lock_guard lock(mu_);
+  size_t longest = 0;
+  for (size_t b = 0; b < index_.bucket_count(); ++b)
+    longest = std::max(longest, index_.bucket_size(b));
+  return longest;
 }
 
 StoreStats Store::Stats(NamespaceId ns) {

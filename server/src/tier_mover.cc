@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "entry.h"
+#include "entry_list.h"
 #include "kvstore/server/store.h"
 #include "kvstore/units.h"
 
@@ -180,8 +181,7 @@ bool Store::DemoteOne(bool allow_waited) {
   Entry* e = nullptr;
   {
     std::lock_guard lock(mu_);
-    for (auto it = lru_.rbegin(); it != lru_.rend(); ++it) {
-      Entry* c = *it;
+    for (Entry* c = lists_->host_lru.back(); c != nullptr; c = LruList::Before(c)) {
       if (c->pins > 0 || c->moving) continue;
       if (!allow_waited && waiters_.HasWaiter(c->id())) continue;
       if (!c->in_spill && !TierQuotaAllowsLocked(c->ns, Tier::kSpill, c->meta.size)) continue;

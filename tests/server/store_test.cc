@@ -686,3 +686,116 @@ TEST(StoreNamespaces, SpillKeepsNamespacesApartAndARestartFindsThem) {
 
 }  // namespace
 }  // namespace kvstore::server
+
+// TTL: expiry costs what expires, never what is stored.
+namespace kvstore::server {
+namespace {
+
+Status PutTtl(Store& s, const Key& k, size_t n, std::chrono::milliseconds ttl) {
+  std::vector<std::byte> v(n, std::byte{1});
+  EntryMeta m;
+  m.size = v.size();
+  m.checksum = ValueChecksum(v);
+  auto r = s.Reserve(k, m, ttl);
+  if (!r.ok()) return r.status();
+  std::memcpy(r->slot.data, v.data(), v.size());
+  return s.Commit(std::move(r).value()).status();
+}
+
+Key Big(uint32_t i) {
+  Key k;
+  std::memcpy(k.bytes.data() + 28, &i, 4);
+  k.bytes[0] = std::byte{0xee};
+  return k;
+}
+
+TEST(StoreTtl, ExpiryLooksOnlyAtWhatExpiresAmongAHugePopulation) {
+  Store s(Opts(256 << 20), MakeArenaMemory(256 << 20, false).value());
+  constexpr uint32_t kLong = 200000, kShort = 1000;
+  for (uint32_t i = 0; i < kLong; ++i) {
+    ASSERT_TRUE(PutTtl(s, Big(i), 64, std::chrono::hours(1)).ok());
+  }
+  for (uint32_t i = 0; i < kShort; ++i) {
+    ASSERT_TRUE(PutTtl(s, K(i), 64, std::chrono::milliseconds(30)).ok());
+  }
+  // Nothing has expired yet whatever the pass finds: long TTLs are not looked at.
+  size_t expired = 0;
+  ASSERT_TRUE(Eventually([&] {
+    expired += s.ExpireTtl();
+    return expired == kShort;
+  })) << expired;
+  EXPECT_EQ(s.counters().ttl_examined.load(), kShort);  // a scan would look at 201,000
+  EXPECT_EQ(s.counters().ttl_expired.load(), kShort);
+  EXPECT_EQ(s.Stats().tiers[0].entries, kLong);
+  std::vector<Key> shorts, longs;
+  for (uint32_t i = 0; i < kShort; ++i) shorts.push_back(K(i));
+  for (uint32_t i = 0; i < kLong; ++i) longs.push_back(Big(i));
+  EXPECT_EQ(s.MatchPrefix(shorts), 0u);
+  EXPECT_EQ(s.MatchPrefix(longs), kLong);
+  EXPECT_EQ(s.ExpireTtl(), 0u);
+}
+
+TEST(StoreTtl, NoTtlCostsNothingAndAnEntryBeingReadIsFreedAfterTheRead) {
+  Store s(Opts(), MakeHeapMemory(64 << 20));
+  for (uint32_t i = 0; i < 1000; ++i) ASSERT_TRUE(PutTtl(s, K(i), 10, {}).ok());  // --ttl 0
+  EXPECT_EQ(s.ExpireTtl(), 0u);
+  EXPECT_EQ(s.counters().ttl_examined.load(), 0u);
+
+  ASSERT_TRUE(PutTtl(s, K(5000), 5000, std::chrono::milliseconds(1)).ok());
+  std::vector<Key> keys{K(5000)};
+  std::unique_ptr<Delivery> reading;
+  s.Select(keys, [&](Result<std::unique_ptr<Delivery>> r) { reading = std::move(r).value(); });
+  ASSERT_NE(reading, nullptr);
+  ASSERT_TRUE(Eventually([&] { return s.ExpireTtl() == 1; }));
+  EXPECT_EQ(s.MatchPrefix(keys), 0u);                          // gone from the index at once
+  EXPECT_EQ(reading->entries()[0].bytes[4999], std::byte{1});  // bytes still valid
+  const uint64_t before = s.Stats().tiers[0].used_bytes;
+  reading->Finish(true);
+  EXPECT_LT(s.Stats().tiers[0].used_bytes, before);  // freed with the last reader
+}
+
+TEST(StoreTtl, AFailedDeliveryPutsTheEntryBackWithItsDeadline) {
+  Store s(Opts(), MakeHeapMemory(64 << 20));
+  ASSERT_TRUE(PutTtl(s, K(1), 10, std::chrono::milliseconds(1)).ok());
+  std::vector<Key> keys{K(1)};
+  std::unique_ptr<Delivery> d;
+  s.DropSelect(keys, [&](Result<std::unique_ptr<Delivery>> r) { d = std::move(r).value(); });
+  ASSERT_NE(d, nullptr);
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  EXPECT_EQ(s.ExpireTtl(), 0u);  // claimed: not the expiry's to drop
+  d->Finish(false);              // back in the index, its deadline long past
+  ASSERT_TRUE(Eventually([&] { return s.ExpireTtl() == 1; }));
+  EXPECT_EQ(s.MatchPrefix(keys), 0u);
+  EXPECT_EQ(s.Stats().tiers[0].used_bytes, 0u);
+}
+
+}  // namespace
+}  // namespace kvstore::server
+
+// The index hashes the whole key with a per-process secret: keys a client
+// makes share a long prefix still spread (the old index hashed 8 bytes).
+namespace kvstore::server {
+namespace {
+
+TEST(StoreIndex, KeysSharingTheirFirst24BytesDoNotCollide) {
+  Store s(Opts(256 << 20), MakeArenaMemory(256 << 20, false).value());
+  constexpr uint32_t kCount = 40000;
+  std::vector<Key> keys;
+  for (uint32_t i = 0; i < kCount; ++i) {
+    Key k;
+    std::memset(k.bytes.data(), 0xab, 24);  // all equal but the last 8 bytes
+    const uint64_t tail = i;
+    std::memcpy(k.bytes.data() + 24, &tail, 8);
+    keys.push_back(k);
+    ASSERT_TRUE(Put(s, k, Bytes(64, 1)).ok());
+  }
+  EXPECT_EQ(s.MatchPrefix(keys), kCount);
+  // A chain of 40,000 made every insert a linear scan; random keys give a few.
+  EXPECT_LE(s.IndexLongestChain(), 16u);
+  // Also within one namespace other than the default, and the same keys in two.
+  for (uint32_t i = 0; i < 1000; ++i) ASSERT_TRUE(PutIn(s, 9, keys[i], Bytes(64, 9)).ok());
+  EXPECT_LE(s.IndexLongestChain(), 16u);
+}
+
+}  // namespace
+}  // namespace kvstore::server

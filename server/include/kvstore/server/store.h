@@ -76,6 +76,7 @@ namespace kvstore::server {
 
 class Store;
 struct Entry;
+struct EntryLists;
 
 struct DeliveredEntry {
   Key key;
@@ -146,6 +147,7 @@ struct StoreCounters {
   std::atomic<uint64_t> hits{0};
   std::atomic<uint64_t> misses{0};
   std::atomic<uint64_t> ttl_expired{0};
+  std::atomic<uint64_t> ttl_examined{0};  // entries an expiry pass looked at (== expired)
   std::atomic<uint64_t> evictions{0};
   std::atomic<uint64_t> promotions{0};
   std::atomic<uint64_t> refused_inserts{0};
@@ -224,6 +226,9 @@ class Store {
   // kAllNamespaces: the same as Stats().
   StoreStats Stats(NamespaceId ns);
   const StoreCounters& counters() const { return counters_; }
+  // The most entries any one index slot chain holds (a health check of the
+  // index hash: a handful with any keys, never proportional to their number).
+  size_t IndexLongestChain() const;
 
   // Quotas: take effect for the next call (what a namespace holds beyond a new,
   // lower quota stays). A quota of all zeros removes the limits.
@@ -233,7 +238,10 @@ class Store {
   std::vector<NamespaceUsage> Namespaces() const;
   NamespaceUsage NamespaceUsageOf(NamespaceId ns) const;
 
-  // Drops committed, unpinned entries whose TTL passed. Returns how many.
+  // Drops committed entries whose TTL passed (an entry being read is freed when
+  // its last reader finishes). Costs what expires, not what is stored; works in
+  // slices that release the mutex. Returns how many. Entries expire up to
+  // 16 ms after their deadline plus the caller's period.
   size_t ExpireTtl();
   // Fails every pending waiter with Unavailable.
   void FailAllWaiters(const std::string& why);
@@ -307,6 +315,8 @@ class Store {
   void FreeEntryLocked(Entry* e);
   void InsertIndexLocked(std::unique_ptr<Entry> e);
   static void RunCallbacks(Callbacks& cbs);
+  // The expiry bucket a deadline falls in (EntryLists::ttl_buckets).
+  uint64_t TtlBucket(std::chrono::steady_clock::time_point t) const;
 
   // Per-namespace accounting and quotas (GUARDED_BY(mu_)).
   struct NamespaceState {
@@ -334,15 +344,16 @@ class Store {
   std::unique_ptr<HostMemory> memory_;                          // GUARDED_BY(mu_)
   Index index_;                                                 // GUARDED_BY(mu_)
   std::unordered_map<NamespaceId, NamespaceState> namespaces_;  // GUARDED_BY(mu_)
-  std::list<Entry*> lru_;                     // GUARDED_BY(mu_): host entries, front = newest
+  // GUARDED_BY(mu_): the tiers' LRUs and the expiry buckets (entry_list.h).
+  std::unique_ptr<EntryLists> lists_;
   std::unique_ptr<tiers::SpillStore> spill_;  // null = no spill tier
   uint64_t spill_value_bytes_ = 0;            // GUARDED_BY(mu_): indexed spill-tier entries
   uint64_t spill_entries_ = 0;                // GUARDED_BY(mu_)
   std::unique_ptr<DeviceMemory> device_;  // null = no device tier; Allocate/Free GUARDED_BY(mu_)
-  std::list<Entry*> device_lru_;          // GUARDED_BY(mu_): device entries, front = newest
-  uint64_t device_value_bytes_ = 0;       // GUARDED_BY(mu_)
-  uint64_t device_entries_ = 0;           // GUARDED_BY(mu_)
-  std::deque<PromoteTask> promotions_;    // GUARDED_BY(mu_)
+
+  uint64_t device_value_bytes_ = 0;     // GUARDED_BY(mu_)
+  uint64_t device_entries_ = 0;         // GUARDED_BY(mu_)
+  std::deque<PromoteTask> promotions_;  // GUARDED_BY(mu_)
   std::condition_variable worker_cv_;
   bool stop_worker_ = false;  // GUARDED_BY(mu_)
   std::thread worker_;

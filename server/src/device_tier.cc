@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "entry.h"
+#include "entry_index.h"
 #include "entry_list.h"
 #include "kvstore/server/store.h"
 #include "kvstore/units.h"
@@ -28,7 +29,7 @@ std::optional<DeviceSlot> Store::CopyUpAtCommit(const NsKey& key,
   {
     std::lock_guard lock(mu_);
     // A value a drop_select is waiting for leaves at once: keep it where it can be sent.
-    if (index_.contains(key) || waiters_.HasWaiter(key)) return std::nullopt;
+    if (index_->Contains(key.ns, key.key) || waiters_.HasWaiter(key)) return std::nullopt;
     if (!TierQuotaAllowsLocked(key.ns, Tier::kDevice, bytes.size())) return std::nullopt;
     slot = device_->Allocate(std::max<uint64_t>(bytes.size(), 1));
   }
@@ -105,7 +106,7 @@ bool Store::MoveDeviceToHost(Entry* e, bool for_delivery) {
   uint64_t size = 0;
   {
     std::lock_guard lock(mu_);
-    dev = e->dev;  // stays allocated: the entry is pinned
+    dev = e->dev();  // stays allocated: the entry is pinned
     size = e->meta.size;
   }
   std::optional<Slot> slot = AllocateHostForMove(size);
@@ -146,9 +147,9 @@ bool Store::MoveDeviceToHost(Entry* e, bool for_delivery) {
       return false;
     }
     UnlinkLocked(e);
-    device_->Free(e->dev);
-    e->dev = {};
-    e->slot = *slot;
+    device_->Free(e->dev());
+    e->clear_place();
+    e->set_slot(*slot);
     e->meta.tier = Tier::kHost;
     LinkLocked(e);
     UnpinAfterMoveLocked(e);
@@ -162,19 +163,19 @@ bool Store::MoveDeviceToHost(Entry* e, bool for_delivery) {
 
 size_t Store::FlushDeviceToSpill(size_t* written, uint64_t* bytes) {
   if (device_ == nullptr || spill_ == nullptr) return 0;
-  std::vector<Entry*> todo;
+  std::vector<std::pair<Entry*, EntryMeta>> todo;
   {
     std::lock_guard lock(mu_);
-    for (auto& [k, e] : index_) {
-      if (e->in_device() && !e->in_spill) todo.push_back(e.get());
-    }
+    index_->ForEach([&](Entry* e) {
+      if (e->in_device() && !e->in_spill) todo.emplace_back(e, MetaLocked(e));
+    });
   }
   size_t failed = 0;
   std::vector<std::byte> buffer;
-  for (Entry* e : todo) {
+  for (auto& [e, meta] : todo) {
     buffer.resize(e->meta.size);
-    Status s = device_->CopyToHost(e->dev, buffer);
-    if (s.ok()) s = spill_->Put(tiers::SpillKey(e->key, e->ns), e->meta, buffer);
+    Status s = device_->CopyToHost(e->dev(), buffer);
+    if (s.ok()) s = spill_->Put(tiers::SpillKey(e->key, e->ns), meta, buffer);
     if (s.ok()) {
       e->in_spill = true;
       ++*written;

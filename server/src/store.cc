@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "entry.h"
+#include "entry_index.h"
 #include "entry_list.h"
 
 namespace kvstore::server {
@@ -50,6 +51,8 @@ Store::Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory,
     : options_(options),
       started_(SteadyClock::now()),
       memory_(std::move(memory)),
+      index_(std::make_unique<EntryIndex>()),
+      strings_(std::make_unique<StringTable>()),
       lists_(std::make_unique<EntryLists>()),
       spill_(std::move(spill)),
       device_(std::move(device)) {}
@@ -62,11 +65,12 @@ Store::~Store() {
   worker_cv_.notify_all();
   if (worker_.joinable()) worker_.join();
   std::lock_guard lock(mu_);
-  for (auto& [k, e] : index_) {
-    if (e->in_host()) memory_->Free(e->slot);
-    if (e->in_device()) device_->Free(e->dev);
-  }
-  index_.clear();
+  index_->ForEach([&](Entry* e) {
+    if (e->in_host()) memory_->Free(e->slot());
+    if (e->in_device()) device_->Free(e->dev());
+    delete e;
+  });
+  index_.reset();
 }
 
 std::string Store::DescribeMemory() const {
@@ -85,7 +89,7 @@ void Store::LinkLocked(Entry* e) {
   ++ns.entries;
   ++ns.tier_entries[static_cast<int>(e->meta.tier)];
   ns.tier_bytes[static_cast<int>(e->meta.tier)] += e->meta.size;
-  if (e->in_host()) ns.host_slot_bytes += e->slot.capacity;
+  if (e->in_host()) ns.host_slot_bytes += e->capacity;
   if (e->expires != SteadyClock::time_point::max()) {
     lists_->ttl_buckets[TtlBucket(e->expires)].PushFront(e);
   }
@@ -108,7 +112,7 @@ void Store::UnlinkLocked(Entry* e) {
   --ns.entries;
   --ns.tier_entries[static_cast<int>(e->meta.tier)];
   ns.tier_bytes[static_cast<int>(e->meta.tier)] -= e->meta.size;
-  if (e->in_host()) ns.host_slot_bytes -= e->slot.capacity;
+  if (e->in_host()) ns.host_slot_bytes -= e->capacity;
   if (e->expires != SteadyClock::time_point::max()) {
     auto b = lists_->ttl_buckets.find(TtlBucket(e->expires));
     b->second.Erase(e);
@@ -147,7 +151,7 @@ Result<Reservation> Store::Reserve(const Key& key, const EntryMeta& meta,
   for (int attempt = 0; attempt < 2; ++attempt) {
     {
       std::lock_guard lock(mu_);
-      if (index_.contains(NsKey{ns, key})) {
+      if (index_->Contains(ns, key)) {
         r.exists = true;
         return r;
       }
@@ -289,7 +293,8 @@ Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_che
   auto e = std::make_unique<Entry>();
   e->key = r.key;
   e->ns = r.ns;
-  e->meta = r.meta;
+  e->meta.size = r.meta.size;
+  e->meta.checksum = r.meta.checksum;
   e->meta.created_unix_ms = UnixMs();
   e->meta.tier = Tier::kHost;
   if (r.ttl.count() > 0) {
@@ -298,7 +303,7 @@ Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_che
   } else {
     e->meta.expires_unix_ms = 0;
   }
-  e->slot = r.slot;
+  e->set_slot(r.slot);
   r.slot = {};
   // Device tier: copied up before the entry is visible, so no reader sees it mid-move.
   std::optional<DeviceSlot> up = CopyUpAtCommit(e->id(), e->bytes());
@@ -307,22 +312,24 @@ Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_che
   {
     std::lock_guard lock(mu_);
     if (up) {
-      memory_->Free(e->slot);
-      e->slot = {};
-      e->dev = *up;
+      memory_->Free(e->slot());
+      e->clear_place();
+      e->set_dev(*up);
       e->meta.tier = Tier::kDevice;
       counters_.device_admissions.fetch_add(1, std::memory_order_relaxed);
     }
     ReleaseReservationLocked(e->ns, e->meta.size);
-    if (index_.contains(e->id())) {  // a concurrent insert of the same key committed first
+    if (index_->Contains(e->ns, e->key)) {  // a concurrent insert of the same key committed first
       if (e->in_device()) {
-        device_->Free(e->dev);
+        device_->Free(e->dev());
       } else {
-        memory_->Free(e->slot);
+        memory_->Free(e->slot());
       }
       return false;
     }
     const NsKey key = e->id();
+    e->meta.layout = strings_->Intern(r.meta.layout);
+    e->meta.producer = strings_->Intern(r.meta.producer);
     InsertIndexLocked(std::move(e));
     counters_.inserts.fetch_add(1, std::memory_order_relaxed);
     ++NsLocked(key.ns).inserts;
@@ -338,14 +345,13 @@ Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_che
 }
 
 void Store::InsertIndexLocked(std::unique_ptr<Entry> e) {
-  Entry* raw = e.get();
-  index_.emplace(raw->id(), std::move(e));
+  Entry* raw = e.release();
+  index_->Insert(raw);
   LinkLocked(raw);
 }
 
-void Store::EraseLocked(Index::iterator it) {
-  Entry* e = it->second.release();
-  index_.erase(it);
+void Store::EraseLocked(Entry* e) {
+  index_->Erase(e);
   UnlinkLocked(e);
   if (e->pins > 0) {
     e->doomed = true;
@@ -356,12 +362,12 @@ void Store::EraseLocked(Index::iterator it) {
 }
 
 void Store::FreeEntryLocked(Entry* e) {
-  if (e->in_host()) memory_->Free(e->slot);
-  if (e->in_device()) device_->Free(e->dev);
+  if (e->in_host()) memory_->Free(e->slot());
+  if (e->in_device()) device_->Free(e->dev());
   if (e->in_spill && spill_ != nullptr) {
     // Unless a newer entry under the same key owns the disk copy now.
-    auto it = index_.find(e->id());
-    if (it == index_.end() || !it->second->in_spill) {
+    Entry* now = index_->Find(e->ns, e->key);
+    if (now == nullptr || !now->in_spill) {
       Status s = spill_->Delete(tiers::SpillKey(e->key, e->ns));
       if (!s.ok() && s.code() != StatusCode::kNotFound) {
         counters_.spill_errors.fetch_add(1, std::memory_order_relaxed);
@@ -369,15 +375,29 @@ void Store::FreeEntryLocked(Entry* e) {
       }
     }
   }
+  strings_->Release(e->meta.layout);
+  strings_->Release(e->meta.producer);
   delete e;
+}
+
+EntryMeta Store::MetaLocked(const Entry* e) const {
+  EntryMeta m;
+  m.size = e->meta.size;
+  m.checksum = e->meta.checksum;
+  m.layout = strings_->Get(e->meta.layout);
+  m.producer = strings_->Get(e->meta.producer);
+  m.created_unix_ms = e->meta.created_unix_ms;
+  m.expires_unix_ms = e->meta.expires_unix_ms;
+  m.tier = e->meta.tier;
+  return m;
 }
 
 std::unique_ptr<Delivery> Store::TryClaimLocked(NamespaceId ns, std::span<const Key> keys) {
   std::vector<Key> spilled;
   for (const Key& k : keys) {
-    auto it = index_.find(NsKey{ns, k});
-    if (it == index_.end()) return nullptr;
-    if (!it->second->in_host()) spilled.push_back(k);
+    Entry* e = index_->Find(ns, k);
+    if (e == nullptr) return nullptr;
+    if (!e->in_host()) spilled.push_back(k);
   }
   if (!spilled.empty()) {
     // Every key is committed but some are on disk or in the device tier: bring
@@ -387,18 +407,16 @@ std::unique_ptr<Delivery> Store::TryClaimLocked(NamespaceId ns, std::span<const 
   }
   std::unique_ptr<Delivery> d(new Delivery(this, /*drop=*/true));
   for (const Key& k : keys) {
-    auto it = index_.find(NsKey{ns, k});
-    if (it == index_.end()) continue;  // the same key listed twice: claimed already
-    if (it->second->takers > 1) {
+    Entry* e = index_->Find(ns, k);
+    if (e == nullptr) continue;  // the same key listed twice: claimed already
+    if (e->takers > 1) {
       // Another taker is still due: this one gets the bytes, the entry stays.
-      Entry* e = it->second.get();
       --e->takers;
       ++e->pins;
       d->shared_.push_back(e);
       continue;
     }
-    Entry* e = it->second.release();
-    index_.erase(it);
+    index_->Erase(e);
     UnlinkLocked(e);
     ++held_entries_;
     d->held_.push_back(e);
@@ -408,7 +426,7 @@ std::unique_ptr<Delivery> Store::TryClaimLocked(NamespaceId ns, std::span<const 
     auto held = std::find_if(d->held_.begin(), d->held_.end(), match);
     Entry* e =
         held != d->held_.end() ? *held : *std::find_if(d->shared_.begin(), d->shared_.end(), match);
-    d->entries_.push_back({k, e->meta, e->bytes()});
+    d->entries_.push_back({k, MetaLocked(e), e->bytes()});
   }
   return d;
 }
@@ -442,15 +460,15 @@ void Store::SelectImpl(NamespaceId ns, std::span<const Key> keys, const Delivery
     std::lock_guard lock(mu_);
     std::vector<Key> spilled;
     for (const Key& k : keys) {
-      auto it = index_.find(NsKey{ns, k});
-      if (it == index_.end()) {
+      Entry* e = index_->Find(ns, k);
+      if (e == nullptr) {
         counters_.misses.fetch_add(1, std::memory_order_relaxed);
         ++NsLocked(ns).misses;
         d->finished_ = true;  // nothing pinned yet
         callback(Status::NotFound(FirstMissing(k)));
         return;
       }
-      if (!it->second->in_host()) spilled.push_back(k);
+      if (!e->in_host()) spilled.push_back(k);
     }
     if (!spilled.empty()) {
       d->finished_ = true;
@@ -465,11 +483,11 @@ void Store::SelectImpl(NamespaceId ns, std::span<const Key> keys, const Delivery
       return;
     }
     for (const Key& k : keys) {
-      Entry* e = index_.find(NsKey{ns, k})->second.get();
+      Entry* e = index_->Find(ns, k);
       ++e->pins;
       lists_->host_lru.MoveToFront(e);
       d->held_.push_back(e);
-      d->entries_.push_back({k, e->meta, e->bytes()});
+      d->entries_.push_back({k, MetaLocked(e), e->bytes()});
     }
     counters_.hits.fetch_add(1, std::memory_order_relaxed);
     ++NsLocked(ns).hits;
@@ -545,8 +563,8 @@ void Store::FinishDelivery(Delivery* d, bool delivered) {
       }
       // Delivery failed: the entry goes back for the next taker.
       counters_.redeliveries.fetch_add(1, std::memory_order_relaxed);
-      if (index_.contains(e->id())) {  // re-inserted meanwhile; keep the newer copy
-        e->in_spill = false;           // the disk copy, if any, belongs to the newer entry now
+      if (index_->Contains(e->ns, e->key)) {  // re-inserted meanwhile; keep the newer copy
+        e->in_spill = false;  // the disk copy, if any, belongs to the newer entry now
         if (e->pins > 0) {
           e->doomed = true;
           ++held_entries_;
@@ -567,7 +585,7 @@ void Store::FinishDelivery(Delivery* d, bool delivered) {
 size_t Store::MatchPrefix(std::span<const Key> keys, NamespaceId ns) {
   std::lock_guard lock(mu_);
   size_t n = 0;
-  while (n < keys.size() && index_.contains(NsKey{ns, keys[n]})) ++n;
+  while (n < keys.size() && index_->Contains(ns, keys[n])) ++n;
   return n;
 }
 
@@ -575,9 +593,9 @@ size_t Store::Retain(std::span<const Key> keys, NamespaceId ns) {
   std::lock_guard lock(mu_);
   size_t n = 0;
   for (; n < keys.size(); ++n) {
-    auto it = index_.find(NsKey{ns, keys[n]});
-    if (it == index_.end()) break;
-    ++it->second->takers;
+    Entry* e = index_->Find(ns, keys[n]);
+    if (e == nullptr) break;
+    ++e->takers;
   }
   return n;
 }
@@ -586,9 +604,9 @@ size_t Store::Remove(std::span<const Key> keys, NamespaceId ns) {
   std::lock_guard lock(mu_);
   size_t n = 0;
   for (const Key& k : keys) {
-    auto it = index_.find(NsKey{ns, k});
-    if (it == index_.end()) continue;
-    EraseLocked(it);
+    Entry* e = index_->Find(ns, k);
+    if (e == nullptr) continue;
+    EraseLocked(e);
     ++n;
   }
   return n;
@@ -613,11 +631,11 @@ size_t Store::ExpireTtl() {
       while (n < kExpirySlice && !buckets.empty() && buckets.begin()->first < now_bucket) {
         Entry* e = buckets.begin()->second.back();
         spdlog::debug("ttl expired: key {} ({} bytes, layout '{}', producer '{}') was never taken",
-                      e->key.ToHex(), e->meta.size, e->meta.layout, e->meta.producer);
+                      e->key.ToHex(), e->meta.size, strings_->Get(e->meta.layout),
+                      strings_->Get(e->meta.producer));
         ++NsLocked(e->ns).ttl_expired;
-        auto it = index_.find(e->id());
-        assert(it != index_.end() && it->second.get() == e);
-        EraseLocked(it);  // unlinks it from its bucket
+        assert(index_->Find(e->ns, e->key) == e);
+        EraseLocked(e);  // unlinks it from its bucket
         ++n;
       }
     }
@@ -675,16 +693,17 @@ ListPage Store::List(std::span<const std::byte> cursor, uint32_t limit, int tier
   std::vector<Found> found;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [k, e] : index_) {
-      if (!all && k.ns != ns) continue;
-      if (after && !(*after < k)) continue;
+    index_->ForEach([&](Entry* e) {
+      const NsKey k = e->id();
+      if (!all && k.ns != ns) return;
+      if (after && !(*after < k)) return;
       auto kb = std::span<const std::byte>(k.key.bytes);
       if (prefix.size() > Key::kSize || !std::equal(prefix.begin(), prefix.end(), kb.begin())) {
-        continue;
+        return;
       }
-      if (tier >= 0 && static_cast<int>(e->meta.tier) != tier) continue;
-      found.push_back({k, e->meta});
-    }
+      if (tier >= 0 && static_cast<int>(e->meta.tier) != tier) return;
+      found.push_back({k, MetaLocked(e)});
+    });
   }
   auto by_key = [](const Found& a, const Found& b) { return a.id < b.id; };
   ListPage page;
@@ -712,8 +731,7 @@ ListPage Store::List(std::span<const std::byte> cursor, uint32_t limit, int tier
 size_t Store::IndexLongestChain() const {
   std::lock_guard lock(mu_);
   size_t longest = 0;
-  for (size_t b = 0; b < index_.bucket_count(); ++b)
-    longest = std::max(longest, index_.bucket_size(b));
+  longest = index_->LongestProbe();
   return longest;
 }
 
@@ -765,7 +783,7 @@ StoreStats Store::Stats() {
     std::lock_guard lock(mu_);
     TierStats host;
     host.tier = Tier::kHost;
-    host.entries = index_.size() - spill_entries_ - device_entries_;
+    host.entries = index_->size() - spill_entries_ - device_entries_;
     host.bytes = host_value_bytes_;
     host.capacity_bytes = memory_->capacity();
     host.used_bytes = memory_->used();

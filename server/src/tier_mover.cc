@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "entry.h"
+#include "entry_index.h"
 #include "entry_list.h"
 #include "kvstore/server/store.h"
 #include "kvstore/units.h"
@@ -39,11 +40,16 @@ Result<size_t> Store::Open() {
       auto e = std::make_unique<Entry>();
       e->key = key.key;
       e->ns = key.ns;
-      e->meta = meta;
+      e->meta.size = meta.size;
+      e->meta.checksum = meta.checksum;
+      e->meta.created_unix_ms = meta.created_unix_ms;
+      e->meta.expires_unix_ms = meta.expires_unix_ms;
       e->meta.tier = Tier::kSpill;
       e->in_spill = true;
       e->expires = ExpiryFromUnixMs(meta.expires_unix_ms);
-      if (!index_.contains(e->id())) {
+      if (!index_->Contains(e->ns, e->key)) {
+        e->meta.layout = strings_->Intern(meta.layout);
+        e->meta.producer = strings_->Intern(meta.producer);
         InsertIndexLocked(std::move(e));
         ++found;
       }
@@ -67,16 +73,16 @@ Status Store::Close() {
   uint64_t bytes = 0;
   if (options_.flush_on_shutdown) {
     // No connection is left: nothing else touches the index now.
-    std::vector<Entry*> todo;
+    std::vector<std::pair<Entry*, EntryMeta>> todo;
     {
       std::lock_guard lock(mu_);
-      for (auto& [k, e] : index_) {
-        if (e->in_host() && !e->in_spill) todo.push_back(e.get());
-      }
+      index_->ForEach([&](Entry* e) {
+        if (e->in_host() && !e->in_spill) todo.emplace_back(e, MetaLocked(e));
+      });
     }
     failed += FlushDeviceToSpill(&written, &bytes);
-    for (Entry* e : todo) {
-      Status s = spill_->Put(tiers::SpillKey(e->key, e->ns), e->meta, e->bytes());
+    for (auto& [e, meta] : todo) {
+      Status s = spill_->Put(tiers::SpillKey(e->key, e->ns), meta, e->bytes());
       if (s.ok()) {
         e->in_spill = true;
         ++written;
@@ -101,8 +107,7 @@ uint64_t Store::HostFreeLocked() const { return memory_->capacity() - memory_->u
 void Store::QueuePromotionLocked(NamespaceId ns, std::vector<Key> keys,
                                  DeliveryCallback then_select, std::vector<Key> select_keys) {
   for (const Key& k : keys) {
-    auto it = index_.find(NsKey{ns, k});
-    if (it != index_.end()) it->second->moving = true;  // not demoted meanwhile
+    if (Entry* e = index_->Find(ns, k)) e->moving = true;  // not demoted meanwhile
   }
   promotions_.push_back({ns, std::move(keys), std::move(then_select), std::move(select_keys)});
   worker_cv_.notify_one();
@@ -179,6 +184,7 @@ uint64_t Store::DemoteUntilFree(uint64_t bytes_free) {
 
 bool Store::DemoteOne(bool allow_waited) {
   Entry* e = nullptr;
+  EntryMeta meta;
   {
     std::lock_guard lock(mu_);
     for (Entry* c = lists_->host_lru.back(); c != nullptr; c = LruList::Before(c)) {
@@ -190,11 +196,12 @@ bool Store::DemoteOne(bool allow_waited) {
     }
     if (e == nullptr) return false;
     ++e->pins;  // the bytes stay put while they are written out
+    meta = MetaLocked(e);
   }
   Status s;
   if (!e->in_spill) {
     auto start = SteadyClock::now();
-    s = spill_->Put(tiers::SpillKey(e->key, e->ns), e->meta, e->bytes());
+    s = spill_->Put(tiers::SpillKey(e->key, e->ns), meta, e->bytes());
     counters_.spill_write_micros.fetch_add(MicrosSince(start), std::memory_order_relaxed);
     if (s.ok()) counters_.spill_write_bytes.fetch_add(e->meta.size, std::memory_order_relaxed);
   }
@@ -222,8 +229,8 @@ bool Store::DemoteOne(bool allow_waited) {
   }
   if (!e->indexed || e->pins > 0 || !e->in_host()) return true;  // claimed or being read: keep
   UnlinkLocked(e);
-  memory_->Free(e->slot);
-  e->slot = {};
+  memory_->Free(e->slot());
+  e->clear_place();
   e->meta.tier = Tier::kSpill;
   LinkLocked(e);
   counters_.evictions.fetch_add(1, std::memory_order_relaxed);
@@ -249,7 +256,7 @@ std::optional<Slot> Store::SwapIn(Entry* e, const NsKey& key, uint64_t size) {
   }
   if (!slot) {
     // Could not make room after all: the value goes back to disk as it was.
-    if (spill_->Put(sk, e->meta, temp).ok()) {
+    if (spill_->Put(sk, meta, temp).ok()) {
       std::lock_guard lock(mu_);
       e->in_spill = true;
     } else {
@@ -272,9 +279,8 @@ bool Store::Promote(const NsKey& key) {
   bool device_resident = false;
   {
     std::lock_guard lock(mu_);
-    auto it = index_.find(key);
-    if (it == index_.end()) return false;
-    e = it->second.get();
+    e = index_->Find(key.ns, key.key);
+    if (e == nullptr) return false;
     if (e->in_host()) {
       e->moving = false;
       return true;
@@ -323,8 +329,7 @@ bool Store::Promote(const NsKey& key) {
                     s.ToString());
       e->in_spill = false;  // the spill tier dropped it already
       if (e->indexed) {
-        auto it = index_.find(key);
-        if (it != index_.end() && it->second.get() == e) EraseLocked(it);
+        if (index_->Find(key.ns, key.key) == e) EraseLocked(e);
       } else if (e->doomed && e->pins == 0) {
         --held_entries_;
         FreeEntryLocked(e);
@@ -356,7 +361,7 @@ bool Store::InstallPromoted(Entry* e, const NsKey& key, const Slot& slot) {
       return false;
     }
     UnlinkLocked(e);
-    e->slot = slot;
+    e->set_slot(slot);
     e->meta.tier = Tier::kHost;
     LinkLocked(e);
     counters_.promotions.fetch_add(1, std::memory_order_relaxed);

@@ -229,8 +229,8 @@ Timed RunFor(int threads, double seconds, const std::function<Status(int, uint64
   std::string first_error;
   std::mutex mu;
   const auto start = Clock::now();
-  const auto end = start + std::chrono::duration_cast<Clock::duration>(
-                               std::chrono::duration<double>(seconds));
+  const auto end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   std::vector<std::thread> ts;
   for (int t = 0; t < threads; ++t) {
     ts.emplace_back([&, t] {
@@ -446,7 +446,7 @@ int RunSize(const Options& o, uint64_t n) {
         return Status::Unavailable("redis connection lost");
       }
       return line == "$" + std::to_string(value.size()) ? Status::Ok()
-                                                         : Status::Internal("GET: " + line);
+                                                        : Status::Internal("GET: " + line);
     });
     get_rate.push_back(get.ops_per_sec);
     get_p50.push_back(get.p50_us);
@@ -472,9 +472,8 @@ int RunSize(const Options& o, uint64_t n) {
   std::cout << "kvstored insert: " << Fix(n / fill_s, 0) << " keys/s (" << o.fill_threads
             << " threads, one key per request, " << Fix(fill_s, 1) << " s, " << fill_errors.load()
             << " errors), longest insert " << Fix(longest_fill_us.load() / 1000.0, 2) << " ms\n";
-  std::cout << "kvstored match_prefix (1 key, " << o.threads
-            << " threads), median (min-max) of " << o.rounds
-            << " rounds: " << Spread(mp_rate, 0) << " ops/s; p50 " << Spread(mp_p50, 0)
+  std::cout << "kvstored match_prefix (1 key, " << o.threads << " threads), median (min-max) of "
+            << o.rounds << " rounds: " << Spread(mp_rate, 0) << " ops/s; p50 " << Spread(mp_p50, 0)
             << " us, p99 " << Spread(mp_p99, 0) << " us, max " << Spread(mp_max, 0) << " us\n";
   std::cout << "longest stall seen (any kvstored call while full or filling): "
             << Fix(std::max<double>(mp_max_all, longest_fill_us.load()) / 1000.0, 2) << " ms\n";
@@ -483,9 +482,9 @@ int RunSize(const Options& o, uint64_t n) {
     std::cout << "redis: memory per key " << Fix(rpk, 1) << " B (RSS delta / keys, value "
               << o.value << " B included; " << Fix(rpk - o.value, 1)
               << " B beside it); pipelined SET fill " << Fix(n / redis_fill_s, 0) << " keys/s\n";
-    std::cout << "redis GET (" << o.threads << " connections, one GET per round trip): "
-              << Spread(get_rate, 0) << " ops/s; p50 " << Spread(get_p50, 0) << " us, p99 "
-              << Spread(get_p99, 0) << " us\n";
+    std::cout << "redis GET (" << o.threads
+              << " connections, one GET per round trip): " << Spread(get_rate, 0) << " ops/s; p50 "
+              << Spread(get_p50, 0) << " us, p99 " << Spread(get_p99, 0) << " us\n";
     std::vector<double> ratio;
     for (size_t i = 0; i < std::min(mp_rate.size(), get_rate.size()); ++i) {
       ratio.push_back(mp_rate[i] / get_rate[i]);
@@ -511,8 +510,7 @@ int Main(int argc, char** argv) {
   app.add_option("--redis-server", o.redis)->capture_default_str();
   app.add_option("--sizes", o.sizes, "key counts")->delimiter(',')->capture_default_str();
   app.add_option("--value", o.value, "value bytes")->capture_default_str();
-  app.add_option("--threads", o.threads, "threads for match_prefix and GET")
-      ->capture_default_str();
+  app.add_option("--threads", o.threads, "threads for match_prefix and GET")->capture_default_str();
   app.add_option("--fill-threads", o.fill_threads, "threads inserting")->capture_default_str();
   app.add_option("--seconds", o.seconds, "per measured round")->capture_default_str();
   app.add_option("--rounds", o.rounds, "interleaved rounds (>= 3 for a median)")
@@ -525,8 +523,8 @@ int Main(int argc, char** argv) {
     const uint64_t avail = MemAvailableBytes();
     if (need > avail) {
       std::cout << "\n== " << n << " keys: skipped: needs about " << (need >> 20)
-                << " MiB (kvstored arena and index plus Redis), the machine has "
-                << (avail >> 20) << " MiB available ==\n"
+                << " MiB (kvstored arena and index plus Redis), the machine has " << (avail >> 20)
+                << " MiB available ==\n"
                 << std::flush;
       continue;
     }

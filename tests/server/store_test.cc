@@ -790,11 +790,12 @@ TEST(StoreIndex, KeysSharingTheirFirst24BytesDoNotCollide) {
     ASSERT_TRUE(Put(s, k, Bytes(64, 1)).ok());
   }
   EXPECT_EQ(s.MatchPrefix(keys), kCount);
-  // A chain of 40,000 made every insert a linear scan; random keys give a few.
-  EXPECT_LE(s.IndexLongestChain(), 16u);
+  // One chain of 40,000 made every insert a linear scan; spread keys give runs
+  // of tens of slots in a table at most 3/4 full.
+  EXPECT_LE(s.IndexLongestChain(), 512u);
   // Also within one namespace other than the default, and the same keys in two.
   for (uint32_t i = 0; i < 1000; ++i) ASSERT_TRUE(PutIn(s, 9, keys[i], Bytes(64, 9)).ok());
-  EXPECT_LE(s.IndexLongestChain(), 16u);
+  EXPECT_LE(s.IndexLongestChain(), 512u);
 }
 
 }  // namespace

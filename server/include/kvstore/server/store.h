@@ -77,6 +77,8 @@ namespace kvstore::server {
 class Store;
 struct Entry;
 struct EntryLists;
+class EntryIndex;
+class StringTable;
 
 struct DeliveredEntry {
   Key key;
@@ -309,12 +311,13 @@ class Store {
   void WakeWaitersLocked(const NsKey& key, Callbacks* out);
   // REQUIRES mu_ held. Claims every key for a drop_select if all are present.
   std::unique_ptr<Delivery> TryClaimLocked(NamespaceId ns, std::span<const Key> keys);
-  using Index = std::unordered_map<NsKey, std::unique_ptr<Entry>, NsKeyHash>;
-  // REQUIRES mu_ held. Removes from the index; frees now or when unpinned.
-  void EraseLocked(Index::iterator it);
+  // REQUIRES mu_ held, `e` indexed. Removes it from the index; frees now or when unpinned.
+  void EraseLocked(Entry* e);
   void FreeEntryLocked(Entry* e);
   void InsertIndexLocked(std::unique_ptr<Entry> e);
   static void RunCallbacks(Callbacks& cbs);
+  // REQUIRES mu_ held: the entry's metadata as callers see it.
+  EntryMeta MetaLocked(const Entry* e) const;
   // The expiry bucket a deadline falls in (EntryLists::ttl_buckets).
   uint64_t TtlBucket(std::chrono::steady_clock::time_point t) const;
 
@@ -341,8 +344,9 @@ class Store {
   StoreCounters counters_;
 
   mutable std::mutex mu_;
-  std::unique_ptr<HostMemory> memory_;                          // GUARDED_BY(mu_)
-  Index index_;                                                 // GUARDED_BY(mu_)
+  std::unique_ptr<HostMemory> memory_;    // GUARDED_BY(mu_)
+  std::unique_ptr<EntryIndex> index_;     // GUARDED_BY(mu_)
+  std::unique_ptr<StringTable> strings_;  // GUARDED_BY(mu_): layout and producer strings of entries
   std::unordered_map<NamespaceId, NamespaceState> namespaces_;  // GUARDED_BY(mu_)
   // GUARDED_BY(mu_): the tiers' LRUs and the expiry buckets (entry_list.h).
   std::unique_ptr<EntryLists> lists_;

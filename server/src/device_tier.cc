@@ -81,17 +81,6 @@ bool Store::DemoteDeviceOne() {
   return MoveDeviceToHost(e, /*for_delivery=*/false);
 }
 
-std::optional<Slot> Store::AllocateHostForMove(uint64_t size) {
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    {
-      std::lock_guard lock(mu_);
-      if (auto slot = memory_->Allocate(std::max<uint64_t>(size, 1))) return slot;
-    }
-    if (attempt == 0) DemoteUntilFree(size);  // host -> spill; nothing without a spill tier
-  }
-  return std::nullopt;
-}
-
 void Store::UnpinAfterMoveLocked(Entry* e) {
   --e->pins;
   e->moving = false;
@@ -109,7 +98,7 @@ bool Store::MoveDeviceToHost(Entry* e, bool for_delivery) {
     dev = e->dev();  // stays allocated: the entry is pinned
     size = e->meta.size;
   }
-  std::optional<Slot> slot = AllocateHostForMove(size);
+  std::optional<Slot> slot = AllocateHostDemoting(size);  // host -> spill when needed
   if (!slot) {
     std::lock_guard lock(mu_);
     if (for_delivery) {

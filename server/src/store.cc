@@ -148,19 +148,22 @@ Result<Reservation> Store::Reserve(const Key& key, const EntryMeta& meta,
   r.ttl = ttl.count() > 0 ? ttl : options_.default_ttl;
   // A zero-length value still takes a slot of the smallest class so it has an address.
   uint64_t want = std::max<uint64_t>(meta.size, 1);
+  std::optional<Slot> made;  // a slot made by demoting (second attempt)
   for (int attempt = 0; attempt < 2; ++attempt) {
     {
       std::lock_guard lock(mu_);
       if (index_->Contains(ns, key)) {
+        if (made) memory_->Free(*made);
         r.exists = true;
         return r;
       }
       if (Status q = CheckQuotaLocked(ns, meta.size); !q.ok()) {
+        if (made) memory_->Free(*made);
         counters_.refused_inserts.fetch_add(1, std::memory_order_relaxed);
         ++NsLocked(ns).refused_inserts;
         return q;
       }
-      if (auto slot = memory_->Allocate(want)) {
+      if (auto slot = made ? made : memory_->Allocate(want)) {
         r.slot = *slot;
         r.slot.size = meta.size;
         NamespaceState& st = NsLocked(ns);
@@ -175,6 +178,8 @@ Result<Reservation> Store::Reserve(const Key& key, const EntryMeta& meta,
     DemoteUntilFree(want + (memory_->capacity() -
                             static_cast<uint64_t>(options_.high_watermark *
                                                   static_cast<double>(memory_->capacity()))));
+    made = AllocateHostDemoting(want);
+    if (!made) break;
   }
   counters_.refused_inserts.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(mu_);

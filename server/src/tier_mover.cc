@@ -161,6 +161,24 @@ void Store::WorkerLoop() {
   }
 }
 
+std::optional<Slot> Store::AllocateHostDemoting(uint64_t size) {
+  const uint64_t want = std::max<uint64_t>(size, 1);
+  for (size_t step = 0;; ++step) {
+    {
+      std::lock_guard lock(mu_);
+      if (auto slot = memory_->Allocate(want)) return slot;
+      if (spill_ == nullptr || step > lists_->host_lru.size()) return std::nullopt;
+    }
+    // Free bytes are not enough: a slot of this size class needs a free slot of
+    // its class or a whole free run, which only demoting every entry of some
+    // slab gives. So demote one at a time until the allocation itself succeeds.
+    if (!DemoteOne(/*allow_waited=*/false) && !DemoteOne(/*allow_waited=*/true)) {
+      std::lock_guard lock(mu_);
+      return memory_->Allocate(want);
+    }
+  }
+}
+
 uint64_t Store::DemoteUntilFree(uint64_t bytes_free) {
   if (spill_ == nullptr) return 0;
   uint64_t freed = 0;
@@ -248,12 +266,7 @@ std::optional<Slot> Store::SwapIn(Entry* e, const NsKey& key, uint64_t size) {
     std::lock_guard lock(mu_);
     e->in_spill = false;
   }
-  DemoteUntilFree(size);
-  std::optional<Slot> slot;
-  {
-    std::lock_guard lock(mu_);
-    slot = memory_->Allocate(std::max<uint64_t>(size, 1));
-  }
+  std::optional<Slot> slot = AllocateHostDemoting(size);
   if (!slot) {
     // Could not make room after all: the value goes back to disk as it was.
     if (spill_->Put(sk, meta, temp).ok()) {
@@ -291,14 +304,7 @@ bool Store::Promote(const NsKey& key) {
     if (e->in_device()) device_resident = true;
   }
   if (device_resident) return MoveDeviceToHost(e, /*for_delivery=*/true);
-  std::optional<Slot> slot;
-  for (int attempt = 0; attempt < 2 && !slot; ++attempt) {
-    {
-      std::lock_guard lock(mu_);
-      slot = memory_->Allocate(std::max<uint64_t>(size, 1));
-    }
-    if (!slot && attempt == 0) DemoteUntilFree(size);
-  }
+  std::optional<Slot> slot = AllocateHostDemoting(size);
   if (!slot) {
     // Both tiers full: nothing can be demoted to make room. Swap instead: lift
     // this value out of spill through a temporary buffer, which frees its disk

@@ -800,3 +800,32 @@ TEST(StoreIndex, KeysSharingTheirFirst24BytesDoNotCollide) {
 
 }  // namespace
 }  // namespace kvstore::server
+
+// Spill read-back on an idle store: a value of a size class the full host
+// arena has no slab for is promoted by demoting until a slot of its class is
+// free, never refused ("full of entries being read") while nothing is read.
+namespace kvstore::server {
+namespace {
+
+TEST(StoreSpillReadBack, APromotionNeedingAWholeFreeRunIsNotRefused) {
+  SpillDir dir;
+  Store s(Opts(4 * kMiB), MakeArenaMemory(4 * kMiB, false).value(), dir.Open());
+  ASSERT_TRUE(s.Open().ok());
+  // One 300 KiB value (class 320 KiB), then 256 KiB values (class 256 KiB, 8 a
+  // 2 MiB slab): the 300 KiB one goes to spill and 256 KiB slabs fill the arena.
+  const auto odd = Value(300 << 10, 999);
+  ASSERT_TRUE(Put(s, K(999), odd).ok());
+  for (uint32_t i = 0; i < 24; ++i) ASSERT_TRUE(Put(s, K(i), Value(256 << 10, i)).ok());
+  ASSERT_TRUE(Eventually([&] { return TierOf(s, K(999)) == Tier::kSpill; }));
+  // Read it back, and the same again after it went out once more: every read succeeds.
+  for (int pass = 0; pass < 3; ++pass) {
+    EXPECT_EQ(TakeBytes(s, K(999), /*drop=*/false), odd) << "pass " << pass;
+    for (uint32_t i = 0; i < 24; ++i) {
+      EXPECT_EQ(TakeBytes(s, K(i), /*drop=*/false), Value(256 << 10, i)) << "key " << i;
+    }
+  }
+  ASSERT_TRUE(s.Close().ok());
+}
+
+}  // namespace
+}  // namespace kvstore::server

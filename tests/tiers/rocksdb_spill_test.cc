@@ -274,4 +274,19 @@ TEST_F(RocksDbSpillTest, DeletesReclaimDiskAndCompactionKeepsValues) {
 }
 
 }  // namespace
+TEST_F(RocksDbSpillTest, ASecondOpenOfAHeldDirNamesTheHolder) {
+  auto first = Open();
+  ASSERT_TRUE(first);
+  auto second = RocksDbSpill::Open(opts_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable) << second.status().ToString();
+  EXPECT_NE(second.status().message().find("held by another kvstored (pid " +
+                                           std::to_string(getpid()) + ")"),
+            std::string::npos)
+      << second.status().ToString();
+  first.reset();  // closed: the directory is free again
+  auto third = RocksDbSpill::Open(opts_);
+  EXPECT_TRUE(third.ok()) << third.status().ToString();
+}
+
 }  // namespace kvstore::tiers

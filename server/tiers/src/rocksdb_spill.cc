@@ -1,6 +1,11 @@
 #include "kvstore/tiers/rocksdb_spill.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <array>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -84,7 +89,44 @@ AlignedBuffer AllocAligned(uint64_t bytes) {
   return AlignedBuffer(static_cast<std::byte*>(std::aligned_alloc(kAlign, RoundUp(bytes + 1))));
 }
 
+// Takes <dir>/kvstored.pid with flock and writes our pid into it. Unavailable,
+// naming the holder's pid, when another process (another kvstored) holds it.
+Status LockDir(const std::string& dir, int* fd_out) {
+  const std::string path = dir + "/kvstored.pid";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return Status::Internal("spill: open " + path + ": " + std::strerror(errno) +
+                            "; check the directory's permissions and disk");
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+    ::close(fd);
+    std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    if (err == EWOULDBLOCK) {
+      return Status::Unavailable(
+          "data dir " + dir + " is held by another kvstored" +
+          (holder.empty() ? std::string(" (pid unknown)") : " (pid " + holder + ")") +
+          "; stop that daemon (or wait for its shutdown to finish) or give this one another "
+          "--data-dir");
+    }
+    return Status::Internal("spill: lock " + path + ": " + std::strerror(err));
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    spdlog::warn("spill: could not write our pid into {}: {}", path, std::strerror(errno));
+  }
+  *fd_out = fd;
+  return Status::Ok();
+}
+
 }  // namespace
+
+RocksDbSpill::DirLock::~DirLock() {
+  if (fd >= 0) ::close(fd);  // releases the flock
+}
 
 RocksDbSpill::RocksDbSpill(const SpillOptions& options)
     : options_(options),
@@ -106,6 +148,7 @@ Result<std::unique_ptr<RocksDbSpill>> RocksDbSpill::Open(const SpillOptions& opt
   if (ec) return Status::Internal("spill: create " + options.dir + ": " + ec.message());
 
   std::unique_ptr<RocksDbSpill> spill(new RocksDbSpill(options));
+  KVSTORE_RETURN_IF_ERROR(LockDir(options.dir, &spill->dir_lock_.fd));
   rocksdb::Options ro;
   ro.create_if_missing = true;
   ro.write_buffer_size = 16ull << 20;

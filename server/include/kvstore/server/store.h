@@ -279,6 +279,10 @@ class Store {
   // Demotes LRU entries until `bytes_free` bytes of the host tier are free (or
   // nothing more can go). Returns bytes freed.
   uint64_t DemoteUntilFree(uint64_t bytes_free);
+  // A host slot for `size` bytes, demoting LRU entries to spill until the
+  // allocation succeeds (free bytes alone are not a slot of the right class);
+  // nullopt when nothing more can be demoted.
+  std::optional<Slot> AllocateHostDemoting(uint64_t size);
   // Free bytes a tier of `capacity` has at its low watermark (what a demotion pass aims for).
   uint64_t FreeAtLowWatermark(uint64_t capacity) const {
     return capacity - static_cast<uint64_t>(options_.low_watermark * static_cast<double>(capacity));
@@ -298,8 +302,6 @@ class Store {
   // REQUIRES: `e` is pinned and marked moving by the caller (both are undone
   // here). Copies its value into a host slot and moves it to the host tier.
   bool MoveDeviceToHost(Entry* e, bool for_delivery);
-  // A host slot for `size` bytes, demoting host entries to spill when needed.
-  std::optional<Slot> AllocateHostForMove(uint64_t size);
   // REQUIRES mu_ held: drops a pin taken for a move; frees a doomed entry.
   void UnpinAfterMoveLocked(Entry* e);
   // Shutdown flush of device-resident entries (worker stopped). Returns failures.

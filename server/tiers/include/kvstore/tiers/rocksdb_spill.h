@@ -106,6 +106,14 @@ class RocksDbSpill final : public SpillStore {
   void MaybeCompact();
   Status CompactSegment(uint64_t segment);
 
+  // An flock on <dir>/kvstored.pid (holding this process's pid) for as long
+  // as the store is open, so a second daemon on the directory is told who holds
+  // it. First member: released after the index and the values are closed.
+  struct DirLock {
+    int fd = -1;
+    ~DirLock();
+  };
+  DirLock dir_lock_;
   const SpillOptions options_;
   uint64_t max_garbage_;
   std::unique_ptr<rocksdb::DB> db_;

@@ -7,10 +7,13 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <optional>
 #include <vector>
 
@@ -57,8 +60,129 @@ Status ClientConn::SetTimeout(int option, Clock::time_point deadline, const char
   return Status::Ok();
 }
 
+Result<std::string> ResolveToken(const ClientOptions& options) {
+  if (!options.token.empty()) return options.token;
+  if (!options.token_file.empty()) {
+    std::ifstream in(options.token_file);
+    if (!in) {
+      return Status::InvalidArgument("cannot read the token file " + options.token_file +
+                                     " (ClientOptions::token_file / --token-file)");
+    }
+    std::string token;
+    std::getline(in, token);
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    if (token.empty())
+      return Status::InvalidArgument("the token file " + options.token_file + " is empty");
+    return token;
+  }
+  // The one place the library reads the environment: a token kept off the
+  // command line (ps shows argv) without a file.
+  if (const char* env = std::getenv("KVSTORE_TOKEN"); env != nullptr) return std::string(env);
+  return std::string();
+}
+
+namespace {
+
+constexpr std::string_view kUnixPrefix = "unix:";
+
+// Waits for a non-blocking connect; 0 or the errno.
+int FinishConnect(int fd, Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  pollfd p{fd, POLLOUT, 0};
+  int n = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
+  if (n <= 0) return ETIMEDOUT;
+  int err = 0;
+  socklen_t len = sizeof(err);
+  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  return err;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<ClientConn>> ClientConn::Open(const ClientOptions& options,
                                                      const TransportSetup& setup) {
+  auto deadline = Clock::now() + options.connect_timeout;
+  std::string_view address = options.address;
+  if (address.substr(0, kUnixPrefix.size()) == kUnixPrefix) {
+    return OpenUnix(std::string(address.substr(kUnixPrefix.size())), options, setup, "", deadline);
+  }
+  using transport::Preference;
+  const bool want_local =
+      setup.preference == Preference::kAuto || setup.preference == Preference::kLocal;
+  LocalRoute& route = *setup.local_route;
+  if (want_local) {
+    std::string path, instance;
+    {
+      std::lock_guard lock(route.mu);
+      if (route.failed.empty()) {
+        path = route.path;
+        instance = route.instance_id;
+      }
+    }
+    if (!path.empty()) {
+      auto u = OpenUnix(path, options, setup, instance, deadline);
+      if (u.ok()) return u;
+      // A daemon restarted with another id, or a socket gone: back to TCP,
+      // which says where the socket is now.
+      std::lock_guard lock(route.mu);
+      route.path.clear();
+    }
+  }
+  KVSTORE_ASSIGN_OR_RETURN(std::unique_ptr<ClientConn> c, OpenTcp(options, setup, deadline));
+  if (!want_local || c->local_socket_.empty()) return c;
+  {
+    std::lock_guard lock(route.mu);
+    if (!route.failed.empty()) return c;
+  }
+  auto u = OpenUnix(c->local_socket_, options, setup, c->instance_id_, deadline);
+  std::lock_guard lock(route.mu);
+  if (!u.ok()) {
+    // Another host or container (the path is not this daemon's here): TCP it is.
+    route.failed = u.status().message();
+    return c;
+  }
+  route.path = c->local_socket_;
+  route.instance_id = c->instance_id_;
+  return u;
+}
+
+Result<std::unique_ptr<ClientConn>> ClientConn::OpenUnix(const std::string& path,
+                                                         const ClientOptions& options,
+                                                         const TransportSetup& setup,
+                                                         const std::string& expect_instance,
+                                                         Clock::time_point deadline) {
+  std::unique_ptr<ClientConn> c(new ClientConn());
+  c->address_ = "unix:" + path;
+  c->is_unix_ = true;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(sa.sun_path)) {
+    return Status::InvalidArgument("Unix socket path '" + path + "' is empty or too long");
+  }
+  std::memcpy(sa.sun_path, path.data(), path.size());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Status::Unavailable(std::string("socket(AF_UNIX): ") + std::strerror(errno));
+  c->fd_ = fd;
+  int err = 0;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    err = errno == EINPROGRESS ? FinishConnect(fd, deadline) : errno;
+  }
+  if (err != 0) {
+    return Status::Unavailable("cannot reach kvstored at unix:" + path + ": " + std::strerror(err) +
+                               " (is the daemon running on this host?)");
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  KVSTORE_RETURN_IF_ERROR(c->Hello(options, setup, deadline));
+  if (!expect_instance.empty() && c->instance_id_ != expect_instance) {
+    return Status::Unavailable("the Unix socket " + path +
+                               " belongs to another kvstored than the one at " + options.address);
+  }
+  return c;
+}
+
+Result<std::unique_ptr<ClientConn>> ClientConn::OpenTcp(const ClientOptions& options,
+                                                        const TransportSetup& setup,
+                                                        Clock::time_point deadline) {
   std::unique_ptr<ClientConn> c(new ClientConn());
   c->address_ = options.address;
   std::string host;
@@ -73,25 +197,13 @@ Result<std::unique_ptr<ClientConn>> ClientConn::Open(const ClientOptions& option
     return Status::Unavailable("cannot resolve kvstored host '" + host + "': " + gai_strerror(rc));
   }
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> addrs(found, ::freeaddrinfo);
-  auto deadline = Clock::now() + options.connect_timeout;
   std::string last_error = "no address";
   for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
     int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
     if (fd < 0) continue;
     int err = 0;
     if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-      err = errno;
-      if (err == EINPROGRESS) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-        pollfd p{fd, POLLOUT, 0};
-        int n = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
-        socklen_t len = sizeof(err);
-        if (n <= 0) {
-          err = ETIMEDOUT;
-        } else {
-          ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        }
-      }
+      err = errno == EINPROGRESS ? FinishConnect(fd, deadline) : errno;
     }
     if (err != 0) {
       last_error = err == ETIMEDOUT ? "connect timed out" : std::strerror(err);
@@ -110,56 +222,82 @@ Result<std::unique_ptr<ClientConn>> ClientConn::Open(const ClientOptions& option
     return Status::Unavailable("cannot reach kvstored at " + options.address + ": " + last_error +
                                " (is the daemon running? check the address)");
   }
+  KVSTORE_RETURN_IF_ERROR(c->Hello(options, setup, deadline));
+  return c;
+}
 
+Status ClientConn::Hello(const ClientOptions& options, const TransportSetup& setup,
+                         Clock::time_point deadline) {
+  KVSTORE_ASSIGN_OR_RETURN(std::string token, ResolveToken(options));
   capnp::MallocMessageBuilder msg;
   auto req = msg.initRoot<wire::Request>();
-  req.setId(c->NextId());
+  req.setId(NextId());
   auto hello = req.initHello();
   hello.setProtocolVersion(wire::PROTOCOL_VERSION);
-  hello.setToken(options.token);
+  hello.setToken(token);
   hello.setClientName(options.client_name);
-  // One-sided offers. The local offer's nonce must stay in memory until the reply.
   using transport::Preference;
-  std::optional<transport::LocalOffer> local_offer;
-  std::vector<std::byte> offer_bytes;
-  if (setup.preference == Preference::kAuto || setup.preference == Preference::kLocal) {
-    local_offer.emplace();
-    offer_bytes = local_offer->Encode();
-    hello.setLocalOffer(
-        {reinterpret_cast<const kj::byte*>(offer_bytes.data()), offer_bytes.size()});
-  }
+  hello.setSharedMemory(setup.preference == Preference::kAuto ||
+                        setup.preference == Preference::kLocal);
   std::vector<std::byte> rdma_params;
-  if (setup.rdma_device &&
+  if (!is_unix_ && setup.rdma_device &&
       (setup.preference == Preference::kAuto || setup.preference == Preference::kRdma)) {
     auto endpoint = transport::RdmaClientEndpoint::Create(setup.rdma_device);
     if (endpoint.ok()) {
-      c->rdma_ = std::move(endpoint).value();
-      rdma_params = c->rdma_->HelloParams();
+      rdma_ = std::move(endpoint).value();
+      rdma_params = rdma_->HelloParams();
       hello.setRdmaParams(
           {reinterpret_cast<const kj::byte*>(rdma_params.data()), rdma_params.size()});
     }
   }
-  KVSTORE_RETURN_IF_ERROR(c->Send(msg, {}, deadline));
-  KVSTORE_ASSIGN_OR_RETURN(InFrame in, c->Receive(deadline));
+  KVSTORE_RETURN_IF_ERROR(Send(msg, {}, deadline));
+  KVSTORE_ASSIGN_OR_RETURN(InFrame in, Receive(deadline));
   auto resp = in.response();
   if (resp.getCode() != wire::Code::OK) {
     return Status(CodeFromWire(resp.getCode()), resp.getMessage().cStr());
   }
   if (!resp.isHello()) return Status::Internal("kvstored answered hello with something else");
-  c->max_value_bytes_ = resp.getHello().getMaxValueBytes();
-  std::string chosen = resp.getHello().getBulkTransport().cStr();
+  auto h = resp.getHello();
+  max_value_bytes_ = h.getMaxValueBytes();
+  local_socket_ = h.getLocalSocket().cStr();
+  instance_id_.assign(reinterpret_cast<const char*>(h.getInstanceId().begin()),
+                      h.getInstanceId().size());
+  std::string chosen = h.getBulkTransport().cStr();
   if (!chosen.empty()) {
-    KVSTORE_ASSIGN_OR_RETURN(c->kind_, transport::ParseKind(chosen));
+    KVSTORE_ASSIGN_OR_RETURN(kind_, transport::ParseKind(chosen));
   }
-  if (c->kind_ == transport::Kind::kRdma) {
-    auto params = resp.getHello().getRdmaParams();
-    if (!c->rdma_) return Status::Internal("kvstored chose rdma but this client offered none");
+  if (kind_ == transport::Kind::kRdma) {
+    auto params = h.getRdmaParams();
+    if (!rdma_) return Status::Internal("kvstored chose rdma but this client offered none");
     KVSTORE_RETURN_IF_ERROR(
-        c->rdma_->Connect({reinterpret_cast<const std::byte*>(params.begin()), params.size()}));
+        rdma_->Connect({reinterpret_cast<const std::byte*>(params.begin()), params.size()}));
   } else {
-    c->rdma_.reset();
+    rdma_.reset();
   }
-  return c;
+  if (kind_ == transport::Kind::kLocal && !is_unix_) {
+    return Status::Internal("kvstored chose the local transport on a TCP connection");
+  }
+  return Status::Ok();
+}
+
+Status ClientConn::SendWithFd(capnp::MessageBuilder& message, int fd, Clock::time_point deadline) {
+  if (!is_unix_) return Status::Internal("a shared region can only be passed on the Unix socket");
+  KVSTORE_RETURN_IF_ERROR(SetTimeout(SO_SNDTIMEO, deadline, "send"));
+  OutFrame frame = EncodeFrame(message, 0);
+  auto control = frame.control_bytes();
+  std::vector<iovec> iov{{frame.header.data(), frame.header.size()},
+                         {const_cast<std::byte*>(control.data()), control.size()}};
+  ssize_t n = transport::SendWithFd(fd_, iov.data(), iov.size(), fd);
+  if (n < 0) return Fail("send", static_cast<int>(-n));
+  // The fd went with the first byte; whatever is left goes as plain bytes.
+  size_t sent = static_cast<size_t>(n);
+  size_t first = 0;
+  while (first < iov.size() && sent >= iov[first].iov_len) sent -= iov[first++].iov_len;
+  if (first == iov.size()) return Status::Ok();
+  iov.erase(iov.begin(), iov.begin() + static_cast<ptrdiff_t>(first));
+  iov[0].iov_base = static_cast<char*>(iov[0].iov_base) + sent;
+  iov[0].iov_len -= sent;
+  return SendIov(iov);
 }
 
 Status ClientConn::SendIov(std::vector<iovec>& iov) {

@@ -2,13 +2,19 @@
 
 #include <utility>  // before asio: Boost 1.74 Asio under C++20 needs std::exchange
 
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <filesystem>
+#include <random>
 #include <thread>
 
-#include <prometheus/exposer.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 
+#include "auth.h"
 #include "connection.h"
 #include "connection_registry.h"
 #include "kvstore/device/arena_registration.h"
@@ -18,8 +24,23 @@
 #include "kvstore/server/store.h"
 #include "kvstore/tiers/rocksdb_spill.h"
 #include "kvstore/units.h"
+#include "metrics_http.h"
 
 namespace kvstore::server {
+
+namespace {
+
+std::string RandomInstanceId() {
+  std::random_device rd;
+  std::string id(16, '\0');
+  for (size_t i = 0; i < id.size(); i += 4) {
+    uint32_t v = rd();
+    std::memcpy(id.data() + i, &v, 4);
+  }
+  return id;
+}
+
+}  // namespace
 
 class Server::Impl {
  public:
@@ -31,6 +52,7 @@ class Server::Impl {
         contexts_(MakeContexts(options.io_threads)),
         io_(*contexts_[0]),
         acceptor_(io_),
+        unix_acceptor_(io_),
         signals_(io_, SIGINT, SIGTERM),
         ttl_timer_(io_) {
     for (auto& c : contexts_) work_.push_back(asio::make_work_guard(*c));
@@ -101,6 +123,25 @@ class Server::Impl {
     ctx_.registry = &registry_;
     ctx_.version = kVersion;
     ctx_.local_transport = options_.local_transport;
+    if (!options_.tokens_file.empty()) {
+      auto loaded = Credentials::LoadFile(options_.tokens_file);
+      if (!loaded.ok()) return loaded.status().WithContext("--tokens-file");
+      credentials_ = std::move(loaded).value();
+      if (!options_.token.empty()) {
+        return Status::InvalidArgument(
+            "--token-file and --tokens-file both given: put the shared token in the tokens file "
+            "as an admin tenant");
+      }
+    } else if (!options_.token.empty()) {
+      credentials_ = Credentials::SingleToken(options_.token);
+    }
+    usage_ = std::make_unique<NamespaceCounters>(credentials_.namespaces().size());
+    ctx_.credentials = &credentials_;
+    ctx_.usage = usage_.get();
+    ctx_.log_limit = &log_limit_;
+    ctx_.instance_id = RandomInstanceId();
+    registry_.SetLimits(options_.max_unauthenticated, options_.max_unauthenticated_per_peer);
+    LogAuth();
     LogHardware();
     SetUpRdma(arena, device_arena);
     metrics_.AttachStore(store_.get());
@@ -123,33 +164,84 @@ class Server::Impl {
     auto bound = acceptor_.local_endpoint();
     listen_address_ = bound.address().to_string() + ":" + std::to_string(bound.port());
 
+    KVSTORE_RETURN_IF_ERROR(ListenUnix());
+
     if (!options_.metrics.empty()) {
-      try {
-        exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics, 1);
-      } catch (const std::exception& e) {
-        return Status::Unavailable("cannot serve metrics on " + options_.metrics + ": " + e.what() +
-                                   " (pick another --metrics address, or '' to disable)");
-      }
-      exposer_->RegisterCollectable(metrics_.registry());
-      exposer_->RegisterCollectable(metrics_.store_collector());
-      std::string mhost;
-      uint16_t mport = 0;
-      (void)SplitHostPort(options_.metrics, &mhost, &mport);
-      auto ports = exposer_->GetListeningPorts();
-      metrics_address_ = mhost + ":" + std::to_string(ports.empty() ? mport : ports.front());
+      metrics_http_ = std::make_unique<MetricsHttpServer>(
+          io_, MetricsHttpServer::Collectables{metrics_.registry(), metrics_.store_collector()});
+      KVSTORE_RETURN_IF_ERROR(metrics_http_->Listen(options_.metrics));
+      metrics_address_ = metrics_http_->address();
     }
+    return Status::Ok();
+  }
+
+  // Who may connect, said once at start.
+  void LogAuth() {
+    if (!credentials_.required()) {
+      spdlog::warn(
+          "auth: no --tokens-file or --token-file: any peer that can connect acts as admin of "
+          "namespace 'default' (fine on loopback for one trusted user; not beyond)");
+      return;
+    }
+    std::string names;
+    for (const Tenant& t : credentials_.tenants()) {
+      names += (names.empty() ? "" : ", ") + t.name + " (" + credentials_.NamespaceName(t.ns) +
+               ", " + std::string(RoleName(t.role)) + ")";
+    }
+    spdlog::info(
+        "auth: {} tenant(s): {}; hello within {} ms, at most {} unauthenticated connections ({} "
+        "per peer)",
+        credentials_.tenants().size(), names, options_.hello_timeout.count(),
+        options_.max_unauthenticated, options_.max_unauthenticated_per_peer);
+  }
+
+  Status ListenUnix() {
+    if (options_.unix_socket.empty()) return Status::Ok();
+    const std::string& path = options_.unix_socket;
+    if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+      return Status::InvalidArgument("--unix-socket: '" + path + "' is longer than " +
+                                     std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
+                                     " bytes; pick a shorter path");
+    }
+    // A socket file left by a daemon that died is replaced; anything else is not touched.
+    std::error_code fec;
+    auto st = std::filesystem::symlink_status(path, fec);
+    if (!fec && std::filesystem::exists(st)) {
+      if (!std::filesystem::is_socket(st)) {
+        return Status::InvalidArgument("--unix-socket: " + path +
+                                       " exists and is not a socket; remove it or pick another "
+                                       "path");
+      }
+      std::filesystem::remove(path, fec);
+    }
+    boost::system::error_code ec;
+    asio::local::stream_protocol::endpoint ep(path);
+    unix_acceptor_.open(ep.protocol(), ec);
+    if (!ec) unix_acceptor_.bind(ep, ec);
+    if (!ec) unix_acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Status::Unavailable("cannot listen on the Unix socket " + path + ": " + ec.message() +
+                                 " (check the directory exists and is writable, or pass "
+                                 "--unix-socket '' to run without it)");
+    }
+    ::chmod(path.c_str(), options_.unix_socket_mode);
+    ctx_.unix_socket = std::filesystem::absolute(path, fec).string();
+    if (fec) ctx_.unix_socket = path;
     return Status::Ok();
   }
 
   Status Run() {
     Accept();
+    if (unix_acceptor_.is_open()) AcceptUnix();
+    if (metrics_http_) metrics_http_->Start();
     signals_.async_wait([this](boost::system::error_code ec, int sig) {
       if (ec) return;
       spdlog::info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
       BeginShutdown();
     });
     ScheduleTtlSweep();
-    spdlog::info("kvstored {} serving on {} ({}), {} io threads, ttl {}", kVersion, listen_address_,
+    spdlog::info("kvstored {} serving on {}{} ({}), {} io threads, ttl {}", kVersion,
+                 listen_address_, ctx_.unix_socket.empty() ? "" : " and unix:" + ctx_.unix_socket,
                  metrics_address_.empty() ? "metrics off"
                                           : "metrics on http://" + metrics_address_ + "/metrics",
                  options_.io_threads, FormatDuration(options_.store.default_ttl));
@@ -159,8 +251,8 @@ class Server::Impl {
     }
     io_.run();
     for (auto& t : threads) t.join();
-    if (exposer_stopper_.joinable()) exposer_stopper_.join();
-    exposer_.reset();
+    metrics_http_.reset();
+    if (!ctx_.unix_socket.empty()) ::unlink(ctx_.unix_socket.c_str());
     Status closed = store_->Close();
     spdlog::info("kvstored stopped");
     return closed;
@@ -272,22 +364,85 @@ class Server::Impl {
 
   void Accept() {
     asio::io_context& home = *contexts_[next_context_++ % contexts_.size()];
-    acceptor_.async_accept(
-        asio::make_strand(home), [this](boost::system::error_code ec, tcp::socket socket) {
+    acceptor_.async_accept(asio::make_strand(home), [this](boost::system::error_code ec,
+                                                           tcp::socket socket) {
+      if (ec) {
+        if (ec == asio::error::operation_aborted || stopping_) return;
+        log_limit_.Warn("accept", "accept on {} failed: {}", listen_address_, ec.message());
+      } else {
+        boost::system::error_code pec;
+        auto ep = socket.remote_endpoint(pec);
+        PeerInfo peer;
+        peer.key = pec ? "unknown" : ep.address().to_string();
+        peer.display = pec ? "unknown peer" : peer.key + ":" + std::to_string(ep.port());
+        auto exec = socket.get_executor();
+        StreamSocket s(exec, asio::generic::stream_protocol(ep.protocol().family(), IPPROTO_TCP),
+                       socket.release());
+        Admit(std::move(s), std::move(peer));
+      }
+      if (!stopping_) Accept();
+    });
+  }
+
+  void AcceptUnix() {
+    asio::io_context& home = *contexts_[next_context_++ % contexts_.size()];
+    unix_acceptor_.async_accept(
+        asio::make_strand(home),
+        [this](boost::system::error_code ec, asio::local::stream_protocol::socket socket) {
           if (ec) {
             if (ec == asio::error::operation_aborted || stopping_) return;
-            spdlog::warn("accept on {} failed: {}", listen_address_, ec.message());
-          } else if (registry_.size() >= options_.max_connections) {
-            metrics_.ProtocolError("too_many_connections");
-            spdlog::warn("refusing connection: {} connections open (limit --max-connections {})",
-                         registry_.size(), options_.max_connections);
+            log_limit_.Warn("accept", "accept on {} failed: {}", ctx_.unix_socket, ec.message());
           } else {
-            auto c = std::make_shared<Connection>(std::move(socket), &ctx_, ++next_connection_id_);
-            registry_.Add(c->id(), c);
-            c->Start();
+            ucred cred{};
+            socklen_t len = sizeof(cred);
+            PeerInfo peer;
+            peer.is_unix = true;
+            if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+              log_limit_.Warn("peercred", "unix connection without peer credentials; closed");
+            } else {
+              peer.uid = cred.uid;
+              peer.key = "uid:" + std::to_string(cred.uid);
+              peer.display =
+                  "unix uid " + std::to_string(cred.uid) + " pid " + std::to_string(cred.pid);
+              const auto& allow = options_.unix_allow_uids;
+              if (!allow.empty() &&
+                  std::find(allow.begin(), allow.end(), cred.uid) == allow.end()) {
+                metrics_.ProtocolError("uid_refused");
+                log_limit_.Warn("uid_refused", "refusing {}: uid {} is not in --unix-allow-uid",
+                                peer.display, cred.uid);
+              } else {
+                auto exec = socket.get_executor();
+                StreamSocket s(exec, asio::generic::stream_protocol(AF_UNIX, 0), socket.release());
+                Admit(std::move(s), std::move(peer));
+              }
+            }
           }
-          if (!stopping_) Accept();
+          if (!stopping_) AcceptUnix();
         });
+  }
+
+  // A new connection: authenticated at once when no token is required (then
+  // --max-connections applies here), else within the unauthenticated budget.
+  void Admit(StreamSocket socket, PeerInfo peer) {
+    if (!credentials_.required() && registry_.size() >= options_.max_connections) {
+      metrics_.ProtocolError("too_many_connections");
+      log_limit_.Warn("too_many_connections",
+                      "refusing connection from {}: {} connections open (limit "
+                      "--max-connections {})",
+                      peer.display, registry_.size(), options_.max_connections);
+      return;
+    }
+    std::string key = peer.key;
+    auto c = std::make_shared<Connection>(std::move(socket), &ctx_, ++next_connection_id_,
+                                          std::move(peer));
+    if (credentials_.required()) {
+      for (auto& old : registry_.AddUnauthenticated(c->id(), c, key)) {
+        old->Evict("its place was needed by a newer connection before it sent hello");
+      }
+    } else {
+      registry_.Add(c->id(), c);
+    }
+    c->Start();
   }
 
   void ScheduleTtlSweep() {
@@ -302,11 +457,10 @@ class Server::Impl {
 
   void BeginShutdown() {
     if (stopping_.exchange(true)) return;
-    // The metrics server takes about a second to stop (its poll loop): stop it
-    // while connections drain instead of after.
-    if (exposer_) exposer_stopper_ = std::thread([this] { exposer_.reset(); });
+    if (metrics_http_) metrics_http_->Stop();
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    unix_acceptor_.close(ignored);
     signals_.cancel(ignored);
     ttl_timer_.cancel();
     store_->FailAllWaiters("kvstored is shutting down; reconnect to another store or retry later");
@@ -323,6 +477,7 @@ class Server::Impl {
   asio::io_context& io_;
   size_t next_context_ = 0;  // only touched by the accept handler chain
   tcp::acceptor acceptor_;
+  asio::local::stream_protocol::acceptor unix_acceptor_;
   asio::signal_set signals_;
   asio::steady_timer ttl_timer_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
@@ -330,10 +485,12 @@ class Server::Impl {
   std::unique_ptr<Store> store_;
   device::GpuProbe gpu_;      // probed once in Init
   std::string device_error_;  // why --device-memory could not be set up on a GPU
+  Credentials credentials_;
+  std::unique_ptr<NamespaceCounters> usage_;
+  RateLimitedLog log_limit_;
   ConnectionRegistry registry_;
   ServiceContext ctx_{};
-  std::unique_ptr<prometheus::Exposer> exposer_;
-  std::thread exposer_stopper_;
+  std::unique_ptr<MetricsHttpServer> metrics_http_;
   std::string listen_address_;
   std::string metrics_address_;
   std::atomic<bool> stopping_{false};

@@ -20,13 +20,15 @@ bool Store::DeviceOverHighWatermarkLocked() const {
              options_.high_watermark * static_cast<double>(device_->capacity());
 }
 
-std::optional<DeviceSlot> Store::CopyUpAtCommit(const Key& key, std::span<const std::byte> bytes) {
+std::optional<DeviceSlot> Store::CopyUpAtCommit(const NsKey& key,
+                                                std::span<const std::byte> bytes) {
   if (device_ == nullptr) return std::nullopt;
   std::optional<DeviceSlot> slot;
   {
     std::lock_guard lock(mu_);
     // A value a drop_select is waiting for leaves at once: keep it where it can be sent.
     if (index_.contains(key) || waiters_.HasWaiter(key)) return std::nullopt;
+    if (!TierQuotaAllowsLocked(key.ns, Tier::kDevice, bytes.size())) return std::nullopt;
     slot = device_->Allocate(std::max<uint64_t>(bytes.size(), 1));
   }
   if (!slot) return std::nullopt;  // device tier full: the value stays in host
@@ -38,7 +40,7 @@ std::optional<DeviceSlot> Store::CopyUpAtCommit(const Key& key, std::span<const 
   spdlog::warn(
       "device tier: copying key {} ({} bytes) into GPU memory failed: {}; the value stays in "
       "the host tier (check the GPU with nvidia-smi; kvstore_device_errors_total counts these)",
-      key.ToHex(), bytes.size(), s.ToString());
+      key.key.ToHex(), bytes.size(), s.ToString());
   std::lock_guard lock(mu_);
   device_->Free(*slot);
   return std::nullopt;
@@ -150,7 +152,7 @@ bool Store::MoveDeviceToHost(Entry* e, bool for_delivery) {
     LinkLocked(e);
     UnpinAfterMoveLocked(e);
     // Waiters of a device entry were waiting for exactly this.
-    const Key key = e->key;  // a woken drop_select may claim `e`
+    const NsKey key = e->id();  // a woken drop_select may claim `e`
     WakeWaitersLocked(key, &cbs);
   }
   RunCallbacks(cbs);
@@ -171,7 +173,7 @@ size_t Store::FlushDeviceToSpill(size_t* written, uint64_t* bytes) {
   for (Entry* e : todo) {
     buffer.resize(e->meta.size);
     Status s = device_->CopyToHost(e->dev, buffer);
-    if (s.ok()) s = spill_->Put(e->key, e->meta, buffer);
+    if (s.ok()) s = spill_->Put(tiers::SpillKey(e->key, e->ns), e->meta, buffer);
     if (s.ok()) {
       e->in_spill = true;
       ++*written;

@@ -10,11 +10,13 @@
 #include "kvstore/key.h"
 #include "kvstore/server/device_memory.h"
 #include "kvstore/server/host_memory.h"
+#include "kvstore/server/ns_key.h"
 
 namespace kvstore::server {
 
 struct Entry {
   Key key;
+  NamespaceId ns = kDefaultNamespace;
   EntryMeta meta;  // meta.tier says where the bytes are now
   Slot slot;       // host tier: the bytes; device and spill tier: empty
   DeviceSlot dev;  // device tier: where the bytes are; otherwise empty (capacity 0)
@@ -27,6 +29,7 @@ struct Entry {
   bool moving = false;    // a promotion or a device->host move is under way
   // Valid while indexed in the host tier (Store::lru_) or the device tier (Store::device_lru_).
   std::list<Entry*>::iterator lru;
+  NsKey id() const { return {ns, key}; }
   std::span<const std::byte> bytes() const { return {slot.data, slot.size}; }
   bool in_host() const { return slot.data != nullptr; }
   bool in_device() const { return dev.capacity != 0; }  // never both in_host and in_device

@@ -34,14 +34,15 @@ Result<size_t> Store::Open() {
   size_t found = 0;
   if (spill_ != nullptr) {
     std::lock_guard lock(mu_);
-    Status s = spill_->ForEach([&](const Key& key, const EntryMeta& meta) {
+    Status s = spill_->ForEach([&](const tiers::SpillKey& key, const EntryMeta& meta) {
       auto e = std::make_unique<Entry>();
-      e->key = key;
+      e->key = key.key;
+      e->ns = key.ns;
       e->meta = meta;
       e->meta.tier = Tier::kSpill;
       e->in_spill = true;
       e->expires = ExpiryFromUnixMs(meta.expires_unix_ms);
-      if (!index_.contains(key)) {
+      if (!index_.contains(e->id())) {
         InsertIndexLocked(std::move(e));
         ++found;
       }
@@ -74,7 +75,7 @@ Status Store::Close() {
     }
     failed += FlushDeviceToSpill(&written, &bytes);
     for (Entry* e : todo) {
-      Status s = spill_->Put(e->key, e->meta, e->bytes());
+      Status s = spill_->Put(tiers::SpillKey(e->key, e->ns), e->meta, e->bytes());
       if (s.ok()) {
         e->in_spill = true;
         ++written;
@@ -96,13 +97,13 @@ Status Store::Close() {
 
 uint64_t Store::HostFreeLocked() const { return memory_->capacity() - memory_->used(); }
 
-void Store::QueuePromotionLocked(std::vector<Key> keys, DeliveryCallback then_select,
-                                 std::vector<Key> select_keys) {
+void Store::QueuePromotionLocked(NamespaceId ns, std::vector<Key> keys,
+                                 DeliveryCallback then_select, std::vector<Key> select_keys) {
   for (const Key& k : keys) {
-    auto it = index_.find(k);
+    auto it = index_.find(NsKey{ns, k});
     if (it != index_.end()) it->second->moving = true;  // not demoted meanwhile
   }
-  promotions_.push_back({std::move(keys), std::move(then_select), std::move(select_keys)});
+  promotions_.push_back({ns, std::move(keys), std::move(then_select), std::move(select_keys)});
   worker_cv_.notify_one();
 }
 
@@ -125,10 +126,10 @@ void Store::WorkerLoop() {
       PromoteTask task = std::move(promotions_.front());
       promotions_.pop_front();
       lock.unlock();
-      for (const Key& k : task.keys) Promote(k);
+      for (const Key& k : task.keys) Promote(NsKey{task.ns, k});
       // The whole select again, not only the keys that had to be brought in.
       if (task.then_select) {
-        SelectImpl(task.select_keys, task.then_select, /*may_promote=*/false);
+        SelectImpl(task.ns, task.select_keys, task.then_select, /*may_promote=*/false);
       }
       lock.lock();
       continue;
@@ -182,7 +183,8 @@ bool Store::DemoteOne(bool allow_waited) {
     for (auto it = lru_.rbegin(); it != lru_.rend(); ++it) {
       Entry* c = *it;
       if (c->pins > 0 || c->moving) continue;
-      if (!allow_waited && waiters_.HasWaiter(c->key)) continue;
+      if (!allow_waited && waiters_.HasWaiter(c->id())) continue;
+      if (!c->in_spill && !TierQuotaAllowsLocked(c->ns, Tier::kSpill, c->meta.size)) continue;
       e = c;
       break;
     }
@@ -192,7 +194,7 @@ bool Store::DemoteOne(bool allow_waited) {
   Status s;
   if (!e->in_spill) {
     auto start = SteadyClock::now();
-    s = spill_->Put(e->key, e->meta, e->bytes());
+    s = spill_->Put(tiers::SpillKey(e->key, e->ns), e->meta, e->bytes());
     counters_.spill_write_micros.fetch_add(MicrosSince(start), std::memory_order_relaxed);
     if (s.ok()) counters_.spill_write_bytes.fetch_add(e->meta.size, std::memory_order_relaxed);
   }
@@ -228,12 +230,13 @@ bool Store::DemoteOne(bool allow_waited) {
   return true;
 }
 
-std::optional<Slot> Store::SwapIn(Entry* e, const Key& key, uint64_t size) {
+std::optional<Slot> Store::SwapIn(Entry* e, const NsKey& key, uint64_t size) {
+  const tiers::SpillKey sk(key.key, key.ns);
   std::vector<std::byte> temp(size);
   EntryMeta meta;
-  Status s = spill_->Get(key, temp, &meta);
+  Status s = spill_->Get(sk, temp, &meta);
   if (!s.ok()) return std::nullopt;  // Promote's own read reports the failure
-  if (!spill_->Delete(key).ok()) return std::nullopt;
+  if (!spill_->Delete(sk).ok()) return std::nullopt;
   {
     std::lock_guard lock(mu_);
     e->in_spill = false;
@@ -246,14 +249,14 @@ std::optional<Slot> Store::SwapIn(Entry* e, const Key& key, uint64_t size) {
   }
   if (!slot) {
     // Could not make room after all: the value goes back to disk as it was.
-    if (spill_->Put(key, e->meta, temp).ok()) {
+    if (spill_->Put(sk, e->meta, temp).ok()) {
       std::lock_guard lock(mu_);
       e->in_spill = true;
     } else {
       spdlog::error(
           "key {}: could not put the value back on spill after a failed swap; "
           "it is lost",
-          key.ToHex());
+          key.key.ToHex());
     }
     return std::nullopt;
   }
@@ -263,7 +266,7 @@ std::optional<Slot> Store::SwapIn(Entry* e, const Key& key, uint64_t size) {
   return slot;
 }
 
-bool Store::Promote(const Key& key) {
+bool Store::Promote(const NsKey& key) {
   Entry* e = nullptr;
   uint64_t size = 0;
   bool device_resident = false;
@@ -303,7 +306,7 @@ bool Store::Promote(const Key& key) {
     slot->size = size;
     auto start = SteadyClock::now();
     EntryMeta meta;
-    s = spill_->Get(key, {slot->data, size}, &meta);
+    s = spill_->Get(tiers::SpillKey(key.key, key.ns), {slot->data, size}, &meta);
     counters_.spill_read_micros.fetch_add(MicrosSince(start), std::memory_order_relaxed);
     if (s.ok()) counters_.spill_read_bytes.fetch_add(size, std::memory_order_relaxed);
   }
@@ -316,7 +319,7 @@ bool Store::Promote(const Key& key) {
       // The disk copy is gone or corrupt: the entry is lost, never served.
       counters_.checksum_failures.fetch_add(s.code() == StatusCode::kDataLoss,
                                             std::memory_order_relaxed);
-      spdlog::error("spill entry for key {} is unreadable ({}); it was removed", key.ToHex(),
+      spdlog::error("spill entry for key {} is unreadable ({}); it was removed", key.key.ToHex(),
                     s.ToString());
       e->in_spill = false;  // the spill tier dropped it already
       if (e->indexed) {
@@ -327,7 +330,7 @@ bool Store::Promote(const Key& key) {
         FreeEntryLocked(e);
       }
     } else {
-      spdlog::warn("promotion of key {} failed: {}", key.ToHex(), s.ToString());
+      spdlog::warn("promotion of key {} failed: {}", key.key.ToHex(), s.ToString());
       if (e->doomed && e->pins == 0) {
         --held_entries_;
         FreeEntryLocked(e);
@@ -338,7 +341,7 @@ bool Store::Promote(const Key& key) {
   return InstallPromoted(e, key, *slot);
 }
 
-bool Store::InstallPromoted(Entry* e, const Key& key, const Slot& slot) {
+bool Store::InstallPromoted(Entry* e, const NsKey& key, const Slot& slot) {
   Callbacks cbs;
   {
     std::lock_guard lock(mu_);

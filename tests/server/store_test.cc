@@ -36,7 +36,7 @@ Status Put(Store& s, const Key& k, const std::vector<std::byte>& v) {
   auto r = s.Reserve(k, m, {});
   if (!r.ok()) return r.status();
   if (r->exists) return Status::Ok();
-  std::memcpy(r->slot.data, v.data(), v.size());
+  if (!v.empty()) std::memcpy(r->slot.data, v.data(), v.size());
   auto c = s.Commit(std::move(r).value());
   return c.ok() ? Status::Ok() : c.status();
 }
@@ -444,6 +444,244 @@ TEST(StoreDeviceTier, WithoutADeviceTierNothingChanges) {
   EXPECT_EQ(s.counters().device_admissions.load(), 0u);
   EXPECT_FALSE(s.has_device_tier());
   EXPECT_TRUE(s.DescribeDevice().empty());
+}
+
+}  // namespace
+}  // namespace kvstore::server
+
+// Namespaces: the same key in two namespaces is two entries; nothing crosses.
+namespace kvstore::server {
+namespace {
+
+Status PutIn(Store& s, NamespaceId ns, const Key& k, const std::vector<std::byte>& v) {
+  EntryMeta m;
+  m.size = v.size();
+  m.checksum = ValueChecksum(v);
+  auto r = s.Reserve(k, m, {}, ns);
+  if (!r.ok()) return r.status();
+  if (r->exists) return Status::Ok();
+  if (!v.empty()) std::memcpy(r->slot.data, v.data(), v.size());
+  auto c = s.Commit(std::move(r).value());
+  return c.ok() ? Status::Ok() : c.status();
+}
+
+Result<std::unique_ptr<Delivery>> SelectNow(Store& s, NamespaceId ns, std::vector<Key> keys) {
+  std::optional<Result<std::unique_ptr<Delivery>>> got;
+  s.Select(
+      keys, [&](Result<std::unique_ptr<Delivery>> r) { got.emplace(std::move(r)); }, ns);
+  if (!got) return Status::Internal("select did not resolve at once");
+  return std::move(*got);
+}
+
+TEST(StoreNamespaces, SameKeyInTwoNamespacesIsTwoEntries) {
+  Store s(Opts(), MakeHeapMemory(64 << 20));
+  ASSERT_TRUE(PutIn(s, 1, K(1), Bytes(100, 1)).ok());
+  ASSERT_TRUE(PutIn(s, 2, K(1), Bytes(200, 2)).ok());
+  std::vector<Key> keys{K(1)};
+  EXPECT_EQ(s.MatchPrefix(keys), 0u);  // the default namespace holds nothing
+  EXPECT_EQ(s.MatchPrefix(keys, 1), 1u);
+  EXPECT_EQ(s.MatchPrefix(keys, 2), 1u);
+  EXPECT_EQ(s.MatchPrefix(keys, 3), 0u);
+
+  auto d1 = SelectNow(s, 1, keys);
+  ASSERT_TRUE(d1.ok()) << d1.status().ToString();
+  EXPECT_EQ((*d1)->entries()[0].bytes.size(), 100u);
+  (*d1)->Finish(true);
+  auto d3 = SelectNow(s, 3, keys);
+  EXPECT_EQ(d3.status().code(), StatusCode::kNotFound);
+
+  // Remove and drop_select in namespace 2 leave namespace 1 alone.
+  EXPECT_EQ(s.Remove(keys, 3), 0u);
+  std::unique_ptr<Delivery> taken;
+  s.DropSelect(
+      keys, [&](Result<std::unique_ptr<Delivery>> r) { taken = std::move(r).value(); }, 2);
+  ASSERT_NE(taken, nullptr);
+  EXPECT_EQ(taken->entries()[0].bytes.size(), 200u);
+  EXPECT_EQ(taken->entries()[0].bytes[0], std::byte{2});
+  taken->Finish(true);
+  EXPECT_EQ(s.MatchPrefix(keys, 2), 0u);
+  EXPECT_EQ(s.MatchPrefix(keys, 1), 1u);
+  EXPECT_EQ(s.Retain(keys, 2), 0u);
+  EXPECT_EQ(s.Retain(keys, 1), 1u);
+  EXPECT_EQ(s.Remove(keys, 1), 1u);
+  EXPECT_EQ(s.Stats().tiers[0].used_bytes, 0u);
+}
+
+TEST(StoreNamespaces, AWaiterIsWokenOnlyByItsOwnNamespace) {
+  Store s(Opts(), MakeHeapMemory(64 << 20));
+  std::vector<Key> keys{K(7)};
+  std::unique_ptr<Delivery> got;
+  uint64_t id = s.DropSelect(
+      keys, [&](Result<std::unique_ptr<Delivery>> r) { got = std::move(r).value(); }, 5);
+  ASSERT_NE(id, 0u);
+  ASSERT_TRUE(PutIn(s, 6, K(7), Bytes(10, 6)).ok());
+  ASSERT_TRUE(Put(s, K(7), Bytes(10, 0)).ok());  // default namespace
+  EXPECT_EQ(got, nullptr);
+  EXPECT_EQ(s.Stats(5).waiters, 1u);
+  ASSERT_TRUE(PutIn(s, 5, K(7), Bytes(10, 5)).ok());
+  ASSERT_NE(got, nullptr);
+  EXPECT_EQ(got->entries()[0].bytes[0], std::byte{5});
+  got->Finish(true);
+  EXPECT_EQ(s.MatchPrefix(keys, 6), 1u);
+  EXPECT_EQ(s.MatchPrefix(keys), 1u);
+  EXPECT_EQ(s.Stats(5).waiters, 0u);
+}
+
+TEST(StoreNamespaces, ListShowsOneNamespaceOrAllToAnAdmin) {
+  Store s(Opts(), MakeHeapMemory(64 << 20));
+  for (uint32_t i = 0; i < 5; ++i) ASSERT_TRUE(PutIn(s, 1, K(i), Bytes(10, 1)).ok());
+  for (uint32_t i = 0; i < 3; ++i) ASSERT_TRUE(PutIn(s, 2, K(i), Bytes(10, 2)).ok());
+  EXPECT_EQ(s.List({}, 0, -1, {}).entries.size(), 0u);
+  EXPECT_EQ(s.List({}, 0, -1, {}, 1).entries.size(), 5u);
+  EXPECT_EQ(s.List({}, 0, -1, {}, 2).entries.size(), 3u);
+  // Pages of 3 over every namespace: 8 entries, each (namespace, key) once, in order.
+  std::vector<std::pair<NamespaceId, Key>> seen;
+  std::vector<std::byte> cursor;
+  for (int page = 0; page < 10; ++page) {
+    std::vector<NamespaceId> ns;
+    ListPage p = s.List(cursor, 3, -1, {}, kAllNamespaces, &ns);
+    ASSERT_EQ(ns.size(), p.entries.size());
+    for (size_t i = 0; i < ns.size(); ++i) seen.emplace_back(ns[i], p.entries[i].key);
+    if (p.next_cursor.empty()) break;
+    cursor = p.next_cursor;
+  }
+  ASSERT_EQ(seen.size(), 8u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_EQ(std::count_if(seen.begin(), seen.end(), [](auto& p) { return p.first == 2; }), 3);
+  // A one-namespace listing pages by key alone.
+  ListPage first = s.List({}, 2, -1, {}, 1);
+  ASSERT_EQ(first.entries.size(), 2u);
+  ListPage rest = s.List(first.next_cursor, 10, -1, {}, 1);
+  EXPECT_EQ(rest.entries.size(), 3u);
+  EXPECT_TRUE(rest.next_cursor.empty());
+}
+
+TEST(StoreNamespaces, QuotasRefuseWithAMessageNamingNamespaceAndQuota) {
+  Store s(Opts(), MakeHeapMemory(64 << 20));
+  s.SetNamespaceQuota(3, NamespaceQuota{.host_bytes = 0, .entries = 2, .waiters = 1});
+  ASSERT_TRUE(PutIn(s, 3, K(1), Bytes(10, 1)).ok());
+  ASSERT_TRUE(PutIn(s, 3, K(2), Bytes(10, 1)).ok());
+  Status third = PutIn(s, 3, K(3), Bytes(10, 1));
+  EXPECT_EQ(third.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(third.message().find("namespace 3"), std::string::npos) << third.ToString();
+  EXPECT_NE(third.message().find("2 entries"), std::string::npos) << third.ToString();
+  EXPECT_TRUE(PutIn(s, 4, K(3), Bytes(10, 1)).ok());  // other namespaces are not limited
+  EXPECT_TRUE(PutIn(s, 3, K(1), Bytes(10, 1)).ok());  // re-insert of a stored key: no new entry
+  std::vector<Key> one{K(1)};
+  EXPECT_EQ(s.Remove(one, 3), 1u);
+  EXPECT_TRUE(PutIn(s, 3, K(3), Bytes(10, 1)).ok());  // room again
+
+  // Host bytes: reservations in flight count.
+  s.SetNamespaceQuota(8, NamespaceQuota{.host_bytes = 1000});
+  EntryMeta m;
+  m.size = 600;
+  m.checksum = ValueChecksum(Bytes(600, 8));
+  auto held = s.Reserve(K(1), m, {}, 8);
+  ASSERT_TRUE(held.ok());
+  auto second = s.Reserve(K(2), m, {}, 8);
+  EXPECT_EQ(second.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(second.status().message().find("namespace 8"), std::string::npos);
+  EXPECT_NE(second.status().message().find("host-memory quota of 1000"), std::string::npos)
+      << second.status().ToString();
+  s.Abort(std::move(held).value());
+  EXPECT_TRUE(PutIn(s, 8, K(2), Bytes(600, 8)).ok());
+  EXPECT_EQ(s.NamespaceUsageOf(8).host_bytes, 600u);
+  EXPECT_EQ(s.NamespaceUsageOf(8).reserved_bytes, 0u);
+  EXPECT_GE(s.Stats(8).refused_inserts, 1u);
+
+  // Waiters.
+  std::vector<Key> absent{K(99)};
+  uint64_t w = s.DropSelect(
+      absent, [](Result<std::unique_ptr<Delivery>>) {}, 3);
+  EXPECT_NE(w, 0u);
+  std::optional<Status> refused;
+  EXPECT_EQ(s.DropSelect(
+                absent, [&](Result<std::unique_ptr<Delivery>> r) { refused = r.status(); }, 3),
+            0u);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(refused->message().find("namespace 3"), std::string::npos) << refused->ToString();
+  EXPECT_TRUE(s.CancelWaiter(w));
+}
+
+TEST(StoreNamespaces, StatsPerNamespace) {
+  Store s(Opts(), MakeHeapMemory(64 << 20));
+  ASSERT_TRUE(PutIn(s, 1, K(1), Bytes(100, 1)).ok());
+  ASSERT_TRUE(PutIn(s, 1, K(2), Bytes(5000, 1)).ok());
+  ASSERT_TRUE(PutIn(s, 2, K(1), Bytes(300, 2)).ok());
+  StoreStats one = s.Stats(1);
+  EXPECT_EQ(one.tiers[0].entries, 2u);
+  EXPECT_EQ(one.tiers[0].bytes, 5100u);
+  EXPECT_GE(one.tiers[0].used_bytes, 5100u);
+  EXPECT_EQ(one.inserts, 2u);
+  EXPECT_EQ(s.Stats(2).tiers[0].bytes, 300u);
+  EXPECT_EQ(s.Stats().tiers[0].entries, 3u);
+  EXPECT_EQ(s.Stats(kAllNamespaces).tiers[0].entries, 3u);
+  std::vector<Key> miss{K(9)};
+  (void)SelectNow(s, 2, miss);
+  EXPECT_EQ(s.Stats(2).misses, 1u);
+  EXPECT_EQ(s.Stats(1).misses, 0u);
+  auto all = s.Namespaces();
+  ASSERT_GE(all.size(), 2u);
+  EXPECT_EQ(all[0].ns, 1u);
+  EXPECT_EQ(all[0].entries, 2u);
+}
+
+TEST(StoreNamespaces, SpillKeepsNamespacesApartAndARestartFindsThem) {
+  SpillDir dir;
+  {
+    Store s(Opts(), MakeHeapMemory(1 * kMiB), dir.Open());
+    ASSERT_TRUE(s.Open().ok());
+    // 8 x 256 KiB per namespace through 1 MiB of host: most go to spill.
+    for (uint32_t i = 0; i < 8; ++i) {
+      ASSERT_TRUE(PutIn(s, 1, K(i), Value(256 << 10, i)).ok());
+      ASSERT_TRUE(PutIn(s, 2, K(i), Value(256 << 10, 100 + i)).ok());
+    }
+    EXPECT_GT(s.NamespaceUsageOf(1).spill_bytes, 0u);
+    EXPECT_GT(s.NamespaceUsageOf(2).spill_bytes, 0u);
+    for (uint32_t i = 0; i < 4; ++i) {
+      auto d = Take(s, {K(i)}, /*drop=*/false);
+      (void)d;
+    }
+    ASSERT_TRUE(s.Close().ok());
+  }
+  Store again(Opts(), MakeHeapMemory(4 * kMiB), dir.Open());
+  auto found = again.Open();
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_EQ(*found, 16u);
+  std::vector<Key> keys;
+  for (uint32_t i = 0; i < 8; ++i) keys.push_back(K(i));
+  EXPECT_EQ(again.MatchPrefix(keys, 1), 8u);
+  EXPECT_EQ(again.MatchPrefix(keys, 2), 8u);
+  EXPECT_EQ(again.MatchPrefix(keys), 0u);
+  for (uint32_t i = 0; i < 8; ++i) {
+    struct Got {
+      std::mutex mu;
+      std::condition_variable cv;
+      std::vector<std::byte> bytes;
+      bool done = false;
+    };
+    for (NamespaceId ns : {1u, 2u}) {
+      auto got = std::make_shared<Got>();
+      std::vector<Key> one{K(i)};
+      again.DropSelect(
+          one,
+          [got](Result<std::unique_ptr<Delivery>> r) {
+            std::lock_guard lock(got->mu);
+            if (r.ok()) {
+              auto b = (*r)->entries()[0].bytes;
+              got->bytes.assign(b.begin(), b.end());
+              (*r)->Finish(true);
+            }
+            got->done = true;
+            got->cv.notify_all();
+          },
+          ns);
+      std::unique_lock lock(got->mu);
+      ASSERT_TRUE(got->cv.wait_for(lock, std::chrono::seconds(10), [&] { return got->done; }));
+      EXPECT_EQ(got->bytes, Value(256 << 10, ns == 1 ? i : 100 + i)) << "ns " << ns << " key " << i;
+    }
+  }
 }
 
 }  // namespace

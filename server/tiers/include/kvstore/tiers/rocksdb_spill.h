@@ -88,11 +88,11 @@ class RocksDbSpill final : public SpillStore {
   RocksDbSpill(const RocksDbSpill&) = delete;
   RocksDbSpill& operator=(const RocksDbSpill&) = delete;
 
-  Status Put(const Key& key, const EntryMeta& meta, std::span<const std::byte> value) override;
-  Result<EntryMeta> GetMeta(const Key& key) override;
-  Status Get(const Key& key, std::span<std::byte> dst, EntryMeta* meta) override;
-  Status Delete(const Key& key) override;
-  Status ForEach(const std::function<bool(const Key&, const EntryMeta&)>& fn) override;
+  Status Put(const SpillKey& key, const EntryMeta& meta, std::span<const std::byte> value) override;
+  Result<EntryMeta> GetMeta(const SpillKey& key) override;
+  Status Get(const SpillKey& key, std::span<std::byte> dst, EntryMeta* meta) override;
+  Status Delete(const SpillKey& key) override;
+  Status ForEach(const std::function<bool(const SpillKey&, const EntryMeta&)>& fn) override;
   Status Flush() override;
   SpillStats Stats() const override;
 
@@ -100,8 +100,8 @@ class RocksDbSpill final : public SpillStore {
 
  private:
   explicit RocksDbSpill(const SpillOptions& options);
-  Result<SpillRecord> ReadRecord(const Key& key);
-  Status WriteRecord(const Key& key, const SpillRecord& record);
+  Result<SpillRecord> ReadRecord(const SpillKey& key);
+  Status WriteRecord(const SpillKey& key, const SpillRecord& record);
   Status Rebuild();
   void MaybeCompact();
   Status CompactSegment(uint64_t segment);

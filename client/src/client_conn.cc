@@ -17,6 +17,11 @@
 #include <optional>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include <capnp/message.h>
 #include <xxhash.h>
 
@@ -222,8 +227,76 @@ Result<std::unique_ptr<ClientConn>> ClientConn::OpenTcp(const ClientOptions& opt
     return Status::Unavailable("cannot reach kvstored at " + options.address + ": " + last_error +
                                " (is the daemon running? check the address)");
   }
+  if (!options.tls_ca.empty()) KVSTORE_RETURN_IF_ERROR(c->StartTls(options, host, deadline));
   KVSTORE_RETURN_IF_ERROR(c->Hello(options, setup, deadline));
   return c;
+}
+
+Status ClientConn::TlsFail(const char* what, int ret) {
+  int err = SSL_get_error(ssl_.get(), ret);
+  int sys = errno;
+  unsigned long e = ERR_get_error();
+  char buf[256] = "";
+  if (e != 0) ERR_error_string_n(e, buf, sizeof(buf));
+  ERR_clear_error();
+  if (err == SSL_ERROR_ZERO_RETURN) return Fail(what, 0);
+  if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    return Fail(what, sys == 0 ? ECONNRESET : sys);
+  }
+  broken_ = true;
+  return Status::Unavailable(std::string(what) + " to kvstored at " + address_ + ": TLS error " +
+                             (buf[0] ? buf : std::to_string(err)));
+}
+
+Status ClientConn::StartTls(const ClientOptions& options, const std::string& host,
+                            Clock::time_point deadline) {
+  ssl_ctx_ = {SSL_CTX_new(TLS_client_method()), SSL_CTX_free};
+  if (!ssl_ctx_) return Status::Internal("SSL_CTX_new failed");
+  SSL_CTX_set_min_proto_version(ssl_ctx_.get(), TLS1_2_VERSION);
+  SSL_CTX_set_mode(ssl_ctx_.get(), SSL_MODE_AUTO_RETRY);
+  if (SSL_CTX_load_verify_locations(ssl_ctx_.get(), options.tls_ca.c_str(), nullptr) != 1) {
+    ERR_clear_error();
+    return Status::InvalidArgument("cannot load the TLS CA " + options.tls_ca +
+                                   " (ClientOptions::tls_ca)");
+  }
+  SSL_CTX_set_verify(ssl_ctx_.get(), SSL_VERIFY_PEER, nullptr);
+  if (!options.tls_cert.empty()) {
+    const std::string& key = options.tls_key.empty() ? options.tls_cert : options.tls_key;
+    if (SSL_CTX_use_certificate_chain_file(ssl_ctx_.get(), options.tls_cert.c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ssl_ctx_.get(), key.c_str(), SSL_FILETYPE_PEM) != 1) {
+      ERR_clear_error();
+      return Status::InvalidArgument("cannot load the client certificate " + options.tls_cert +
+                                     " / key " + key);
+    }
+  }
+  ssl_ = {SSL_new(ssl_ctx_.get()), SSL_free};
+  if (!ssl_) return Status::Internal("SSL_new failed");
+  // The daemon's certificate must name the host the client dialed.
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl_.get());
+  in6_addr ip{};
+  if (::inet_pton(AF_INET, host.c_str(), &ip) == 1 ||
+      ::inet_pton(AF_INET6, host.c_str(), &ip) == 1) {
+    X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str());
+  } else {
+    X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0);
+    SSL_set_tlsext_host_name(ssl_.get(), host.c_str());
+  }
+  SSL_set_fd(ssl_.get(), fd_);
+  KVSTORE_RETURN_IF_ERROR(SetTimeout(SO_RCVTIMEO, deadline, "TLS handshake"));
+  KVSTORE_RETURN_IF_ERROR(SetTimeout(SO_SNDTIMEO, deadline, "TLS handshake"));
+  int rc = SSL_connect(ssl_.get());
+  if (rc != 1) {
+    long verify = SSL_get_verify_result(ssl_.get());
+    if (verify != X509_V_OK) {
+      broken_ = true;
+      ERR_clear_error();
+      return Status::Unavailable(
+          "TLS to kvstored at " + address_ + ": its certificate is not trusted (" +
+          X509_verify_cert_error_string(verify) + "); check ClientOptions::tls_ca");
+    }
+    return TlsFail("TLS handshake", rc);
+  }
+  return Status::Ok();
 }
 
 Status ClientConn::Hello(const ClientOptions& options, const TransportSetup& setup,
@@ -301,6 +374,18 @@ Status ClientConn::SendWithFd(capnp::MessageBuilder& message, int fd, Clock::tim
 }
 
 Status ClientConn::SendIov(std::vector<iovec>& iov) {
+  if (ssl_) {
+    for (const iovec& v : iov) {
+      size_t off = 0;
+      while (off < v.iov_len) {
+        int chunk = static_cast<int>(std::min<size_t>(v.iov_len - off, 1 << 30));
+        int n = SSL_write(ssl_.get(), static_cast<const char*>(v.iov_base) + off, chunk);
+        if (n <= 0) return TlsFail("send", n);
+        off += static_cast<size_t>(n);
+      }
+    }
+    return Status::Ok();
+  }
   size_t first = 0;
   while (first < iov.size()) {
     msghdr mh{};
@@ -376,6 +461,12 @@ Status ClientConn::SendWithChecksumTrailer(capnp::MessageBuilder& message,
 Status ClientConn::ReadExact(void* dst, size_t n, Clock::time_point deadline, const char* what) {
   KVSTORE_RETURN_IF_ERROR(SetTimeout(SO_RCVTIMEO, deadline, what));
   auto* p = static_cast<char*>(dst);
+  while (n > 0 && ssl_) {
+    int r = SSL_read(ssl_.get(), p, static_cast<int>(std::min<size_t>(n, 1 << 30)));
+    if (r <= 0) return TlsFail(what, r);
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
   while (n > 0) {
     ssize_t r = ::recv(fd_, p, n, MSG_WAITALL);
     if (r < 0) {

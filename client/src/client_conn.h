@@ -34,6 +34,9 @@
 #include "kvstore/transport/rdma_transport.h"
 #include "kvstore/transport/transport.h"
 
+struct ssl_ctx_st;
+struct ssl_st;
+
 namespace kvstore::internal {
 
 using Clock = std::chrono::steady_clock;
@@ -124,8 +127,14 @@ class ClientConn {
   Status SetTimeout(int option, Clock::time_point deadline, const char* what);
   Status ReadExact(void* dst, size_t n, Clock::time_point deadline, const char* what);
   Status SendIov(std::vector<iovec>& iov);  // all of it, in as few sendmsg calls as possible
+  Status StartTls(const ClientOptions& options, const std::string& host,
+                  Clock::time_point deadline);
+  Status TlsFail(const char* what, int ret);
 
   int fd_ = -1;
+  // TLS (ClientOptions::tls_ca): the session over fd_; null = plaintext.
+  std::unique_ptr<ssl_ctx_st, void (*)(ssl_ctx_st*)> ssl_ctx_{nullptr, nullptr};
+  std::unique_ptr<ssl_st, void (*)(ssl_st*)> ssl_{nullptr, nullptr};
   std::string address_;
   uint64_t last_id_ = 0;
   uint64_t max_value_bytes_ = 0;

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -51,18 +52,31 @@ Result<Role> ParseRole(std::string_view name) {
 Credentials::Credentials() {
   namespaces_.push_back("default");
   quotas_.emplace_back();
+  store_ids_.push_back(kDefaultNamespace);
   anonymous_.name = "";
   anonymous_.ns = 0;
   anonymous_.role = Role::kAdmin;
 }
 
-NamespaceId Credentials::Intern(std::string_view ns) {
+NamespaceIndex Credentials::Intern(std::string_view ns) {
   for (size_t i = 0; i < namespaces_.size(); ++i) {
-    if (namespaces_[i] == ns) return static_cast<NamespaceId>(i);
+    if (namespaces_[i] == ns) return static_cast<NamespaceIndex>(i);
   }
+  auto digest = Sha256(std::string("kvstore namespace ") + std::string(ns));
+  NamespaceId id = 0;
+  std::memcpy(&id, digest.data(), sizeof(id));
+  if (id == kDefaultNamespace || id == kAllNamespaces) id = 1;
   namespaces_.emplace_back(ns);
   quotas_.emplace_back();
-  return static_cast<NamespaceId>(namespaces_.size() - 1);
+  store_ids_.push_back(id);
+  return static_cast<NamespaceIndex>(namespaces_.size() - 1);
+}
+
+int64_t Credentials::IndexOf(NamespaceId store_id) const {
+  for (size_t i = 0; i < store_ids_.size(); ++i) {
+    if (store_ids_[i] == store_id) return static_cast<int64_t>(i);
+  }
+  return -1;
 }
 
 Credentials Credentials::SingleToken(std::string_view token) {
@@ -101,8 +115,12 @@ Result<Credentials> Credentials::Parse(std::string_view text, std::string_view o
         std::string key = w[i].substr(0, eq), value = w[i].substr(eq + 1);
         auto n = ParseSize(value);
         if (!n.ok()) return bad(key + ": " + n.status().message());
-        if (key == "bytes") {
+        if (key == "bytes" || key == "host_bytes") {
           q.max_bytes = *n;
+        } else if (key == "device_bytes") {
+          q.max_device_bytes = *n;
+        } else if (key == "spill_bytes") {
+          q.max_spill_bytes = *n;
         } else if (key == "entries") {
           q.max_entries = *n;
         } else if (key == "connections") {
@@ -110,7 +128,9 @@ Result<Credentials> Credentials::Parse(std::string_view text, std::string_view o
         } else if (key == "waiters") {
           q.max_waiters = *n;
         } else {
-          return bad("unknown quota '" + key + "'; use bytes, entries, connections or waiters");
+          return bad("unknown quota '" + key +
+                     "'; use bytes (host_bytes), device_bytes, spill_bytes, entries, connections "
+                     "or waiters");
         }
       }
       continue;
@@ -150,6 +170,15 @@ Result<Credentials> Credentials::Parse(std::string_view text, std::string_view o
     c.tenants_.push_back(std::move(t));
   }
   if (c.tenants_.empty()) return Status::InvalidArgument(std::string(origin) + " names no tenant");
+  for (size_t i = 0; i < c.store_ids_.size(); ++i) {
+    for (size_t j = i + 1; j < c.store_ids_.size(); ++j) {
+      if (c.store_ids_[i] == c.store_ids_[j]) {
+        return Status::InvalidArgument(std::string(origin) + ": namespaces '" + c.namespaces_[i] +
+                                       "' and '" + c.namespaces_[j] +
+                                       "' hash to the same id; rename one");
+      }
+    }
+  }
   return c;
 }
 

@@ -25,6 +25,7 @@
 
 #include "kvstore/server/metrics.h"
 #include "kvstore/status.h"
+#include "kvstore/tiers/namespace_id.h"
 
 namespace kvstore::server {
 
@@ -37,11 +38,16 @@ enum class Role : uint8_t {
 std::string_view RoleName(Role r);
 Result<Role> ParseRole(std::string_view name);
 
-// Index into Credentials::namespaces(); 0 is "default".
-using NamespaceId = uint32_t;
+// Index into Credentials::namespaces(); 0 is "default". The store knows a
+// namespace by StoreId(index) instead: derived from its name, so reordering
+// the tokens file never moves a namespace's stored (spilled) entries to
+// another.
+using NamespaceIndex = uint32_t;
 
-struct NamespaceLimits {  // 0 = unlimited
-  uint64_t max_bytes = 0;
+struct NamespaceLimits {   // 0 = unlimited
+  uint64_t max_bytes = 0;  // host tier ("bytes" / "host_bytes")
+  uint64_t max_device_bytes = 0;
+  uint64_t max_spill_bytes = 0;
   uint64_t max_entries = 0;
   uint64_t max_connections = 0;
   uint64_t max_waiters = 0;
@@ -49,7 +55,7 @@ struct NamespaceLimits {  // 0 = unlimited
 
 struct Tenant {
   std::string name;
-  NamespaceId ns = 0;
+  NamespaceIndex ns = 0;
   Role role = Role::kAdmin;
   std::array<unsigned char, 32> token_sha256{};
 };
@@ -71,11 +77,18 @@ class Credentials {
   const Tenant& anonymous() const { return anonymous_; }
   const std::vector<Tenant>& tenants() const { return tenants_; }
   const std::vector<std::string>& namespaces() const { return namespaces_; }
-  const std::string& NamespaceName(NamespaceId id) const { return namespaces_.at(id); }
-  const NamespaceLimits& quota(NamespaceId id) const { return quotas_.at(id); }
+  const std::string& NamespaceName(NamespaceIndex i) const { return namespaces_.at(i); }
+  const NamespaceLimits& quota(NamespaceIndex i) const { return quotas_.at(i); }
+  // The store's id of a namespace: 0 for "default", else 32 bits of
+  // SHA-256(name) (never 0 or kAllNamespaces; two names that collide are
+  // refused at load).
+  NamespaceId StoreId(NamespaceIndex i) const { return store_ids_.at(i); }
+  // The namespace index of a store id, or -1.
+  int64_t IndexOf(NamespaceId store_id) const;
 
  private:
-  NamespaceId Intern(std::string_view ns);
+  NamespaceIndex Intern(std::string_view ns);
+  std::vector<NamespaceId> store_ids_;  // by NamespaceIndex
   std::vector<Tenant> tenants_;
   std::vector<std::string> namespaces_;
   std::vector<NamespaceLimits> quotas_;  // by NamespaceId

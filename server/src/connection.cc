@@ -11,6 +11,38 @@ namespace {
 
 constexpr size_t kMaxQueuedReplies = 4096;  // a client that never reads is cut off
 
+// The one table from a request's kind to the metric label its reply counts under.
+Op OpOf(wire::Request::Which which) {
+  switch (which) {
+    case wire::Request::HELLO:
+      return Op::kHello;
+    case wire::Request::INSERT:
+      return Op::kInsert;
+    case wire::Request::SELECT:
+      return Op::kSelect;
+    case wire::Request::DROP_SELECT:
+      return Op::kDropSelect;
+    case wire::Request::MATCH_PREFIX:
+      return Op::kMatchPrefix;
+    case wire::Request::REMOVE:
+      return Op::kRemove;
+    case wire::Request::STATS:
+      return Op::kStats;
+    case wire::Request::LIST:
+      return Op::kList;
+    case wire::Request::PING:
+      return Op::kPing;
+    case wire::Request::ACK_DELIVERY:
+      return Op::kAck;
+    case wire::Request::RETAIN:
+      return Op::kRetain;
+    case wire::Request::REGISTER_REGION:
+    case wire::Request::UNREGISTER_REGION:
+      return Op::kRegion;
+  }
+  return Op::kUnknown;
+}
+
 double SecondsSince(SteadyClock::time_point t) {
   return std::chrono::duration<double>(SteadyClock::now() - t).count();
 }
@@ -26,7 +58,7 @@ Connection::Connection(StreamSocket socket, ServiceContext* ctx, uint64_t id, Pe
       hello_timer_(strand_),
       stall_timer_(strand_) {
   boost::system::error_code ec;
-  if (!peer_info_.is_unix) {
+  if (!peer_info_.is_unix && !peer_info_.tls) {
     socket_.set_option(tcp::no_delay(true), ec);
     // A fixed receive buffer (up to net.core.rmem_max): SO_RCVLOWAT on a
     // buffer the kernel autotunes clamps the TCP window to the low-water mark,
@@ -88,6 +120,13 @@ bool Connection::Allowed(uint64_t id, Op op) {
   return false;
 }
 
+Status Connection::NameNamespace(const Status& s) {
+  if (s.code() != StatusCode::kResourceExhausted || !ctx_->credentials->required()) return s;
+  const std::string& name = ctx_->credentials->NamespaceName(ns_);
+  if (s.message().find("quota") != std::string::npos) ctx_->metrics->QuotaRefused(name, "store");
+  return Status(s.code(), "namespace '" + name + "': " + s.message());
+}
+
 Status Connection::CheckWaiterQuota() const {
   const NamespaceLimits& q = ctx_->credentials->quota(ns_);
   if (q.max_waiters != 0 && ctx_->usage->waiters[ns_].load() >= q.max_waiters) {
@@ -119,15 +158,15 @@ void Connection::Dispatch() {
     auto which = req.which();
     if (!authenticated_ && which != wire::Request::HELLO) {
       ctx_->metrics->ProtocolError("unauthenticated");
-      ReplyStatus(id, Op::kHello,
+      ReplyStatus(id, OpOf(which),
                   Status::PermissionDenied("this kvstored requires a token: send hello first"));
       close_after_write_ = true;
       stop_reading_ = true;  // whatever follows is never read
       return;
     }
     if (shutting_down_ && which != wire::Request::ACK_DELIVERY) {
-      DrainBulk(header_.bulk_len, [this, id] {
-        ReplyStatus(id, Op::kPing,
+      DrainBulk(header_.bulk_len, [this, id, op = OpOf(which)] {
+        ReplyStatus(id, op,
                     Status::Unavailable("kvstored is shutting down; reconnect to another store "
                                         "or retry after it restarts"));
         ReadHeader();
@@ -145,8 +184,8 @@ void Connection::Dispatch() {
     if (header_.bulk_len != 0) {
       ctx_->metrics->ProtocolError("unexpected_bulk");
       uint64_t n = header_.bulk_len;
-      DrainBulk(n, [this, id] {
-        ReplyStatus(id, Op::kPing,
+      DrainBulk(n, [this, id, op = OpOf(which)] {
+        ReplyStatus(id, op,
                     Status::InvalidArgument("only insert carries value bytes; request refused"));
         ReadHeader();
       });
@@ -168,7 +207,7 @@ void Connection::Dispatch() {
           ReplyStatus(id, Op::kMatchPrefix, keys.status());
           break;
         }
-        size_t n = ctx_->store->MatchPrefix(*keys);
+        size_t n = ctx_->store->MatchPrefix(*keys, StoreNs());
         ReplyCount(id, Op::kMatchPrefix, n);
         break;
       }
@@ -179,7 +218,7 @@ void Connection::Dispatch() {
           ReplyStatus(id, Op::kRetain, keys.status());
           break;
         }
-        size_t n = ctx_->store->Retain(*keys);
+        size_t n = ctx_->store->Retain(*keys, StoreNs());
         ReplyCount(id, Op::kRetain, n);
         break;
       }
@@ -190,12 +229,15 @@ void Connection::Dispatch() {
           ReplyStatus(id, Op::kRemove, keys.status());
           break;
         }
-        size_t n = ctx_->store->Remove(*keys);
+        size_t n = ctx_->store->Remove(*keys, StoreNs());
         ReplyCount(id, Op::kRemove, n);
         break;
       }
       case wire::Request::STATS: {
-        StoreStats s = ctx_->store->Stats();
+        // An admin sees the whole store; other tenants their namespace's share.
+        StoreStats s = tenant_->role == Role::kAdmin || !ctx_->credentials->required()
+                           ? ctx_->store->Stats()
+                           : ctx_->store->Stats(StoreNs());
         s.connections = ctx_->metrics->connections();
         s.version = ctx_->version;
         Reply(id, Op::kStats, Status::Ok(),
@@ -217,7 +259,7 @@ void Connection::Dispatch() {
         break;
       default:
         ctx_->metrics->ProtocolError("unknown_op");
-        ReplyStatus(id, Op::kPing,
+        ReplyStatus(id, Op::kUnknown,
                     Status::InvalidArgument("unknown request type " +
                                             std::to_string(static_cast<int>(which)) +
                                             "; is the client newer than this kvstored?"));
@@ -228,7 +270,7 @@ void Connection::Dispatch() {
                           peer_, e.getDescription().cStr());
     uint64_t n = header_.bulk_len;
     DrainBulk(n, [this, id, what = std::string(e.getDescription().cStr())] {
-      ReplyStatus(id, Op::kPing, Status::InvalidArgument("malformed request: " + what));
+      ReplyStatus(id, Op::kMalformed, Status::InvalidArgument("malformed request: " + what));
       ReadHeader();
     });
     return;
@@ -357,9 +399,9 @@ void Connection::HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64
                                    " but the frame carries " + std::to_string(bulk_len)));
     return;
   }
-  auto res = ctx_->store->Reserve(*key, meta, std::chrono::milliseconds(r.getTtlMs()));
+  auto res = ctx_->store->Reserve(*key, meta, std::chrono::milliseconds(r.getTtlMs()), StoreNs());
   if (!res.ok()) {
-    refuse(res.status());
+    refuse(NameNamespace(res.status()));
     return;
   }
   if (res->exists) {
@@ -445,7 +487,7 @@ void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool d
   if (!drop) {
     frame_started_ = SteadyClock::now();
     if (push) push_targets_[id] = std::move(*push);
-    ctx_->store->Select(*keys, callback);
+    ctx_->store->Select(*keys, callback, StoreNs());
     return;
   }
   if (Status q = CheckWaiterQuota(); !q.ok()) {
@@ -466,7 +508,7 @@ void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool d
   PendingWait& w = waits_[id];
   w.started = SteadyClock::now();
   ctx_->usage->waiters[ns_].fetch_add(1);
-  uint64_t waiter = ctx_->store->DropSelect(*keys, callback);
+  uint64_t waiter = ctx_->store->DropSelect(*keys, callback, StoreNs());
   if (waiter == 0) return;  // resolved at once; OnDelivery will erase the entry
   w.waiter_id = waiter;
   auto timeout = std::chrono::milliseconds(r.getTimeoutMs());
@@ -541,8 +583,11 @@ void Connection::HandleList(uint64_t id, wire::ListRequest::Reader r) {
   auto bytes = [](capnp::Data::Reader d) {
     return std::span<const std::byte>(reinterpret_cast<const std::byte*>(d.begin()), d.size());
   };
+  // Only an admin lists every namespace (its cursor carries the namespace).
+  NamespaceId ns =
+      tenant_->role == Role::kAdmin && ctx_->credentials->required() ? kAllNamespaces : StoreNs();
   ListPage page = ctx_->store->List(bytes(r.getCursor()), std::min<uint32_t>(r.getLimit(), 100000),
-                                    r.getTierFilter(), bytes(r.getPrefix()));
+                                    r.getTierFilter(), bytes(r.getPrefix()), ns);
   Reply(id, Op::kList, Status::Ok(), [&page](wire::Response::Builder resp) {
     auto l = resp.initList();
     auto entries = l.initEntries(static_cast<unsigned>(page.entries.size()));
@@ -665,7 +710,8 @@ void Connection::Fail(std::string_view reason, const std::string& detail) {
                         "connection {} from {}: {}; closing it (other clients are unaffected)", id_,
                         peer_, detail);
   // Best effort: tell the client why before closing.
-  ReplyStatus(0, Op::kPing, Status::InvalidArgument(detail + "; connection closed"));
+  ReplyStatus(0, reason == "second_hello" ? Op::kHello : Op::kMalformed,
+              Status::InvalidArgument(detail + "; connection closed"));
   close_after_write_ = true;
   stop_reading_ = true;  // the stream position is lost
 }

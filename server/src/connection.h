@@ -77,6 +77,7 @@ struct PeerInfo {
   std::string display;  // "127.0.0.1:5312" or "unix uid 1000 pid 4242"
   std::string key;      // what per-peer limits group by: the IP address, or "uid:N"
   bool is_unix = false;
+  bool tls = false;  // TCP with TLS: the socket is the plaintext end of a TlsRelay
   uint32_t uid = 0;  // Unix socket: SO_PEERCRED at accept
 };
 
@@ -181,7 +182,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
             const std::string& detail);  // protocol error: log, count, close
   // Refuses a request the caller's role or namespace quota does not allow.
   bool Allowed(uint64_t id, Op op);
+  // The store's id of this connection's namespace (auth.h).
+  NamespaceId StoreNs() const { return ctx_->credentials->StoreId(ns_); }
   Status CheckWaiterQuota() const;
+  // A store refusal, with the tenant's namespace named (its quotas are per namespace).
+  Status NameNamespace(const Status& s);
   void ArmHelloTimer();
   void Close(const std::string& why);
   Result<std::vector<Key>> ParseKeys(capnp::List<capnp::Data>::Reader keys);
@@ -198,7 +203,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The tenant this connection acts for (set by hello; the anonymous admin of
   // "default" when the daemon requires no token).
   const Tenant* tenant_ = nullptr;
-  NamespaceId ns_ = 0;
+  NamespaceIndex ns_ = 0;
   bool counted_in_namespace_ = false;  // holds one of its namespace's connections
   bool hello_seen_ = false;
   asio::steady_timer hello_timer_;

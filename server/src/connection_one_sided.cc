@@ -121,9 +121,9 @@ void Connection::InsertByPull(uint64_t id, const Key& key, const EntryMeta& meta
     done(id, addr.status());
     return;
   }
-  auto res = ctx_->store->Reserve(key, meta, ttl);
+  auto res = ctx_->store->Reserve(key, meta, ttl, StoreNs());
   if (!res.ok()) {
-    done(id, res.status());
+    done(id, NameNamespace(res.status()));
     return;
   }
   if (res->exists) {

@@ -154,7 +154,7 @@ void Connection::DisarmStallTimer() {
 
 void Connection::SetReceiveLowWater(size_t bytes) {
   // Unix sockets wake readers for any byte whatever the mark: nothing to gain.
-  if (bytes == rcvlowat_ || peer_info_.is_unix) return;
+  if (bytes == rcvlowat_ || peer_info_.is_unix || peer_info_.tls) return;
   int v = static_cast<int>(bytes);
   if (::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == 0) {
     rcvlowat_ = bytes;

@@ -69,6 +69,12 @@ int main(int argc, char** argv) {
                  "memfd); default <data-dir>/kvstored.sock when --data-dir is set, '' disables");
   app.add_option("--unix-allow-uid", o.unix_allow_uids,
                  "Only these uids may use the Unix socket (SO_PEERCRED); repeatable; default any");
+  app.add_option("--tls-cert", o.tls_cert,
+                 "PEM certificate (chain) of this daemon: TCP clients then speak TLS");
+  app.add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert (default: in that file)");
+  app.add_option("--tls-ca", o.tls_ca,
+                 "PEM CA bundle: require TCP clients to present a certificate it signed "
+                 "(mutual TLS)");
   app.add_option("--hello-timeout", hello,
                  "Close a connection that has not authenticated (sent hello) within this long")
       ->capture_default_str();

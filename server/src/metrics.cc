@@ -32,6 +32,10 @@ std::string_view OpName(Op op) {
       return "retain";
     case Op::kRegion:
       return "region";
+    case Op::kMalformed:
+      return "malformed";
+    case Op::kUnknown:
+      return "unknown";
     case Op::kCount_:
       break;
   }

@@ -3,7 +3,7 @@
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
-#include "kvstore/units.h"
+#include "tcp_listener.h"
 
 namespace kvstore::server {
 
@@ -81,24 +81,8 @@ MetricsHttpServer::MetricsHttpServer(asio::io_context& io, Collectables collecta
 MetricsHttpServer::~MetricsHttpServer() = default;
 
 Status MetricsHttpServer::Listen(const std::string& host_port) {
-  std::string host;
-  uint16_t port = 0;
-  KVSTORE_RETURN_IF_ERROR(SplitHostPort(host_port, &host, &port).WithContext("--metrics"));
-  boost::system::error_code ec;
-  auto addr = asio::ip::make_address(host, ec);
-  if (ec) return Status::InvalidArgument("--metrics: '" + host + "' is not an IP address");
-  tcp::endpoint ep(addr, port);
-  acceptor_.open(ep.protocol(), ec);
-  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(ep, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return Status::Unavailable("cannot serve metrics on " + host_port + ": " + ec.message() +
-                               " (pick another --metrics address, or '' to disable)");
-  }
-  auto bound = acceptor_.local_endpoint();
-  address_ = bound.address().to_string() + ":" + std::to_string(bound.port());
-  return Status::Ok();
+  return ListenTcp(acceptor_, host_port, "--metrics",
+                   " (pick another --metrics address, or '' to disable)", &address_);
 }
 
 void MetricsHttpServer::Start() { Accept(); }

@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include <prometheus/collectable.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 
@@ -25,6 +26,8 @@
 #include "kvstore/tiers/rocksdb_spill.h"
 #include "kvstore/units.h"
 #include "metrics_http.h"
+#include "tcp_listener.h"
+#include "tls.h"
 
 namespace kvstore::server {
 
@@ -39,6 +42,51 @@ std::string RandomInstanceId() {
   }
   return id;
 }
+
+// Per-namespace gauges at scrape time: what each tenant namespace holds
+// (from the store) and its open connections and waiting drop_selects.
+class NamespaceCollector final : public prometheus::Collectable {
+ public:
+  NamespaceCollector(Store* store, const Credentials* creds, const NamespaceCounters* counters)
+      : store_(store), creds_(creds), counters_(counters) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    namespace p = prometheus;
+    auto family = [](const char* name, const char* help) {
+      p::MetricFamily f;
+      f.name = name;
+      f.help = help;
+      f.type = p::MetricType::Gauge;
+      return f;
+    };
+    auto add = [](p::MetricFamily& f, double v, std::vector<p::ClientMetric::Label> labels) {
+      p::ClientMetric m;
+      m.label = std::move(labels);
+      m.gauge.value = v;
+      f.metric.push_back(std::move(m));
+    };
+    auto entries = family("kvstore_namespace_entries", "Entries a namespace holds, every tier.");
+    auto bytes =
+        family("kvstore_namespace_stored_bytes", "Value bytes a namespace holds, by tier.");
+    auto conns = family("kvstore_namespace_connections", "Authenticated connections open now.");
+    auto waiters = family("kvstore_namespace_waiters", "drop_selects of a namespace waiting now.");
+    for (NamespaceIndex i = 0; i < creds_->namespaces().size(); ++i) {
+      const std::string& name = creds_->NamespaceName(i);
+      NamespaceUsage u = store_->NamespaceUsageOf(creds_->StoreId(i));
+      add(entries, static_cast<double>(u.entries), {{"namespace", name}});
+      add(bytes, static_cast<double>(u.host_bytes), {{"namespace", name}, {"tier", "host"}});
+      add(bytes, static_cast<double>(u.device_bytes), {{"namespace", name}, {"tier", "device"}});
+      add(bytes, static_cast<double>(u.spill_bytes), {{"namespace", name}, {"tier", "spill"}});
+      add(conns, static_cast<double>(counters_->connections[i].load()), {{"namespace", name}});
+      add(waiters, static_cast<double>(counters_->waiters[i].load()), {{"namespace", name}});
+    }
+    return {std::move(entries), std::move(bytes), std::move(conns), std::move(waiters)};
+  }
+
+ private:
+  Store* store_;
+  const Credentials* creds_;
+  const NamespaceCounters* counters_;
+};
 
 }  // namespace
 
@@ -136,6 +184,18 @@ class Server::Impl {
       credentials_ = Credentials::SingleToken(options_.token);
     }
     usage_ = std::make_unique<NamespaceCounters>(credentials_.namespaces().size());
+    for (NamespaceIndex i = 0; i < credentials_.namespaces().size(); ++i) {
+      const NamespaceLimits& l = credentials_.quota(i);
+      if (l.max_bytes || l.max_device_bytes || l.max_spill_bytes || l.max_entries) {
+        NamespaceQuota q;
+        q.host_bytes = l.max_bytes;
+        q.device_bytes = l.max_device_bytes;
+        q.spill_bytes = l.max_spill_bytes;
+        q.entries = l.max_entries;
+        // waiters: checked per connection (Connection::CheckWaiterQuota)
+        store_->SetNamespaceQuota(credentials_.StoreId(i), q);
+      }
+    }
     ctx_.credentials = &credentials_;
     ctx_.usage = usage_.get();
     ctx_.log_limit = &log_limit_;
@@ -146,29 +206,27 @@ class Server::Impl {
     SetUpRdma(arena, device_arena);
     metrics_.AttachStore(store_.get());
 
-    std::string host;
-    uint16_t port = 0;
-    KVSTORE_RETURN_IF_ERROR(SplitHostPort(options_.listen, &host, &port).WithContext("--listen"));
-    boost::system::error_code ec;
-    auto addr = asio::ip::make_address(host, ec);
-    if (ec) return Status::InvalidArgument("--listen: '" + host + "' is not an IP address");
-    tcp::endpoint ep(addr, port);
-    acceptor_.open(ep.protocol(), ec);
-    if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(ep, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      return Status::Unavailable("cannot listen on " + options_.listen + ": " + ec.message() +
-                                 " (another kvstored running? pick another --listen port)");
-    }
-    auto bound = acceptor_.local_endpoint();
-    listen_address_ = bound.address().to_string() + ":" + std::to_string(bound.port());
+    KVSTORE_RETURN_IF_ERROR(ListenTcp(acceptor_, options_.listen, "--listen",
+                                      " (another kvstored running? pick another --listen port)",
+                                      &listen_address_));
 
     KVSTORE_RETURN_IF_ERROR(ListenUnix());
+    if (!options_.tls_cert.empty()) {
+      TlsOptions tls{options_.tls_cert, options_.tls_key, options_.tls_ca};
+      auto ctx = MakeServerTlsContext(tls);
+      if (!ctx.ok()) return ctx.status();
+      tls_context_ = std::move(ctx).value();
+      spdlog::info("tls: TCP clients speak TLS ({}){}", options_.tls_cert,
+                   options_.tls_ca.empty() ? "" : "; client certificates required (--tls-ca)");
+    }
 
     if (!options_.metrics.empty()) {
-      metrics_http_ = std::make_unique<MetricsHttpServer>(
-          io_, MetricsHttpServer::Collectables{metrics_.registry(), metrics_.store_collector()});
+      MetricsHttpServer::Collectables collectables{metrics_.registry(), metrics_.store_collector()};
+      if (credentials_.required()) {
+        collectables.push_back(
+            std::make_shared<NamespaceCollector>(store_.get(), &credentials_, usage_.get()));
+      }
+      metrics_http_ = std::make_unique<MetricsHttpServer>(io_, std::move(collectables));
       KVSTORE_RETURN_IF_ERROR(metrics_http_->Listen(options_.metrics));
       metrics_address_ = metrics_http_->address();
     }
@@ -375,10 +433,25 @@ class Server::Impl {
         PeerInfo peer;
         peer.key = pec ? "unknown" : ep.address().to_string();
         peer.display = pec ? "unknown peer" : peer.key + ":" + std::to_string(ep.port());
-        auto exec = socket.get_executor();
-        StreamSocket s(exec, asio::generic::stream_protocol(ep.protocol().family(), IPPROTO_TCP),
-                       socket.release());
-        Admit(std::move(s), std::move(peer));
+        if (tls_context_) {
+          peer.tls = true;
+          peer.display += " (tls)";
+          std::string who = peer.display;
+          StartTlsRelay(
+              std::move(socket), *tls_context_, options_.hello_timeout,
+              [this, peer](StreamSocket plain) mutable {
+                Admit(std::move(plain), std::move(peer));
+              },
+              [this, who](const std::string& why) {
+                metrics_.ProtocolError("tls_handshake");
+                log_limit_.Warn("tls_handshake", "connection from {}: {}; closed", who, why);
+              });
+        } else {
+          auto exec = socket.get_executor();
+          StreamSocket s(exec, asio::generic::stream_protocol(ep.protocol().family(), IPPROTO_TCP),
+                         socket.release());
+          Admit(std::move(s), std::move(peer));
+        }
       }
       if (!stopping_) Accept();
     });
@@ -491,6 +564,7 @@ class Server::Impl {
   ConnectionRegistry registry_;
   ServiceContext ctx_{};
   std::unique_ptr<MetricsHttpServer> metrics_http_;
+  std::unique_ptr<boost::asio::ssl::context> tls_context_;
   std::string listen_address_;
   std::string metrics_address_;
   std::atomic<bool> stopping_{false};

@@ -15,7 +15,7 @@ constexpr auto kDropTimeout = std::chrono::seconds(30);
 
 BulkResult RunStoreBulk(const std::string& addr, const std::string& transport, pid_t server_pid,
                         size_t size, int clients, const RunLimits& limits, uint64_t run,
-                        uint32_t case_id) {
+                        uint32_t case_id, const std::string& tls_ca) {
   std::vector<std::unique_ptr<Client>> conns;
   std::vector<std::vector<std::byte>> src(clients), dst(clients);
   std::vector<std::span<std::byte>> src_view(clients), dst_view(clients);
@@ -27,6 +27,7 @@ BulkResult RunStoreBulk(const std::string& addr, const std::string& transport, p
     opts.client_name = "kvstore-bench";
     opts.max_connections = 2;  // calls of one thread never overlap
     opts.transport = transport;
+    opts.tls_ca = tls_ca;
     auto c = Client::Connect(opts);
     if (!c.ok()) return failed(c.status());
     if (transport != "auto" && (*c)->TransferStats().transport != transport) {

@@ -17,6 +17,7 @@ constexpr const char* kTokenA = "token-of-engine-a-0123456789";
 constexpr const char* kTokenReader = "token-of-reader-a-0123456789";
 constexpr const char* kTokenB = "token-of-engine-b-0123456789";
 constexpr const char* kTokenC = "token-of-engine-c-0123456789";
+constexpr const char* kTokenD = "token-of-engine-d-0123456789";
 constexpr const char* kTokenAdmin = "token-of-the-admin-0123456789";
 // sha256 of kTokenReader: the file may hold digests only.
 constexpr const char* kReaderDigest =
@@ -33,7 +34,9 @@ class Tenants : public ::testing::Test {
       << "reader-a team-a reader " << kReaderDigest << "\n"
       << "engine-b team-b engine " << kTokenB << "\n"
       << "engine-c team-c engine " << kTokenC << "\n"
+      << "engine-d team-d engine " << kTokenD << "\n"
       << "ops default admin " << kTokenAdmin << "\n"
+      << "quota team-d entries=2 bytes=1MiB\n"
       << "quota team-b connections=3\n"
       << "quota team-c waiters=1\n";
     f.close();
@@ -151,9 +154,28 @@ TEST_F(Tenants, WaiterQuotaRefusesWithItsName) {
   ASSERT_OK(first.get());
 }
 
-// Needs the store's namespaces (Store calls taking a NamespaceId), which the
-// connection passes once they are on main; until then it would fail.
-TEST_F(Tenants, DISABLED_NamespacesDoNotSeeEachOthersKeys) {
+TEST_F(Tenants, StoreQuotasRefuseNamingTheNamespace) {
+  auto d = As(kTokenD);
+  ASSERT_OK(d);
+  auto big = (*d)->Insert(TestKey(10), RandomBytes(2 << 20, 10));
+  EXPECT_EQ(big.status().code(), StatusCode::kResourceExhausted) << big.status().ToString();
+  EXPECT_NE(big.status().message().find("team-d"), std::string::npos) << big.status().message();
+  EXPECT_NE(big.status().message().find("quota"), std::string::npos) << big.status().message();
+  ASSERT_OK((*d)->Insert(TestKey(11), RandomBytes(1000, 11)));
+  ASSERT_OK((*d)->Insert(TestKey(12), RandomBytes(1000, 12)));
+  auto third = (*d)->Insert(TestKey(13), RandomBytes(1000, 13));
+  EXPECT_EQ(third.status().code(), StatusCode::kResourceExhausted) << third.status().ToString();
+  EXPECT_NE(third.status().message().find("entries"), std::string::npos)
+      << third.status().message();
+  // Another namespace is not bound by team-d's quota.
+  auto a = As(kTokenA);
+  ASSERT_OK(a);
+  ASSERT_OK((*a)->Insert(TestKey(13), RandomBytes(2 << 20, 13)));
+  EXPECT_GE(daemon_->Metric("kvstore_namespace_entries", {{"namespace", "team-d"}}).value_or(0),
+            2.0);
+}
+
+TEST_F(Tenants, NamespacesDoNotSeeEachOthersKeys) {
   auto a = As(kTokenA);
   auto b = As(kTokenB);
   ASSERT_OK(a);

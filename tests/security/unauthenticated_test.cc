@@ -27,34 +27,6 @@ std::string WriteTokens(const TempDir& dir) {
   return path;
 }
 
-// A TCP connection that only connects (and optionally sends `first`).
-int Dial(const std::string& address, const std::string& first = "") {
-  std::string host;
-  uint16_t port = 0;
-  if (!SplitHostPort(address, &host, &port).ok()) return -1;
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  ::inet_pton(AF_INET, host.c_str(), &a.sin_addr);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  if (!first.empty() && ::send(fd, first.data(), first.size(), MSG_NOSIGNAL) < 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-struct Fds {
-  ~Fds() {
-    for (int fd : fds) ::close(fd);
-  }
-  std::vector<int> fds;
-};
-
 size_t Count(const std::string& text, const std::string& what) {
   size_t n = 0;
   for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
@@ -71,11 +43,10 @@ TEST(Unauthenticated, TwoThousandIdleConnectionsDoNotLockOutAClientWithAToken) {
   TempDir dir("kvstore-unauth");
   auto daemon = StartDaemon({"--tokens-file", WriteTokens(dir)});
   ASSERT_NE(daemon, nullptr);
-  Fds idle;
+  std::vector<std::unique_ptr<RawConn>> idle;
   for (int i = 0; i < 2000; ++i) {
-    int fd = Dial(daemon->address());
-    ASSERT_GE(fd, 0) << "connection " << i;
-    idle.fds.push_back(fd);
+    idle.push_back(std::make_unique<RawConn>(daemon->address()));
+    ASSERT_TRUE(idle.back()->connected()) << "connection " << i;
   }
   // All of them connected and silent; a client with the token is still served.
   ClientOptions o;
@@ -170,6 +141,15 @@ TEST(Unauthenticated, ProtocolErrorsAreCountedExactlyAndLoggedSparingly) {
   EXPECT_EQ(daemon->Metric("kvstore_protocol_errors_total", {{"reason", "malformed_message"}})
                 .value_or(0),
             kFrames);
+  // Each reply counts under its real kind, not as some other request's.
+  EXPECT_EQ(
+      daemon
+          ->Metric("kvstore_requests_total", {{"op", "malformed"}, {"result", "invalid_argument"}})
+          .value_or(0),
+      kFrames);
+  EXPECT_FALSE(
+      daemon->Metric("kvstore_requests_total", {{"op", "ping"}, {"result", "invalid_argument"}})
+          .has_value());
   size_t lines = Count(daemon->Log(), "malformed request");
   EXPECT_GE(lines, 1u);
   EXPECT_LT(lines, 100u) << "every malformed frame was logged";
@@ -178,12 +158,12 @@ TEST(Unauthenticated, ProtocolErrorsAreCountedExactlyAndLoggedSparingly) {
 TEST(MetricsEndpoint, HalfOpenRequestsDoNotStallAScrape) {
   auto daemon = StartDaemon();
   ASSERT_NE(daemon, nullptr);
-  Fds stuck;
+  std::vector<std::unique_ptr<RawConn>> stuck;
   for (int i = 0; i < 200; ++i) {
     // Half a request line, or nothing at all, and then silence.
-    int fd = Dial(daemon->metrics_address(), i % 2 == 0 ? "GET /metr" : "");
-    ASSERT_GE(fd, 0);
-    stuck.fds.push_back(fd);
+    stuck.push_back(std::make_unique<RawConn>(daemon->metrics_address()));
+    ASSERT_TRUE(stuck.back()->connected());
+    if (i % 2 == 0) ASSERT_TRUE(stuck.back()->SendBytes(std::string("GET /metr")));
   }
   std::string text = daemon->ScrapeMetrics();
   EXPECT_NE(text.find("kvstore_connections_total"), std::string::npos) << text.substr(0, 200);

@@ -11,6 +11,7 @@
 
 #include <capnp/serialize.h>
 
+#include "kvstore/transport/transport.h"
 #include "kvstore/units.h"
 #include "kvstore/wire_convert.h"
 
@@ -74,18 +75,7 @@ bool RawConn::SendFrameWithFd(capnp::MessageBuilder& msg, int fd) {
   auto control = f.control_bytes();
   iovec iov[2] = {{f.header.data(), f.header.size()},
                   {const_cast<std::byte*>(control.data()), control.size()}};
-  alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(int))] = {};
-  msghdr mh{};
-  mh.msg_iov = iov;
-  mh.msg_iovlen = 2;
-  mh.msg_control = buf;
-  mh.msg_controllen = sizeof(buf);
-  cmsghdr* c = CMSG_FIRSTHDR(&mh);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  ssize_t n = ::sendmsg(fd_, &mh, MSG_NOSIGNAL);
+  ssize_t n = transport::SendWithFd(fd_, iov, 2, fd);
   return n == static_cast<ssize_t>(f.header.size() + control.size());
 }
 

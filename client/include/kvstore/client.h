@@ -34,6 +34,13 @@ struct ClientOptions {
   // KVSTORE_TOKEN environment variable, else none (keep tokens out of argv).
   std::string token;
   std::string token_file;
+  // TLS to a kvstored started with --tls-cert: the CA (PEM) that signed its
+  // certificate; empty = plaintext TCP. The certificate must name the host of
+  // `address` (DNS name or IP). tls_cert/tls_key: this client's certificate
+  // for a daemon that requires one (--tls-ca). The Unix socket needs no TLS.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
   std::string client_name = "libkvstore";  // shows in the daemon's logs
   size_t max_connections = 8;              // pool bound
   // Bulk transport for the *Into / *Region calls and Insert (see

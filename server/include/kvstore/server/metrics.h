@@ -37,9 +37,12 @@ enum class Op : uint8_t {
   kPing,
   kAck,
   kRetain,
-  kRegion,  // registerRegion / unregisterRegion
+  kRegion,     // registerRegion / unregisterRegion
+  kMalformed,  // a frame or message that could not be read as a request
+  kUnknown,    // a request kind this daemon does not know (a newer client)
   kCount_,
 };
+// The metric label of each kind: "hello", "insert", ..., "malformed", "unknown".
 std::string_view OpName(Op op);
 
 class Metrics {

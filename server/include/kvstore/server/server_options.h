@@ -39,6 +39,11 @@ struct ServerOptions {
   uint32_t unix_socket_mode = 0666;  // the token, not the file mode, is what authenticates
   // Unix-socket peers (SO_PEERCRED) allowed to connect; empty = any uid.
   std::vector<uint32_t> unix_allow_uids;
+  // TLS on the TCP listener (--tls-cert, --tls-key; --tls-ca requires client
+  // certificates signed by that CA). Empty cert = plaintext TCP.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
   int io_threads = 2;             // threads running the network event loop
   size_t max_connections = 1024;  // authenticated connections at once; more are refused at hello
   // A connection that has not sent a valid hello within this is closed.

@@ -254,6 +254,7 @@ Status ClientConn::StartTls(const ClientOptions& options, const std::string& hos
   if (!ssl_ctx_) return Status::Internal("SSL_CTX_new failed");
   SSL_CTX_set_min_proto_version(ssl_ctx_.get(), TLS1_2_VERSION);
   SSL_CTX_set_mode(ssl_ctx_.get(), SSL_MODE_AUTO_RETRY);
+  SSL_CTX_set_read_ahead(ssl_ctx_.get(), 1);  // whole socket reads, not one per 16 KiB record
   if (SSL_CTX_load_verify_locations(ssl_ctx_.get(), options.tls_ca.c_str(), nullptr) != 1) {
     ERR_clear_error();
     return Status::InvalidArgument("cannot load the TLS CA " + options.tls_ca +

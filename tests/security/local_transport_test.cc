@@ -245,25 +245,25 @@ TEST_F(LocalTransport, OnlySealedMemfdsAreMapped) {
   auto hello = SendHello(raw);
   ASSERT_TRUE(hello.has_value());
   ASSERT_EQ(hello->code, wire::Code::OK);
-  // A memfd that could shrink under the mapping (a copy would then be SIGBUS).
-  int unsealed = ::memfd_create("unsealed", MFD_CLOEXEC);
-  ASSERT_GE(unsealed, 0);
-  ASSERT_EQ(::ftruncate(unsealed, 65536), 0);
-  auto r1 = RegisterRegion(raw, 2, 1, {}, unsealed, true);
-  ASSERT_TRUE(r1.has_value());
-  EXPECT_EQ(r1->code, wire::Code::INVALID_ARGUMENT);
-  EXPECT_NE(r1->message.find("seal"), std::string::npos) << r1->message;
-  ::close(unsealed);
-  // A regular file.
+  // A memfd that could shrink under the mapping (a copy would then be SIGBUS),
+  // and a regular file.
   std::string path = daemon_->data_dir() + "/plain-file";
-  int file = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  ASSERT_GE(file, 0);
-  ASSERT_EQ(::ftruncate(file, 65536), 0);
-  auto r2 = RegisterRegion(raw, 3, 2, {}, file, true);
-  ASSERT_TRUE(r2.has_value());
-  EXPECT_EQ(r2->code, wire::Code::INVALID_ARGUMENT);
-  EXPECT_NE(r2->message.find("memfd"), std::string::npos) << r2->message;
-  ::close(file);
+  struct Case {
+    int fd;
+    const char* says;
+  } cases[] = {{::memfd_create("unsealed", MFD_CLOEXEC), "seal"},
+               {::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600), "memfd"}};
+  uint32_t region = 1;
+  for (const Case& c : cases) {
+    ASSERT_GE(c.fd, 0);
+    ASSERT_EQ(::ftruncate(c.fd, 65536), 0);
+    auto r = RegisterRegion(raw, 1 + region, region, {}, c.fd, true);
+    ::close(c.fd);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->code, wire::Code::INVALID_ARGUMENT);
+    EXPECT_NE(r->message.find(c.says), std::string::npos) << r->message;
+    ++region;
+  }
   // The connection goes on, and neither became a region.
   auto ins = InsertFrom(raw, 4, TestKey(3), 1, 0, 4096);
   ASSERT_TRUE(ins.has_value());

@@ -27,6 +27,18 @@ std::string WriteTokens(const TempDir& dir) {
   return path;
 }
 
+// An insert carrying its value in the frame, as a TCP client sends it.
+void SendInsertWithValue(RawConn& raw, uint64_t id, const Key& key,
+                         std::span<const std::byte> value) {
+  capnp::MallocMessageBuilder m;
+  auto r = m.initRoot<wire::Request>();
+  r.setId(id);
+  auto ins = r.initInsert();
+  ins.setKey(KeyToWire(key));
+  ins.initMeta().setSize(value.size());
+  (void)raw.SendFrame(m, value);  // may stop early: the daemon closes without reading it
+}
+
 size_t Count(const std::string& text, const std::string& what) {
   size_t n = 0;
   for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
@@ -93,25 +105,13 @@ TEST(Unauthenticated, ValueBytesBeforeOrAfterARefusedHelloAreNeverRead) {
     auto reply = SendHello(raw, "wrong-token-0123456789", false);
     ASSERT_TRUE(reply.has_value());
     EXPECT_EQ(reply->code, wire::Code::PERMISSION_DENIED);
-    capnp::MallocMessageBuilder m;
-    auto r = m.initRoot<wire::Request>();
-    r.setId(2);
-    auto ins = r.initInsert();
-    ins.setKey(KeyToWire(TestKey(2)));
-    ins.initMeta().setSize(bulk.size());
-    (void)raw.SendFrame(m, bulk);  // may fail half-way: the daemon closed
+    SendInsertWithValue(raw, 2, TestKey(2), bulk);  // may fail half-way: the daemon closed
     EXPECT_TRUE(raw.ClosedByPeer());
   }
   {
     // An insert with a value instead of a hello: closed before the value is read.
     RawConn raw(daemon->address());
-    capnp::MallocMessageBuilder m;
-    auto r = m.initRoot<wire::Request>();
-    r.setId(1);
-    auto ins = r.initInsert();
-    ins.setKey(KeyToWire(TestKey(3)));
-    ins.initMeta().setSize(bulk.size());
-    (void)raw.SendFrame(m, bulk);
+    SendInsertWithValue(raw, 1, TestKey(3), bulk);
     EXPECT_TRUE(raw.ClosedByPeer());
   }
   EXPECT_EQ(daemon->Metric("kvstore_received_bytes_total").value_or(-1), 0.0);

@@ -27,7 +27,11 @@ int Main(int argc, char** argv) {
   std::string timeout_text = "3s";
   app.add_option("--addr", g.addr, "kvstored control address HOST:PORT")->capture_default_str();
   app.add_flag("--json", g.json, "print JSON instead of tables");
-  app.add_option("--token", g.token, "shared secret, when kvstored requires one");
+  app.add_option("--token-file", g.token_file,
+                 "file whose first line is the token, when kvstored requires one (default: the "
+                 "KVSTORE_TOKEN environment variable)");
+  app.add_option("--token", g.token,
+                 "the token itself (visible in ps: prefer --token-file or KVSTORE_TOKEN)");
   app.add_option("--connect-timeout", timeout_text, "give up connecting after DURATION")
       ->capture_default_str();
 

@@ -70,11 +70,11 @@ Result<bool> Client::InsertSpan(const Key& key, std::span<const std::byte> value
                                    std::to_string(conn->max_value_bytes()) + " bytes");
   }
   if (region != nullptr) KVSTORE_RETURN_IF_ERROR(impl_->CheckDeviceRegion(conn, region->region));
-  if (conn->one_sided() && !value.empty()) {
-    // The store only reads the source; the exporter's span type is shared with destinations.
-    Impl::OneSidedTarget source{
-        region != nullptr ? std::optional<RegionSlice>(*region) : std::nullopt,
-        {const_cast<std::byte*>(value.data()), value.size()}};
+  // The store only reads the source; the exporter's span type is shared with destinations.
+  Impl::OneSidedTarget source{
+      region != nullptr ? std::optional<RegionSlice>(*region) : std::nullopt,
+      {const_cast<std::byte*>(value.data()), value.size()}};
+  if (!value.empty() && impl_->CanGoOneSided(conn, std::span(&source, 1))) {
     return impl_->InsertOneSided(conn, key, value, options, source,
                                  region != nullptr && impl_->regions_.IsDevice(region->region));
   }

@@ -1,7 +1,6 @@
 #include "kvstore/client.h"
 
 #include <capnp/message.h>
-#include <xxhash.h>
 
 #include "client_impl.h"
 #include "kvstore/rdma/device.h"
@@ -9,22 +8,6 @@
 #include "kvstore/wire_convert.h"
 
 namespace kvstore {
-
-std::string_view TierName(Tier t) {
-  switch (t) {
-    case Tier::kDevice:
-      return "device";
-    case Tier::kHost:
-      return "host";
-    case Tier::kSpill:
-      return "spill";
-  }
-  return "unknown";
-}
-
-uint64_t ValueChecksum(std::span<const std::byte> value) {
-  return XXH3_64bits(value.data(), value.size());
-}
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;

@@ -8,6 +8,9 @@
 // Values move without copies on the client side: Insert streams straight from
 // the caller's span, and the *Into calls receive straight into the caller's
 // buffers. The convenience calls returning Entry own their bytes.
+//
+// The value types (EntryMeta, Tier, StoreStats, ListPage, ValueChecksum) live in
+// kvstore/types.h, shared with the daemon; this header adds the client API.
 #pragma once
 
 #include <chrono>
@@ -21,6 +24,7 @@
 
 #include "kvstore/key.h"
 #include "kvstore/status.h"
+#include "kvstore/types.h"
 
 namespace kvstore {
 
@@ -53,30 +57,6 @@ struct ClientOptions {
   std::string transport = "auto";
 };
 
-enum class Tier : uint8_t { kDevice = 0, kHost = 1, kSpill = 2 };
-std::string_view TierName(Tier t);
-
-struct EntryMeta {
-  uint64_t size = 0;
-  uint64_t checksum = 0;  // XXH3-64 of the value; Insert fills it in
-  std::string layout;     // free-form, e.g. "llama-tiny/f32/L4/kv2/d32/b16/v1"
-  std::string producer;
-  uint64_t created_unix_ms = 0;
-  uint64_t expires_unix_ms = 0;  // 0 = never
-  Tier tier = Tier::kHost;
-};
-
-struct Entry {
-  Key key;
-  EntryMeta meta;
-  std::vector<std::byte> value;
-};
-
-struct EntryInfo {
-  Key key;
-  EntryMeta meta;
-};
-
 struct InsertOptions {
   std::string layout;
   std::string producer;
@@ -86,41 +66,10 @@ struct InsertOptions {
   std::optional<uint64_t> checksum;
 };
 
-struct TierStats {
-  Tier tier = Tier::kHost;
-  uint64_t entries = 0;
-  uint64_t bytes = 0;
-  uint64_t capacity_bytes = 0;
-  uint64_t used_bytes = 0;
-};
-
-struct StoreStats {
-  std::vector<TierStats> tiers;
-  uint64_t waiters = 0;
-  uint64_t connections = 0;
-  uint64_t inserts = 0;
-  uint64_t hits = 0;
-  uint64_t misses = 0;
-  uint64_t ttl_expired = 0;
-  uint64_t evictions = 0;
-  uint64_t promotions = 0;
-  uint64_t refused_inserts = 0;
-  uint64_t checksum_failures = 0;
-  uint64_t uptime_seconds = 0;
-  double fragmentation = 0;
-  uint64_t staged_transfers = 0;
-  std::string version;
-};
-
 struct ListOptions {
   std::vector<std::byte> cursor;  // from ListPage::next_cursor; empty = start
   uint32_t limit = 1000;
   int tier = -1;  // -1 = all, else a Tier value
-};
-
-struct ListPage {
-  std::vector<EntryInfo> entries;
-  std::vector<std::byte> next_cursor;  // empty = no more
 };
 
 // Caller memory registered once for transfers (Client::RegisterRegion).
@@ -153,9 +102,6 @@ struct ClientTransferStats {
   uint64_t registered_on_the_fly = 0;
   std::string transport;  // what the last connection negotiated: tcp, local or rdma
 };
-
-// XXH3-64 of a value, as stored in EntryMeta::checksum.
-uint64_t ValueChecksum(std::span<const std::byte> value);
 
 class Client {
  public:

@@ -36,6 +36,11 @@ Result<CompletionRequest> ParseCompletionRequest(std::string_view body, int voca
     return Status::InvalidArgument("\"prompt\" must be a string or an array of token ids");
   }
   if (r.prompt.empty()) return Status::InvalidArgument("\"prompt\" is empty");
+  // A float where an integer goes (1e300) would not fit: refuse it, never convert.
+  for (const char* field : {"max_tokens", "top_k", "seed"}) {
+    if (j.contains(field) && !j[field].is_number_integer())
+      return Status::InvalidArgument(std::string("\"") + field + "\" must be an integer");
+  }
   try {
     r.max_tokens = j.value("max_tokens", r.max_tokens);
     r.sampling.temperature = j.value("temperature", 0.0f);

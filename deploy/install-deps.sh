@@ -8,7 +8,7 @@ PKGS=(
   libboost-dev libboost-system-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev libfmt-dev libxxhash-dev libssl-dev
-  nlohmann-json3-dev redis-server gnuplot-nox
+  nlohmann-json3-dev redis-server gnuplot-nox libsentencepiece-dev sentencepiece
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -128,6 +128,19 @@ Result<std::vector<std::vector<float>>> Model::DecodeBatch(std::span<const Seque
   return Forward(items);
 }
 
+Result<std::vector<std::vector<float>>> Model::Step(std::span<const StepItem> items) {
+  std::vector<BatchItem> batch;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!cache_.HasSequence(items[i].seq))
+      return Status::NotFound("step: no sequence " + std::to_string(items[i].seq));
+    for (size_t j = 0; j < i; ++j)
+      if (items[j].seq == items[i].seq)
+        return Status::InvalidArgument("step: sequence listed twice");
+    batch.push_back({items[i].seq, items[i].tokens, cache_.NumTokens(items[i].seq)});
+  }
+  return Forward(batch);
+}
+
 Result<std::vector<int32_t>> Generate(Model& model, SequenceId seq, std::span<const int32_t> prompt,
                                       const GenerateOptions& options) {
   std::vector<int32_t> out;

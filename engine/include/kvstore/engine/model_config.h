@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "kvstore/status.h"
 
@@ -26,7 +27,8 @@ struct ModelConfig {
   int max_position_embeddings = 4096;
   bool tie_word_embeddings = false;  // lm_head shares the embedding table
   int bos_token_id = 256;
-  int eos_token_id = 257;
+  int eos_token_id = 257;                  // the first of eos_token_ids
+  std::vector<int> eos_token_ids = {257};  // generation stops at any of them
 
   // InvalidArgument naming the first inconsistent field.
   Status Validate() const;

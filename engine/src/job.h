@@ -40,7 +40,7 @@ struct Job {
 
   SequenceId seq = 0;  // the prompt's sequence (choice 0's); 0 = none
   std::vector<Choice> choices;
-  int running = 0;  // choices not done
+  int running = 0;      // choices not done
   bool failed = false;  // worker: an error went out; drop its choices
 
   // prefill: the answer goes out when compute is done and every block is published.

@@ -2,6 +2,8 @@
 // entry points. The forward pass itself is in model_forward.cc.
 #include "kvstore/engine/model.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "cuda_forward.h"
@@ -151,7 +153,8 @@ Result<std::vector<int32_t>> Generate(Model& model, SequenceId seq, std::span<co
     const int32_t next = sampler.Sample(logits);
     out.push_back(next);
     if (static_cast<int>(out.size()) >= options.max_new_tokens) break;
-    if (options.stop_at_eos && next == model.config().eos_token_id) break;
+    const auto& eos = model.config().eos_token_ids;
+    if (options.stop_at_eos && std::find(eos.begin(), eos.end(), next) != eos.end()) break;
     KVSTORE_ASSIGN_OR_RETURN(logits, model.Decode(seq, next));
   }
   return out;

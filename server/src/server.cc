@@ -132,6 +132,7 @@ class Server::Impl {
       }
       exposer_->RegisterCollectable(metrics_.registry());
       exposer_->RegisterCollectable(metrics_.store_collector());
+      for (const auto& c : options_.extra_metrics) exposer_->RegisterCollectable(c);
       std::string mhost;
       uint16_t mport = 0;
       (void)SplitHostPort(options_.metrics, &mhost, &mport);

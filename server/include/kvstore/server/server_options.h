@@ -3,9 +3,15 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "kvstore/status.h"
+
+namespace prometheus {
+class Collectable;
+}
 
 namespace kvstore::server {
 
@@ -41,6 +47,12 @@ struct ServerOptions {
   // Serve same-host clients one-sided (the store reads and writes their memory
   // with process_vm_readv/writev); --no-local-transport turns it off.
   bool local_transport = true;
+  // Cluster membership (--cluster etcd://HOST:PORT[,...]/NAME, server/src/cluster); empty = alone.
+  std::string cluster;
+  std::string advertise;                       // HOST:PORT for clients (--advertise); empty = bound --listen
+  std::chrono::seconds cluster_lease_ttl{10};  // a crashed node leaves the cluster after this
+  // More collectables for /metrics (the cluster membership's), served beside the store's.
+  std::vector<std::shared_ptr<prometheus::Collectable>> extra_metrics;
   StoreOptions store;
 };
 

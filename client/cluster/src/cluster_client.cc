@@ -112,6 +112,16 @@ Status ClusterClient::Refresh() {
   }
   auto next = std::make_shared<Placement>(std::move(members));
   if (next->members() == placement_->members()) return Status::Ok();
+  if (revision_seen_ == 0) {
+    // The first read: one line, not one per member.
+    revision_seen_ = range->revision;
+    spdlog::debug("cluster {}: {} members in etcd at {}", url_.name, next->members().size(),
+                  JoinEndpoints(url_));
+    placement_ = std::move(next);
+    ++membership_changes_;
+    changed_.notify_all();
+    return Status::Ok();
+  }
   for (const auto& m : next->members()) {
     if (placement_->FindById(m.id) == nullptr) {
       spdlog::info("cluster {}: node {} at {} joined", url_.name, m.id, m.address);

@@ -158,12 +158,13 @@ class ClusterClient {
 
   mutable std::mutex mu_;
   std::condition_variable changed_;
-  std::shared_ptr<const Placement> placement_;               // GUARDED_BY(mu_)
-  int64_t revision_ = 0;                                     // GUARDED_BY(mu_)
-  bool etcd_reachable_ = false;                              // GUARDED_BY(mu_)
-  uint64_t membership_changes_ = 0;                          // GUARDED_BY(mu_)
-  uint64_t etcd_failures_ = 0;                               // GUARDED_BY(mu_)
-  bool stopping_ = false;                                    // GUARDED_BY(mu_)
+  std::shared_ptr<const Placement> placement_;  // GUARDED_BY(mu_)
+  int64_t revision_ = 0;                        // GUARDED_BY(mu_)
+  int64_t revision_seen_ = 0;        // GUARDED_BY(mu_): revision of the first membership read
+  bool etcd_reachable_ = false;      // GUARDED_BY(mu_)
+  uint64_t membership_changes_ = 0;  // GUARDED_BY(mu_)
+  uint64_t etcd_failures_ = 0;       // GUARDED_BY(mu_)
+  bool stopping_ = false;            // GUARDED_BY(mu_)
   std::map<std::string, std::shared_ptr<NodeState>> nodes_;  // GUARDED_BY(mu_), by address
 
   std::thread poller_;  // last: started once everything above exists

@@ -20,6 +20,10 @@
 
 namespace kvstore {
 
+namespace cluster {
+class ClusterClient;
+}
+
 namespace internal {
 
 inline Status ReplyStatus(wire::Response::Reader r) {
@@ -261,6 +265,7 @@ class Client::Impl {
   transport::RegionExporter* Exporter(transport::Kind kind);
 
   ClientOptions options_;
+  std::shared_ptr<cluster::ClusterClient> cluster_;  // set for an etcd:// address: calls go there
   internal::RegionTable regions_;
   internal::TransportSetup setup_;
   std::unique_ptr<transport::RegionExporter> local_exporter_ = transport::MakeLocalExporter();

@@ -331,5 +331,32 @@ TEST_F(ClusterTest, RestartedNodeKeepsItsIdAndItsKeysHomes) {
   EXPECT_NE(c->membership()->FindById(id), nullptr);
 }
 
+TEST_F(ClusterTest, PlainClientTakesAClusterAddress) {
+  ClientOptions o;
+  o.address = etcd_->Url(kName);
+  auto c = Client::Connect(o);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  auto placed = NewClient();
+  ASSERT_TRUE(placed);
+  const auto keys = Keys("plain", 30);
+  for (const auto& k : keys) ASSERT_TRUE((*c)->Insert(k, Value(k)).ok());
+  // Same homes as a ClusterClient computes.
+  for (const auto& k : keys) EXPECT_TRUE(placed->Show(k, placed->Home(k)->address).ok());
+  auto m = (*c)->MatchPrefix(keys);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(*m, keys.size());
+  EXPECT_TRUE((*c)->Ping().ok());
+  auto stats = (*c)->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->inserts, keys.size());
+  std::vector<std::vector<std::byte>> bufs(keys.size(), std::vector<std::byte>(4096));
+  std::vector<std::span<std::byte>> dst(bufs.begin(), bufs.end());
+  auto got = (*c)->DropSelectInto(keys, dst, 5s);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  for (size_t i = 0; i < keys.size(); ++i) EXPECT_EQ(bufs[i], Value(keys[i]));
+  o.address = etcd_->Url(kName) + "?placement=bogus";
+  EXPECT_EQ(Client::Connect(o).status().code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace kvstore::testing

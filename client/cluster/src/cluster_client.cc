@@ -543,4 +543,95 @@ Result<EntryInfo> ClusterClient::Show(const Key& key, const std::string& node) {
   return r;
 }
 
+Status ClusterClient::Ping() {
+  auto p = membership();
+  if (p->empty()) {
+    return Status::Unavailable("cluster " + url_.name + " has no live members in etcd at " +
+                               JoinEndpoints(url_));
+  }
+  for (const auto& m : p->members()) {
+    auto client = Node(m.address);
+    Status s = client.ok() ? (*client)->Ping() : client.status();
+    if (!s.ok()) return s.WithContext("cluster " + url_.name + " node " + m.address);
+  }
+  return Status::Ok();
+}
+
+Result<StoreStats> ClusterClient::TotalStats() {
+  auto p = membership();
+  StoreStats total;
+  size_t answered = 0;
+  for (const auto& m : p->members()) {
+    auto client = Node(m.address);
+    if (!client.ok()) continue;
+    auto s = (*client)->Stats();
+    if (!s.ok()) continue;
+    ++answered;
+    for (const auto& t : s->tiers) {
+      auto it = std::find_if(total.tiers.begin(), total.tiers.end(),
+                             [&](const TierStats& x) { return x.tier == t.tier; });
+      if (it == total.tiers.end()) {
+        total.tiers.push_back(t);
+      } else {
+        it->entries += t.entries;
+        it->bytes += t.bytes;
+        it->capacity_bytes += t.capacity_bytes;
+        it->used_bytes += t.used_bytes;
+      }
+    }
+    total.waiters += s->waiters;
+    total.connections += s->connections;
+    total.inserts += s->inserts;
+    total.hits += s->hits;
+    total.misses += s->misses;
+    total.ttl_expired += s->ttl_expired;
+    total.evictions += s->evictions;
+    total.promotions += s->promotions;
+    total.refused_inserts += s->refused_inserts;
+    total.checksum_failures += s->checksum_failures;
+    total.staged_transfers += s->staged_transfers;
+    total.uptime_seconds = std::max(total.uptime_seconds, s->uptime_seconds);
+    total.version = s->version;
+  }
+  if (answered == 0) {
+    return Status::Unavailable("no member of cluster " + url_.name + " answered a stats request");
+  }
+  return total;
+}
+
+Result<std::unique_ptr<ClusterClient>> ConnectClusterAddress(const ClientOptions& options) {
+  ClusterClientOptions o;
+  std::string_view address = options.address;
+  auto q = address.find('?');
+  o.url = std::string(address.substr(0, q));
+  if (q != std::string_view::npos) {
+    std::string_view query = address.substr(q + 1);
+    while (!query.empty()) {
+      auto amp = query.find('&');
+      std::string_view item = query.substr(0, amp);
+      auto eq = item.find('=');
+      std::string_view name = item.substr(0, eq);
+      std::string_view value = eq == std::string_view::npos ? "" : item.substr(eq + 1);
+      if (name == "placement") {
+        KVSTORE_ASSIGN_OR_RETURN(o.placement, ParsePlacementKind(value));
+      } else if (name == "node") {
+        o.local_node = std::string(value);
+      } else {
+        return Status::InvalidArgument("cluster address '" + options.address + "': unknown '" +
+                                       std::string(name) + "' (known: placement, node)");
+      }
+      if (amp == std::string_view::npos) break;
+      query.remove_prefix(amp + 1);
+    }
+  }
+  o.node = options;
+  o.etcd_timeout = std::min(o.etcd_timeout, options.connect_timeout);
+  KVSTORE_ASSIGN_OR_RETURN(auto c, ClusterClient::Connect(o));
+  if (!c->WaitForMembers(1, options.connect_timeout).ok()) {
+    return Status::Unavailable("cluster " + o.url +
+                               " has no members yet (start kvstored with --cluster " + o.url + ")");
+  }
+  return c;
+}
+
 }  // namespace kvstore::cluster

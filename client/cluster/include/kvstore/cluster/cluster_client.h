@@ -123,6 +123,10 @@ class ClusterClient {
   Result<size_t> Remove(std::span<const Key> keys, const std::string& node = {});
   Result<EntryInfo> Show(const Key& key, const std::string& node = {});
 
+  // Client's whole-store calls through a cluster address.
+  Status Ping();  // Ok when every member answers; else names the first that does not
+  Result<StoreStats> TotalStats();  // summed over the members that answer
+
   // Operators.
   std::shared_ptr<const Placement> membership() const;
   // Blocks until at least `n` members are seen (Timeout otherwise).
@@ -169,5 +173,12 @@ class ClusterClient {
 
   std::thread poller_;  // last: started once everything above exists
 };
+
+// Client::Connect's path for an etcd:// address:
+//   etcd://HOST:PORT[,HOST:PORT...]/NAME[?placement=hash|local&node=HOST:PORT]
+// (node: the local placement's own node). The other ClientOptions apply to
+// each node's connections. Waits up to connect_timeout for a first member
+// (Unavailable otherwise), so processes started together find each other.
+Result<std::unique_ptr<ClusterClient>> ConnectClusterAddress(const ClientOptions& options);
 
 }  // namespace kvstore::cluster

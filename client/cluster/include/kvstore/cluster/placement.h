@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 #include <vector>
 
@@ -45,6 +46,7 @@ class Placement {
  private:
   std::vector<Member> members_;
   std::vector<double> weights_;
+  std::vector<uint64_t> seeds_;  // hash of each member's id
 };
 
 }  // namespace kvstore::cluster

@@ -9,6 +9,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev libfmt-dev libxxhash-dev libssl-dev
   nlohmann-json3-dev redis-server gnuplot-nox
+  etcd-server etcd-client
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -22,8 +22,8 @@ for b in "$KVSTORED" "$ENGINE" "$LOADGEN"; do
   [ -x "$b" ] || { echo "bench: $b missing; run deploy/demo.sh (or build the targets) first" >&2; exit 1; }
 done
 ENGINE_ARGS=()
-# shellcheck source=cluster.sh
-source "$ROOT/deploy/demo/cluster.sh"
+# shellcheck source=processes.sh
+source "$ROOT/deploy/demo/processes.sh"
 say "running the load (this takes a few minutes)"
 [ $# -gt 0 ] || set -- --workload poisson --qps 1,2,3 --num-requests 30 --input-len 512 \
   --output-len 32

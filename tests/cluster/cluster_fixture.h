@@ -34,9 +34,11 @@ class ClusterTest : public ::testing::Test {
   }
 
   // A kvstored in the cluster; `data_dir` empty = its own temp dir.
-  std::unique_ptr<TestDaemon> StartNode(const std::string& data_dir = "") {
+  std::unique_ptr<TestDaemon> StartNode(const std::string& data_dir = "",
+                                        const std::vector<std::string>& extra = {}) {
     DaemonOptions o;
     o.args = {"--cluster", etcd_->Url(kName), "--cluster-lease-ttl", "2s", "--memory", "64MiB"};
+    o.args.insert(o.args.end(), extra.begin(), extra.end());
     o.data_dir = data_dir;
     std::string error;
     auto d = TestDaemon::Start(o, &error);

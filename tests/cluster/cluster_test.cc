@@ -9,6 +9,9 @@
 #include <map>
 #include <set>
 
+#include <sys/wait.h>
+#include <nlohmann/json.hpp>
+
 #include "cluster_fixture.h"
 
 namespace kvstore::testing {
@@ -315,20 +318,38 @@ TEST_F(ClusterTest, LocalPlacementPullsFromTheProducersNodeOnly) {
   EXPECT_EQ(requests(nodes_[2].get()), c0);
 }
 
-TEST_F(ClusterTest, RestartedNodeKeepsItsIdAndItsKeysHomes) {
-  auto c = NewClient();
+TEST_F(ClusterTest, RestartedNodeWithSpillComesBackWithItsIdAndItsEntries) {
+  TempDir dir("kvstore-spill-node");
+  auto spilled = StartNode(dir.path(), {"--spill", "64MiB"});
+  ASSERT_NE(spilled, nullptr);
+  auto c = NewClient(PlacementKind::kHash, "", 4);
   ASSERT_TRUE(c);
-  const std::string dir = nodes_[0]->data_dir();
   std::string id;
-  std::getline(std::ifstream(dir + "/node-id"), id);
+  std::getline(std::ifstream(dir.path() + "/node-id"), id);
   ASSERT_FALSE(id.empty());
   ASSERT_NE(c->membership()->FindById(id), nullptr);
-  nodes_[0]->StopWith(SIGTERM);
-  ASSERT_TRUE(Eventually([&] { return c->membership()->members().size() == 2; }));
-  auto again = StartNode(dir);
+  const std::string address = spilled->address();
+  std::vector<Key> mine;
+  for (const auto& k : Keys("spill", 400)) {
+    if (c->Home(k)->address == address) mine.push_back(k);
+  }
+  ASSERT_FALSE(mine.empty());
+  for (const auto& k : mine) ASSERT_TRUE(c->Insert(k, Value(k)).ok());
+
+  ASSERT_EQ(spilled->StopWith(SIGTERM), 0);  // flushes its memory tier to spill, revokes the lease
+  ASSERT_TRUE(Eventually([&] { return c->membership()->FindById(id) == nullptr; }));
+  auto gone = c->MatchPrefix(mine);  // homes moved to the other three
+  ASSERT_TRUE(gone.ok());
+  EXPECT_EQ(*gone, 0u);
+
+  auto again = StartNode(dir.path(), {"--spill", "64MiB"});
   ASSERT_NE(again, nullptr);
-  ASSERT_TRUE(c->WaitForMembers(3, 20s).ok());
-  EXPECT_NE(c->membership()->FindById(id), nullptr);
+  ASSERT_TRUE(Eventually([&] { return c->membership()->FindById(id) != nullptr; }));
+  // Same id, so the same homes, and the entries are back from spill (maybe on a new port).
+  for (const auto& k : mine) EXPECT_EQ(c->Home(k)->id, id);
+  auto got = c->Select(mine);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  for (size_t i = 0; i < mine.size(); ++i) EXPECT_EQ((*got)[i].value, Value(mine[i]));
 }
 
 TEST_F(ClusterTest, PlainClientTakesAClusterAddress) {
@@ -357,6 +378,44 @@ TEST_F(ClusterTest, PlainClientTakesAClusterAddress) {
   o.address = etcd_->Url(kName) + "?placement=bogus";
   EXPECT_EQ(Client::Connect(o).status().code(), StatusCode::kInvalidArgument);
 }
+
+#ifdef KVSTORE_CLI_PATH
+// Runs kvstore-cli with `args`; returns its exit code and stdout.
+int Cli(const std::string& args, std::string* out) {
+  FILE* p = ::popen((std::string(KVSTORE_CLI_PATH) + " " + args + " 2>&1").c_str(), "r");
+  if (p == nullptr) return -1;
+  char buf[4096];
+  size_t n;
+  out->clear();
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out->append(buf, n);
+  int status = ::pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST_F(ClusterTest, CliShowsMembersStatsAndWhereAKeyLives) {
+  auto c = NewClient();
+  ASSERT_TRUE(c);
+  const Key k = NamespaceSeed("cli-key");
+  const std::string url = etcd_->Url(kName);
+  std::string out;
+  ASSERT_EQ(Cli("--cluster " + url + " members", &out), 0) << out;
+  for (auto& n : nodes_) EXPECT_NE(out.find(n->address()), std::string::npos) << out;
+  EXPECT_EQ(Cli("--cluster " + url + " locate " + k.ToHex(), &out), 3) << out;  // not stored
+  ASSERT_TRUE(c->Insert(k, Value(k)).ok());
+  ASSERT_EQ(Cli("--cluster " + url + " locate " + k.ToHex() + " --json", &out), 0) << out;
+  auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["home"]["address"], c->Home(k)->address);
+  EXPECT_EQ(j["held_by"], nlohmann::json::array({c->Home(k)->address}));
+  ASSERT_EQ(Cli("--cluster " + url + " stats --json", &out), 0) << out;
+  uint64_t inserts = 0;
+  const auto stats = nlohmann::json::parse(out);
+  for (const auto& n : stats["nodes"]) inserts += n["inserts"].get<uint64_t>();
+  EXPECT_EQ(inserts, 1u) << out;
+  ASSERT_EQ(Cli("--cluster " + url + " ls", &out), 0) << out;
+  EXPECT_NE(out.find(k.ToHex()), std::string::npos) << out;
+  EXPECT_EQ(Cli("members", &out), 2) << out;  // needs --cluster
+}
+#endif
 
 }  // namespace
 }  // namespace kvstore::testing

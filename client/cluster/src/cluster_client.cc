@@ -196,16 +196,25 @@ Result<std::string> ClusterClient::Target(const Key& key, const std::string& nod
 Result<std::vector<std::pair<std::string, std::vector<size_t>>>> ClusterClient::Group(
     std::span<const Key> keys, const std::string& node, const Placement& placement) const {
   std::vector<std::pair<std::string, std::vector<size_t>>> groups;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    KVSTORE_ASSIGN_OR_RETURN(std::string target, Target(keys[i], node, placement));
-    auto it = std::find_if(groups.begin(), groups.end(),
-                           [&](const auto& g) { return g.first == target; });
-    if (it == groups.end()) {
-      groups.emplace_back(std::move(target), std::vector<size_t>{i});
-    } else {
-      it->second.push_back(i);
+  if (keys.empty()) return groups;
+  if (!node.empty() || options_.placement == PlacementKind::kLocal || placement.empty()) {
+    // One node for every key (or the error of an empty cluster).
+    KVSTORE_ASSIGN_OR_RETURN(std::string target, Target(keys[0], node, placement));
+    std::vector<size_t> all(keys.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    groups.emplace_back(std::move(target), std::move(all));
+    return groups;
+  }
+  std::vector<std::vector<size_t>> by_member(placement.members().size());
+  for (size_t i = 0; i < keys.size(); ++i) by_member[placement.HomeIndex(keys[i])].push_back(i);
+  for (size_t m = 0; m < by_member.size(); ++m) {
+    if (!by_member[m].empty()) {
+      groups.emplace_back(placement.members()[m].address, std::move(by_member[m]));
     }
   }
+  // In order of each group's first key, so the first key's node goes first.
+  std::sort(groups.begin(), groups.end(),
+            [](const auto& a, const auto& b) { return a.second[0] < b.second[0]; });
   return groups;
 }
 

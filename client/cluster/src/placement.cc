@@ -38,6 +38,7 @@ Placement::Placement(std::vector<Member> members) : members_(std::move(members))
 }
 
 size_t Placement::HomeIndex(const Key& key) const {
+  if (members_.size() == 1) return 0;
   size_t best = 0;
   double best_score = -1;
   for (size_t i = 0; i < members_.size(); ++i) {

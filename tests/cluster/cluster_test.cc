@@ -353,12 +353,12 @@ TEST_F(ClusterTest, RestartedNodeWithSpillComesBackWithItsIdAndItsEntries) {
 }
 
 TEST_F(ClusterTest, PlainClientTakesAClusterAddress) {
+  auto placed = NewClient();  // returns once all three are in etcd
+  ASSERT_TRUE(placed);
   ClientOptions o;
   o.address = etcd_->Url(kName);
-  auto c = Client::Connect(o);
+  auto c = Client::Connect(o);  // so its first read of the membership has all three
   ASSERT_TRUE(c.ok()) << c.status().ToString();
-  auto placed = NewClient();
-  ASSERT_TRUE(placed);
   const auto keys = Keys("plain", 30);
   for (const auto& k : keys) ASSERT_TRUE((*c)->Insert(k, Value(k)).ok());
   // Same homes as a ClusterClient computes.

@@ -40,30 +40,9 @@ for b in "$KVSTORED" "$ENGINE" "$LOADGEN" "$CLI"; do
 done
 command -v etcd >/dev/null || { echo "cluster demo: etcd missing (deploy/install-deps.sh)" >&2; exit 1; }
 
-WORK="$(mktemp -d /tmp/kvstore-cluster-demo-XXXXXX)"
-PIDS=()
-cleanup() {
-  local rc=$?
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [ "${KEEP_LOGS:-0}" = 1 ] || [ $rc -ne 0 ]; then echo "cluster demo: logs in $WORK"; else rm -rf "$WORK"; fi
-  exit $rc
-}
-trap cleanup EXIT INT TERM
-
-USED=" "
-free_port() {  # a loopback port nobody listens on, not handed out before
-  local p
-  while :; do
-    p=$(( 20000 + RANDOM % 40000 ))
-    case "$USED" in *" $p "*) continue ;; esac
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then USED="$USED$p "; echo "$p"; return; fi
-  done
-}
+WORK_PREFIX=kvstore-cluster-demo
+# shellcheck source=lib.sh
+source "$ROOT/deploy/demo/lib.sh"
 wait_for() {  # what command...
   local what=$1; shift
   for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done

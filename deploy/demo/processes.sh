@@ -2,36 +2,8 @@
 # prefill, a decode, a proxy and a colocated (--role both) engine on free
 # loopback ports with a temp dir, and stops them all on exit (trap).
 # Needs: KVSTORED, ENGINE, say(); extra engine flags in ENGINE_ARGS (array).
-WORK="$(mktemp -d /tmp/kvstore-demo-XXXXXX)"
-PIDS=()
-
-cleanup() {
-  local rc=$?
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [ "${KEEP_LOGS:-0}" = 1 ] || [ $rc -ne 0 ]; then
-    echo "demo: logs kept in $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-  exit $rc
-}
-trap cleanup EXIT INT TERM
-
-# A loopback port nobody listens on (and that we have not handed out).
-USED=" "
-free_port() {
-  local p
-  while :; do
-    p=$(( 20000 + RANDOM % 40000 ))
-    case "$USED" in *" $p "*) continue ;; esac
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then USED="$USED$p "; echo "$p"; return; fi
-  done
-}
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 wait_http() {  # url name
   for _ in $(seq 300); do

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -177,21 +178,22 @@ int main(int argc, char** argv) {
 
   Series d_bw, c_bw, d_match, c_match, place_ns, agg1, agg3;
   for (int r = 0; r < rounds; ++r) {
-    // Alternate which goes first so drift favours neither.
-    if (r % 2 == 0) {
-      d_bw.v.push_back(InsertDrop(*direct, ops, value, sink));
-      c_bw.v.push_back(InsertDrop(*via_cluster, ops, value, sink));
-      d_match.v.push_back(Match(*direct, prefix, 2000));
-      c_match.v.push_back(Match(*via_cluster, prefix, 2000));
-      agg1.v.push_back(Aggregate(*via_cluster, 4, ops / 4, value));
-      agg3.v.push_back(Aggregate(*trio_client, 4, ops / 4, value));
-    } else {
-      c_bw.v.push_back(InsertDrop(*via_cluster, ops, value, sink));
-      d_bw.v.push_back(InsertDrop(*direct, ops, value, sink));
-      c_match.v.push_back(Match(*via_cluster, prefix, 2000));
-      d_match.v.push_back(Match(*direct, prefix, 2000));
-      agg3.v.push_back(Aggregate(*trio_client, 4, ops / 4, value));
-      agg1.v.push_back(Aggregate(*via_cluster, 4, ops / 4, value));
+    // Each pair runs back to back, in alternating order, so drift favours neither side.
+    const std::pair<std::pair<Series*, std::function<double()>>,
+                    std::pair<Series*, std::function<double()>>>
+        pairs[] = {
+            {{&d_bw, [&] { return InsertDrop(*direct, ops, value, sink); }},
+             {&c_bw, [&] { return InsertDrop(*via_cluster, ops, value, sink); }}},
+            {{&d_match, [&] { return Match(*direct, prefix, 2000); }},
+             {&c_match, [&] { return Match(*via_cluster, prefix, 2000); }}},
+            {{&agg1, [&] { return Aggregate(*via_cluster, 4, ops / 4, value); }},
+             {&agg3, [&] { return Aggregate(*trio_client, 4, ops / 4, value); }}},
+        };
+    for (const auto& [first, second] : pairs) {
+      const auto& a = r % 2 == 0 ? first : second;
+      const auto& b = r % 2 == 0 ? second : first;
+      a.first->v.push_back(a.second());
+      b.first->v.push_back(b.second());
     }
     auto t0 = Clock::now();
     size_t sum = 0;

@@ -453,89 +453,60 @@ Result<std::vector<EntryInfo>> ClusterClient::SelectImpl(bool drop, std::span<co
   }
 }
 
-Result<size_t> ClusterClient::MatchPrefix(std::span<const Key> keys, const std::string& node) {
+Result<ClusterClient::NodeCounts> ClusterClient::CountPerNode(std::span<const Key> keys,
+                                                              const std::string& node,
+                                                              CountFn call) {
   auto p = membership();
-  KVSTORE_ASSIGN_OR_RETURN(auto groups, Group(keys, node, *p));
-  std::vector<Result<size_t>> counts(groups.size(), size_t{0});
-  ParallelFor(groups.size(), [&](size_t g) {
+  NodeCounts out;
+  KVSTORE_ASSIGN_OR_RETURN(out.groups, Group(keys, node, *p));
+  out.counts.assign(out.groups.size(), size_t{0});
+  ParallelFor(out.groups.size(), [&](size_t g) {
     std::vector<Key> sub;
-    for (size_t i : groups[g].second) sub.push_back(keys[i]);
-    auto client = Node(groups[g].first);
-    if (!client.ok()) {
-      counts[g] = client.status();
-      return;
-    }
-    counts[g] = (*client)->MatchPrefix(sub);
-    CountCall(groups[g].first, !counts[g].ok() && Unreachable(counts[g].status()));
+    for (size_t i : out.groups[g].second) sub.push_back(keys[i]);
+    auto client = Node(out.groups[g].first);
+    out.counts[g] = client.ok() ? call(**client, sub) : Result<size_t>(client.status());
+    CountCall(out.groups[g].first, !out.counts[g].ok() && Unreachable(out.counts[g].status()));
   });
-  // The first key some node lacks: a node's count stops at its first absent key,
-  // and every key before the overall first absent one is present.
-  size_t leading = keys.size();
+  for (const auto& c : out.counts) {
+    if (!c.ok() && !Unreachable(c.status())) return c.status();  // unreachable: holds nothing
+  }
+  return out;
+}
+
+// The first key some node lacks: a node's count stops at its first absent key,
+// and every key before the overall first absent one is present.
+size_t ClusterClient::NodeCounts::Leading(size_t n) const {
+  size_t leading = n;
   for (size_t g = 0; g < groups.size(); ++g) {
-    size_t c = 0;
-    if (counts[g].ok()) {
-      c = *counts[g];
-    } else if (!Unreachable(counts[g].status())) {
-      return counts[g].status();
-    }  // unreachable: holds nothing
+    size_t c = counts[g].ok() ? *counts[g] : 0;
     if (c < groups[g].second.size()) leading = std::min(leading, groups[g].second[c]);
   }
   return leading;
+}
+
+Result<size_t> ClusterClient::MatchPrefix(std::span<const Key> keys, const std::string& node) {
+  KVSTORE_ASSIGN_OR_RETURN(NodeCounts n,
+                           CountPerNode(keys, node, [](Client& c, std::span<const Key> sub) {
+                             return c.MatchPrefix(sub);
+                           }));
+  return n.Leading(keys.size());
 }
 
 Result<size_t> ClusterClient::Retain(std::span<const Key> keys, const std::string& node) {
   KVSTORE_ASSIGN_OR_RETURN(size_t stored, MatchPrefix(keys, node));
   auto head = keys.first(stored);
-  auto p = membership();
-  KVSTORE_ASSIGN_OR_RETURN(auto groups, Group(head, node, *p));
-  std::vector<Result<size_t>> counts(groups.size(), size_t{0});
-  ParallelFor(groups.size(), [&](size_t g) {
-    std::vector<Key> sub;
-    for (size_t i : groups[g].second) sub.push_back(head[i]);
-    auto client = Node(groups[g].first);
-    if (!client.ok()) {
-      counts[g] = client.status();
-      return;
-    }
-    counts[g] = (*client)->Retain(sub);
-    CountCall(groups[g].first, !counts[g].ok() && Unreachable(counts[g].status()));
-  });
-  size_t leading = head.size();
-  for (size_t g = 0; g < groups.size(); ++g) {
-    size_t c = 0;
-    if (counts[g].ok()) {
-      c = *counts[g];
-    } else if (!Unreachable(counts[g].status())) {
-      return counts[g].status();
-    }
-    if (c < groups[g].second.size()) leading = std::min(leading, groups[g].second[c]);
-  }
-  return leading;
+  KVSTORE_ASSIGN_OR_RETURN(
+      NodeCounts n,
+      CountPerNode(head, node, [](Client& c, std::span<const Key> sub) { return c.Retain(sub); }));
+  return n.Leading(head.size());
 }
 
 Result<size_t> ClusterClient::Remove(std::span<const Key> keys, const std::string& node) {
-  auto p = membership();
-  KVSTORE_ASSIGN_OR_RETURN(auto groups, Group(keys, node, *p));
-  std::vector<Result<size_t>> counts(groups.size(), size_t{0});
-  ParallelFor(groups.size(), [&](size_t g) {
-    std::vector<Key> sub;
-    for (size_t i : groups[g].second) sub.push_back(keys[i]);
-    auto client = Node(groups[g].first);
-    if (!client.ok()) {
-      counts[g] = client.status();
-      return;
-    }
-    counts[g] = (*client)->Remove(sub);
-    CountCall(groups[g].first, !counts[g].ok() && Unreachable(counts[g].status()));
-  });
+  KVSTORE_ASSIGN_OR_RETURN(
+      NodeCounts n,
+      CountPerNode(keys, node, [](Client& c, std::span<const Key> sub) { return c.Remove(sub); }));
   size_t removed = 0;
-  for (auto& c : counts) {
-    if (c.ok()) {
-      removed += *c;
-    } else if (!Unreachable(c.status())) {
-      return c.status();
-    }
-  }
+  for (const auto& c : n.counts) removed += c.ok() ? *c : 0;
   return removed;
 }
 

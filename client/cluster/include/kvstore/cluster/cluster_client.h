@@ -42,6 +42,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -155,6 +156,15 @@ class ClusterClient {
                                             std::span<const std::span<std::byte>> dsts,
                                             std::vector<Entry>* owned);
   void CountCall(const std::string& address, bool unavailable);
+  // A counting call (match_prefix, retain, remove) on each node's share of `keys`.
+  struct NodeCounts {
+    std::vector<std::pair<std::string, std::vector<size_t>>> groups;
+    std::vector<Result<size_t>> counts;  // per group; Unavailable = the node holds nothing
+    // Leading keys of `n` every node counted (see MatchPrefix).
+    size_t Leading(size_t n) const;
+  };
+  using CountFn = std::function<Result<size_t>(Client&, std::span<const Key>)>;
+  Result<NodeCounts> CountPerNode(std::span<const Key> keys, const std::string& node, CountFn call);
 
   ClusterClientOptions options_;
   ClusterUrl url_;

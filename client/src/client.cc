@@ -195,9 +195,9 @@ Result<std::vector<EntryInfo>> Client::SelectIntoRegions(
   if (spans.size() != keys.size()) {
     return Status::InvalidArgument("SelectIntoRegions needs one destination per key");
   }
-  if (impl_->cluster_ && std::none_of(destinations.begin(), destinations.end(), [&](const RegionSlice& d) {
-        return impl_->regions_.IsDevice(d.region);
-      }))
+  if (impl_->cluster_ &&
+      std::none_of(destinations.begin(), destinations.end(),
+                   [&](const RegionSlice& d) { return impl_->regions_.IsDevice(d.region); }))
     return impl_->cluster_->SelectInto(keys, spans);
   return impl_->SelectImpl(false, keys, {}, IntoBuffers(spans), /*registered=*/true,
                            RegionTargets(destinations));
@@ -210,9 +210,9 @@ Result<std::vector<EntryInfo>> Client::DropSelectIntoRegions(
   if (spans.size() != keys.size()) {
     return Status::InvalidArgument("DropSelectIntoRegions needs one destination per key");
   }
-  if (impl_->cluster_ && std::none_of(destinations.begin(), destinations.end(), [&](const RegionSlice& d) {
-        return impl_->regions_.IsDevice(d.region);
-      }))
+  if (impl_->cluster_ &&
+      std::none_of(destinations.begin(), destinations.end(),
+                   [&](const RegionSlice& d) { return impl_->regions_.IsDevice(d.region); }))
     return impl_->cluster_->DropSelectInto(keys, spans, timeout);
   return impl_->SelectImpl(true, keys, timeout, IntoBuffers(spans), /*registered=*/true,
                            RegionTargets(destinations));
@@ -255,7 +255,8 @@ Result<StoreStats> Client::Stats() {
 }
 
 Result<ListPage> Client::List(const ListOptions& options) {
-  if (impl_->cluster_) return Status::InvalidArgument("list one node at a time (kvstore-cli --cluster URL ls)");
+  if (impl_->cluster_)
+    return Status::InvalidArgument("list one node at a time (kvstore-cli --cluster URL ls)");
   KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->SimpleCall([&](wire::Request::Builder r) {
     auto l = r.initList();
     l.setCursor({reinterpret_cast<const kj::byte*>(options.cursor.data()), options.cursor.size()});

@@ -8,8 +8,8 @@
 #include <CLI/CLI.hpp>
 
 #include "kvstore/server/server.h"
-#include "node_membership.h"
 #include "kvstore/units.h"
+#include "node_membership.h"
 
 namespace {
 

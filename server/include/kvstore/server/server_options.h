@@ -49,7 +49,7 @@ struct ServerOptions {
   bool local_transport = true;
   // Cluster membership (--cluster etcd://HOST:PORT[,...]/NAME, server/src/cluster); empty = alone.
   std::string cluster;
-  std::string advertise;                       // HOST:PORT for clients (--advertise); empty = bound --listen
+  std::string advertise;  // HOST:PORT for clients (--advertise); empty = bound --listen
   std::chrono::seconds cluster_lease_ttl{10};  // a crashed node leaves the cluster after this
   // More collectables for /metrics (the cluster membership's), served beside the store's.
   std::vector<std::shared_ptr<prometheus::Collectable>> extra_metrics;

@@ -133,6 +133,8 @@ int main(int argc, char** argv) {
     if (!m.ok()) return Fail(m.status().ToString());
     membership = std::move(m).value();
     o.extra_metrics.push_back(membership->registry());
+    // Leave as soon as shutdown begins, so clients stop placing keys here while it drains.
+    o.on_shutdown = [m = membership.get()] { m->Leave(); };
   }
   auto server = kvstore::server::Server::Create(o);
   if (!server.ok()) {
@@ -141,7 +143,7 @@ int main(int argc, char** argv) {
   }
   if (membership) membership->Start((*server)->listen_address(), (*server)->metrics_address());
   kvstore::Status s = (*server)->Run();
-  if (membership) membership->Stop();  // revokes the lease: clients stop placing keys here
+  if (membership) membership->Stop();  // the lease is revoked by now (or expires)
   if (!s.ok()) {
     spdlog::error("{}", s.ToString());
     return 1;

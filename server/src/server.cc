@@ -303,6 +303,7 @@ class Server::Impl {
 
   void BeginShutdown() {
     if (stopping_.exchange(true)) return;
+    if (options_.on_shutdown) options_.on_shutdown();  // e.g. leave the cluster first
     // The metrics server takes about a second to stop (its poll loop): stop it
     // while connections drain instead of after.
     if (exposer_) exposer_stopper_ = std::thread([this] { exposer_.reset(); });

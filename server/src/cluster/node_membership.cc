@@ -234,16 +234,25 @@ void NodeMembership::Run() {
     wake_.wait_for(lock, registered_ ? period : std::chrono::milliseconds(500),
                    [&] { return stopping_; });
   }
+  lock.unlock();
+  Revoke();  // leaving: clients stop placing keys here at their next membership read
 }
 
-void NodeMembership::Stop() {
+void NodeMembership::Leave() {
   {
     std::lock_guard lock(mu_);
-    if (stopping_) return;
     stopping_ = true;
   }
   wake_.notify_all();
+}
+
+void NodeMembership::Stop() {
+  Leave();
   if (thread_.joinable()) thread_.join();
+  Revoke();
+}
+
+void NodeMembership::Revoke() {
   if (lease_ != 0) {
     Status s = etcd_.LeaseRevoke(lease_);
     if (s.ok()) {

@@ -55,7 +55,10 @@ class NodeMembership {
   // `listen` (the bound --listen) is advertised unless options.advertise is set;
   // `metrics`: the bound /metrics address, recorded for operators.
   void Start(const std::string& listen, const std::string& metrics);
-  // Revokes the lease (best effort, bounded by the etcd timeout) and stops the thread.
+  // Asks the keep-alive thread to revoke the lease and stop; returns at once.
+  void Leave();
+  // Leave()s and waits: the lease is revoked (best effort, bounded by the etcd
+  // timeout) when it returns.
   void Stop();
 
   const std::string& node_id() const { return member_.id; }
@@ -66,6 +69,7 @@ class NodeMembership {
   explicit NodeMembership(NodeMembershipOptions options, cluster::ClusterUrl url);
   void Run();
   bool Register();  // grant + put; false when etcd failed
+  void Revoke();    // the lease, if any; on the keep-alive thread or after it ended
   void SetState(bool registered, bool etcd_up, const std::string& why);
 
   NodeMembershipOptions options_;

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,6 +54,8 @@ struct ServerOptions {
   std::chrono::seconds cluster_lease_ttl{10};  // a crashed node leaves the cluster after this
   // More collectables for /metrics (the cluster membership's), served beside the store's.
   std::vector<std::shared_ptr<prometheus::Collectable>> extra_metrics;
+  // Called once when shutdown begins, on the event loop: must not block.
+  std::function<void()> on_shutdown;
   StoreOptions store;
 };
 

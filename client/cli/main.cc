@@ -5,6 +5,7 @@
 #include <functional>
 #include <iostream>
 
+#include "cluster_commands.h"
 #include "commands.h"
 #include "kvstore/units.h"
 #include "output.h"
@@ -102,6 +103,7 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   c_key->callback([&] { run = [&] { return RunKey(g, key); }; });
 
+  ClusterCommands cluster(app, g, ls, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -122,6 +124,7 @@ int Main(int argc, char** argv) {
   auto ct = ParseDuration(timeout_text);
   if (!ct.ok()) return UsageError("--connect-timeout: " + ct.status().message());
   g.connect_timeout = *ct;
+  if (cluster.active()) return cluster.Run(app);
   if (!run) return UsageError("no subcommand given (see kvstore-cli --help)");
   return run();
 }

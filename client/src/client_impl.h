@@ -20,6 +20,10 @@
 
 namespace kvstore {
 
+namespace cluster {
+class ClusterClient;
+}
+
 namespace internal {
 
 inline Status ReplyStatus(wire::Response::Reader r) {
@@ -268,6 +272,7 @@ class Client::Impl {
   Status AnnounceShared(Lease& conn, RegionId region, Clock::time_point deadline);
 
   ClientOptions options_;
+  std::shared_ptr<cluster::ClusterClient> cluster_;  // set for an etcd:// address: calls go there
   internal::RegionTable regions_;
   internal::TransportSetup setup_;
   std::unique_ptr<transport::RegionExporter> rdma_exporter_;  // set when a device is open

@@ -26,8 +26,8 @@ for b in "$KVSTORED" "$ENGINE" "$LOADGEN"; do
   [ -x "$b" ] || { echo "bench: $b missing; run deploy/demo.sh (or build the targets) first" >&2; exit 1; }
 done
 ENGINE_ARGS=()
-# shellcheck source=cluster.sh
-source "$ROOT/deploy/demo/cluster.sh"
+# shellcheck source=processes.sh
+source "$ROOT/deploy/demo/processes.sh"
 CHUNKED=()
 for n in $CHUNKS; do
   port=$(free_port)

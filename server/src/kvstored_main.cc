@@ -11,6 +11,7 @@
 
 #include "kvstore/server/server.h"
 #include "kvstore/units.h"
+#include "node_membership.h"
 
 namespace {
 
@@ -27,7 +28,7 @@ int main(int argc, char** argv) {
   ServerOptions o;
   std::string memory = "512MiB", max_value = "256MiB", spill = "0", ttl = "10m";
   std::string device_memory = "0";
-  std::string stall = "30s", ack = "60s", hello = "5s", token_file;
+  std::string stall = "30s", ack = "60s", hello = "5s", token_file, lease_ttl = "10s";
   std::string unix_socket = "(default)";
   bool no_flush = false;
   bool no_local = false;
@@ -99,6 +100,13 @@ int main(int argc, char** argv) {
   app.add_flag("--no-local-transport", no_local,
                "Do not move values through memory same-host clients share (memfd); their "
                "values then travel in the frames");
+  app.add_option("--cluster", o.cluster,
+                 "Join a cluster: etcd://HOST:PORT[,HOST:PORT...]/NAME (membership in etcd)");
+  app.add_option("--advertise", o.advertise,
+                 "HOST:PORT clients reach this node at (default: the bound --listen address)");
+  app.add_option("--cluster-lease-ttl", lease_ttl,
+                 "A crashed node leaves the cluster after this long (etcd lease TTL)")
+      ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn or error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
@@ -163,12 +171,26 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(o.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ kvstored: %v");
 
+  std::unique_ptr<kvstore::server::NodeMembership> membership;
+  if (!o.cluster.empty()) {
+    std::chrono::milliseconds ttl{};
+    if (int rc = duration("--cluster-lease-ttl", lease_ttl, &ttl)) return rc;
+    o.cluster_lease_ttl = std::chrono::duration_cast<std::chrono::seconds>(ttl);
+    auto m = kvstore::server::NodeMembership::Create(kvstore::server::MembershipOptionsFor(o));
+    if (!m.ok()) return Fail(m.status().ToString());
+    membership = std::move(m).value();
+    o.extra_metrics.push_back(membership->registry());
+    // Leave as soon as shutdown begins, so clients stop placing keys here while it drains.
+    o.on_shutdown = [m = membership.get()] { m->Leave(); };
+  }
   auto server = kvstore::server::Server::Create(o);
   if (!server.ok()) {
     spdlog::error("cannot start: {}", server.status().ToString());
     return 1;
   }
+  if (membership) membership->Start((*server)->listen_address(), (*server)->metrics_address());
   kvstore::Status s = (*server)->Run();
+  if (membership) membership->Stop();  // the lease is revoked by now (or expires)
   if (!s.ok()) {
     spdlog::error("{}", s.ToString());
     return 1;

@@ -226,6 +226,7 @@ class Server::Impl {
         collectables.push_back(
             std::make_shared<NamespaceCollector>(store_.get(), &credentials_, usage_.get()));
       }
+      for (const auto& c : options_.extra_metrics) collectables.push_back(c);
       metrics_http_ = std::make_unique<MetricsHttpServer>(io_, std::move(collectables));
       KVSTORE_RETURN_IF_ERROR(metrics_http_->Listen(options_.metrics));
       metrics_address_ = metrics_http_->address();
@@ -530,6 +531,7 @@ class Server::Impl {
 
   void BeginShutdown() {
     if (stopping_.exchange(true)) return;
+    if (options_.on_shutdown) options_.on_shutdown();  // e.g. leave the cluster first
     if (metrics_http_) metrics_http_->Stop();
     boost::system::error_code ignored;
     acceptor_.close(ignored);

@@ -3,10 +3,16 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "kvstore/status.h"
+
+namespace prometheus {
+class Collectable;
+}
 
 namespace kvstore::server {
 
@@ -63,6 +69,14 @@ struct ServerOptions {
   // share (memfd); --no-local-transport turns it off (values then travel in
   // the frames, and TCP clients are not told the socket).
   bool local_transport = true;
+  // Cluster membership (--cluster etcd://HOST:PORT[,...]/NAME, server/src/cluster); empty = alone.
+  std::string cluster;
+  std::string advertise;  // HOST:PORT for clients (--advertise); empty = bound --listen
+  std::chrono::seconds cluster_lease_ttl{10};  // a crashed node leaves the cluster after this
+  // More collectables for /metrics (the cluster membership's), served beside the store's.
+  std::vector<std::shared_ptr<prometheus::Collectable>> extra_metrics;
+  // Called once when shutdown begins, on the event loop: must not block.
+  std::function<void()> on_shutdown;
   StoreOptions store;
 };
 

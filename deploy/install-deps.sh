@@ -11,7 +11,7 @@ PKGS=(
   nlohmann-json3-dev redis-server gnuplot-nox
   python3-dev python3-pybind11 pybind11-dev python3-numpy python3-pytest python3-torch
   clang-14 libclang-rt-14-dev ccache
-  nlohmann-json3-dev redis-server gnuplot-nox libsentencepiece-dev sentencepiece
+  libsentencepiece-dev sentencepiece
   etcd-server etcd-client
 )
 missing=()

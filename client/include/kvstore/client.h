@@ -29,18 +29,31 @@
 namespace kvstore {
 
 struct ClientOptions {
-  std::string address = "127.0.0.1:7400";           // HOST:PORT of kvstored
+  // HOST:PORT of kvstored, or unix:PATH for its Unix socket on this host.
+  std::string address = "127.0.0.1:7400";
   std::chrono::milliseconds connect_timeout{5000};  // per connection attempt
   std::chrono::milliseconds io_timeout{
-      60000};                              // non-blocking calls; drop_select adds its own timeout
-  std::string token;                       // shared secret, empty when the store has none
+      60000};  // non-blocking calls; drop_select adds its own timeout
+  // The tenant's token. Empty: the first line of `token_file`, else the
+  // KVSTORE_TOKEN environment variable, else none (keep tokens out of argv).
+  std::string token;
+  std::string token_file;
+  // TLS to a kvstored started with --tls-cert: the CA (PEM) that signed its
+  // certificate; empty = plaintext TCP. The certificate must name the host of
+  // `address` (DNS name or IP). tls_cert/tls_key: this client's certificate
+  // for a daemon that requires one (--tls-ca). The Unix socket needs no TLS.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
   std::string client_name = "libkvstore";  // shows in the daemon's logs
   size_t max_connections = 8;              // pool bound
   // Bulk transport for the *Into / *Region calls and Insert (see
-  // kvstore/transport/transport.h): "auto" lets the store read and write this
-  // process's memory directly when it runs on the same host ("local"), else
-  // uses RDMA when both ends have a device, else TCP; "tcp", "local" and "rdma"
-  // restrict the choice (falling back to tcp when it is not possible).
+  // kvstore/transport/transport.h): "auto" connects to the store's Unix
+  // socket when it runs on the same host ("local": memory from
+  // AllocateSharedRegion then moves with one copy in the store, other memory
+  // in the socket's frames), else uses RDMA when both ends have a device, else
+  // TCP; "tcp", "local" and "rdma" restrict the choice (falling back to tcp
+  // when it is not possible).
   std::string transport = "auto";
 };
 
@@ -70,6 +83,12 @@ struct RegionSlice {
   RegionId region;
   uint64_t offset = 0;
   uint64_t length = 0;
+};
+
+// Memory shared with a same-host kvstored (Client::AllocateSharedRegion).
+struct SharedRegion {
+  RegionId region;
+  std::span<std::byte> memory;
 };
 
 // What this client moved, by kind of buffer and path.
@@ -127,6 +146,15 @@ class Client {
   // hashed by the store as it pulls them (an InsertOptions::checksum is still
   // verified). InvalidArgument for an empty span.
   Result<RegionId> RegisterDeviceRegion(std::span<std::byte> gpu_memory);
+  // Allocates `bytes` of memory this process shares with a kvstored on the
+  // same host (a sealed memfd): values inserted from it or selected into it
+  // move with one memcpy in the store over the local transport, with no
+  // socket copy. It is a registered region: name it in the *Region calls, or
+  // pass spans inside `memory` to Insert / SelectInto. The store maps only
+  // this memory, never anything else of the process. It stays mapped until
+  // UnregisterRegion(region) or the Client is destroyed. Over tcp or rdma it
+  // is ordinary registered memory. InvalidArgument for 0 bytes.
+  Result<SharedRegion> AllocateSharedRegion(size_t bytes);
   // NotFound when the id is unknown.
   Status UnregisterRegion(RegionId region);
   // Insert / select with registered memory. InvalidArgument when a slice is not

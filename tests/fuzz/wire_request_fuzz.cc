@@ -59,7 +59,8 @@ void Walk(wire::Request::Reader req) {
       (void)std::string(h.getToken().cStr());
       (void)std::string(h.getClientName().cStr());
       (void)rdma::QpParams::Decode(Bytes(h.getRdmaParams()));
-      (void)h.getLocalOffer().size();
+      (void)h.getObsoleteLocalOffer().size();
+      (void)h.getSharedMemory();
       break;
     }
     case wire::Request::INSERT: {

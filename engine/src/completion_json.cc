@@ -29,6 +29,7 @@ json KvReportJson(const KvReport& kv) {
   k["insert_errors"] = kv.insert_errors;
   k["loaded_blocks"] = kv.loaded_blocks;
   k["miss"] = kv.miss;
+  k["registered_blocks"] = kv.registered_blocks;
   return k;
 }
 
@@ -125,6 +126,7 @@ json KvJson(const std::vector<CompletionResult>& prompts) {
     sum.insert_errors += k.insert_errors;
     sum.loaded_blocks += k.loaded_blocks;
     sum.bytes += k.bytes;
+    sum.registered_blocks += k.registered_blocks;
     if (sum.miss.empty()) sum.miss = k.miss;
   }
   return KvReportJson(sum);

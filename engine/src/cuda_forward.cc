@@ -2,6 +2,7 @@
 // design). Host code only: it calls the kvstore::kernels CUDA launchers and
 // the CUDA runtime, so it compiles with the host compiler.
 #include "cuda_forward.h"
+#include "kernel_status.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -36,10 +37,7 @@ Status CudaCheck(cudaError_t err, const char* where) {
 }
 
 Status KernelCheck(const kernels::Status& st, const char* where) {
-  if (st.ok()) return Status::Ok();
-  return Status(st.code() == kernels::Code::kInvalidArgument ? StatusCode::kInvalidArgument
-                                                             : StatusCode::kInternal,
-                std::string("model cuda: ") + where + ": " + st.message());
+  return FromKernelStatus(st, std::string("model cuda: ") + where);
 }
 
 struct CudaFree {

@@ -47,19 +47,35 @@ void Scheduler::LoadKv(const std::shared_ptr<Job>& job) {
     MakeReady(job);
     return;
   }
+  // The zero-copy path: drop_select straight into registered slots; plain
+  // buffers when the staging region is full.
   std::vector<std::span<std::byte>> dst;
-  job->kv_payload.resize(n * block_bytes_);
-  for (size_t i = 0; i < n; ++i)
-    dst.push_back(std::span(job->kv_payload).subspan(i * block_bytes_, block_bytes_));
+  std::vector<RegionSlice> slices;
+  if (staging_) job->kv_slots = staging_->TryAcquire(static_cast<int>(n));
+  if (!job->kv_slots.empty()) {
+    for (int slot : job->kv_slots) slices.push_back(staging_->SliceOf(slot));
+  } else {
+    job->kv_payload.resize(n * block_bytes_);
+    for (size_t i = 0; i < n; ++i)
+      dst.push_back(std::span(job->kv_payload).subspan(i * block_bytes_, block_bytes_));
+  }
+  auto drop_select = [&](size_t count, std::chrono::milliseconds timeout) {
+    std::span<const Key> keys = std::span(job->keys).first(count);
+    return slices.empty()
+               ? client_->DropSelectInto(keys, std::span(dst).first(count), timeout)
+               : client_->DropSelectIntoRegions(keys, std::span(slices).first(count), timeout);
+  };
 
   Status miss;
+  bool bad_layout = false;  // blocks arrived but cannot be this model's KV
   if (!job->request.remote_prefill) {
     miss = Status::Unavailable("the proxy reports that the prefill of this request failed");
   } else {
-    auto got = client_->DropSelectInto(job->keys, dst, options_.kv_timeout);
+    auto got = drop_select(n, options_.kv_timeout);
     if (got.ok()) {
       for (const EntryInfo& e : *got) {
         if (e.meta.size != block_bytes_ || e.meta.layout != kv_layout_) {
+          bad_layout = true;
           miss = Status::DataLoss("block " + e.key.ToHex().substr(0, 16) + " has layout \"" +
                                   e.meta.layout + "\" and " + std::to_string(e.meta.size) +
                                   " bytes; this engine needs \"" + kv_layout_ + "\" and " +
@@ -74,10 +90,9 @@ void Scheduler::LoadKv(const std::shared_ptr<Job>& job) {
   }
 
   if (!miss.ok()) {
-    std::string reason = job->request.remote_prefill ? MissReason(miss.code()) : "prefill_failed";
-    if (miss.code() == StatusCode::kDataLoss && job->request.remote_prefill &&
-        miss.message().find("layout") != std::string::npos)
-      reason = "bad_layout";
+    std::string reason = !job->request.remote_prefill ? "prefill_failed"
+                         : bad_layout                 ? "bad_layout"
+                                                      : MissReason(miss.code());
     metrics_->KvMiss(reason);
     job->kv.miss = reason;
     if (options_.on_kv_miss == KvMissPolicy::kFail) {
@@ -95,11 +110,10 @@ void Scheduler::LoadKv(const std::shared_ptr<Job>& job) {
     // Take whatever leading blocks did arrive (e.g. a prefill that died
     // half-way), and recompute the rest.
     int partial = 0;
-    if (reason != "bad_layout") {
+    if (!bad_layout) {
       auto m = client_->MatchPrefix(job->keys);
       if (m.ok() && *m > 0) {
-        auto got = client_->DropSelectInto(std::span(job->keys).first(*m), std::span(dst).first(*m),
-                                           std::chrono::milliseconds(1000));
+        auto got = drop_select(*m, std::chrono::milliseconds(1000));
         if (got.ok()) partial = static_cast<int>(*m);
       }
     }
@@ -109,7 +123,8 @@ void Scheduler::LoadKv(const std::shared_ptr<Job>& job) {
                  partial ? " (" + std::to_string(partial) + " leading blocks found)" : "");
   }
   job->kv.bytes = static_cast<uint64_t>(job->kv.loaded_blocks) * block_bytes_;
-  job->kv_payload.resize(job->kv.bytes);
+  if (!job->kv_slots.empty()) job->kv.registered_blocks = job->kv.loaded_blocks;
+  job->kv_payload.resize(job->kv_slots.empty() ? job->kv.bytes : 0);
   metrics_->AddKvPulled(job->kv.bytes);
   metrics_->AddKvBlocks("loaded", job->kv.loaded_blocks);
   metrics_->AddKvBlocks("recomputed", static_cast<int>(n) - job->kv.loaded_blocks);
@@ -119,8 +134,13 @@ void Scheduler::LoadKv(const std::shared_ptr<Job>& job) {
 Result<std::vector<float>> Scheduler::PrefillFromLoadedKv(const std::shared_ptr<Job>& job) {
   PagedKvCache& cache = model_->kv_cache();
   if (job->kv.loaded_blocks > 0) {
-    Status s =
-        cache.UnpackBlocks(job->seq, job->kv_payload, job->kv.loaded_blocks * cache.block_size());
+    Status s;
+    if (!job->kv_slots.empty()) {
+      for (int i = 0; i < job->kv.loaded_blocks && s.ok(); ++i)
+        s = cache.UnpackBlocks(job->seq, staging_->Slot(job->kv_slots[i]), cache.block_size());
+    } else {
+      s = cache.UnpackBlocks(job->seq, job->kv_payload, job->kv.loaded_blocks * cache.block_size());
+    }
     if (!s.ok()) {
       spdlog::warn("unpacking {} loaded blocks failed ({}); recomputing them",
                    job->kv.loaded_blocks, s.ToString());
@@ -130,8 +150,15 @@ Result<std::vector<float>> Scheduler::PrefillFromLoadedKv(const std::shared_ptr<
       job->kv.miss = "unpack";
     }
   }
+  ReleaseKvSlots(*job);
   std::vector<std::byte>().swap(job->kv_payload);
   return model_->Prefill(job->seq, job->request.prompt);
+}
+
+void Scheduler::ReleaseKvSlots(Job& job) {
+  if (job.kv_slots.empty()) return;
+  staging_->Release(job.kv_slots);
+  job.kv_slots.clear();
 }
 
 }  // namespace kvstore::engine

@@ -83,6 +83,10 @@ int main(int argc, char** argv) {
                  "prefill: blocks computed per step; each step's blocks are inserted while the "
                  "next computes")
       ->capture_default_str();
+  app.add_option("--kv-staging-mib", o.kv_staging_mib,
+                 "prefill, decode: MiB of memory registered once with libkvstore for KV blocks "
+                 "(zero-copy InsertFromRegion / DropSelectIntoRegions); 0: plain buffers")
+      ->capture_default_str();
   app.add_option("--kv-load-threads", o.kv_load_threads, "decode: concurrent drop_selects")
       ->capture_default_str();
   app.add_option("--max-batch", o.max_batch, "sequences per decode step")->capture_default_str();

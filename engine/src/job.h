@@ -35,7 +35,8 @@ struct Job {
   CompletionRequest request;
   std::shared_ptr<RequestStream> out;
   std::vector<Key> keys;              // one per full block of the prompt
-  std::vector<std::byte> kv_payload;  // decode: kv.loaded_blocks packed blocks
+  std::vector<std::byte> kv_payload;  // decode: kv.loaded_blocks packed blocks (plain path)
+  std::vector<int> kv_slots;          // decode: or these KvStaging slots, one per key
   KvReport kv;
 
   SequenceId seq = 0;  // the prompt's sequence (choice 0's); 0 = none

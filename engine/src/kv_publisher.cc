@@ -19,7 +19,15 @@ KvPublisher::~KvPublisher() {
 void KvPublisher::Enqueue(const Key& key, std::vector<std::byte> value, Done done) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(Item{key, std::move(value), std::move(done)});
+    queue_.push_back(Item{key, std::move(value), std::nullopt, std::move(done)});
+  }
+  cv_.notify_one();
+}
+
+void KvPublisher::EnqueueRegion(const Key& key, RegionSlice value, Done done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(Item{key, {}, value, std::move(done)});
   }
   cv_.notify_one();
 }
@@ -43,13 +51,15 @@ void KvPublisher::Run() {
 PublishOutcome KvPublisher::Publish(const Item& item, Status* error) {
   // Bounded: each round needs the entry to vanish between Insert and Retain.
   for (int attempt = 0; attempt < 4; ++attempt) {
-    Result<bool> stored = client_->Insert(item.key, item.value, options_);
+    Result<bool> stored = item.region ? client_->InsertFromRegion(item.key, *item.region, options_)
+                                      : client_->Insert(item.key, item.value, options_);
     if (!stored.ok()) {
       *error = stored.status().WithContext("insert of KV block " + item.key.ToHex().substr(0, 16));
       spdlog::warn(
           "{} ({} bytes); its decode will recompute it. Check kvstored is up at {} "
           "and has room (--memory).",
-          error->ToString(), item.value.size(), client_->options().address);
+          error->ToString(), item.region ? item.region->length : item.value.size(),
+          client_->options().address);
       return PublishOutcome::kFailed;
     }
     if (*stored) return PublishOutcome::kInserted;

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cuda_forward.h"
+#include "kernel_status.h"
 #include "kvstore/engine/weights_loader.h"
 #include "kvstore/kernels/device.h"
 
@@ -50,7 +51,7 @@ Result<std::unique_ptr<Model>> Model::Create(ModelConfig config, ModelWeights we
     const kernels::Status device = kernels::CudaDeviceStatus();
     if (!device.ok()) {
       if (options.backend == Backend::kCuda)
-        return Status::Unavailable("model: CUDA backend requested: " + device.message());
+        return FromKernelStatus(device, "model: CUDA backend requested");
       spdlog::info("model {}: no usable GPU ({}); using the CPU backend", config.name,
                    device.message());
     } else {

@@ -8,18 +8,14 @@
 
 #include "cuda_forward.h"
 #include "forward_batch.h"
+#include "kernel_status.h"
 #include "kvstore/engine/model.h"
 #include "kvstore/kernels/cpu_ops.h"
 
 namespace kvstore::engine {
 namespace {
 
-Status Check(const kernels::Status& st, const char* where) {
-  if (st.ok()) return Status::Ok();
-  return Status(st.code() == kernels::Code::kInvalidArgument ? StatusCode::kInvalidArgument
-                                                             : StatusCode::kInternal,
-                std::string(where) + ": " + st.message());
-}
+Status Check(const kernels::Status& st, const char* where) { return FromKernelStatus(st, where); }
 
 // The CPU backend. Writes the new tokens' K and V into cache and returns the
 // logits of each sequence's last token.

@@ -1,5 +1,7 @@
 #include "kvstore/engine/paged_kv_cache.h"
 
+#include "kernel_status.h"
+
 #include <cassert>
 #include <cstring>
 
@@ -215,7 +217,7 @@ Status PagedKvCache::PackBlocks(SequenceId seq, int first_block, int count,
                                    " bytes, need " + std::to_string(count * PackedBlockBytes()));
   kernels::Status st = kernels::KvPackCpu(storage_.data(), s->blocks.data() + first_block, count,
                                           reinterpret_cast<float*>(out.data()), shape_);
-  if (!st.ok()) return Status::Internal(st.message());
+  KVSTORE_RETURN_IF_ERROR(FromKernelStatus(st, "kv cache"));
   return Status::Ok();
 }
 
@@ -247,7 +249,7 @@ Status PagedKvCache::UnpackBlocks(SequenceId seq, std::span<const std::byte> pay
   const int32_t* ids = s->blocks.data() + old_tokens / bs;
   kernels::Status st = kernels::KvUnpackCpu(reinterpret_cast<const float*>(payload.data()), ids,
                                             count, storage_.data(), shape_);
-  if (!st.ok()) return Status::Internal(st.message());
+  KVSTORE_RETURN_IF_ERROR(FromKernelStatus(st, "kv cache"));
   s->num_tokens = old_tokens + num_tokens;
   return Status::Ok();
 }

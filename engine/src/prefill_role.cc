@@ -109,6 +109,32 @@ Result<std::vector<float>> Scheduler::PrefillWithLocalCache(const std::shared_pt
 }
 
 void Scheduler::PublishBlock(const std::shared_ptr<Job>& job, int block) {
+  auto done = [this, job, bytes = static_cast<uint64_t>(block_bytes_)](int slot) {
+    return [this, job, bytes, slot](PublishOutcome outcome, const Status&) {
+      if (slot >= 0) staging_->Release(std::span<const int>(&slot, 1));
+      if (outcome == PublishOutcome::kInserted) {
+        metrics_->AddKvPushed(bytes);
+        std::lock_guard<std::mutex> lock(job->mu);
+        job->kv.bytes += bytes;
+        if (slot >= 0) job->kv.registered_blocks++;
+      }
+      PrefillBlockDone(job, outcome);
+    };
+  };
+  // The zero-copy path: pack into a registered slot, insert from the region.
+  std::vector<int> slot = staging_ ? staging_->TryAcquire(1) : std::vector<int>();
+  if (!slot.empty()) {
+    Status packed = model_->kv_cache().PackBlocks(job->seq, block, 1, staging_->Slot(slot[0]));
+    if (packed.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(job->mu);
+        job->pending_blocks++;
+      }
+      publisher_->EnqueueRegion(job->keys[block], staging_->SliceOf(slot[0]), done(slot[0]));
+      return;
+    }
+    staging_->Release(slot);
+  }
   auto payload = model_->kv_cache().PackBlock(job->seq, block);
   if (!payload.ok()) {
     spdlog::error("packing block {} failed: {}", block, payload.status().ToString());
@@ -120,16 +146,7 @@ void Scheduler::PublishBlock(const std::shared_ptr<Job>& job, int block) {
     std::lock_guard<std::mutex> lock(job->mu);
     job->pending_blocks++;
   }
-  const uint64_t bytes = payload->size();
-  publisher_->Enqueue(job->keys[block], std::move(payload).value(),
-                      [this, job, bytes](PublishOutcome outcome, const Status&) {
-                        if (outcome == PublishOutcome::kInserted) {
-                          metrics_->AddKvPushed(bytes);
-                          std::lock_guard<std::mutex> lock(job->mu);
-                          job->kv.bytes += bytes;
-                        }
-                        PrefillBlockDone(job, outcome);
-                      });
+  publisher_->Enqueue(job->keys[block], std::move(payload).value(), done(-1));
 }
 
 void Scheduler::PrefillComputeDone(const std::shared_ptr<Job>& job) {

@@ -88,6 +88,12 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const EngineOptions& option
     spdlog::info("kvstored at {}: KV blocks move over {} (--kv-transport {})", options.store,
                  s->client_->TransferStats().transport, options.kv_transport);
   }
+  if (s->client_ && options.kv_staging_mib > 0) {
+    const int slots = std::max<int>(
+        1, static_cast<int>((static_cast<size_t>(options.kv_staging_mib) << 20) / s->block_bytes_));
+    KVSTORE_ASSIGN_OR_RETURN(s->staging_,
+                             KvStaging::Create(s->client_.get(), s->block_bytes_, slots));
+  }
   if (options.role == Role::kPrefill) {
     InsertOptions io;
     io.layout = s->kv_layout_;
@@ -118,7 +124,7 @@ Scheduler::~Scheduler() {
   load_cv_.notify_all();
   for (auto& t : loaders_) t.join();
   if (worker_.joinable()) worker_.join();
-  publisher_.reset();  // drains pending inserts; their callbacks only touch jobs
+  publisher_.reset();  // drains pending inserts; their callbacks only touch jobs and slots
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& j : to_load_) Fail(j, 503, "shutting_down", "the engine is shutting down");
   for (auto& j : ready_) Fail(j, 503, "shutting_down", "the engine is shutting down");
@@ -174,11 +180,7 @@ void Scheduler::WorkerLoop() {
       admit.swap(ready_);
     }
     for (auto& job : admit) Admit(job);
-    if (options_.max_prefill_chunk > 0) {
-      if (!active_.empty() || !prefilling_.empty()) MixedStep();
-    } else if (!active_.empty()) {
-      DecodeStep();
-    }
+    if (!active_.empty() || !prefilling_.empty()) Step();
   }
   for (auto& r : active_)
     if (!r.job->failed) Fail(r.job, 503, "shutting_down", "the engine is shutting down");
@@ -350,55 +352,9 @@ void Scheduler::FreeSequences(Job& job) {
     if (ch.done || job.failed) free(ch.seq);
 }
 
-void Scheduler::DecodeStep() {
-  std::vector<Running> still;
-  std::vector<Running> batch;
-  for (auto& r : active_) {
-    if (r.job->failed) continue;
-    if (r.job->out->cancelled()) {
-      Fail(r.job, 499, "cancelled", "client went away");
-      continue;
-    }
-    if (static_cast<int>(batch.size()) < options_.max_batch)
-      batch.push_back(r);
-    else
-      still.push_back(r);
-  }
-  active_.clear();
-  if (!batch.empty()) {
-    std::vector<Model::StepItem> items;
-    std::vector<int32_t> tokens(batch.size());
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const Choice& ch = batch[i].job->choices[batch[i].choice];
-      tokens[i] = ch.result.tokens.back();
-      items.push_back({ch.seq, std::span<const int32_t>(&tokens[i], 1)});
-    }
-    auto logits = model_->Step(items);
-    if (!logits.ok()) {
-      spdlog::error("decode step over {} sequences failed: {}", batch.size(),
-                    logits.status().ToString());
-      for (auto& r : batch)
-        if (!r.job->failed) Fail(r.job, 503, "decode_failed", logits.status().ToString());
-    } else {
-      for (size_t i = 0; i < batch.size(); ++i) {
-        Job& job = *batch[i].job;
-        const int c = batch[i].choice;
-        EmitToken(job, c, job.choices[c].sampler->Sample((*logits)[i]), (*logits)[i]);
-        if (!job.choices[c].done) {
-          still.push_back(batch[i]);
-          continue;
-        }
-        FreeSequences(job);
-        if (job.running == 0) Finish(batch[i].job);
-      }
-    }
-  }
-  // Round-robin beyond max_batch: the ones left out go first next step.
-  active_.insert(active_.begin(), still.begin(), still.end());
-}
-
-void Scheduler::MixedStep() {
-  // Decodes first, then prefill chunks within the token budget.
+void Scheduler::Step() {
+  // Decodes first, then prefill chunks within the --max-prefill-chunk budget
+  // (0: decodes only; prompts were prefilled whole at admission).
   std::vector<Running> decodes, still;
   for (auto& r : active_) {
     if (r.job->failed) continue;
@@ -449,7 +405,7 @@ void Scheduler::MixedStep() {
     for (auto& job : chunked)
       if (!job->failed) Fail(job, 503, "prefill_failed", logits.status().ToString());
     std::erase_if(prefilling_, [](const std::shared_ptr<Job>& j) { return j->failed; });
-    active_ = std::move(still);
+    active_ = std::move(still);  // round-robin beyond max_batch: the ones left out go first
     return;
   }
   for (size_t i = 0; i < decodes.size(); ++i) {
@@ -488,6 +444,7 @@ void Scheduler::Finish(const std::shared_ptr<Job>& job) {
 void Scheduler::Fail(const std::shared_ptr<Job>& job, int http_status, std::string type,
                      std::string message) {
   job->failed = true;
+  ReleaseKvSlots(*job);
   // Only the worker frees sequences; Fail from other threads comes before admission.
   if (std::this_thread::get_id() == worker_.get_id()) FreeSequences(*job);
   StreamEvent e;

@@ -483,6 +483,8 @@ TEST_F(OpenAiCheckpointTest, TextPromptThroughDisaggregationStopsAtAnEosOfTheLis
   json disagg = PostOk(proxy(), "/v1/completions", body);
   EXPECT_EQ(Essence(colocated), Essence(disagg));
   EXPECT_GT(disagg["kvstore"]["loaded_blocks"].get<int>(), 0);
+  // Decode took the blocks through its registered staging region (zero-copy path).
+  EXPECT_EQ(disagg["kvstore"]["registered_blocks"], disagg["kvstore"]["loaded_blocks"]);
   // The answer cycle up to <|eot_id|>, the second EOS id of the config.
   const json& c = colocated["choices"][0];
   EXPECT_EQ(c["text"], kCycle);

@@ -47,6 +47,21 @@ TEST(Sampler, SeededSamplingIsReproducibleAndRespectsTopK) {
   EXPECT_GT(differ, 0);
 }
 
+TEST(Sampler, TopPKeepsTheSmallestSetReachingP) {
+  // Probabilities about 0.018, 0.018, 0.964 (temperature 1).
+  const std::vector<float> logits = {0.0f, 0.0f, 4.0f};
+  SamplingParams nucleus{1.0f, 0, 3};
+  nucleus.top_p = 0.9f;  // the top token alone reaches 0.9
+  SamplingParams all{1.0f, 0, 3};
+  Sampler n(nucleus), a(all);
+  int others = 0;
+  for (int i = 0; i < 400; ++i) {
+    EXPECT_EQ(n.Sample(logits), 2);
+    others += a.Sample(logits) != 2;
+  }
+  EXPECT_GT(others, 0);  // without the cut the tail is drawn sometimes
+}
+
 TEST(Sampler, LowTemperatureIsNearlyGreedy) {
   std::vector<float> logits = {0.0f, 1.0f, 5.0f, 2.0f};
   Sampler s({0.01f, 0, 1});

@@ -89,14 +89,15 @@ std::optional<std::vector<CompletionRequest>> ParseRequest(Endpoint endpoint, st
 
 // What happened to the prompt's KV on this engine.
 struct KvReport {
-  int full_blocks = 0;      // blocks with a key (prompt tokens / block size)
-  int reused_blocks = 0;    // prefill: blocks retained in the store instead of inserted
-  int local_blocks = 0;     // prefill: blocks attached from the local prefix cache
-  int inserted_blocks = 0;  // prefill: blocks inserted
-  int insert_errors = 0;    // prefill: inserts that failed (decode will recompute)
-  int loaded_blocks = 0;    // decode: blocks taken from the store
-  std::string miss;         // decode: empty, or why KV was missing ("timeout", ...)
-  uint64_t bytes = 0;       // KV bytes pushed (prefill) or pulled (decode)
+  int full_blocks = 0;        // blocks with a key (prompt tokens / block size)
+  int reused_blocks = 0;      // prefill: blocks retained in the store instead of inserted
+  int local_blocks = 0;       // prefill: blocks attached from the local prefix cache
+  int inserted_blocks = 0;    // prefill: blocks inserted
+  int insert_errors = 0;      // prefill: inserts that failed (decode will recompute)
+  int loaded_blocks = 0;      // decode: blocks taken from the store
+  std::string miss;           // decode: empty, or why KV was missing ("timeout", ...)
+  uint64_t bytes = 0;         // KV bytes pushed (prefill) or pulled (decode)
+  int registered_blocks = 0;  // blocks moved through the registered staging region
 };
 
 struct TokenLogprob {

@@ -17,6 +17,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -39,11 +40,14 @@ class KvPublisher {
   KvPublisher& operator=(const KvPublisher&) = delete;
 
   void Enqueue(const Key& key, std::vector<std::byte> value, Done done);
+  // The value is in registered memory: inserted with InsertFromRegion.
+  void EnqueueRegion(const Key& key, RegionSlice value, Done done);
 
  private:
   struct Item {
     Key key;
     std::vector<std::byte> value;
+    std::optional<RegionSlice> region;  // set: the value is there instead
     Done done;
   };
   void Run();

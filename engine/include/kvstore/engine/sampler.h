@@ -17,8 +17,8 @@ namespace kvstore::engine {
 struct SamplingParams {
   float temperature = 0.0f;  // 0: greedy
   int top_k = 0;             // 0: no cut
-  float top_p = 1.0f;        // (0, 1]; 1: no cut
   uint64_t seed = 0;
+  float top_p = 1.0f;  // (0, 1]; 1: no cut (last, so {temperature, top_k, seed} still reads)
 };
 
 class Sampler {

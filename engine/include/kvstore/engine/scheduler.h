@@ -46,6 +46,7 @@
 #include "kvstore/engine/engine_metrics.h"
 #include "kvstore/engine/engine_options.h"
 #include "kvstore/engine/kv_publisher.h"
+#include "kvstore/engine/kv_staging.h"
 #include "kvstore/engine/model.h"
 #include "kvstore/engine/request_stream.h"
 #include "kvstore/engine/tokenizer.h"
@@ -80,9 +81,9 @@ class Scheduler {
   void Admit(const std::shared_ptr<Job>& job);
   // The prompt is computed: fork the choices and emit their first tokens.
   void StartChoices(const std::shared_ptr<Job>& job, std::span<const float> logits);
-  void DecodeStep();
-  // One forward pass over running decodes and prefill chunks (--max-prefill-chunk).
-  void MixedStep();
+  // One forward pass over the running decodes (up to max_batch; the ones left
+  // out go first next time) and, with --max-prefill-chunk, prefill chunks.
+  void Step();
   // Records token for choice c; emits its text; marks the choice done when it ends.
   void EmitToken(Job& job, int c, int32_t token, std::span<const float> logits);
   void EndChoice(Job& job, int c, std::string finish_reason);
@@ -106,6 +107,7 @@ class Scheduler {
   void LoaderLoop();
   void LoadKv(const std::shared_ptr<Job>& job);
   Result<std::vector<float>> PrefillFromLoadedKv(const std::shared_ptr<Job>& job);
+  void ReleaseKvSlots(Job& job);
 
   EngineOptions options_;
   EngineMetrics* metrics_;
@@ -114,6 +116,7 @@ class Scheduler {
   ApiContext api_;
   std::vector<int32_t> eos_ids_;
   std::unique_ptr<Client> client_;
+  std::unique_ptr<KvStaging> staging_;      // prefill, decode: registered KV memory
   std::unique_ptr<KvPublisher> publisher_;  // prefill role
   std::string key_ns_;
   std::string kv_layout_;

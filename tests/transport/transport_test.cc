@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include "kvstore/rdma/device.h"
 #include "kvstore/transport/rdma_transport.h"
 #include "kvstore/transport/transport.h"
@@ -25,7 +27,7 @@ std::vector<std::byte> Pattern(size_t n, uint8_t seed) {
 
 std::vector<std::byte> Describe(std::span<std::byte> memory) {
   auto e = MakeLocalExporter()->Export(memory);
-  EXPECT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_OK(e);
   return e.ok() ? e->descriptor : std::vector<std::byte>{};
 }
 
@@ -40,7 +42,7 @@ Status Await(const std::function<void(Done)>& call) {
 TEST(TransportNames, ParseAndPrintRoundTrip) {
   for (Kind k : {Kind::kTcp, Kind::kLocal, Kind::kRdma}) {
     auto parsed = ParseKind(KindName(k));
-    ASSERT_TRUE(parsed.ok());
+    ASSERT_OK(parsed);
     EXPECT_EQ(*parsed, k);
   }
   EXPECT_EQ(ParseKind("udp").status().code(), StatusCode::kInvalidArgument);
@@ -53,9 +55,9 @@ TEST(RegionTable, ResolvesInsideRegionsAndRefusesEverythingElse) {
   std::vector<std::byte> buf(4096);
   auto d = Describe(buf);
   RegionTable t;
-  ASSERT_TRUE(t.Add(7, d).ok());
+  ASSERT_OK(t.Add(7, d));
   auto a = t.Resolve({7, 100, 200, {}});
-  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_OK(a);
   EXPECT_EQ(a->addr, reinterpret_cast<uintptr_t>(buf.data()) + 100);
   // Out of bounds, overflowing, empty, unknown region, id 0 refused.
   EXPECT_EQ(t.Resolve({7, 4000, 200, {}}).status().code(), StatusCode::kInvalidArgument);
@@ -69,10 +71,10 @@ TEST(RegionTable, ResolvesInsideRegionsAndRefusesEverythingElse) {
   EXPECT_EQ(t.size(), 1u);
   // One-off regions ride in the request.
   auto inline_addr = t.Resolve({0, 8, 16, d});
-  ASSERT_TRUE(inline_addr.ok());
+  ASSERT_OK(inline_addr);
   EXPECT_EQ(inline_addr->addr, reinterpret_cast<uintptr_t>(buf.data()) + 8);
   EXPECT_EQ(t.Resolve({0, 0, 16, garbage}).status().code(), StatusCode::kInvalidArgument);
-  ASSERT_TRUE(t.Remove(7).ok());
+  ASSERT_OK(t.Remove(7));
   EXPECT_EQ(t.Remove(7).code(), StatusCode::kNotFound);
   EXPECT_EQ(t.Resolve({7, 0, 10, {}}).status().code(), StatusCode::kInvalidArgument);
 }
@@ -80,16 +82,16 @@ TEST(RegionTable, ResolvesInsideRegionsAndRefusesEverythingElse) {
 TEST(LocalTransport, OwnOfferIsAcceptedAndReadsAndWritesThisProcess) {
   LocalOffer offer;
   auto access = AcceptLocalOffer(offer.Encode());
-  ASSERT_TRUE(access.ok()) << access.status().ToString();
+  ASSERT_OK(access);
   EXPECT_EQ((*access)->kind(), Kind::kLocal);
   auto source = Pattern(3 << 20, 5);
   std::vector<std::byte> slot(source.size());
   rdma::RemoteAddress src{reinterpret_cast<uintptr_t>(source.data()), 0};
-  ASSERT_TRUE(Await([&](Done d) { (*access)->Read(src, slot, std::move(d)); }).ok());
+  ASSERT_OK(Await([&](Done d) { (*access)->Read(src, slot, std::move(d)); }));
   EXPECT_EQ(slot, source);
   std::vector<std::byte> dest(source.size());
   rdma::RemoteAddress dst{reinterpret_cast<uintptr_t>(dest.data()), 0};
-  ASSERT_TRUE(Await([&](Done d) { (*access)->Write(slot, dst, std::move(d)); }).ok());
+  ASSERT_OK(Await([&](Done d) { (*access)->Write(slot, dst, std::move(d)); }));
   EXPECT_EQ(dest, source);
 }
 
@@ -108,7 +110,7 @@ TEST(LocalTransport, MalformedOrForgedOffersAreRefused) {
 TEST(LocalTransport, UnmappedClientMemoryIsAnErrorNotACrash) {
   LocalOffer offer;
   auto access = AcceptLocalOffer(offer.Encode());
-  ASSERT_TRUE(access.ok());
+  ASSERT_OK(access);
   size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   void* m = ::mmap(nullptr, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(m, MAP_FAILED);
@@ -145,9 +147,9 @@ TEST(LocalTransport, ExitedClientIsNeverReadAgain) {
   ASSERT_EQ(::read(offer_pipe[0], bytes.data(), bytes.size()), 32);
   ASSERT_EQ(::read(offer_pipe[0], &addr, sizeof(addr)), static_cast<ssize_t>(sizeof(addr)));
   auto access = AcceptLocalOffer(bytes);
-  ASSERT_TRUE(access.ok()) << access.status().ToString();
+  ASSERT_OK(access);
   std::vector<std::byte> slot(value.size());
-  ASSERT_TRUE(Await([&](Done d) { (*access)->Read({addr, 0}, slot, std::move(d)); }).ok());
+  ASSERT_OK(Await([&](Done d) { (*access)->Read({addr, 0}, slot, std::move(d)); }));
   EXPECT_EQ(slot, value);  // the child's copy of the pattern
   ASSERT_EQ(::write(go_pipe[1], "x", 1), 1);
   int status = 0;
@@ -167,14 +169,14 @@ TEST(RdmaTransport, ReadAndWriteThroughALoopbackQueuePair) {
   std::string why;
   if (!rdma::RdmaDevicesPresent(&why)) GTEST_SKIP() << "needs an RDMA device: " << why;
   auto opened = rdma::RdmaDevice::Open();
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  ASSERT_OK(opened);
   std::shared_ptr<rdma::RdmaDevice> device(std::move(opened).value());
   auto client = RdmaClientEndpoint::Create(device);
-  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  ASSERT_OK(client);
   // The store's memory: one registration, as the daemon registers its arena.
   std::vector<std::byte> slot(2 << 20);
   auto store_mr = device->RegisterMemory(slot.data(), slot.size());
-  ASSERT_TRUE(store_mr.ok()) << store_mr.status().ToString();
+  ASSERT_OK(store_mr);
   uint32_t lkey = (*store_mr)->lkey();
   std::deque<std::function<void()>> queue;
   auto access = AcceptRdma(
@@ -187,14 +189,14 @@ TEST(RdmaTransport, ReadAndWriteThroughALoopbackQueuePair) {
         return lkey;
       },
       [&](std::function<void()> fn) { queue.push_back(std::move(fn)); });
-  ASSERT_TRUE(access.ok()) << access.status().ToString();
-  ASSERT_TRUE((*client)->Connect((*access)->HelloReplyParams()).ok());
+  ASSERT_OK(access);
+  ASSERT_OK((*client)->Connect((*access)->HelloReplyParams()));
   // The client's buffer, exported as a client does.
   auto value = Pattern(slot.size(), 3);
   auto exported = MakeRdmaExporter(device)->Export(value);
-  ASSERT_TRUE(exported.ok()) << exported.status().ToString();
+  ASSERT_OK(exported);
   RegionTable table;
-  ASSERT_TRUE(table.Add(1, exported->descriptor).ok());
+  ASSERT_OK(table.Add(1, exported->descriptor));
   auto run = [&](const std::function<void(Done)>& call) {
     std::optional<Status> got;
     call([&](Status s) { got = std::move(s); });
@@ -207,11 +209,11 @@ TEST(RdmaTransport, ReadAndWriteThroughALoopbackQueuePair) {
     return got.value_or(Status::Timeout("no completion"));
   };
   auto src = table.Resolve({1, 0, value.size(), {}});
-  ASSERT_TRUE(src.ok());
-  ASSERT_TRUE(run([&](Done d) { (*access)->Read(*src, slot, std::move(d)); }).ok());
+  ASSERT_OK(src);
+  ASSERT_OK(run([&](Done d) { (*access)->Read(*src, slot, std::move(d)); }));
   EXPECT_EQ(slot, value);
   std::fill(value.begin(), value.end(), std::byte{0});
-  ASSERT_TRUE(run([&](Done d) { (*access)->Write(slot, *src, std::move(d)); }).ok());
+  ASSERT_OK(run([&](Done d) { (*access)->Write(slot, *src, std::move(d)); }));
   EXPECT_EQ(value, Pattern(slot.size(), 3));
   // A store buffer outside any registration fails the transfer, not the process.
   std::vector<std::byte> unregistered(64);

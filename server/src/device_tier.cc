@@ -9,6 +9,8 @@
 #include <spdlog/spdlog.h>
 
 #include "entry.h"
+#include "entry_index.h"
+#include "entry_list.h"
 #include "kvstore/server/store.h"
 #include "kvstore/units.h"
 
@@ -20,13 +22,15 @@ bool Store::DeviceOverHighWatermarkLocked() const {
              options_.high_watermark * static_cast<double>(device_->capacity());
 }
 
-std::optional<DeviceSlot> Store::CopyUpAtCommit(const Key& key, std::span<const std::byte> bytes) {
+std::optional<DeviceSlot> Store::CopyUpAtCommit(const NsKey& key,
+                                                std::span<const std::byte> bytes) {
   if (device_ == nullptr) return std::nullopt;
   std::optional<DeviceSlot> slot;
   {
     std::lock_guard lock(mu_);
     // A value a drop_select is waiting for leaves at once: keep it where it can be sent.
-    if (index_.contains(key) || waiters_.HasWaiter(key)) return std::nullopt;
+    if (index_->Contains(key.ns, key.key) || waiters_.HasWaiter(key)) return std::nullopt;
+    if (!TierQuotaAllowsLocked(key.ns, Tier::kDevice, bytes.size())) return std::nullopt;
     slot = device_->Allocate(std::max<uint64_t>(bytes.size(), 1));
   }
   if (!slot) return std::nullopt;  // device tier full: the value stays in host
@@ -38,7 +42,7 @@ std::optional<DeviceSlot> Store::CopyUpAtCommit(const Key& key, std::span<const 
   spdlog::warn(
       "device tier: copying key {} ({} bytes) into GPU memory failed: {}; the value stays in "
       "the host tier (check the GPU with nvidia-smi; kvstore_device_errors_total counts these)",
-      key.ToHex(), bytes.size(), s.ToString());
+      key.key.ToHex(), bytes.size(), s.ToString());
   std::lock_guard lock(mu_);
   device_->Free(*slot);
   return std::nullopt;
@@ -65,9 +69,9 @@ bool Store::DemoteDeviceOne() {
   Entry* e = nullptr;
   {
     std::lock_guard lock(mu_);
-    for (auto it = device_lru_.rbegin(); it != device_lru_.rend(); ++it) {
-      if ((*it)->pins > 0 || (*it)->moving) continue;
-      e = *it;
+    for (Entry* c = lists_->device_lru.back(); c != nullptr; c = LruList::Before(c)) {
+      if (c->pins > 0 || c->moving) continue;
+      e = c;
       break;
     }
     if (e == nullptr) return false;
@@ -75,17 +79,6 @@ bool Store::DemoteDeviceOne() {
     e->moving = true;
   }
   return MoveDeviceToHost(e, /*for_delivery=*/false);
-}
-
-std::optional<Slot> Store::AllocateHostForMove(uint64_t size) {
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    {
-      std::lock_guard lock(mu_);
-      if (auto slot = memory_->Allocate(std::max<uint64_t>(size, 1))) return slot;
-    }
-    if (attempt == 0) DemoteUntilFree(size);  // host -> spill; nothing without a spill tier
-  }
-  return std::nullopt;
 }
 
 void Store::UnpinAfterMoveLocked(Entry* e) {
@@ -102,10 +95,10 @@ bool Store::MoveDeviceToHost(Entry* e, bool for_delivery) {
   uint64_t size = 0;
   {
     std::lock_guard lock(mu_);
-    dev = e->dev;  // stays allocated: the entry is pinned
+    dev = e->dev();  // stays allocated: the entry is pinned
     size = e->meta.size;
   }
-  std::optional<Slot> slot = AllocateHostForMove(size);
+  std::optional<Slot> slot = AllocateHostDemoting(size);  // host -> spill when needed
   if (!slot) {
     std::lock_guard lock(mu_);
     if (for_delivery) {
@@ -143,14 +136,14 @@ bool Store::MoveDeviceToHost(Entry* e, bool for_delivery) {
       return false;
     }
     UnlinkLocked(e);
-    device_->Free(e->dev);
-    e->dev = {};
-    e->slot = *slot;
+    device_->Free(e->dev());
+    e->clear_place();
+    e->set_slot(*slot);
     e->meta.tier = Tier::kHost;
     LinkLocked(e);
     UnpinAfterMoveLocked(e);
     // Waiters of a device entry were waiting for exactly this.
-    const Key key = e->key;  // a woken drop_select may claim `e`
+    const NsKey key = e->id();  // a woken drop_select may claim `e`
     WakeWaitersLocked(key, &cbs);
   }
   RunCallbacks(cbs);
@@ -159,19 +152,19 @@ bool Store::MoveDeviceToHost(Entry* e, bool for_delivery) {
 
 size_t Store::FlushDeviceToSpill(size_t* written, uint64_t* bytes) {
   if (device_ == nullptr || spill_ == nullptr) return 0;
-  std::vector<Entry*> todo;
+  std::vector<std::pair<Entry*, EntryMeta>> todo;
   {
     std::lock_guard lock(mu_);
-    for (auto& [k, e] : index_) {
-      if (e->in_device() && !e->in_spill) todo.push_back(e.get());
-    }
+    index_->ForEach([&](Entry* e) {
+      if (e->in_device() && !e->in_spill) todo.emplace_back(e, MetaLocked(e));
+    });
   }
   size_t failed = 0;
   std::vector<std::byte> buffer;
-  for (Entry* e : todo) {
+  for (auto& [e, meta] : todo) {
     buffer.resize(e->meta.size);
-    Status s = device_->CopyToHost(e->dev, buffer);
-    if (s.ok()) s = spill_->Put(e->key, e->meta, buffer);
+    Status s = device_->CopyToHost(e->dev(), buffer);
+    if (s.ok()) s = spill_->Put(tiers::SpillKey(e->key, e->ns), meta, buffer);
     if (s.ok()) {
       e->in_spill = true;
       ++*written;

@@ -14,7 +14,8 @@ class ArenaMemory final : public HostMemory {
  public:
   explicit ArenaMemory(std::unique_ptr<tiers::HostArena> arena)
       : arena_(std::move(arena)),
-        allocator_(tiers::SlabAllocatorOptions{.base_offset = 0, .total_bytes = arena_->size()}) {}
+        allocator_(tiers::SlabAllocatorOptions{
+            .base_offset = 0, .total_bytes = arena_->size(), .small_classes = true}) {}
 
   std::optional<Slot> Allocate(uint64_t size) override {
     auto a = allocator_.Allocate(size);
@@ -30,7 +31,8 @@ class ArenaMemory final : public HostMemory {
   std::string Describe() const override {
     return std::string("one mmap'd, pre-faulted arena, ") +
            (arena_->locked() ? "pinned (mlock)" : "not pinned (--no-mlock or mlock refused)") +
-           (arena_->huge_pages() ? ", transparent huge pages" : "") + ", size-class allocator";
+           (arena_->huge_pages() ? ", transparent huge pages" : "") +
+           ", size-class allocator (slots from 64 B)";
   }
   std::span<std::byte> arena() const override { return {arena_->data(), arena_->size()}; }
 

@@ -1,11 +1,14 @@
 #include "kvstore/server/store.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
 
 #include "entry.h"
+#include "entry_index.h"
+#include "entry_list.h"
 
 namespace kvstore::server {
 
@@ -48,6 +51,9 @@ Store::Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory,
     : options_(options),
       started_(SteadyClock::now()),
       memory_(std::move(memory)),
+      index_(std::make_unique<EntryIndex>()),
+      strings_(std::make_unique<StringTable>()),
+      lists_(std::make_unique<EntryLists>()),
       spill_(std::move(spill)),
       device_(std::move(device)) {}
 
@@ -59,11 +65,12 @@ Store::~Store() {
   worker_cv_.notify_all();
   if (worker_.joinable()) worker_.join();
   std::lock_guard lock(mu_);
-  for (auto& [k, e] : index_) {
-    if (e->in_host()) memory_->Free(e->slot);
-    if (e->in_device()) device_->Free(e->dev);
-  }
-  index_.clear();
+  index_->ForEach([&](Entry* e) {
+    if (e->in_host()) memory_->Free(e->slot());
+    if (e->in_device()) device_->Free(e->dev());
+    delete e;
+  });
+  index_.reset();
 }
 
 std::string Store::DescribeMemory() const {
@@ -78,13 +85,19 @@ std::string Store::DescribeDevice() const {
 
 void Store::LinkLocked(Entry* e) {
   e->indexed = true;
+  NamespaceState& ns = NsLocked(e->ns);
+  ++ns.entries;
+  ++ns.tier_entries[static_cast<int>(e->meta.tier)];
+  ns.tier_bytes[static_cast<int>(e->meta.tier)] += e->meta.size;
+  if (e->in_host()) ns.host_slot_bytes += e->capacity;
+  if (e->expires != SteadyClock::time_point::max()) {
+    lists_->ttl_buckets[TtlBucket(e->expires)].PushFront(e);
+  }
   if (e->in_host()) {
-    lru_.push_front(e);
-    e->lru = lru_.begin();
+    lists_->host_lru.PushFront(e);
     host_value_bytes_ += e->meta.size;
   } else if (e->in_device()) {
-    device_lru_.push_front(e);
-    e->lru = device_lru_.begin();
+    lists_->device_lru.PushFront(e);
     device_value_bytes_ += e->meta.size;
     ++device_entries_;
   } else {
@@ -95,11 +108,21 @@ void Store::LinkLocked(Entry* e) {
 
 void Store::UnlinkLocked(Entry* e) {
   e->indexed = false;
+  NamespaceState& ns = NsLocked(e->ns);
+  --ns.entries;
+  --ns.tier_entries[static_cast<int>(e->meta.tier)];
+  ns.tier_bytes[static_cast<int>(e->meta.tier)] -= e->meta.size;
+  if (e->in_host()) ns.host_slot_bytes -= e->capacity;
+  if (e->expires != SteadyClock::time_point::max()) {
+    auto b = lists_->ttl_buckets.find(TtlBucket(e->expires));
+    b->second.Erase(e);
+    if (b->second.empty()) lists_->ttl_buckets.erase(b);
+  }
   if (e->in_host()) {
-    lru_.erase(e->lru);
+    lists_->host_lru.Erase(e);
     host_value_bytes_ -= e->meta.size;
   } else if (e->in_device()) {
-    device_lru_.erase(e->lru);
+    lists_->device_lru.Erase(e);
     device_value_bytes_ -= e->meta.size;
     --device_entries_;
   } else {
@@ -109,28 +132,43 @@ void Store::UnlinkLocked(Entry* e) {
 }
 
 Result<Reservation> Store::Reserve(const Key& key, const EntryMeta& meta,
-                                   std::chrono::milliseconds ttl) {
+                                   std::chrono::milliseconds ttl, NamespaceId ns) {
   if (meta.size > options_.max_value_bytes) {
     return Status::InvalidArgument("value of " + std::to_string(meta.size) +
                                    " bytes exceeds --max-value " +
                                    std::to_string(options_.max_value_bytes));
   }
+  if (ns == kAllNamespaces) {
+    return Status::InvalidArgument("insert into namespace kAllNamespaces: name one namespace");
+  }
   Reservation r;
   r.key = key;
+  r.ns = ns;
   r.meta = meta;
   r.ttl = ttl.count() > 0 ? ttl : options_.default_ttl;
   // A zero-length value still takes a slot of the smallest class so it has an address.
   uint64_t want = std::max<uint64_t>(meta.size, 1);
+  std::optional<Slot> made;  // a slot made by demoting (second attempt)
   for (int attempt = 0; attempt < 2; ++attempt) {
     {
       std::lock_guard lock(mu_);
-      if (index_.contains(key)) {
+      if (index_->Contains(ns, key)) {
+        if (made) memory_->Free(*made);
         r.exists = true;
         return r;
       }
-      if (auto slot = memory_->Allocate(want)) {
+      if (Status q = CheckQuotaLocked(ns, meta.size); !q.ok()) {
+        if (made) memory_->Free(*made);
+        counters_.refused_inserts.fetch_add(1, std::memory_order_relaxed);
+        ++NsLocked(ns).refused_inserts;
+        return q;
+      }
+      if (auto slot = made ? made : memory_->Allocate(want)) {
         r.slot = *slot;
         r.slot.size = meta.size;
+        NamespaceState& st = NsLocked(ns);
+        ++st.reserved_entries;
+        st.reserved_bytes += meta.size;
         return r;
       }
     }
@@ -140,9 +178,12 @@ Result<Reservation> Store::Reserve(const Key& key, const EntryMeta& meta,
     DemoteUntilFree(want + (memory_->capacity() -
                             static_cast<uint64_t>(options_.high_watermark *
                                                   static_cast<double>(memory_->capacity()))));
+    made = AllocateHostDemoting(want);
+    if (!made) break;
   }
   counters_.refused_inserts.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(mu_);
+  ++NsLocked(ns).refused_inserts;
   return Status::ResourceExhausted(
       "host memory full: " + std::to_string(memory_->used()) + " of " +
       std::to_string(memory_->capacity()) + " bytes in use" +
@@ -158,6 +199,91 @@ void Store::Abort(Reservation&& r) {
   std::lock_guard lock(mu_);
   memory_->Free(r.slot);
   r.slot = {};
+  ReleaseReservationLocked(r.ns, r.meta.size);
+}
+
+void Store::ReleaseReservationLocked(NamespaceId ns, uint64_t bytes) {
+  NamespaceState& st = NsLocked(ns);
+  --st.reserved_entries;
+  st.reserved_bytes -= bytes;
+}
+
+Status Store::CheckQuotaLocked(NamespaceId ns, uint64_t bytes) {
+  NamespaceState& st = NsLocked(ns);
+  const NamespaceQuota& q = st.quota;
+  if (q.entries != 0 && st.entries + st.reserved_entries + 1 > q.entries) {
+    return Status::ResourceExhausted(
+        "namespace " + std::to_string(ns) + " is at its quota of " + std::to_string(q.entries) +
+        " entries (" + std::to_string(st.entries) + " stored, " +
+        std::to_string(st.reserved_entries) +
+        " being inserted); take or remove some of its entries, or raise the namespace's entries "
+        "quota");
+  }
+  const uint64_t host = st.tier_bytes[static_cast<int>(Tier::kHost)] + st.reserved_bytes;
+  if (q.host_bytes != 0 && host + bytes > q.host_bytes) {
+    return Status::ResourceExhausted(
+        "namespace " + std::to_string(ns) + " is at its host-memory quota of " +
+        std::to_string(q.host_bytes) + " bytes (" + std::to_string(host) +
+        " in use or being inserted, " + std::to_string(bytes) +
+        " more asked); take or remove some of its entries, or raise the namespace's host_bytes "
+        "quota");
+  }
+  return Status::Ok();
+}
+
+bool Store::TierQuotaAllowsLocked(NamespaceId ns, Tier tier, uint64_t bytes) {
+  NamespaceState& st = NsLocked(ns);
+  const uint64_t limit = tier == Tier::kDevice
+                             ? st.quota.device_bytes
+                             : (tier == Tier::kSpill ? st.quota.spill_bytes : st.quota.host_bytes);
+  return limit == 0 || st.tier_bytes[static_cast<int>(tier)] + bytes <= limit;
+}
+
+void Store::SetNamespaceQuota(NamespaceId ns, const NamespaceQuota& quota) {
+  std::lock_guard lock(mu_);
+  NsLocked(ns).quota = quota;
+}
+
+NamespaceQuota Store::GetNamespaceQuota(NamespaceId ns) const {
+  std::lock_guard lock(mu_);
+  auto it = namespaces_.find(ns);
+  return it == namespaces_.end() ? NamespaceQuota{} : it->second.quota;
+}
+
+NamespaceUsage Store::UsageLocked(NamespaceId ns, const NamespaceState& st) const {
+  NamespaceUsage u;
+  u.ns = ns;
+  u.quota = st.quota;
+  u.entries = st.entries;
+  u.host_bytes = st.tier_bytes[static_cast<int>(Tier::kHost)];
+  u.device_bytes = st.tier_bytes[static_cast<int>(Tier::kDevice)];
+  u.spill_bytes = st.tier_bytes[static_cast<int>(Tier::kSpill)];
+  u.host_slot_bytes = st.host_slot_bytes;
+  u.reserved_entries = st.reserved_entries;
+  u.reserved_bytes = st.reserved_bytes;
+  u.waiters = waiters_.CountIn(ns);
+  u.inserts = st.inserts;
+  u.refused_inserts = st.refused_inserts;
+  u.hits = st.hits;
+  u.misses = st.misses;
+  u.ttl_expired = st.ttl_expired;
+  return u;
+}
+
+std::vector<NamespaceUsage> Store::Namespaces() const {
+  std::lock_guard lock(mu_);
+  std::vector<NamespaceUsage> out;
+  out.reserve(namespaces_.size());
+  for (const auto& [ns, st] : namespaces_) out.push_back(UsageLocked(ns, st));
+  std::sort(out.begin(), out.end(),
+            [](const NamespaceUsage& a, const NamespaceUsage& b) { return a.ns < b.ns; });
+  return out;
+}
+
+NamespaceUsage Store::NamespaceUsageOf(NamespaceId ns) const {
+  std::lock_guard lock(mu_);
+  auto it = namespaces_.find(ns);
+  return UsageLocked(ns, it == namespaces_.end() ? NamespaceState{} : it->second);
 }
 
 Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_checksum) {
@@ -171,7 +297,9 @@ Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_che
   }
   auto e = std::make_unique<Entry>();
   e->key = r.key;
-  e->meta = r.meta;
+  e->ns = r.ns;
+  e->meta.size = r.meta.size;
+  e->meta.checksum = r.meta.checksum;
   e->meta.created_unix_ms = UnixMs();
   e->meta.tier = Tier::kHost;
   if (r.ttl.count() > 0) {
@@ -180,32 +308,36 @@ Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_che
   } else {
     e->meta.expires_unix_ms = 0;
   }
-  e->slot = r.slot;
+  e->set_slot(r.slot);
   r.slot = {};
   // Device tier: copied up before the entry is visible, so no reader sees it mid-move.
-  std::optional<DeviceSlot> up = CopyUpAtCommit(e->key, e->bytes());
+  std::optional<DeviceSlot> up = CopyUpAtCommit(e->id(), e->bytes());
   Callbacks cbs;
   bool wake_worker = false;
   {
     std::lock_guard lock(mu_);
     if (up) {
-      memory_->Free(e->slot);
-      e->slot = {};
-      e->dev = *up;
+      memory_->Free(e->slot());
+      e->clear_place();
+      e->set_dev(*up);
       e->meta.tier = Tier::kDevice;
       counters_.device_admissions.fetch_add(1, std::memory_order_relaxed);
     }
-    if (index_.contains(e->key)) {  // a concurrent insert of the same key committed first
+    ReleaseReservationLocked(e->ns, e->meta.size);
+    if (index_->Contains(e->ns, e->key)) {  // a concurrent insert of the same key committed first
       if (e->in_device()) {
-        device_->Free(e->dev);
+        device_->Free(e->dev());
       } else {
-        memory_->Free(e->slot);
+        memory_->Free(e->slot());
       }
       return false;
     }
-    Key key = e->key;
+    const NsKey key = e->id();
+    e->meta.layout = strings_->Intern(r.meta.layout);
+    e->meta.producer = strings_->Intern(r.meta.producer);
     InsertIndexLocked(std::move(e));
     counters_.inserts.fetch_add(1, std::memory_order_relaxed);
+    ++NsLocked(key.ns).inserts;
     WakeWaitersLocked(key, &cbs);
     wake_worker = (spill_ != nullptr &&
                    static_cast<double>(memory_->used()) >
@@ -218,14 +350,13 @@ Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_che
 }
 
 void Store::InsertIndexLocked(std::unique_ptr<Entry> e) {
-  Entry* raw = e.get();
-  index_.emplace(raw->key, std::move(e));
+  Entry* raw = e.release();
+  index_->Insert(raw);
   LinkLocked(raw);
 }
 
-void Store::EraseLocked(std::unordered_map<Key, std::unique_ptr<Entry>, KeyHash>::iterator it) {
-  Entry* e = it->second.release();
-  index_.erase(it);
+void Store::EraseLocked(Entry* e) {
+  index_->Erase(e);
   UnlinkLocked(e);
   if (e->pins > 0) {
     e->doomed = true;
@@ -236,49 +367,61 @@ void Store::EraseLocked(std::unordered_map<Key, std::unique_ptr<Entry>, KeyHash>
 }
 
 void Store::FreeEntryLocked(Entry* e) {
-  if (e->in_host()) memory_->Free(e->slot);
-  if (e->in_device()) device_->Free(e->dev);
+  if (e->in_host()) memory_->Free(e->slot());
+  if (e->in_device()) device_->Free(e->dev());
   if (e->in_spill && spill_ != nullptr) {
     // Unless a newer entry under the same key owns the disk copy now.
-    auto it = index_.find(e->key);
-    if (it == index_.end() || !it->second->in_spill) {
-      Status s = spill_->Delete(e->key);
+    Entry* now = index_->Find(e->ns, e->key);
+    if (now == nullptr || !now->in_spill) {
+      Status s = spill_->Delete(tiers::SpillKey(e->key, e->ns));
       if (!s.ok() && s.code() != StatusCode::kNotFound) {
         counters_.spill_errors.fetch_add(1, std::memory_order_relaxed);
         spdlog::warn("spill delete of key {} failed: {}", e->key.ToHex(), s.ToString());
       }
     }
   }
+  strings_->Release(e->meta.layout);
+  strings_->Release(e->meta.producer);
   delete e;
 }
 
-std::unique_ptr<Delivery> Store::TryClaimLocked(std::span<const Key> keys) {
+EntryMeta Store::MetaLocked(const Entry* e) const {
+  EntryMeta m;
+  m.size = e->meta.size;
+  m.checksum = e->meta.checksum;
+  m.layout = strings_->Get(e->meta.layout);
+  m.producer = strings_->Get(e->meta.producer);
+  m.created_unix_ms = e->meta.created_unix_ms;
+  m.expires_unix_ms = e->meta.expires_unix_ms;
+  m.tier = e->meta.tier;
+  return m;
+}
+
+std::unique_ptr<Delivery> Store::TryClaimLocked(NamespaceId ns, std::span<const Key> keys) {
   std::vector<Key> spilled;
   for (const Key& k : keys) {
-    auto it = index_.find(k);
-    if (it == index_.end()) return nullptr;
-    if (!it->second->in_host()) spilled.push_back(k);
+    Entry* e = index_->Find(ns, k);
+    if (e == nullptr) return nullptr;
+    if (!e->in_host()) spilled.push_back(k);
   }
   if (!spilled.empty()) {
     // Every key is committed but some are on disk or in the device tier: bring
     // them into host slots, then the promotion wakes the waiters again.
-    QueuePromotionLocked(std::move(spilled), nullptr);
+    QueuePromotionLocked(ns, std::move(spilled), nullptr);
     return nullptr;
   }
   std::unique_ptr<Delivery> d(new Delivery(this, /*drop=*/true));
   for (const Key& k : keys) {
-    auto it = index_.find(k);
-    if (it == index_.end()) continue;  // the same key listed twice: claimed already
-    if (it->second->takers > 1) {
+    Entry* e = index_->Find(ns, k);
+    if (e == nullptr) continue;  // the same key listed twice: claimed already
+    if (e->takers > 1) {
       // Another taker is still due: this one gets the bytes, the entry stays.
-      Entry* e = it->second.get();
       --e->takers;
       ++e->pins;
       d->shared_.push_back(e);
       continue;
     }
-    Entry* e = it->second.release();
-    index_.erase(it);
+    index_->Erase(e);
     UnlinkLocked(e);
     ++held_entries_;
     d->held_.push_back(e);
@@ -288,19 +431,20 @@ std::unique_ptr<Delivery> Store::TryClaimLocked(std::span<const Key> keys) {
     auto held = std::find_if(d->held_.begin(), d->held_.end(), match);
     Entry* e =
         held != d->held_.end() ? *held : *std::find_if(d->shared_.begin(), d->shared_.end(), match);
-    d->entries_.push_back({k, e->meta, e->bytes()});
+    d->entries_.push_back({k, MetaLocked(e), e->bytes()});
   }
   return d;
 }
 
-void Store::WakeWaitersLocked(const Key& key, Callbacks* out) {
+void Store::WakeWaitersLocked(const NsKey& key, Callbacks* out) {
   for (uint64_t id : waiters_.WaitingOn(key)) {
     const Waiter* w = waiters_.Find(id);
     if (w == nullptr) continue;
-    auto d = TryClaimLocked(w->keys);
+    auto d = TryClaimLocked(w->ns, w->keys);
     if (d == nullptr) continue;  // still missing other keys
     auto waiter = waiters_.Remove(id);
     counters_.hits.fetch_add(1, std::memory_order_relaxed);
+    ++NsLocked(key.ns).hits;
     out->emplace_back(std::move(waiter->callback), std::move(d));
     return;  // the key is claimed now: nobody else can take it
   }
@@ -310,30 +454,31 @@ void Store::RunCallbacks(Callbacks& cbs) {
   for (auto& [cb, d] : cbs) cb(std::move(d));
 }
 
-void Store::Select(std::span<const Key> keys, const DeliveryCallback& callback) {
-  SelectImpl(keys, callback, /*may_promote=*/true);
+void Store::Select(std::span<const Key> keys, const DeliveryCallback& callback, NamespaceId ns) {
+  SelectImpl(ns, keys, callback, /*may_promote=*/true);
 }
 
-void Store::SelectImpl(std::span<const Key> keys, const DeliveryCallback& callback,
+void Store::SelectImpl(NamespaceId ns, std::span<const Key> keys, const DeliveryCallback& callback,
                        bool may_promote) {
   std::unique_ptr<Delivery> d(new Delivery(this, /*drop=*/false));
   {
     std::lock_guard lock(mu_);
     std::vector<Key> spilled;
     for (const Key& k : keys) {
-      auto it = index_.find(k);
-      if (it == index_.end()) {
+      Entry* e = index_->Find(ns, k);
+      if (e == nullptr) {
         counters_.misses.fetch_add(1, std::memory_order_relaxed);
+        ++NsLocked(ns).misses;
         d->finished_ = true;  // nothing pinned yet
         callback(Status::NotFound(FirstMissing(k)));
         return;
       }
-      if (!it->second->in_host()) spilled.push_back(k);
+      if (!e->in_host()) spilled.push_back(k);
     }
     if (!spilled.empty()) {
       d->finished_ = true;
       if (may_promote) {
-        QueuePromotionLocked(std::move(spilled), callback, {keys.begin(), keys.end()});
+        QueuePromotionLocked(ns, std::move(spilled), callback, {keys.begin(), keys.end()});
         return;
       }
       callback(Status::ResourceExhausted(
@@ -343,38 +488,50 @@ void Store::SelectImpl(std::span<const Key> keys, const DeliveryCallback& callba
       return;
     }
     for (const Key& k : keys) {
-      Entry* e = index_.find(k)->second.get();
+      Entry* e = index_->Find(ns, k);
       ++e->pins;
-      lru_.splice(lru_.begin(), lru_, e->lru);
+      lists_->host_lru.MoveToFront(e);
       d->held_.push_back(e);
-      d->entries_.push_back({k, e->meta, e->bytes()});
+      d->entries_.push_back({k, MetaLocked(e), e->bytes()});
     }
     counters_.hits.fetch_add(1, std::memory_order_relaxed);
+    ++NsLocked(ns).hits;
   }
   callback(std::move(d));
 }
 
-uint64_t Store::DropSelect(std::span<const Key> keys, DeliveryCallback callback) {
+uint64_t Store::DropSelect(std::span<const Key> keys, DeliveryCallback callback, NamespaceId ns) {
   std::unique_ptr<Delivery> d;
   uint64_t id = 0;
+  Status refused;
   {
     std::lock_guard lock(mu_);
-    d = TryClaimLocked(keys);
-    if (d == nullptr) {
-      id = waiters_.Add({keys.begin(), keys.end()}, std::move(callback));
-    } else {
+    d = TryClaimLocked(ns, keys);
+    if (d != nullptr) {
       counters_.hits.fetch_add(1, std::memory_order_relaxed);
+      ++NsLocked(ns).hits;
+    } else if (const uint64_t limit = NsLocked(ns).quota.waiters;
+               limit != 0 && waiters_.CountIn(ns) >= limit) {
+      refused = Status::ResourceExhausted(
+          "namespace " + std::to_string(ns) + " is at its quota of " + std::to_string(limit) +
+          " pending drop_selects; wait for some to resolve, or raise the namespace's waiters "
+          "quota");
+    } else {
+      id = waiters_.Add(ns, {keys.begin(), keys.end()}, std::move(callback));
     }
   }
   if (d != nullptr) callback(std::move(d));
+  if (!refused.ok()) callback(refused);
   return id;
 }
 
 bool Store::CancelWaiter(uint64_t id) {
   std::lock_guard lock(mu_);
-  bool removed = waiters_.Remove(id).has_value();
-  if (removed) counters_.misses.fetch_add(1, std::memory_order_relaxed);
-  return removed;
+  std::optional<Waiter> removed = waiters_.Remove(id);
+  if (!removed) return false;
+  counters_.misses.fetch_add(1, std::memory_order_relaxed);
+  ++NsLocked(removed->ns).misses;
+  return true;
 }
 
 void Store::FinishDelivery(Delivery* d, bool delivered) {
@@ -411,8 +568,8 @@ void Store::FinishDelivery(Delivery* d, bool delivered) {
       }
       // Delivery failed: the entry goes back for the next taker.
       counters_.redeliveries.fetch_add(1, std::memory_order_relaxed);
-      if (index_.contains(e->key)) {  // re-inserted meanwhile; keep the newer copy
-        e->in_spill = false;          // the disk copy, if any, belongs to the newer entry now
+      if (index_->Contains(e->ns, e->key)) {  // re-inserted meanwhile; keep the newer copy
+        e->in_spill = false;  // the disk copy, if any, belongs to the newer entry now
         if (e->pins > 0) {
           e->doomed = true;
           ++held_entries_;
@@ -421,7 +578,7 @@ void Store::FinishDelivery(Delivery* d, bool delivered) {
         }
         continue;
       }
-      Key key = e->key;
+      const NsKey key = e->id();
       InsertIndexLocked(std::unique_ptr<Entry>(e));
       WakeWaitersLocked(key, &cbs);
     }
@@ -430,53 +587,69 @@ void Store::FinishDelivery(Delivery* d, bool delivered) {
   RunCallbacks(cbs);
 }
 
-size_t Store::MatchPrefix(std::span<const Key> keys) {
+size_t Store::MatchPrefix(std::span<const Key> keys, NamespaceId ns) {
   std::lock_guard lock(mu_);
   size_t n = 0;
-  while (n < keys.size() && index_.contains(keys[n])) ++n;
+  while (n < keys.size() && index_->Contains(ns, keys[n])) ++n;
   return n;
 }
 
-size_t Store::Retain(std::span<const Key> keys) {
+size_t Store::Retain(std::span<const Key> keys, NamespaceId ns) {
   std::lock_guard lock(mu_);
   size_t n = 0;
   for (; n < keys.size(); ++n) {
-    auto it = index_.find(keys[n]);
-    if (it == index_.end()) break;
-    ++it->second->takers;
+    Entry* e = index_->Find(ns, keys[n]);
+    if (e == nullptr) break;
+    ++e->takers;
   }
   return n;
 }
 
-size_t Store::Remove(std::span<const Key> keys) {
+size_t Store::Remove(std::span<const Key> keys, NamespaceId ns) {
   std::lock_guard lock(mu_);
   size_t n = 0;
   for (const Key& k : keys) {
-    auto it = index_.find(k);
-    if (it == index_.end()) continue;
-    EraseLocked(it);
+    Entry* e = index_->Find(ns, k);
+    if (e == nullptr) continue;
+    EraseLocked(e);
     ++n;
   }
   return n;
 }
 
+uint64_t Store::TtlBucket(SteadyClock::time_point t) const {
+  const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - started_).count();
+  return ms <= 0 ? 0 : static_cast<uint64_t>(ms / EntryLists::kTtlBucketMs);
+}
+
 size_t Store::ExpireTtl() {
-  auto now = SteadyClock::now();
-  std::lock_guard lock(mu_);
-  size_t n = 0;
-  for (auto it = index_.begin(); it != index_.end();) {
-    auto next = std::next(it);
-    if (it->second->expires <= now) {
-      spdlog::debug("ttl expired: key {} ({} bytes, layout '{}', producer '{}') was never taken",
-                    it->first.ToHex(), it->second->meta.size, it->second->meta.layout,
-                    it->second->meta.producer);
-      EraseLocked(it);
-      ++n;
+  // Whole buckets that ended before now, at most kExpirySlice entries per hold
+  // of the mutex so no request waits behind a mass expiry for long.
+  constexpr size_t kExpirySlice = 512;
+  size_t total = 0;
+  for (;;) {
+    const uint64_t now_bucket = TtlBucket(SteadyClock::now());
+    size_t n = 0;
+    {
+      std::lock_guard lock(mu_);
+      auto& buckets = lists_->ttl_buckets;
+      while (n < kExpirySlice && !buckets.empty() && buckets.begin()->first < now_bucket) {
+        Entry* e = buckets.begin()->second.back();
+        spdlog::debug("ttl expired: key {} ({} bytes, layout '{}', producer '{}') was never taken",
+                      e->key.ToHex(), e->meta.size, strings_->Get(e->meta.layout),
+                      strings_->Get(e->meta.producer));
+        ++NsLocked(e->ns).ttl_expired;
+        assert(index_->Find(e->ns, e->key) == e);
+        EraseLocked(e);  // unlinks it from its bucket
+        ++n;
+      }
     }
-    it = next;
+    total += n;
+    if (n < kExpirySlice) break;
   }
-  counters_.ttl_expired.fetch_add(n, std::memory_order_relaxed);
-  return n;
+  counters_.ttl_expired.fetch_add(total, std::memory_order_relaxed);
+  counters_.ttl_examined.fetch_add(total, std::memory_order_relaxed);
+  return total;
 }
 
 void Store::FailAllWaiters(const std::string& why) {
@@ -488,36 +661,125 @@ void Store::FailAllWaiters(const std::string& why) {
   for (auto& w : all) w.callback(Status::Unavailable(why));
 }
 
+namespace {
+
+// Where an all-namespace listing resumes: 4 bytes of namespace (big endian) then the key.
+std::vector<std::byte> AllNamespacesCursor(const NsKey& k) {
+  std::vector<std::byte> c(4 + Key::kSize);
+  for (int i = 0; i < 4; ++i) c[i] = static_cast<std::byte>(k.ns >> (24 - 8 * i));
+  std::copy(k.key.bytes.begin(), k.key.bytes.end(), c.begin() + 4);
+  return c;
+}
+
+}  // namespace
+
 ListPage Store::List(std::span<const std::byte> cursor, uint32_t limit, int tier,
-                     std::span<const std::byte> prefix) {
+                     std::span<const std::byte> prefix, NamespaceId ns,
+                     std::vector<NamespaceId>* namespaces) {
   if (limit == 0) limit = 1000;
-  std::vector<EntryInfo> found;
+  const bool all = ns == kAllNamespaces;
+  // The cursor as an NsKey position: the listing resumes after it. A cursor
+  // shorter than a key compares as that key padded with zero bytes.
+  std::optional<NsKey> after;
+  if (!cursor.empty()) {
+    NsKey c{all ? 0 : ns, {}};
+    std::span<const std::byte> key_part = cursor;
+    if (all && cursor.size() == 4 + Key::kSize) {
+      for (int i = 0; i < 4; ++i) c.ns = (c.ns << 8) | static_cast<uint8_t>(cursor[i]);
+      key_part = cursor.subspan(4);
+    }
+    std::copy_n(key_part.begin(), std::min(key_part.size(), Key::kSize), c.key.bytes.begin());
+    after = c;
+  }
+  struct Found {
+    NsKey id;
+    EntryMeta meta;
+  };
+  std::vector<Found> found;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [k, e] : index_) {
-      auto kb = std::span<const std::byte>(k.bytes);
-      if (!cursor.empty() &&
-          !std::lexicographical_compare(cursor.begin(), cursor.end(), kb.begin(), kb.end())) {
-        continue;
-      }
+    index_->ForEach([&](Entry* e) {
+      const NsKey k = e->id();
+      if (!all && k.ns != ns) return;
+      if (after && !(*after < k)) return;
+      auto kb = std::span<const std::byte>(k.key.bytes);
       if (prefix.size() > Key::kSize || !std::equal(prefix.begin(), prefix.end(), kb.begin())) {
-        continue;
+        return;
       }
-      if (tier >= 0 && static_cast<int>(e->meta.tier) != tier) continue;
-      found.push_back({k, e->meta});
-    }
+      if (tier >= 0 && static_cast<int>(e->meta.tier) != tier) return;
+      found.push_back({k, MetaLocked(e)});
+    });
   }
-  auto by_key = [](const EntryInfo& a, const EntryInfo& b) { return a.key < b.key; };
+  auto by_key = [](const Found& a, const Found& b) { return a.id < b.id; };
   ListPage page;
   if (found.size() > limit) {
     std::partial_sort(found.begin(), found.begin() + limit, found.end(), by_key);
     found.resize(limit);
-    page.next_cursor.assign(found.back().key.bytes.begin(), found.back().key.bytes.end());
+    const NsKey& last = found.back().id;
+    if (all) {
+      page.next_cursor = AllNamespacesCursor(last);
+    } else {
+      page.next_cursor.assign(last.key.bytes.begin(), last.key.bytes.end());
+    }
   } else {
     std::sort(found.begin(), found.end(), by_key);
   }
-  page.entries = std::move(found);
+  page.entries.reserve(found.size());
+  if (namespaces != nullptr) namespaces->clear();
+  for (auto& f : found) {
+    page.entries.push_back({f.id.key, std::move(f.meta)});
+    if (namespaces != nullptr) namespaces->push_back(f.id.ns);
+  }
   return page;
+}
+
+size_t Store::IndexLongestChain() const {
+  std::lock_guard lock(mu_);
+  size_t longest = 0;
+  longest = index_->LongestProbe();
+  return longest;
+}
+
+StoreStats Store::Stats(NamespaceId ns) {
+  if (ns == kAllNamespaces) return Stats();
+  StoreStats s;
+  std::lock_guard lock(mu_);
+  auto found = namespaces_.find(ns);
+  const NamespaceState st = found == namespaces_.end() ? NamespaceState{} : found->second;
+  const NamespaceUsage u = UsageLocked(ns, st);
+  auto entries_in = [&](Tier t) { return st.tier_entries[static_cast<int>(t)]; };
+  auto row = [](Tier t, uint64_t entries, uint64_t bytes, uint64_t quota, uint64_t capacity,
+                uint64_t used) {
+    TierStats r;
+    r.tier = t;
+    r.entries = entries;
+    r.bytes = bytes;
+    r.capacity_bytes = quota != 0 ? quota : capacity;
+    r.used_bytes = used;
+    return r;
+  };
+  s.tiers.push_back(row(Tier::kHost, entries_in(Tier::kHost), u.host_bytes, u.quota.host_bytes,
+                        memory_->capacity(), u.host_slot_bytes));
+  if (spill_ != nullptr) {
+    s.tiers.push_back(row(Tier::kSpill, entries_in(Tier::kSpill), u.spill_bytes,
+                          u.quota.spill_bytes, spill_->Stats().capacity_bytes, u.spill_bytes));
+  }
+  if (device_ != nullptr) {
+    s.tiers.push_back(row(Tier::kDevice, entries_in(Tier::kDevice), u.device_bytes,
+                          u.quota.device_bytes, device_->capacity(), u.device_bytes));
+  }
+  s.waiters = u.waiters;
+  s.inserts = u.inserts;
+  s.hits = u.hits;
+  s.misses = u.misses;
+  s.refused_inserts = u.refused_inserts;
+  s.ttl_expired = u.ttl_expired;
+  s.fragmentation = u.host_slot_bytes == 0 ? 0.0
+                                           : 1.0 - static_cast<double>(u.host_bytes) /
+                                                       static_cast<double>(u.host_slot_bytes);
+  s.uptime_seconds = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(SteadyClock::now() - started_).count());
+  return s;
 }
 
 StoreStats Store::Stats() {
@@ -526,7 +788,7 @@ StoreStats Store::Stats() {
     std::lock_guard lock(mu_);
     TierStats host;
     host.tier = Tier::kHost;
-    host.entries = index_.size() - spill_entries_ - device_entries_;
+    host.entries = index_->size() - spill_entries_ - device_entries_;
     host.bytes = host_value_bytes_;
     host.capacity_bytes = memory_->capacity();
     host.used_bytes = memory_->used();

@@ -7,6 +7,8 @@
 #include <spdlog/spdlog.h>
 
 #include "entry.h"
+#include "entry_index.h"
+#include "entry_list.h"
 #include "kvstore/server/store.h"
 #include "kvstore/units.h"
 
@@ -34,14 +36,20 @@ Result<size_t> Store::Open() {
   size_t found = 0;
   if (spill_ != nullptr) {
     std::lock_guard lock(mu_);
-    Status s = spill_->ForEach([&](const Key& key, const EntryMeta& meta) {
+    Status s = spill_->ForEach([&](const tiers::SpillKey& key, const EntryMeta& meta) {
       auto e = std::make_unique<Entry>();
-      e->key = key;
-      e->meta = meta;
+      e->key = key.key;
+      e->ns = key.ns;
+      e->meta.size = meta.size;
+      e->meta.checksum = meta.checksum;
+      e->meta.created_unix_ms = meta.created_unix_ms;
+      e->meta.expires_unix_ms = meta.expires_unix_ms;
       e->meta.tier = Tier::kSpill;
       e->in_spill = true;
       e->expires = ExpiryFromUnixMs(meta.expires_unix_ms);
-      if (!index_.contains(key)) {
+      if (!index_->Contains(e->ns, e->key)) {
+        e->meta.layout = strings_->Intern(meta.layout);
+        e->meta.producer = strings_->Intern(meta.producer);
         InsertIndexLocked(std::move(e));
         ++found;
       }
@@ -65,16 +73,16 @@ Status Store::Close() {
   uint64_t bytes = 0;
   if (options_.flush_on_shutdown) {
     // No connection is left: nothing else touches the index now.
-    std::vector<Entry*> todo;
+    std::vector<std::pair<Entry*, EntryMeta>> todo;
     {
       std::lock_guard lock(mu_);
-      for (auto& [k, e] : index_) {
-        if (e->in_host() && !e->in_spill) todo.push_back(e.get());
-      }
+      index_->ForEach([&](Entry* e) {
+        if (e->in_host() && !e->in_spill) todo.emplace_back(e, MetaLocked(e));
+      });
     }
     failed += FlushDeviceToSpill(&written, &bytes);
-    for (Entry* e : todo) {
-      Status s = spill_->Put(e->key, e->meta, e->bytes());
+    for (auto& [e, meta] : todo) {
+      Status s = spill_->Put(tiers::SpillKey(e->key, e->ns), meta, e->bytes());
       if (s.ok()) {
         e->in_spill = true;
         ++written;
@@ -96,13 +104,12 @@ Status Store::Close() {
 
 uint64_t Store::HostFreeLocked() const { return memory_->capacity() - memory_->used(); }
 
-void Store::QueuePromotionLocked(std::vector<Key> keys, DeliveryCallback then_select,
-                                 std::vector<Key> select_keys) {
+void Store::QueuePromotionLocked(NamespaceId ns, std::vector<Key> keys,
+                                 DeliveryCallback then_select, std::vector<Key> select_keys) {
   for (const Key& k : keys) {
-    auto it = index_.find(k);
-    if (it != index_.end()) it->second->moving = true;  // not demoted meanwhile
+    if (Entry* e = index_->Find(ns, k)) e->moving = true;  // not demoted meanwhile
   }
-  promotions_.push_back({std::move(keys), std::move(then_select), std::move(select_keys)});
+  promotions_.push_back({ns, std::move(keys), std::move(then_select), std::move(select_keys)});
   worker_cv_.notify_one();
 }
 
@@ -125,10 +132,10 @@ void Store::WorkerLoop() {
       PromoteTask task = std::move(promotions_.front());
       promotions_.pop_front();
       lock.unlock();
-      for (const Key& k : task.keys) Promote(k);
+      for (const Key& k : task.keys) Promote(NsKey{task.ns, k});
       // The whole select again, not only the keys that had to be brought in.
       if (task.then_select) {
-        SelectImpl(task.select_keys, task.then_select, /*may_promote=*/false);
+        SelectImpl(task.ns, task.select_keys, task.then_select, /*may_promote=*/false);
       }
       lock.lock();
       continue;
@@ -150,6 +157,24 @@ void Store::WorkerLoop() {
       uint64_t freed = DemoteUntilFree(target_free);
       lock.lock();
       if (freed == 0) demote_not_before = SteadyClock::now() + std::chrono::seconds(1);
+    }
+  }
+}
+
+std::optional<Slot> Store::AllocateHostDemoting(uint64_t size) {
+  const uint64_t want = std::max<uint64_t>(size, 1);
+  for (size_t step = 0;; ++step) {
+    {
+      std::lock_guard lock(mu_);
+      if (auto slot = memory_->Allocate(want)) return slot;
+      if (spill_ == nullptr || step > lists_->host_lru.size()) return std::nullopt;
+    }
+    // Free bytes are not enough: a slot of this size class needs a free slot of
+    // its class or a whole free run, which only demoting every entry of some
+    // slab gives. So demote one at a time until the allocation itself succeeds.
+    if (!DemoteOne(/*allow_waited=*/false) && !DemoteOne(/*allow_waited=*/true)) {
+      std::lock_guard lock(mu_);
+      return memory_->Allocate(want);
     }
   }
 }
@@ -177,22 +202,24 @@ uint64_t Store::DemoteUntilFree(uint64_t bytes_free) {
 
 bool Store::DemoteOne(bool allow_waited) {
   Entry* e = nullptr;
+  EntryMeta meta;
   {
     std::lock_guard lock(mu_);
-    for (auto it = lru_.rbegin(); it != lru_.rend(); ++it) {
-      Entry* c = *it;
+    for (Entry* c = lists_->host_lru.back(); c != nullptr; c = LruList::Before(c)) {
       if (c->pins > 0 || c->moving) continue;
-      if (!allow_waited && waiters_.HasWaiter(c->key)) continue;
+      if (!allow_waited && waiters_.HasWaiter(c->id())) continue;
+      if (!c->in_spill && !TierQuotaAllowsLocked(c->ns, Tier::kSpill, c->meta.size)) continue;
       e = c;
       break;
     }
     if (e == nullptr) return false;
     ++e->pins;  // the bytes stay put while they are written out
+    meta = MetaLocked(e);
   }
   Status s;
   if (!e->in_spill) {
     auto start = SteadyClock::now();
-    s = spill_->Put(e->key, e->meta, e->bytes());
+    s = spill_->Put(tiers::SpillKey(e->key, e->ns), meta, e->bytes());
     counters_.spill_write_micros.fetch_add(MicrosSince(start), std::memory_order_relaxed);
     if (s.ok()) counters_.spill_write_bytes.fetch_add(e->meta.size, std::memory_order_relaxed);
   }
@@ -220,40 +247,36 @@ bool Store::DemoteOne(bool allow_waited) {
   }
   if (!e->indexed || e->pins > 0 || !e->in_host()) return true;  // claimed or being read: keep
   UnlinkLocked(e);
-  memory_->Free(e->slot);
-  e->slot = {};
+  memory_->Free(e->slot());
+  e->clear_place();
   e->meta.tier = Tier::kSpill;
   LinkLocked(e);
   counters_.evictions.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
-std::optional<Slot> Store::SwapIn(Entry* e, const Key& key, uint64_t size) {
+std::optional<Slot> Store::SwapIn(Entry* e, const NsKey& key, uint64_t size) {
+  const tiers::SpillKey sk(key.key, key.ns);
   std::vector<std::byte> temp(size);
   EntryMeta meta;
-  Status s = spill_->Get(key, temp, &meta);
+  Status s = spill_->Get(sk, temp, &meta);
   if (!s.ok()) return std::nullopt;  // Promote's own read reports the failure
-  if (!spill_->Delete(key).ok()) return std::nullopt;
+  if (!spill_->Delete(sk).ok()) return std::nullopt;
   {
     std::lock_guard lock(mu_);
     e->in_spill = false;
   }
-  DemoteUntilFree(size);
-  std::optional<Slot> slot;
-  {
-    std::lock_guard lock(mu_);
-    slot = memory_->Allocate(std::max<uint64_t>(size, 1));
-  }
+  std::optional<Slot> slot = AllocateHostDemoting(size);
   if (!slot) {
     // Could not make room after all: the value goes back to disk as it was.
-    if (spill_->Put(key, e->meta, temp).ok()) {
+    if (spill_->Put(sk, meta, temp).ok()) {
       std::lock_guard lock(mu_);
       e->in_spill = true;
     } else {
       spdlog::error(
           "key {}: could not put the value back on spill after a failed swap; "
           "it is lost",
-          key.ToHex());
+          key.key.ToHex());
     }
     return std::nullopt;
   }
@@ -263,15 +286,14 @@ std::optional<Slot> Store::SwapIn(Entry* e, const Key& key, uint64_t size) {
   return slot;
 }
 
-bool Store::Promote(const Key& key) {
+bool Store::Promote(const NsKey& key) {
   Entry* e = nullptr;
   uint64_t size = 0;
   bool device_resident = false;
   {
     std::lock_guard lock(mu_);
-    auto it = index_.find(key);
-    if (it == index_.end()) return false;
-    e = it->second.get();
+    e = index_->Find(key.ns, key.key);
+    if (e == nullptr) return false;
     if (e->in_host()) {
       e->moving = false;
       return true;
@@ -282,14 +304,7 @@ bool Store::Promote(const Key& key) {
     if (e->in_device()) device_resident = true;
   }
   if (device_resident) return MoveDeviceToHost(e, /*for_delivery=*/true);
-  std::optional<Slot> slot;
-  for (int attempt = 0; attempt < 2 && !slot; ++attempt) {
-    {
-      std::lock_guard lock(mu_);
-      slot = memory_->Allocate(std::max<uint64_t>(size, 1));
-    }
-    if (!slot && attempt == 0) DemoteUntilFree(size);
-  }
+  std::optional<Slot> slot = AllocateHostDemoting(size);
   if (!slot) {
     // Both tiers full: nothing can be demoted to make room. Swap instead: lift
     // this value out of spill through a temporary buffer, which frees its disk
@@ -303,7 +318,7 @@ bool Store::Promote(const Key& key) {
     slot->size = size;
     auto start = SteadyClock::now();
     EntryMeta meta;
-    s = spill_->Get(key, {slot->data, size}, &meta);
+    s = spill_->Get(tiers::SpillKey(key.key, key.ns), {slot->data, size}, &meta);
     counters_.spill_read_micros.fetch_add(MicrosSince(start), std::memory_order_relaxed);
     if (s.ok()) counters_.spill_read_bytes.fetch_add(size, std::memory_order_relaxed);
   }
@@ -316,18 +331,17 @@ bool Store::Promote(const Key& key) {
       // The disk copy is gone or corrupt: the entry is lost, never served.
       counters_.checksum_failures.fetch_add(s.code() == StatusCode::kDataLoss,
                                             std::memory_order_relaxed);
-      spdlog::error("spill entry for key {} is unreadable ({}); it was removed", key.ToHex(),
+      spdlog::error("spill entry for key {} is unreadable ({}); it was removed", key.key.ToHex(),
                     s.ToString());
       e->in_spill = false;  // the spill tier dropped it already
       if (e->indexed) {
-        auto it = index_.find(key);
-        if (it != index_.end() && it->second.get() == e) EraseLocked(it);
+        if (index_->Find(key.ns, key.key) == e) EraseLocked(e);
       } else if (e->doomed && e->pins == 0) {
         --held_entries_;
         FreeEntryLocked(e);
       }
     } else {
-      spdlog::warn("promotion of key {} failed: {}", key.ToHex(), s.ToString());
+      spdlog::warn("promotion of key {} failed: {}", key.key.ToHex(), s.ToString());
       if (e->doomed && e->pins == 0) {
         --held_entries_;
         FreeEntryLocked(e);
@@ -338,7 +352,7 @@ bool Store::Promote(const Key& key) {
   return InstallPromoted(e, key, *slot);
 }
 
-bool Store::InstallPromoted(Entry* e, const Key& key, const Slot& slot) {
+bool Store::InstallPromoted(Entry* e, const NsKey& key, const Slot& slot) {
   Callbacks cbs;
   {
     std::lock_guard lock(mu_);
@@ -353,7 +367,7 @@ bool Store::InstallPromoted(Entry* e, const Key& key, const Slot& slot) {
       return false;
     }
     UnlinkLocked(e);
-    e->slot = slot;
+    e->set_slot(slot);
     e->meta.tier = Tier::kHost;
     LinkLocked(e);
     counters_.promotions.fetch_add(1, std::memory_order_relaxed);

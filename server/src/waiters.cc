@@ -4,13 +4,14 @@
 
 namespace kvstore::server {
 
-uint64_t WaiterTable::Add(std::vector<Key> keys, DeliveryCallback callback) {
+uint64_t WaiterTable::Add(NamespaceId ns, std::vector<Key> keys, DeliveryCallback callback) {
   uint64_t id = next_id_++;
   for (const Key& k : keys) {
-    auto& q = by_key_[k];
+    auto& q = by_key_[NsKey{ns, k}];
     if (q.empty() || q.back() != id) q.push_back(id);  // a key listed twice waits once
   }
-  waiters_.emplace(id, Waiter{id, std::move(keys), std::move(callback)});
+  waiters_.emplace(id, Waiter{id, ns, std::move(keys), std::move(callback)});
+  ++per_ns_[ns];
   return id;
 }
 
@@ -19,8 +20,9 @@ std::optional<Waiter> WaiterTable::Remove(uint64_t id) {
   if (it == waiters_.end()) return std::nullopt;
   Waiter w = std::move(it->second);
   waiters_.erase(it);
+  if (auto n = per_ns_.find(w.ns); n != per_ns_.end() && --n->second == 0) per_ns_.erase(n);
   for (const Key& k : w.keys) {
-    auto q = by_key_.find(k);
+    auto q = by_key_.find(NsKey{w.ns, k});
     if (q == by_key_.end()) continue;
     auto& ids = q->second;
     ids.erase(std::remove(ids.begin(), ids.end(), id), ids.end());
@@ -29,7 +31,7 @@ std::optional<Waiter> WaiterTable::Remove(uint64_t id) {
   return w;
 }
 
-std::vector<uint64_t> WaiterTable::WaitingOn(const Key& key) const {
+std::vector<uint64_t> WaiterTable::WaitingOn(const NsKey& key) const {
   auto it = by_key_.find(key);
   if (it == by_key_.end()) return {};
   return {it->second.begin(), it->second.end()};
@@ -46,6 +48,7 @@ std::vector<Waiter> WaiterTable::TakeAll() {
   for (auto& [id, w] : waiters_) all.push_back(std::move(w));
   waiters_.clear();
   by_key_.clear();
+  per_ns_.clear();
   return all;
 }
 

@@ -140,7 +140,8 @@ TEST_F(RocksDbSpillTest, ReopenFindsEntriesAndForEachListsThem) {
   ASSERT_TRUE(s);
   EXPECT_EQ(s->Stats().entries, 19u);
   std::map<Key, EntryMeta> seen;
-  ASSERT_TRUE(s->ForEach([&](const Key& k, const EntryMeta& m) {
+  ASSERT_TRUE(s->ForEach([&](const SpillKey& sk, const EntryMeta& m) {
+                 const Key& k = sk.key;
                  seen[k] = m;
                  return true;
                }).ok());
@@ -153,7 +154,7 @@ TEST_F(RocksDbSpillTest, ReopenFindsEntriesAndForEachListsThem) {
     ExpectValue(*s, i, values[i]);
   }
   int calls = 0;
-  ASSERT_OK(s->ForEach([&](const Key&, const EntryMeta&) { return ++calls < 3; }));
+  ASSERT_OK(s->ForEach([&](const SpillKey&, const EntryMeta&) { return ++calls < 3; }));
   EXPECT_EQ(calls, 3);
 }
 
@@ -275,4 +276,19 @@ TEST_F(RocksDbSpillTest, DeletesReclaimDiskAndCompactionKeepsValues) {
 }
 
 }  // namespace
+TEST_F(RocksDbSpillTest, ASecondOpenOfAHeldDirNamesTheHolder) {
+  auto first = Open();
+  ASSERT_TRUE(first);
+  auto second = RocksDbSpill::Open(opts_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable) << second.status().ToString();
+  EXPECT_NE(second.status().message().find("held by another kvstored (pid " +
+                                           std::to_string(getpid()) + ")"),
+            std::string::npos)
+      << second.status().ToString();
+  first.reset();  // closed: the directory is free again
+  auto third = RocksDbSpill::Open(opts_);
+  EXPECT_OK(third);
+}
+
 }  // namespace kvstore::tiers

@@ -3,9 +3,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -16,6 +20,38 @@ constexpr uint64_t kPage = 4096;
 constexpr uint64_t kHugePage = 2ull << 20;
 
 uint64_t RoundUp(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels refuse it (EINVAL) and we touch
+#endif
+
+// Faults in [data, data + size) for writing.
+void FaultIn(std::byte* data, uint64_t size) {
+  if (madvise(data, size, MADV_POPULATE_WRITE) == 0) return;
+  // Writing (not reading) so the kernel allocates real pages, not the zero page.
+  volatile auto* p = reinterpret_cast<volatile unsigned char*>(data);
+  for (uint64_t off = 0; off < size; off += kPage) p[off] = 0;
+}
+
+// Faults the whole arena in with one thread per two cores, in huge-page-aligned
+// chunks: faults of one region scale across cores until huge-page compaction
+// contends (measured on 2 vCPUs: 1 thread 1.1-1.3 s for 2 GiB with THP, 2
+// threads 2.3 s and once 43 s). Returns the threads used.
+unsigned FaultInParallel(std::byte* data, uint64_t size) {
+  const unsigned threads = static_cast<unsigned>(std::clamp<uint64_t>(
+      std::min<uint64_t>(std::max(2u, std::thread::hardware_concurrency()) / 2, 16), 1,
+      std::max<uint64_t>(1, size / (64ull << 20))));
+  const uint64_t chunk = RoundUp((size + threads - 1) / threads, kHugePage);
+  std::vector<std::thread> workers;
+  for (unsigned t = 1; t < threads; ++t) {
+    const uint64_t off = t * chunk;
+    if (off >= size) break;
+    workers.emplace_back([=] { FaultIn(data + off, std::min(chunk, size - off)); });
+  }
+  FaultIn(data, std::min(chunk, size));
+  for (auto& w : workers) w.join();
+  return static_cast<unsigned>(workers.size() + 1);
+}
 
 }  // namespace
 
@@ -45,9 +81,16 @@ Result<std::unique_ptr<HostArena>> HostArena::Create(const HostArenaOptions& opt
   if (options.huge_pages) huge = madvise(data, size, MADV_HUGEPAGE) == 0;
 #endif
 
+  // Fault every page in before anything uses the arena, in parallel (one
+  // thread faulting 6 GiB took 8-20 s), so the data path never takes a fault.
+  const auto t0 = std::chrono::steady_clock::now();
+  unsigned threads = 0;
+  if (options.prefault) threads = FaultInParallel(data, size);
+  const auto t1 = std::chrono::steady_clock::now();
+
   bool locked = false;
   if (options.lock) {
-    // mlock also faults every page in, so a successful lock is the pre-fault.
+    // The pages are in already: mlock only pins them.
     if (mlock(data, size) == 0) {
       locked = true;
     } else {
@@ -63,10 +106,12 @@ Result<std::unique_ptr<HostArena>> HostArena::Create(const HostArenaOptions& opt
           size, err, std::strerror(err));
     }
   }
-  if (options.prefault && !locked) {
-    // Writing (not reading) so the kernel allocates real pages, not the zero page.
-    volatile auto* p = reinterpret_cast<volatile unsigned char*>(data);
-    for (uint64_t off = 0; off < size; off += kPage) p[off] = 0;
+  const auto t2 = std::chrono::steady_clock::now();
+  auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  if (size >= (256ull << 20)) {
+    spdlog::info("host arena: {} MiB ready in {} ms (pre-faulted by {} threads in {} ms{})",
+                 size >> 20, ms(t2 - t0), threads, ms(t1 - t0),
+                 locked ? ", pinned in " + std::to_string(ms(t2 - t1)) + " ms" : ", not pinned");
   }
   return std::unique_ptr<HostArena>(new HostArena(data, size, locked, huge));
 }

@@ -1,7 +1,15 @@
 #include "kvstore/tiers/rocksdb_spill.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <optional>
 #include <vector>
 
 #include <rocksdb/cache.h>
@@ -21,8 +29,35 @@ namespace {
 constexpr uint64_t kAlign = 4096;
 uint64_t RoundUp(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
-rocksdb::Slice KeySlice(const Key& key) {
-  return {reinterpret_cast<const char*>(key.bytes.data()), key.bytes.size()};
+// The index key: the 32 key bytes for the default namespace (the format of
+// data dirs written before namespaces), then 4 bytes of namespace (big endian)
+// for any other.
+class IndexKey {
+ public:
+  explicit IndexKey(const SpillKey& k) {
+    std::memcpy(b_.data(), k.key.bytes.data(), Key::kSize);
+    if (k.ns != kDefaultNamespace) {
+      for (int i = 0; i < 4; ++i) b_[Key::kSize + i] = static_cast<char>(k.ns >> (24 - 8 * i));
+      n_ = Key::kSize + 4;
+    }
+  }
+  operator rocksdb::Slice() const { return {b_.data(), n_}; }  // NOLINT
+
+ private:
+  std::array<char, Key::kSize + 4> b_{};
+  size_t n_ = Key::kSize;
+};
+
+// nullopt for an index key of neither form.
+std::optional<SpillKey> ParseIndexKey(const rocksdb::Slice& raw) {
+  if (raw.size() != Key::kSize && raw.size() != Key::kSize + 4) return std::nullopt;
+  Key key;
+  std::memcpy(key.bytes.data(), raw.data(), Key::kSize);
+  NamespaceId ns = kDefaultNamespace;
+  for (size_t i = Key::kSize; i < raw.size(); ++i) {
+    ns = (ns << 8) | static_cast<uint8_t>(raw.data()[i]);
+  }
+  return SpillKey(key, ns);
 }
 
 Status FromRocks(const rocksdb::Status& s, const char* where) {
@@ -33,7 +68,8 @@ Status FromRocks(const rocksdb::Status& s, const char* where) {
   return Status::Internal(std::string(where) + ": " + s.ToString());
 }
 
-std::string ShortHex(const Key& key) {
+std::string ShortHex(const SpillKey& sk) {
+  const Key& key = sk.key;
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string s;
   for (size_t i = 0; i < 8; ++i) {
@@ -41,6 +77,7 @@ std::string ShortHex(const Key& key) {
     s.push_back(kDigits[b >> 4]);
     s.push_back(kDigits[b & 15]);
   }
+  if (sk.ns != kDefaultNamespace) s += " (namespace " + std::to_string(sk.ns) + ")";
   return s;
 }
 
@@ -52,7 +89,44 @@ AlignedBuffer AllocAligned(uint64_t bytes) {
   return AlignedBuffer(static_cast<std::byte*>(std::aligned_alloc(kAlign, RoundUp(bytes + 1))));
 }
 
+// Takes <dir>/kvstored.pid with flock and writes our pid into it. Unavailable,
+// naming the holder's pid, when another process (another kvstored) holds it.
+Status LockDir(const std::string& dir, int* fd_out) {
+  const std::string path = dir + "/kvstored.pid";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return Status::Internal("spill: open " + path + ": " + std::strerror(errno) +
+                            "; check the directory's permissions and disk");
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+    ::close(fd);
+    std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    if (err == EWOULDBLOCK) {
+      return Status::Unavailable(
+          "data dir " + dir + " is held by another kvstored" +
+          (holder.empty() ? std::string(" (pid unknown)") : " (pid " + holder + ")") +
+          "; stop that daemon (or wait for its shutdown to finish) or give this one another "
+          "--data-dir");
+    }
+    return Status::Internal("spill: lock " + path + ": " + std::strerror(err));
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    spdlog::warn("spill: could not write our pid into {}: {}", path, std::strerror(errno));
+  }
+  *fd_out = fd;
+  return Status::Ok();
+}
+
 }  // namespace
+
+RocksDbSpill::DirLock::~DirLock() {
+  if (fd >= 0) ::close(fd);  // releases the flock
+}
 
 RocksDbSpill::RocksDbSpill(const SpillOptions& options)
     : options_(options),
@@ -74,6 +148,7 @@ Result<std::unique_ptr<RocksDbSpill>> RocksDbSpill::Open(const SpillOptions& opt
   if (ec) return Status::Internal("spill: create " + options.dir + ": " + ec.message());
 
   std::unique_ptr<RocksDbSpill> spill(new RocksDbSpill(options));
+  KVSTORE_RETURN_IF_ERROR(LockDir(options.dir, &spill->dir_lock_.fd));
   rocksdb::Options ro;
   ro.create_if_missing = true;
   ro.write_buffer_size = 16ull << 20;
@@ -99,7 +174,7 @@ Status RocksDbSpill::Rebuild() {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     auto rec = DecodeSpillRecord(it->value().ToStringView());
-    if (it->key().size() != Key::kSize || !rec.ok() || !log_->Adopt(rec->location)) {
+    if (!ParseIndexKey(it->key()) || !rec.ok() || !log_->Adopt(rec->location)) {
       stale.push_back(it->key().ToString());
       continue;
     }
@@ -122,20 +197,21 @@ Status RocksDbSpill::Rebuild() {
   return Status::Ok();
 }
 
-Result<SpillRecord> RocksDbSpill::ReadRecord(const Key& key) {
+Result<SpillRecord> RocksDbSpill::ReadRecord(const SpillKey& key) {
   std::string raw;
   KVSTORE_RETURN_IF_ERROR(
-      FromRocks(db_->Get(rocksdb::ReadOptions(), KeySlice(key), &raw), "spill"));
+      FromRocks(db_->Get(rocksdb::ReadOptions(), IndexKey(key), &raw), "spill"));
   return DecodeSpillRecord(raw);
 }
 
-Status RocksDbSpill::WriteRecord(const Key& key, const SpillRecord& record) {
+Status RocksDbSpill::WriteRecord(const SpillKey& key, const SpillRecord& record) {
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
-  return FromRocks(db_->Put(wo, KeySlice(key), EncodeSpillRecord(record)), "spill: index put");
+  return FromRocks(db_->Put(wo, IndexKey(key), EncodeSpillRecord(record)), "spill: index put");
 }
 
-Status RocksDbSpill::Put(const Key& key, const EntryMeta& meta, std::span<const std::byte> value) {
+Status RocksDbSpill::Put(const SpillKey& key, const EntryMeta& meta,
+                         std::span<const std::byte> value) {
   if (meta.size != value.size()) {
     return Status::InvalidArgument("spill put: meta.size " + std::to_string(meta.size) +
                                    " != value size " + std::to_string(value.size()));
@@ -188,12 +264,12 @@ Status RocksDbSpill::Put(const Key& key, const EntryMeta& meta, std::span<const 
   return Status::Ok();
 }
 
-Result<EntryMeta> RocksDbSpill::GetMeta(const Key& key) {
+Result<EntryMeta> RocksDbSpill::GetMeta(const SpillKey& key) {
   KVSTORE_ASSIGN_OR_RETURN(SpillRecord rec, ReadRecord(key));
   return rec.meta;
 }
 
-Status RocksDbSpill::Get(const Key& key, std::span<std::byte> dst, EntryMeta* meta) {
+Status RocksDbSpill::Get(const SpillKey& key, std::span<std::byte> dst, EntryMeta* meta) {
   gets_.fetch_add(1, std::memory_order_relaxed);
   KVSTORE_ASSIGN_OR_RETURN(SpillRecord rec, ReadRecord(key));
   if (dst.size() < rec.meta.size) {
@@ -219,12 +295,12 @@ Status RocksDbSpill::Get(const Key& key, std::span<std::byte> dst, EntryMeta* me
   return Status::Ok();
 }
 
-Status RocksDbSpill::Delete(const Key& key) {
+Status RocksDbSpill::Delete(const SpillKey& key) {
   std::lock_guard lock(mu_);
   KVSTORE_ASSIGN_OR_RETURN(SpillRecord rec, ReadRecord(key));
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
-  KVSTORE_RETURN_IF_ERROR(FromRocks(db_->Delete(wo, KeySlice(key)), "spill: index delete"));
+  KVSTORE_RETURN_IF_ERROR(FromRocks(db_->Delete(wo, IndexKey(key)), "spill: index delete"));
   --entries_;
   bytes_ -= rec.meta.size;
   stored_bytes_ -= rec.location.stored_bytes;
@@ -233,18 +309,17 @@ Status RocksDbSpill::Delete(const Key& key) {
   return Status::Ok();
 }
 
-Status RocksDbSpill::ForEach(const std::function<bool(const Key&, const EntryMeta&)>& fn) {
+Status RocksDbSpill::ForEach(const std::function<bool(const SpillKey&, const EntryMeta&)>& fn) {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (it->key().size() != Key::kSize) continue;
+    std::optional<SpillKey> key = ParseIndexKey(it->key());
+    if (!key) continue;
     auto rec = DecodeSpillRecord(it->value().ToStringView());
     if (!rec.ok()) {
       spdlog::warn("spill scan: skipping unreadable record: {}", rec.status().ToString());
       continue;
     }
-    Key key;
-    std::memcpy(key.bytes.data(), it->key().data(), Key::kSize);
-    if (!fn(key, rec->meta)) break;
+    if (!fn(*key, rec->meta)) break;
   }
   return FromRocks(it->status(), "spill: scan index");
 }
@@ -270,15 +345,14 @@ void RocksDbSpill::MaybeCompact() {
 }
 
 Status RocksDbSpill::CompactSegment(uint64_t segment) {
-  std::vector<std::pair<Key, SpillRecord>> moving;
+  std::vector<std::pair<SpillKey, SpillRecord>> moving;
   {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       auto rec = DecodeSpillRecord(it->value().ToStringView());
-      if (!rec.ok() || it->key().size() != Key::kSize || rec->location.segment != segment) continue;
-      Key key;
-      std::memcpy(key.bytes.data(), it->key().data(), Key::kSize);
-      moving.emplace_back(key, std::move(*rec));
+      std::optional<SpillKey> key = ParseIndexKey(it->key());
+      if (!rec.ok() || !key || rec->location.segment != segment) continue;
+      moving.emplace_back(*key, std::move(*rec));
     }
     KVSTORE_RETURN_IF_ERROR(FromRocks(it->status(), "spill compaction: scan"));
   }

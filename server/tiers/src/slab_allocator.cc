@@ -13,6 +13,7 @@ constexpr uint8_t kUsedDirect = 4;  // head of a live direct run
 
 constexpr uint64_t kSmallStep = 4096;
 constexpr uint64_t kSubStepStart = 16 * 1024;  // classes below step by 4 KiB
+constexpr uint64_t kSmallMin = 64;             // the smallest small class
 
 // A caller bug (double free, foreign allocation): corrupting the allocator would
 // hand the same bytes to two entries, so stop here.
@@ -43,6 +44,15 @@ SlabAllocator::SlabAllocator(const SlabAllocatorOptions& options)
 
   // Class sizes in the order ClassFor() computes their indices.
   std::vector<uint64_t> sizes;
+  if (options.small_classes) {
+    sizes.push_back(kSmallMin);
+    for (uint64_t p = kSmallMin; p < kSmallStep; p *= 2) {
+      for (uint64_t sub = 1; sub <= 4 && p + sub * (p / 4) < kSmallStep; ++sub) {
+        sizes.push_back(p + sub * (p / 4));
+      }
+    }
+    small_count_ = static_cast<uint32_t>(sizes.size());
+  }
   for (uint64_t s = kSmallStep; s <= kSubStepStart; s += kSmallStep) sizes.push_back(s);
   for (uint64_t p = kSubStepStart; sizes.back() < slab_limit_; p *= 2) {
     for (uint64_t sub = 1; sub <= 4; ++sub) sizes.push_back(p + sub * (p / 4));
@@ -59,6 +69,18 @@ SlabAllocator::SlabAllocator(const SlabAllocatorOptions& options)
 }
 
 uint32_t SlabAllocator::ClassFor(uint64_t bytes) const {
+  if (small_count_ != 0 && bytes <= kSmallStep) {
+    if (bytes <= kSmallMin) return 0;
+    const uint32_t k = FloorLog2_64(bytes - 1);  // 2^k < bytes <= 2^(k+1), k >= 6
+    const uint64_t p = 1ull << k;
+    const uint64_t step = p / 4;
+    const uint64_t sub = (bytes - p + step - 1) / step;  // 1..4; (3584, 4096] -> the 4 KiB class
+    return static_cast<uint32_t>(1 + (k - 6) * 4 + (sub - 1));
+  }
+  return small_count_ + LargeClassFor(bytes);
+}
+
+uint32_t SlabAllocator::LargeClassFor(uint64_t bytes) const {
   if (bytes <= kSubStepStart)
     return static_cast<uint32_t>((bytes + kSmallStep - 1) / kSmallStep - 1);
   const uint32_t k = FloorLog2_64(bytes - 1);  // 2^k < bytes <= 2^(k+1)

@@ -31,6 +31,16 @@
 // staged_transfers), stays in the host tier and is served from there. The
 // shutdown flush writes device entries to spill too.
 //
+// Namespaces (tenants): every call that names keys takes a NamespaceId
+// (default kDefaultNamespace, 0). The index is keyed by (namespace, key): the
+// same key in two namespaces is two entries, and no call for one namespace
+// sees, waits for, takes or removes another's. Each namespace may have a quota
+// (SetNamespaceQuota): host bytes and entries refuse inserts with
+// ResourceExhausted naming the namespace and the quota; device bytes keep its
+// values out of the device tier once reached, spill bytes keep them from being
+// demoted to spill; waiters refuse further drop_selects. List and Stats look at
+// one namespace, or at all of them with kAllNamespaces (admin).
+//
 // Thread-safety: all public methods are thread-safe (one mutex). Callbacks
 // are never run under the mutex. Disk I/O and device copies never happen
 // under the mutex.
@@ -48,10 +58,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "kvstore/client.h"
+#include "kvstore/types.h"
 #include "kvstore/key.h"
 #include "kvstore/server/device_memory.h"
 #include "kvstore/server/host_memory.h"
+#include "kvstore/server/ns_key.h"
 #include "kvstore/server/server_options.h"
 #include "kvstore/server/waiters.h"
 #include "kvstore/status.h"
@@ -65,6 +76,9 @@ namespace kvstore::server {
 
 class Store;
 struct Entry;
+struct EntryLists;
+class EntryIndex;
+class StringTable;
 
 struct DeliveredEntry {
   Key key;
@@ -101,6 +115,7 @@ class Delivery {
 // An insert in progress: memory reserved, bytes not yet in, invisible.
 struct Reservation {
   Key key;
+  NamespaceId ns = kDefaultNamespace;
   EntryMeta meta;
   Slot slot;
   std::chrono::milliseconds ttl{0};
@@ -108,11 +123,33 @@ struct Reservation {
   std::span<std::byte> bytes() const { return {slot.data, slot.size}; }
 };
 
+// Limits of one namespace. 0 = unlimited (the default for every field).
+struct NamespaceQuota {
+  uint64_t host_bytes = 0;    // value bytes in the host tier, inserts in flight included
+  uint64_t device_bytes = 0;  // value bytes in the device tier
+  uint64_t spill_bytes = 0;   // value bytes in the spill tier
+  uint64_t entries = 0;       // entries in every tier, inserts in flight included
+  uint64_t waiters = 0;       // pending drop_selects
+};
+
+// What one namespace holds and did (for stats and per-namespace metrics).
+struct NamespaceUsage {
+  NamespaceId ns = kDefaultNamespace;
+  NamespaceQuota quota;
+  uint64_t entries = 0;                                        // indexed entries, every tier
+  uint64_t host_bytes = 0, device_bytes = 0, spill_bytes = 0;  // value bytes per tier
+  uint64_t host_slot_bytes = 0;                       // host slot capacity its entries take
+  uint64_t reserved_entries = 0, reserved_bytes = 0;  // inserts in flight
+  uint64_t waiters = 0;
+  uint64_t inserts = 0, refused_inserts = 0, hits = 0, misses = 0, ttl_expired = 0;
+};
+
 struct StoreCounters {
   std::atomic<uint64_t> inserts{0};
   std::atomic<uint64_t> hits{0};
   std::atomic<uint64_t> misses{0};
   std::atomic<uint64_t> ttl_expired{0};
+  std::atomic<uint64_t> ttl_examined{0};  // entries an expiry pass looked at (== expired)
   std::atomic<uint64_t> evictions{0};
   std::atomic<uint64_t> promotions{0};
   std::atomic<uint64_t> refused_inserts{0};
@@ -145,39 +182,68 @@ class Store {
   // entry that has no disk copy to spill and makes the spill tier durable.
   Status Close();
 
-  // Reserves memory for `meta.size` bytes under `key`. ResourceExhausted when
-  // the tier is full; InvalidArgument for a value over the size limit.
-  Result<Reservation> Reserve(const Key& key, const EntryMeta& meta, std::chrono::milliseconds ttl);
-  // Verifies the checksum of the reserved bytes and makes the entry visible.
-  // `computed_checksum` is the XXH3-64 of the bytes when the caller hashed them
-  // as they arrived (nullopt: hash them here). Returns true when stored, false
-  // when another insert of the same key won. DataLoss (and the reservation
-  // freed) when the checksum does not match.
+  // Reserves memory for `meta.size` bytes under `key` in namespace `ns`.
+  // ResourceExhausted when the tier is full or a quota of `ns` is reached (the
+  // message names which); InvalidArgument for a value over the size limit.
+  Result<Reservation> Reserve(const Key& key, const EntryMeta& meta, std::chrono::milliseconds ttl,
+                              NamespaceId ns = kDefaultNamespace);
+  // Verifies the checksum of the reserved bytes and makes the entry visible (in
+  // the reservation's namespace). `computed_checksum` is the XXH3-64 of the
+  // bytes when the caller hashed them as they arrived (nullopt: hash them
+  // here). Returns true when stored, false when another insert of the same key
+  // won. DataLoss (and the reservation freed) when the checksum does not match.
   Result<bool> Commit(Reservation&& r, std::optional<uint64_t> computed_checksum = std::nullopt);
   void Abort(Reservation&& r);
 
   // Resolves at once: the callback gets a Delivery of pinned entries, or
   // NotFound naming the first missing key.
-  void Select(std::span<const Key> keys, const DeliveryCallback& callback);
+  void Select(std::span<const Key> keys, const DeliveryCallback& callback,
+              NamespaceId ns = kDefaultNamespace);
   // Resolves when every key is committed and unclaimed; until then the call
-  // waits. Returns the waiter id to cancel it with, or 0 when already resolved.
-  uint64_t DropSelect(std::span<const Key> keys, DeliveryCallback callback);
+  // waits. Returns the waiter id to cancel it with, or 0 when already resolved
+  // (or refused: ResourceExhausted when `ns` has reached its waiters quota).
+  uint64_t DropSelect(std::span<const Key> keys, DeliveryCallback callback,
+                      NamespaceId ns = kDefaultNamespace);
   // True when the waiter was still pending and is now gone (its callback will
   // not run); false when it already resolved.
   bool CancelWaiter(uint64_t id);
 
-  size_t MatchPrefix(std::span<const Key> keys);
+  size_t MatchPrefix(std::span<const Key> keys, NamespaceId ns = kDefaultNamespace);
   // Adds a pending taker to each leading stored key; returns how many.
-  size_t Retain(std::span<const Key> keys);
-  size_t Remove(std::span<const Key> keys);
-  // Entries in key order after `cursor` (exclusive), at most `limit`; `prefix` filters.
+  size_t Retain(std::span<const Key> keys, NamespaceId ns = kDefaultNamespace);
+  size_t Remove(std::span<const Key> keys, NamespaceId ns = kDefaultNamespace);
+  // Entries of `ns` in key order after `cursor` (exclusive), at most `limit`;
+  // `prefix` filters. With ns == kAllNamespaces (admin): every namespace's
+  // entries in (namespace, key) order, the cursor is 4 bytes of namespace (big
+  // endian) then the key, and `namespaces`, when given, receives each entry's
+  // namespace (parallel to page.entries).
   ListPage List(std::span<const std::byte> cursor, uint32_t limit, int tier,
-                std::span<const std::byte> prefix);
+                std::span<const std::byte> prefix, NamespaceId ns = kDefaultNamespace,
+                std::vector<NamespaceId>* namespaces = nullptr);
   // tiers: host first, then spill and device when they exist (find a row by its tier).
   StoreStats Stats();
+  // One namespace's share: rows count its entries and value bytes, used_bytes
+  // its host slots, capacity_bytes its quota (the tier's capacity without one);
+  // inserts, hits, misses, refused_inserts, ttl_expired and waiters are its own.
+  // kAllNamespaces: the same as Stats().
+  StoreStats Stats(NamespaceId ns);
   const StoreCounters& counters() const { return counters_; }
+  // The most entries any one index slot chain holds (a health check of the
+  // index hash: a handful with any keys, never proportional to their number).
+  size_t IndexLongestChain() const;
 
-  // Drops committed, unpinned entries whose TTL passed. Returns how many.
+  // Quotas: take effect for the next call (what a namespace holds beyond a new,
+  // lower quota stays). A quota of all zeros removes the limits.
+  void SetNamespaceQuota(NamespaceId ns, const NamespaceQuota& quota);
+  NamespaceQuota GetNamespaceQuota(NamespaceId ns) const;
+  // Every namespace that holds, held or has a quota, by id.
+  std::vector<NamespaceUsage> Namespaces() const;
+  NamespaceUsage NamespaceUsageOf(NamespaceId ns) const;
+
+  // Drops committed entries whose TTL passed (an entry being read is freed when
+  // its last reader finishes). Costs what expires, not what is stored; works in
+  // slices that release the mutex. Returns how many. Entries expire up to
+  // 16 ms after their deadline plus the caller's period.
   size_t ExpireTtl();
   // Fails every pending waiter with Unavailable.
   void FailAllWaiters(const std::string& why);
@@ -191,26 +257,32 @@ class Store {
   using Callbacks = std::vector<std::pair<DeliveryCallback, std::unique_ptr<Delivery>>>;
 
   void FinishDelivery(Delivery* d, bool delivered);
-  void SelectImpl(std::span<const Key> keys, const DeliveryCallback& callback, bool may_promote);
+  void SelectImpl(NamespaceId ns, std::span<const Key> keys, const DeliveryCallback& callback,
+                  bool may_promote);
 
   // Tier movement (tier_mover.cc).
   struct PromoteTask {
+    NamespaceId ns = kDefaultNamespace;
     std::vector<Key> keys;
     DeliveryCallback then_select;  // empty: waiters are woken instead
     std::vector<Key> select_keys;  // with then_select: every key of the select, in its order
   };
   void WorkerLoop();
-  void QueuePromotionLocked(std::vector<Key> keys, DeliveryCallback then_select,
+  void QueuePromotionLocked(NamespaceId ns, std::vector<Key> keys, DeliveryCallback then_select,
                             std::vector<Key> select_keys = {});
   // Promotes one spilled entry; returns false when it could not.
-  bool Promote(const Key& key);
+  bool Promote(const NsKey& key);
   // Promotion when both tiers are full; see tier_mover.cc.
-  std::optional<Slot> SwapIn(Entry* e, const Key& key, uint64_t size);
+  std::optional<Slot> SwapIn(Entry* e, const NsKey& key, uint64_t size);
   // Puts a promoted value's slot into its entry and wakes its waiters.
-  bool InstallPromoted(Entry* e, const Key& key, const Slot& slot);
+  bool InstallPromoted(Entry* e, const NsKey& key, const Slot& slot);
   // Demotes LRU entries until `bytes_free` bytes of the host tier are free (or
   // nothing more can go). Returns bytes freed.
   uint64_t DemoteUntilFree(uint64_t bytes_free);
+  // A host slot for `size` bytes, demoting LRU entries to spill until the
+  // allocation succeeds (free bytes alone are not a slot of the right class);
+  // nullopt when nothing more can be demoted.
+  std::optional<Slot> AllocateHostDemoting(uint64_t size);
   // Free bytes a tier of `capacity` has at its low watermark (what a demotion pass aims for).
   uint64_t FreeAtLowWatermark(uint64_t capacity) const {
     return capacity - static_cast<uint64_t>(options_.low_watermark * static_cast<double>(capacity));
@@ -221,7 +293,7 @@ class Store {
   // Device tier (device_tier.cc).
   // Copies a committed value into a free device slot; nullopt (the value stays
   // in host) when the tier is absent or full, the key is waited for, or the copy fails.
-  std::optional<DeviceSlot> CopyUpAtCommit(const Key& key, std::span<const std::byte> bytes);
+  std::optional<DeviceSlot> CopyUpAtCommit(const NsKey& key, std::span<const std::byte> bytes);
   bool DeviceOverHighWatermarkLocked() const;
   // Demotes LRU device entries to host until `bytes_free` bytes of the device
   // tier are free (or nothing more can go). Returns bytes freed.
@@ -230,8 +302,6 @@ class Store {
   // REQUIRES: `e` is pinned and marked moving by the caller (both are undone
   // here). Copies its value into a host slot and moves it to the host tier.
   bool MoveDeviceToHost(Entry* e, bool for_delivery);
-  // A host slot for `size` bytes, demoting host entries to spill when needed.
-  std::optional<Slot> AllocateHostForMove(uint64_t size);
   // REQUIRES mu_ held: drops a pin taken for a move; frees a doomed entry.
   void UnpinAfterMoveLocked(Entry* e);
   // Shutdown flush of device-resident entries (worker stopped). Returns failures.
@@ -240,31 +310,56 @@ class Store {
   void LinkLocked(Entry* e);
   void UnlinkLocked(Entry* e);
   // REQUIRES mu_ held. Tries to satisfy waiters of `key`; queues their callbacks.
-  void WakeWaitersLocked(const Key& key, Callbacks* out);
+  void WakeWaitersLocked(const NsKey& key, Callbacks* out);
   // REQUIRES mu_ held. Claims every key for a drop_select if all are present.
-  std::unique_ptr<Delivery> TryClaimLocked(std::span<const Key> keys);
-  // REQUIRES mu_ held. Removes from the index; frees now or when unpinned.
-  void EraseLocked(std::unordered_map<Key, std::unique_ptr<Entry>, KeyHash>::iterator it);
+  std::unique_ptr<Delivery> TryClaimLocked(NamespaceId ns, std::span<const Key> keys);
+  // REQUIRES mu_ held, `e` indexed. Removes it from the index; frees now or when unpinned.
+  void EraseLocked(Entry* e);
   void FreeEntryLocked(Entry* e);
   void InsertIndexLocked(std::unique_ptr<Entry> e);
   static void RunCallbacks(Callbacks& cbs);
+  // REQUIRES mu_ held: the entry's metadata as callers see it.
+  EntryMeta MetaLocked(const Entry* e) const;
+  // The expiry bucket a deadline falls in (EntryLists::ttl_buckets).
+  uint64_t TtlBucket(std::chrono::steady_clock::time_point t) const;
+
+  // Per-namespace accounting and quotas (GUARDED_BY(mu_)).
+  struct NamespaceState {
+    NamespaceQuota quota;
+    uint64_t entries = 0;
+    uint64_t tier_entries[3] = {};  // by Tier
+    uint64_t tier_bytes[3] = {};    // by Tier
+    uint64_t host_slot_bytes = 0;
+    uint64_t reserved_entries = 0, reserved_bytes = 0;
+    uint64_t inserts = 0, refused_inserts = 0, hits = 0, misses = 0, ttl_expired = 0;
+  };
+  NamespaceState& NsLocked(NamespaceId ns) { return namespaces_[ns]; }
+  // Refusal of a Reserve by a quota of `ns`, or OK.
+  Status CheckQuotaLocked(NamespaceId ns, uint64_t bytes);
+  // Whether `ns` may put `bytes` more into the device or spill tier.
+  bool TierQuotaAllowsLocked(NamespaceId ns, Tier tier, uint64_t bytes);
+  void ReleaseReservationLocked(NamespaceId ns, uint64_t bytes);
+  NamespaceUsage UsageLocked(NamespaceId ns, const NamespaceState& st) const;
 
   const StoreOptions options_;
   const std::chrono::steady_clock::time_point started_;
   StoreCounters counters_;
 
   mutable std::mutex mu_;
-  std::unique_ptr<HostMemory> memory_;                              // GUARDED_BY(mu_)
-  std::unordered_map<Key, std::unique_ptr<Entry>, KeyHash> index_;  // GUARDED_BY(mu_)
-  std::list<Entry*> lru_;                     // GUARDED_BY(mu_): host entries, front = newest
+  std::unique_ptr<HostMemory> memory_;    // GUARDED_BY(mu_)
+  std::unique_ptr<EntryIndex> index_;     // GUARDED_BY(mu_)
+  std::unique_ptr<StringTable> strings_;  // GUARDED_BY(mu_): layout and producer strings of entries
+  std::unordered_map<NamespaceId, NamespaceState> namespaces_;  // GUARDED_BY(mu_)
+  // GUARDED_BY(mu_): the tiers' LRUs and the expiry buckets (entry_list.h).
+  std::unique_ptr<EntryLists> lists_;
   std::unique_ptr<tiers::SpillStore> spill_;  // null = no spill tier
   uint64_t spill_value_bytes_ = 0;            // GUARDED_BY(mu_): indexed spill-tier entries
   uint64_t spill_entries_ = 0;                // GUARDED_BY(mu_)
   std::unique_ptr<DeviceMemory> device_;  // null = no device tier; Allocate/Free GUARDED_BY(mu_)
-  std::list<Entry*> device_lru_;          // GUARDED_BY(mu_): device entries, front = newest
-  uint64_t device_value_bytes_ = 0;       // GUARDED_BY(mu_)
-  uint64_t device_entries_ = 0;           // GUARDED_BY(mu_)
-  std::deque<PromoteTask> promotions_;    // GUARDED_BY(mu_)
+
+  uint64_t device_value_bytes_ = 0;     // GUARDED_BY(mu_)
+  uint64_t device_entries_ = 0;         // GUARDED_BY(mu_)
+  std::deque<PromoteTask> promotions_;  // GUARDED_BY(mu_)
   std::condition_variable worker_cv_;
   bool stop_worker_ = false;  // GUARDED_BY(mu_)
   std::thread worker_;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kvstore/key.h"
+#include "kvstore/server/ns_key.h"
 #include "kvstore/status.h"
 
 namespace kvstore::server {
@@ -24,6 +25,7 @@ using DeliveryCallback = std::function<void(Result<std::unique_ptr<Delivery>>)>;
 
 struct Waiter {
   uint64_t id = 0;
+  NamespaceId ns = kDefaultNamespace;  // every key is in this namespace
   std::vector<Key> keys;
   DeliveryCallback callback;
 };
@@ -31,22 +33,28 @@ struct Waiter {
 class WaiterTable {
  public:
   // Returns the new waiter's id (never 0).
-  uint64_t Add(std::vector<Key> keys, DeliveryCallback callback);
+  uint64_t Add(NamespaceId ns, std::vector<Key> keys, DeliveryCallback callback);
   // Removes and returns the waiter; nullopt when it is no longer pending.
   std::optional<Waiter> Remove(uint64_t id);
   // Ids of waiters that include `key`, oldest first; empty when none.
-  std::vector<uint64_t> WaitingOn(const Key& key) const;
+  std::vector<uint64_t> WaitingOn(const NsKey& key) const;
   const Waiter* Find(uint64_t id) const;
   // True when some pending waiter includes `key`.
-  bool HasWaiter(const Key& key) const { return by_key_.contains(key); }
+  bool HasWaiter(const NsKey& key) const { return by_key_.contains(key); }
   size_t size() const { return waiters_.size(); }
+  // Pending waiters of one namespace.
+  size_t CountIn(NamespaceId ns) const {
+    auto it = per_ns_.find(ns);
+    return it == per_ns_.end() ? 0 : it->second;
+  }
   // Removes every waiter (shutdown).
   std::vector<Waiter> TakeAll();
 
  private:
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, Waiter> waiters_;
-  std::unordered_map<Key, std::deque<uint64_t>, KeyHash> by_key_;
+  std::unordered_map<NsKey, std::deque<uint64_t>, NsKeyHash> by_key_;
+  std::unordered_map<NamespaceId, size_t> per_ns_;
 };
 
 }  // namespace kvstore::server

@@ -88,11 +88,11 @@ class RocksDbSpill final : public SpillStore {
   RocksDbSpill(const RocksDbSpill&) = delete;
   RocksDbSpill& operator=(const RocksDbSpill&) = delete;
 
-  Status Put(const Key& key, const EntryMeta& meta, std::span<const std::byte> value) override;
-  Result<EntryMeta> GetMeta(const Key& key) override;
-  Status Get(const Key& key, std::span<std::byte> dst, EntryMeta* meta) override;
-  Status Delete(const Key& key) override;
-  Status ForEach(const std::function<bool(const Key&, const EntryMeta&)>& fn) override;
+  Status Put(const SpillKey& key, const EntryMeta& meta, std::span<const std::byte> value) override;
+  Result<EntryMeta> GetMeta(const SpillKey& key) override;
+  Status Get(const SpillKey& key, std::span<std::byte> dst, EntryMeta* meta) override;
+  Status Delete(const SpillKey& key) override;
+  Status ForEach(const std::function<bool(const SpillKey&, const EntryMeta&)>& fn) override;
   Status Flush() override;
   SpillStats Stats() const override;
 
@@ -100,12 +100,20 @@ class RocksDbSpill final : public SpillStore {
 
  private:
   explicit RocksDbSpill(const SpillOptions& options);
-  Result<SpillRecord> ReadRecord(const Key& key);
-  Status WriteRecord(const Key& key, const SpillRecord& record);
+  Result<SpillRecord> ReadRecord(const SpillKey& key);
+  Status WriteRecord(const SpillKey& key, const SpillRecord& record);
   Status Rebuild();
   void MaybeCompact();
   Status CompactSegment(uint64_t segment);
 
+  // An flock on <dir>/kvstored.pid (holding this process's pid) for as long
+  // as the store is open, so a second daemon on the directory is told who holds
+  // it. First member: released after the index and the values are closed.
+  struct DirLock {
+    int fd = -1;
+    ~DirLock();
+  };
+  DirLock dir_lock_;
   const SpillOptions options_;
   uint64_t max_garbage_;
   std::unique_ptr<rocksdb::DB> db_;

@@ -15,6 +15,10 @@
 //   * Requests above `slab_bytes` (default 2 MiB) are direct runs: rounded up to
 //     whole units, no class rounding. 4 MiB values in a 64 MiB arena: 16 fit.
 //     They report size_class kDirectClass.
+//   * With small_classes (the host tier turns it on), requests up to 4 KiB take
+//     slots of 64 B and then powers of two with 4 sub-steps (80, 96, 112, 128,
+//     160, ... 3584 B), 16-byte aligned, so a 100 B value takes 112 B, not
+//     4 KiB: small values cost at most 25% (below 80 B, what 64 B wastes).
 //   * Smaller requests use size classes: 4, 8, 12, 16 KiB, then powers of two
 //     with 4 sub-steps (16, 20, 24, 28, 32, 40, 48, 56, 64 KiB, ... up to
 //     slab_bytes), all multiples of 4 KiB so every slot is 4 KiB-aligned (direct
@@ -43,6 +47,9 @@ struct SlabAllocatorOptions {
   uint64_t unit_bytes = 64ull << 10;
   // Slab size and the boundary between slab classes and direct runs. Default 2 MiB.
   uint64_t slab_bytes = 2ull << 20;
+  // Slots below 4 KiB for small values (see "Scheme"). Default false: every
+  // slot 4 KiB-aligned, as direct I/O and DMA of whole slots want.
+  bool small_classes = false;
 };
 
 struct Allocation {
@@ -125,11 +132,13 @@ class SlabAllocator {
 
   // Slabs.
   uint32_t ClassFor(uint64_t bytes) const;
+  uint32_t LargeClassFor(uint64_t bytes) const;  // index among the classes of 4 KiB and up
   void UnlinkPartial(SizeClass& c, uint32_t slab_id);
   void LinkPartial(SizeClass& c, uint32_t slab_id);
 
   uint64_t base_;
   uint64_t unit_;
+  uint32_t small_count_ = 0;  // classes below 4 KiB (0 without small_classes)
   uint64_t slab_limit_;
   uint32_t units_;
 

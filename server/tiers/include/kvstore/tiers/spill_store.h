@@ -1,9 +1,9 @@
 // SpillStore: the disk tier under the memory tiers, as an interface so tests can
 // wrap it (fault injection) and the Store can be tested without a disk.
 //
-// An entry is a Key, its EntryMeta and the value bytes. The spill tier stores
-// what it is given; it does not evict. The Store decides what to demote, what to
-// promote and when to delete.
+// An entry is a SpillKey (namespace and key), its EntryMeta and the value bytes. The spill tier
+// stores what it is given; it does not evict. The Store decides what to demote, what to promote and
+// when to delete.
 //
 // Thread-safety: implementations are safe to call from several threads at once
 // (a demotion thread writing while request threads promote), except that calls
@@ -14,11 +14,21 @@
 #include <functional>
 #include <span>
 
-#include "kvstore/client.h"
+#include "kvstore/types.h"
 #include "kvstore/key.h"
 #include "kvstore/status.h"
+#include "kvstore/tiers/namespace_id.h"
 
 namespace kvstore::tiers {
+
+// What the spill tier files an entry under: its key within its namespace.
+struct SpillKey {
+  Key key;
+  NamespaceId ns = kDefaultNamespace;
+  // Implicit: a bare Key is a key of the default namespace.
+  SpillKey(const Key& k, NamespaceId n = kDefaultNamespace) : key(k), ns(n) {}  // NOLINT
+  bool operator==(const SpillKey&) const = default;
+};
 
 struct SpillStats {
   uint64_t entries = 0;
@@ -43,24 +53,25 @@ class SpillStore {
   // the entry has reached spill (see the implementation for the exact promise).
   // REQUIRES: meta.size == value.size(); meta.checksum == XXH3-64 of value.
   // ResourceExhausted when the capacity would be exceeded (nothing changes).
-  virtual Status Put(const Key& key, const EntryMeta& meta, std::span<const std::byte> value) = 0;
+  virtual Status Put(const SpillKey& key, const EntryMeta& meta,
+                     std::span<const std::byte> value) = 0;
 
   // Metadata without the value (meta.tier is Tier::kSpill). NotFound when absent.
-  virtual Result<EntryMeta> GetMeta(const Key& key) = 0;
+  virtual Result<EntryMeta> GetMeta(const SpillKey& key) = 0;
 
   // Reads the value into dst[0, meta.size) and, when `meta` is not null, its metadata.
   // InvalidArgument when dst is smaller than the value; NotFound when absent;
   // DataLoss when the bytes fail their checksum: the entry is deleted then, and dst
   // holds garbage that must not be served.
-  virtual Status Get(const Key& key, std::span<std::byte> dst, EntryMeta* meta) = 0;
+  virtual Status Get(const SpillKey& key, std::span<std::byte> dst, EntryMeta* meta) = 0;
 
   // NotFound when absent.
-  virtual Status Delete(const Key& key) = 0;
+  virtual Status Delete(const SpillKey& key) = 0;
 
   // Calls fn for every entry, in key order, without reading values; stops early
   // when fn returns false. For rebuilding an index at open (warm restart).
   // REQUIRES: fn does not call back into this store.
-  virtual Status ForEach(const std::function<bool(const Key&, const EntryMeta&)>& fn) = 0;
+  virtual Status ForEach(const std::function<bool(const SpillKey&, const EntryMeta&)>& fn) = 0;
 
   // Makes everything Put so far durable against power loss, not only process death.
   virtual Status Flush() = 0;

@@ -488,6 +488,9 @@ void DiskFull(const Options& opt) {
               static_cast<unsigned long long>(ledger.acknowledged_total()),
               static_cast<unsigned long long>(UsedBytes(mnt.path()) >> 20));
   for (const auto& [what, n] : refusals) std::printf("  refused x%d: %s\n", n, what.c_str());
+  if (UsedBytes(mnt.path()) < kFsBytes * 9 / 10) {
+    std::printf("  note: the disk did not fill: the store refused inserts before demoting to it\n");
+  }
   if (refusals.empty()) Fail("diskfull: the store never refused an insert on a full disk");
   {
     std::istringstream log(daemon->Log());

@@ -1,8 +1,5 @@
 // What the chaos suite wrote, and the checks it applies to what the store
-// serves afterwards.
-//
-// Every value is derived from its key (a PRNG seeded with the key's bytes), so
-// any read can be checked without keeping the bytes. The Ledger keeps, per key
+// serves afterwards (values.h derives every value from its key). The Ledger keeps, per key
 // ever attempted, its size and whether the store acknowledged it; a listed key
 // the ledger never saw is a phantom, an acknowledged key that is gone is lost.
 //
@@ -21,15 +18,9 @@
 
 #include "kvstore/client.h"
 #include "kvstore/key.h"
+#include "values.h"
 
 namespace kvstore::chaos {
-
-// Key i of run `run` (a run is one scenario of one process).
-Key ChaosKey(uint64_t run, uint64_t i);
-// The value stored under `key`, `size` bytes.
-std::vector<std::byte> ValueFor(const Key& key, size_t size);
-// A size in [min, max] chosen by the key's bytes.
-size_t SizeFor(const Key& key, size_t min, size_t max);
 
 struct VerifyResult {
   uint64_t listed = 0;
@@ -71,9 +62,5 @@ class Ledger {
   uint64_t acknowledged_total_ = 0;
   uint64_t acknowledged_bytes_ = 0;
 };
-
-// Compares one read with the ledger's expectation; the reason when it is wrong.
-std::optional<std::string> CheckValue(const Key& key, size_t expected_size, const EntryMeta& meta,
-                                      std::span<const std::byte> value);
 
 }  // namespace kvstore::chaos

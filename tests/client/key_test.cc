@@ -16,6 +16,8 @@
 
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <numeric>
 #include <set>
 
@@ -159,12 +161,12 @@ TEST(ChainKey, TokenAndExtraSplitsDoNotCollide) {
 TEST(KeyHex, RoundTrip) {
   Key k = NamespaceSeed(kNs);
   auto back = Key::FromHex(k.ToHex());
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, k);
   std::string upper = k.ToHex();
   for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   auto from_upper = Key::FromHex(upper);
-  ASSERT_TRUE(from_upper.ok());
+  ASSERT_OK(from_upper);
   EXPECT_EQ(*from_upper, k);
   EXPECT_EQ(Key{}.ToHex(), std::string(64, '0'));
 }
@@ -184,17 +186,17 @@ TEST(KeyHex, Rejects) {
 TEST(KeyBytes, FromBytes) {
   Key k = NamespaceSeed("x");
   auto r = Key::FromBytes(k.bytes);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ(*r, k);
   EXPECT_FALSE(Key::FromBytes(std::span(k.bytes).first(31)).ok());
 }
 
 TEST(ParseTokenList, Parses) {
   auto r = ParseTokenList("1,2, 3 ,4294967295");
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(*r, (std::vector<uint32_t>{1, 2, 3, 4294967295u}));
   auto empty = ParseTokenList("");
-  ASSERT_TRUE(empty.ok());
+  ASSERT_OK(empty);
   EXPECT_TRUE(empty->empty());
 }
 

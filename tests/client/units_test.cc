@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 namespace kvstore {
 namespace {
 
@@ -9,13 +11,13 @@ using std::chrono::milliseconds;
 
 uint64_t Size(std::string_view s) {
   auto r = ParseSize(s);
-  EXPECT_TRUE(r.ok()) << s << ": " << r.status().ToString();
+  EXPECT_OK(r) << s << ": " << r.status().ToString();
   return r.ok() ? *r : 0;
 }
 
 int64_t Ms(std::string_view s) {
   auto r = ParseDuration(s);
-  EXPECT_TRUE(r.ok()) << s << ": " << r.status().ToString();
+  EXPECT_OK(r) << s << ": " << r.status().ToString();
   return r.ok() ? r->count() : -1;
 }
 
@@ -114,16 +116,16 @@ TEST(FormatDuration, ParsesBack) {
 TEST(SplitHostPort, Parses) {
   std::string host;
   uint16_t port = 0;
-  ASSERT_TRUE(SplitHostPort("127.0.0.1:7400", &host, &port).ok());
+  ASSERT_OK(SplitHostPort("127.0.0.1:7400", &host, &port));
   EXPECT_EQ(host, "127.0.0.1");
   EXPECT_EQ(port, 7400);
-  ASSERT_TRUE(SplitHostPort("[::1]:9400", &host, &port).ok());
+  ASSERT_OK(SplitHostPort("[::1]:9400", &host, &port));
   EXPECT_EQ(host, "::1");
   EXPECT_EQ(port, 9400);
-  ASSERT_TRUE(SplitHostPort("localhost:0", &host, &port).ok());
+  ASSERT_OK(SplitHostPort("localhost:0", &host, &port));
   EXPECT_EQ(host, "localhost");
   EXPECT_EQ(port, 0);
-  ASSERT_TRUE(SplitHostPort("h:65535", &host, &port).ok());
+  ASSERT_OK(SplitHostPort("h:65535", &host, &port));
   EXPECT_EQ(port, 65535);
 }
 

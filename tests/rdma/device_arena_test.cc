@@ -2,6 +2,8 @@
 // need a GPU (and an RDMA device) and skip with the reason otherwise.
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <numeric>
 #include <vector>
 
@@ -48,7 +50,7 @@ class WithGpu : public ::testing::Test {
     const GpuProbe p = ProbeGpu();
     if (!p.available()) GTEST_SKIP() << "needs a GPU: " << p.reason;
     auto a = DeviceArena::Create(3 << 20, 0);
-    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    ASSERT_OK(a);
     arena_ = std::move(a).value();
   }
   std::unique_ptr<DeviceArena> arena_;
@@ -58,8 +60,8 @@ TEST_F(WithGpu, CopiesRoundTrip) {
   EXPECT_EQ(arena_->size() % DeviceArena::kAlignment, 0u);
   std::vector<std::byte> in(1 << 20), out(1 << 20);
   for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<std::byte>(i * 13 + 1);
-  ASSERT_TRUE(arena_->CopyFromHost(12345, in).ok());
-  ASSERT_TRUE(arena_->CopyToHost(12345, out).ok());
+  ASSERT_OK(arena_->CopyFromHost(12345, in));
+  ASSERT_OK(arena_->CopyToHost(12345, out));
   EXPECT_EQ(in, out);
   EXPECT_EQ(arena_->CopyFromHost(arena_->size() - 10, in).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(arena_->CopyToHost(~uint64_t{0}, out).code(), StatusCode::kInvalidArgument);
@@ -79,7 +81,7 @@ TEST_F(WithGpu, RegisterWithNic) {
   auto nic = rdma::RdmaDevice::Open({});
   if (!nic.ok()) GTEST_SKIP() << "needs an RDMA device: " << nic.status().ToString();
   auto reg = RegisterArena(**nic, *arena_);
-  ASSERT_TRUE(reg.ok()) << reg.status().ToString();
+  ASSERT_OK(reg);
   EXPECT_EQ(reg->region->length(), arena_->size());
   EXPECT_EQ(reg->iova, reinterpret_cast<uintptr_t>(arena_->data()));
 }

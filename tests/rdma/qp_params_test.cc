@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <random>
 
 namespace kvstore::rdma {
@@ -25,7 +27,7 @@ TEST(QpParams, RoundTrip) {
   const auto bytes = p.Encode();
   ASSERT_EQ(bytes.size(), kQpParamsEncodedSize);
   auto back = QpParams::Decode(bytes);
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, p);
 }
 
@@ -46,7 +48,7 @@ TEST(QpParams, RoundTripWithoutGid) {
   QpParams p = Sample();
   p.gid.fill(0);
   auto back = QpParams::Decode(p.Encode());
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_FALSE(back->HasGid());
   EXPECT_EQ(*back, p);
 }

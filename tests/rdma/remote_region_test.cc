@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -15,7 +17,7 @@ constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
 TEST(RemoteRegion, RoundTrip) {
   RemoteRegion r{0x7f0012345000, 0xdeadbeef, 1 << 30};
   auto back = RemoteRegion::Decode(r.Encode());
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, r);
 }
 
@@ -51,11 +53,11 @@ TEST(RemoteRegion, DecodeRejectsGarbage) {
 TEST(ResolveRemote, InBounds) {
   RemoteRegion r{0x10000, 42, 4096};
   auto a = ResolveRemote(r, 0, 4096);
-  ASSERT_TRUE(a.ok());
+  ASSERT_OK(a);
   EXPECT_EQ(a->addr, 0x10000u);
   EXPECT_EQ(a->rkey, 42u);
   auto b = ResolveRemote(r, 4095, 1);
-  ASSERT_TRUE(b.ok());
+  ASSERT_OK(b);
   EXPECT_EQ(b->addr, 0x10000u + 4095);
 }
 
@@ -75,7 +77,7 @@ TEST(ResolveRemote, RejectsOutOfBoundsAndOverflow) {
   }
   // A region ending at the top of the address space: no wrap-around.
   RemoteRegion top{kMax - 4096, 1, 4096};
-  EXPECT_TRUE(ResolveRemote(top, 0, 4096).ok());
+  EXPECT_OK(ResolveRemote(top, 0, 4096));
   EXPECT_FALSE(ResolveRemote(top, 1, 4096).ok());
   // A region that itself wraps (never produced by Decode) resolves nothing.
   RemoteRegion wraps{kMax - 10, 1, 4096};
@@ -85,7 +87,7 @@ TEST(ResolveRemote, RejectsOutOfBoundsAndOverflow) {
 TEST(PlanChunks, SplitsBySizeAndSge) {
   std::vector<LocalSge> local = {{0x1000, 3000, 1}, {0x9000, 5000, 2}, {0x20000, 100, 3}};
   auto plan = PlanChunks(local, 0x500000, {.chunk_bytes = 4096, .max_sge = 2});
-  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_OK(plan);
   uint64_t remote = 0x500000, total = 0;
   for (const auto& c : *plan) {
     EXPECT_LE(c.length, 4096u);
@@ -108,14 +110,14 @@ TEST(PlanChunks, SplitsBySizeAndSge) {
 TEST(PlanChunks, OneSgePerRequest) {
   std::vector<LocalSge> local = {{0x1000, 10, 1}, {0x2000, 10, 1}, {0x3000, 10, 1}};
   auto plan = PlanChunks(local, 0, {.chunk_bytes = 1 << 20, .max_sge = 1});
-  ASSERT_TRUE(plan.ok());
+  ASSERT_OK(plan);
   EXPECT_EQ(plan->size(), 3u);
 }
 
 TEST(PlanChunks, LargeTransferInMiBChunks) {
   std::vector<LocalSge> local = {{0x100000000, uint64_t{5} << 32, 9}};  // 20 GiB
   auto plan = PlanChunks(local, 0, {.chunk_bytes = 1 << 20, .max_sge = 4});
-  ASSERT_TRUE(plan.ok());
+  ASSERT_OK(plan);
   EXPECT_EQ(plan->size(), size_t{5} << 12);
   for (const auto& c : *plan) ASSERT_EQ(c.length, 1u << 20);
 }

@@ -2,6 +2,8 @@
 // completion mapping, and a loopback queue-pair test that needs a device.
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -48,7 +50,7 @@ TEST(WcToStatus, EveryStatusBecomesAStatusNamingIt) {
     wc.vendor_err = 0x32;
     const Status st = WcToStatus(wc, "mlx5_test");
     if (s == IBV_WC_SUCCESS) {
-      EXPECT_TRUE(st.ok());
+      EXPECT_OK(st);
       continue;
     }
     ASSERT_FALSE(st.ok()) << s;
@@ -80,16 +82,16 @@ class Loopback : public ::testing::Test {
     o.max_send_sge = 2;
     auto a = QueuePair::Create(*dev_, o);
     auto b = QueuePair::Create(*dev_, o);
-    ASSERT_TRUE(a.ok()) << a.status().ToString();
-    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    ASSERT_OK(a);
+    ASSERT_OK(b);
     a_ = std::move(a).value();
     b_ = std::move(b).value();
     // Through the wire format, as the Hello exchange will carry them.
     auto pa = QpParams::Decode(a_->LocalParams().Encode());
     auto pb = QpParams::Decode(b_->LocalParams().Encode());
     ASSERT_TRUE(pa.ok() && pb.ok());
-    ASSERT_TRUE(a_->Connect(*pb).ok());
-    ASSERT_TRUE(b_->Connect(*pa).ok());
+    ASSERT_OK(a_->Connect(*pb));
+    ASSERT_OK(b_->Connect(*pa));
   }
 
   Status WaitOne(QueuePair& qp, uint64_t wr_id) {
@@ -114,21 +116,21 @@ TEST_F(Loopback, WriteThenReadMovesBytes) {
   ASSERT_TRUE(msrc.ok() && mdst.ok() && mback.ok()) << msrc.status().ToString();
   // The peer's region goes over the wire; every offset is resolved against it.
   auto region = RemoteRegion::Decode((*mdst)->ToRemote().Encode());
-  ASSERT_TRUE(region.ok());
+  ASSERT_OK(region);
   auto remote = ResolveRemote(*region, 0, kLen);
-  ASSERT_TRUE(remote.ok());
+  ASSERT_OK(remote);
 
   // Two local pieces against one remote range.
   const uint64_t base = reinterpret_cast<uintptr_t>(src.data());
   std::vector<LocalSge> pieces = {{base, 10000, (*msrc)->lkey()},
                                   {base + 10000, kLen - 10000, (*msrc)->lkey()}};
-  ASSERT_TRUE(a_->PostWrite(pieces, *remote, 1).ok());
-  ASSERT_TRUE(WaitOne(*a_, 1).ok());
+  ASSERT_OK(a_->PostWrite(pieces, *remote, 1));
+  ASSERT_OK(WaitOne(*a_, 1));
   EXPECT_EQ(dst, src);
 
   std::vector<LocalSge> into = {{reinterpret_cast<uintptr_t>(back.data()), kLen, (*mback)->lkey()}};
-  ASSERT_TRUE(b_->PostRead(into, *remote, 2).ok());
-  ASSERT_TRUE(WaitOne(*b_, 2).ok());
+  ASSERT_OK(b_->PostRead(into, *remote, 2));
+  ASSERT_OK(WaitOne(*b_, 2));
   EXPECT_EQ(back, src);
   EXPECT_EQ(a_->in_flight() + b_->in_flight(), 0u);
 }
@@ -136,10 +138,10 @@ TEST_F(Loopback, WriteThenReadMovesBytes) {
 TEST_F(Loopback, BadRkeyFailsTheTransferNotTheProcess) {
   std::vector<uint8_t> buf(4096, 1);
   auto mr = dev_->RegisterMemory(buf.data(), buf.size());
-  ASSERT_TRUE(mr.ok());
+  ASSERT_OK(mr);
   std::vector<LocalSge> l = {{reinterpret_cast<uintptr_t>(buf.data()), 4096, (*mr)->lkey()}};
   RemoteAddress bogus{reinterpret_cast<uintptr_t>(buf.data()), (*mr)->rkey() ^ 0x5a5a};
-  ASSERT_TRUE(a_->PostWrite(l, bogus, 9).ok());
+  ASSERT_OK(a_->PostWrite(l, bogus, 9));
   const Status s = WaitOne(*a_, 9);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("wr_id=9"), std::string::npos) << s.ToString();
@@ -151,11 +153,11 @@ TEST(QueuePairUnconnected, RefusesPostsAndPollsEmpty) {
   auto dev = RdmaDevice::Open({});
   if (!dev.ok()) GTEST_SKIP() << "needs an RDMA device: " << dev.status().ToString();
   auto qp = QueuePair::Create(**dev, {});
-  ASSERT_TRUE(qp.ok()) << qp.status().ToString();
+  ASSERT_OK(qp);
   std::vector<LocalSge> l = {{0x1000, 16, 1}};
   EXPECT_EQ((*qp)->PostWrite(l, {0x2000, 1}, 1).code(), StatusCode::kUnavailable);
   auto none = (*qp)->PollCompletions(4, std::chrono::milliseconds(0));
-  ASSERT_TRUE(none.ok());
+  ASSERT_OK(none);
   EXPECT_TRUE(none->empty());
 }
 

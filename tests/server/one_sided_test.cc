@@ -29,7 +29,7 @@ std::unique_ptr<Client> ConnectWith(const TestDaemon& d, const std::string& tran
   o.address = d.address();
   o.transport = transport;
   auto c = Client::Connect(o);
-  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_OK(c);
   return c.ok() ? std::move(c).value() : nullptr;
 }
 
@@ -65,7 +65,7 @@ class OneSided : public ::testing::Test {
   size_t Stored(const Key& k) {
     std::vector<Key> keys{k};
     auto n = tcp_->MatchPrefix(keys);
-    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    EXPECT_OK(n);
     return n.ok() ? *n : 99;
   }
   std::unique_ptr<TestDaemon> daemon_;
@@ -135,7 +135,7 @@ TEST_F(OneSided, UnregisteredRegionsAreWithdrawnSoAConnectionNeverFillsUp) {
     std::memcpy(r->memory.data(), &i, sizeof(i));
     Key k = TestKey(100000 + i);
     auto ins = (*c)->InsertFromRegion(k, {r->region, 0, 4096});
-    ASSERT_TRUE(ins.ok()) << "cycle " << i << ": " << ins.status().ToString();
+    ASSERT_OK(ins) << "cycle " << i << ": " << ins.status().ToString();
     ASSERT_OK((*c)->UnregisterRegion(r->region));
   }
   EXPECT_EQ((*c)->TransferStats().one_sided_transfers, 4200u);

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -52,17 +54,17 @@ TEST(Store, ReservedEntryIsInvisibleUntilCommit) {
   m.size = v.size();
   m.checksum = ValueChecksum(v);
   auto r = s.Reserve(K(1), m, {});
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   std::vector<Key> keys{K(1)};
   EXPECT_EQ(s.MatchPrefix(keys), 0u);
   std::memcpy(r->slot.data, v.data(), v.size());
-  ASSERT_TRUE(s.Commit(std::move(r).value()).ok());
+  ASSERT_OK(s.Commit(std::move(r).value()));
   EXPECT_EQ(s.MatchPrefix(keys), 1u);
 }
 
 TEST(Store, FailedDeliveryPutsEntriesBackAndWakesTheNextWaiter) {
   Store s(Opts(), MakeHeapMemory(64 << 20));
-  ASSERT_TRUE(Put(s, K(1), Bytes(100, 1)).ok());
+  ASSERT_OK(Put(s, K(1), Bytes(100, 1)));
   std::vector<Key> keys{K(1)};
   std::unique_ptr<Delivery> first;
   s.DropSelect(keys, [&](Result<std::unique_ptr<Delivery>> r) { first = std::move(r).value(); });
@@ -83,7 +85,7 @@ TEST(Store, FailedDeliveryPutsEntriesBackAndWakesTheNextWaiter) {
 
 TEST(Store, RemoveWhileBeingReadFreesAfterTheRead) {
   Store s(Opts(), MakeHeapMemory(64 << 20));
-  ASSERT_TRUE(Put(s, K(1), Bytes(5000, 7)).ok());
+  ASSERT_OK(Put(s, K(1), Bytes(5000, 7)));
   std::vector<Key> keys{K(1)};
   std::unique_ptr<Delivery> reading;
   s.Select(keys, [&](Result<std::unique_ptr<Delivery>> r) { reading = std::move(r).value(); });
@@ -102,7 +104,7 @@ TEST(Store, CancelledWaiterNeverRuns) {
   uint64_t id = s.DropSelect(keys, [&](Result<std::unique_ptr<Delivery>>) { ran = true; });
   EXPECT_TRUE(s.CancelWaiter(id));
   EXPECT_FALSE(s.CancelWaiter(id));
-  ASSERT_TRUE(Put(s, K(3), Bytes(10, 3)).ok());
+  ASSERT_OK(Put(s, K(3), Bytes(10, 3)));
   EXPECT_FALSE(ran);
   EXPECT_EQ(s.MatchPrefix(keys), 1u);
 }
@@ -113,7 +115,7 @@ TEST(Store, ChecksumMismatchIsNotStored) {
   m.size = 10;
   m.checksum = 12345;
   auto r = s.Reserve(K(4), m, {});
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   std::memset(r->slot.data, 0, 10);
   auto c = s.Commit(std::move(r).value());
   EXPECT_EQ(c.status().code(), StatusCode::kDataLoss);
@@ -129,7 +131,7 @@ namespace {
 
 TEST(Store, RetainedEntrySurvivesUntilItsLastTaker) {
   Store s(Opts(), MakeHeapMemory(64 << 20));
-  ASSERT_TRUE(Put(s, K(1), Bytes(100, 1)).ok());
+  ASSERT_OK(Put(s, K(1), Bytes(100, 1)));
   std::vector<Key> keys{K(1), K(2)};
   EXPECT_EQ(s.Retain(keys), 1u);  // K(2) absent: stops there
   std::vector<Key> one{K(1)};
@@ -229,7 +231,7 @@ Result<std::unique_ptr<Delivery>> Take(Store& s, std::vector<Key> keys, bool dro
 // The bytes a select or drop_select delivers for its one key; finishes the delivery.
 std::vector<std::byte> TakeBytes(Store& s, const Key& k, bool drop) {
   auto d = Take(s, {k}, drop);
-  EXPECT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_OK(d);
   if (!d.ok()) return {};
   std::vector<std::byte> out((*d)->entries()[0].bytes.begin(), (*d)->entries()[0].bytes.end());
   (*d)->Finish(true);
@@ -249,7 +251,7 @@ class SpillDir {
     o.capacity_bytes = 256 * kMiB;
     o.segment_bytes = 4 * kMiB;
     auto spill = tiers::RocksDbSpill::Open(o);
-    EXPECT_TRUE(spill.ok()) << spill.status().ToString();
+    EXPECT_OK(spill);
     return spill.ok() ? std::move(spill).value() : nullptr;
   }
 
@@ -259,8 +261,8 @@ class SpillDir {
 
 TEST(StoreDeviceTier, CommittedEntriesLandInTheDeviceTier) {
   Store s(Opts(), MakeHeapMemory(16 * kMiB), nullptr, MakeHostBackedDeviceMemoryForTests(8 * kMiB));
-  ASSERT_TRUE(s.Open().ok());
-  for (uint32_t i = 1; i <= 3; ++i) ASSERT_TRUE(Put(s, K(i), Value(100000, i)).ok());
+  ASSERT_OK(s.Open());
+  for (uint32_t i = 1; i <= 3; ++i) ASSERT_OK(Put(s, K(i), Value(100000, i)));
   StoreStats st = s.Stats();
   ASSERT_NE(Row(st, Tier::kDevice), nullptr);
   EXPECT_EQ(Row(st, Tier::kDevice)->entries, 3u);
@@ -277,11 +279,11 @@ TEST(StoreDeviceTier, CommittedEntriesLandInTheDeviceTier) {
 
 TEST(StoreDeviceTier, SelectAndDropSelectStageDeviceEntriesIntoHostByteExact) {
   Store s(Opts(), MakeHeapMemory(16 * kMiB), nullptr, MakeHostBackedDeviceMemoryForTests(8 * kMiB));
-  ASSERT_TRUE(s.Open().ok());
+  ASSERT_OK(s.Open());
   const auto v1 = Value(300000, 1), v2 = Value(300001, 2), v3 = Value(0, 3);
-  ASSERT_TRUE(Put(s, K(1), v1).ok());
-  ASSERT_TRUE(Put(s, K(2), v2).ok());
-  ASSERT_TRUE(Put(s, K(3), v3).ok());
+  ASSERT_OK(Put(s, K(1), v1));
+  ASSERT_OK(Put(s, K(2), v2));
+  ASSERT_OK(Put(s, K(3), v3));
   ASSERT_EQ(TierOf(s, K(1)), Tier::kDevice);
 
   EXPECT_EQ(TakeBytes(s, K(1), /*drop=*/false), v1);
@@ -297,7 +299,7 @@ TEST(StoreDeviceTier, SelectAndDropSelectStageDeviceEntriesIntoHostByteExact) {
 
   // An empty value stages too; a mixed select (host + device) gets both.
   auto d = Take(s, {K(1), K(3)}, /*drop=*/false);
-  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_OK(d);
   ASSERT_EQ((*d)->entries().size(), 2u);
   EXPECT_TRUE(std::equal(v1.begin(), v1.end(), (*d)->entries()[0].bytes.begin()));
   EXPECT_EQ((*d)->entries()[1].bytes.size(), 0u);
@@ -312,13 +314,13 @@ TEST(StoreDeviceTier, SelectAndDropSelectStageDeviceEntriesIntoHostByteExact) {
 
 TEST(StoreDeviceTier, AValueADropSelectIsWaitingForStaysInHost) {
   Store s(Opts(), MakeHeapMemory(16 * kMiB), nullptr, MakeHostBackedDeviceMemoryForTests(8 * kMiB));
-  ASSERT_TRUE(s.Open().ok());
+  ASSERT_OK(s.Open());
   std::vector<Key> keys{K(5)};
   std::unique_ptr<Delivery> d;
   s.DropSelect(keys, [&](Result<std::unique_ptr<Delivery>> r) { d = std::move(r).value(); });
   EXPECT_EQ(d, nullptr);
   const auto v = Value(5000, 5);
-  ASSERT_TRUE(Put(s, K(5), v).ok());
+  ASSERT_OK(Put(s, K(5), v));
   ASSERT_NE(d, nullptr);  // delivered at commit, from the host slot
   EXPECT_TRUE(std::equal(v.begin(), v.end(), d->entries()[0].bytes.begin()));
   d->Finish(true);
@@ -330,9 +332,9 @@ TEST(StoreDeviceTier, FillingTheDeviceTierPastItsWatermarkDemotesToHostByteExact
   const uint64_t device_bytes = 4 * kMiB;
   Store s(Opts(), MakeHeapMemory(64 * kMiB), nullptr,
           MakeHostBackedDeviceMemoryForTests(device_bytes));
-  ASSERT_TRUE(s.Open().ok());
+  ASSERT_OK(s.Open());
   constexpr uint32_t kCount = 16;  // 16 x 256 KiB fill the device tier to 100%
-  for (uint32_t i = 0; i < kCount; ++i) ASSERT_TRUE(Put(s, K(i), Value(256 << 10, i)).ok());
+  for (uint32_t i = 0; i < kCount; ++i) ASSERT_OK(Put(s, K(i), Value(256 << 10, i)));
   ASSERT_TRUE(Eventually([&] {
     StoreStats st = s.Stats();
     return static_cast<double>(Row(st, Tier::kDevice)->used_bytes) <= 0.90 * device_bytes &&
@@ -363,14 +365,14 @@ TEST(StoreDeviceTier, EntriesFlowDeviceToHostToSpillAndComeBackByteExact) {
   ASSERT_NE(spill, nullptr);
   Store s(Opts(), MakeHeapMemory(4 * kMiB), std::move(spill),
           MakeHostBackedDeviceMemoryForTests(4 * kMiB));
-  ASSERT_TRUE(s.Open().ok());
+  ASSERT_OK(s.Open());
   const size_t size = 256 << 10;
   // Fill the device tier and let it demote its oldest entries, K(0) first, to host.
-  for (uint32_t i = 0; i < 16; ++i) ASSERT_TRUE(Put(s, K(i), Value(size, i)).ok());
+  for (uint32_t i = 0; i < 16; ++i) ASSERT_OK(Put(s, K(i), Value(size, i)));
   ASSERT_TRUE(Eventually([&] { return TierOf(s, K(0)) == Tier::kHost; }));
   // Overflow host too: its least recently used entry, K(0), goes on to spill.
   constexpr uint32_t kCount = 40;  // 10 MiB against 4 MiB device + 4 MiB host
-  for (uint32_t i = 16; i < kCount; ++i) ASSERT_TRUE(Put(s, K(i), Value(size, i)).ok());
+  for (uint32_t i = 16; i < kCount; ++i) ASSERT_OK(Put(s, K(i), Value(size, i)));
   ASSERT_TRUE(Eventually([&] { return TierOf(s, K(0)) == Tier::kSpill; }))
       << "K(0) is in tier " << static_cast<int>(TierOf(s, K(0)).value_or(Tier::kHost));
   StoreStats st = s.Stats();
@@ -388,18 +390,18 @@ TEST(StoreDeviceTier, EntriesFlowDeviceToHostToSpillAndComeBackByteExact) {
   }
   st = s.Stats();
   for (const auto& row : st.tiers) EXPECT_EQ(row.entries, 0u) << TierName(row.tier);
-  ASSERT_TRUE(s.Close().ok());
+  ASSERT_OK(s.Close());
 }
 
 TEST(StoreDeviceTier, SelectOfAHostAndASpilledKeyDeliversBoth) {
   SpillDir dir;
   Store s(Opts(), MakeHeapMemory(1 * kMiB), dir.Open());
-  ASSERT_TRUE(s.Open().ok());
-  for (uint32_t i = 0; i < 8; ++i) ASSERT_TRUE(Put(s, K(i), Value(256 << 10, i)).ok());
+  ASSERT_OK(s.Open());
+  for (uint32_t i = 0; i < 8; ++i) ASSERT_OK(Put(s, K(i), Value(256 << 10, i)));
   ASSERT_EQ(TierOf(s, K(0)), Tier::kSpill);  // 1 MiB of host holds 4: the oldest went
   ASSERT_EQ(TierOf(s, K(7)), Tier::kHost);
   auto d = Take(s, {K(7), K(0)}, /*drop=*/false);
-  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_OK(d);
   ASSERT_EQ((*d)->entries().size(), 2u);  // not only the key that came back from spill
   EXPECT_EQ((*d)->entries()[0].key, K(7));
   EXPECT_TRUE(std::ranges::equal((*d)->entries()[0].bytes, Value(256 << 10, 7)));
@@ -413,14 +415,14 @@ TEST(StoreDeviceTier, ShutdownFlushWritesDeviceEntriesToSpill) {
   {
     Store s(Opts(), MakeHeapMemory(16 * kMiB), dir.Open(),
             MakeHostBackedDeviceMemoryForTests(8 * kMiB));
-    ASSERT_TRUE(s.Open().ok());
-    for (uint32_t i = 1; i <= 3; ++i) ASSERT_TRUE(Put(s, K(i), Value(70000, i)).ok());
+    ASSERT_OK(s.Open());
+    for (uint32_t i = 1; i <= 3; ++i) ASSERT_OK(Put(s, K(i), Value(70000, i)));
     ASSERT_EQ(EntriesIn(s, Tier::kDevice), 3u);
-    ASSERT_TRUE(s.Close().ok());
+    ASSERT_OK(s.Close());
   }
   Store again(Opts(), MakeHeapMemory(16 * kMiB), dir.Open());
   auto found = again.Open();
-  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_OK(found);
   EXPECT_EQ(*found, 3u);
   for (uint32_t i = 1; i <= 3; ++i) {
     EXPECT_EQ(TakeBytes(again, K(i), /*drop=*/true), Value(70000, i)) << "key " << i;
@@ -429,8 +431,8 @@ TEST(StoreDeviceTier, ShutdownFlushWritesDeviceEntriesToSpill) {
 
 TEST(StoreDeviceTier, WithoutADeviceTierNothingChanges) {
   Store s(Opts(), MakeHeapMemory(16 * kMiB));
-  ASSERT_TRUE(s.Open().ok());
-  for (uint32_t i = 1; i <= 3; ++i) ASSERT_TRUE(Put(s, K(i), Value(100000, i)).ok());
+  ASSERT_OK(s.Open());
+  for (uint32_t i = 1; i <= 3; ++i) ASSERT_OK(Put(s, K(i), Value(100000, i)));
   StoreStats st = s.Stats();
   EXPECT_EQ(Row(st, Tier::kDevice), nullptr);
   ASSERT_EQ(st.tiers.size(), 1u);

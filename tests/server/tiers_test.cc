@@ -23,7 +23,7 @@ std::vector<std::string> TierArgs() { return {"--memory", "64MiB", "--spill", "1
 void InsertAll(Client& c) {
   for (uint32_t i = 0; i < kCount; ++i) {
     auto r = c.Insert(TestKey(i), RandomBytes(kValue, i));
-    ASSERT_TRUE(r.ok()) << "insert " << i << ": " << r.status().ToString();
+    ASSERT_OK(r) << "insert " << i << ": " << r.status().ToString();
   }
 }
 

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 namespace kvstore::tiers {
 namespace {
 
@@ -12,7 +14,7 @@ TEST(HostArenaTest, CreatesAlignedWritableRegion) {
   HostArenaOptions opts;
   opts.bytes = (8ull << 20) + 100;  // rounded up to a page
   auto arena = HostArena::Create(opts);
-  ASSERT_TRUE(arena.ok()) << arena.status().ToString();
+  ASSERT_OK(arena);
   HostArena& a = **arena;
   EXPECT_EQ(a.size() % 4096, 0u);
   EXPECT_GE(a.size(), opts.bytes);
@@ -36,7 +38,7 @@ TEST(HostArenaTest, RunsUnpinnedWhenLockIsOff) {
   opts.lock = false;
   opts.huge_pages = false;
   auto arena = HostArena::Create(opts);
-  ASSERT_TRUE(arena.ok());
+  ASSERT_OK(arena);
   EXPECT_FALSE((*arena)->locked());
   EXPECT_FALSE((*arena)->huge_pages());
 }
@@ -46,7 +48,7 @@ TEST(HostArenaTest, LockEitherPinsOrFallsBack) {
   HostArenaOptions opts;
   opts.bytes = 16ull << 20;
   auto arena = HostArena::Create(opts);
-  ASSERT_TRUE(arena.ok()) << arena.status().ToString();
+  ASSERT_OK(arena);
   (*arena)->data()[0] = std::byte{1};
 }
 

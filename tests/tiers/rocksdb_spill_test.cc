@@ -9,7 +9,9 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+
 #include <xxhash.h>
+#include "status_matchers.h"
 
 namespace kvstore::tiers {
 namespace {
@@ -53,20 +55,20 @@ class RocksDbSpillTest : public ::testing::Test {
 
   std::unique_ptr<RocksDbSpill> Open() {
     auto s = RocksDbSpill::Open(opts_);
-    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_OK(s);
     return s.ok() ? std::move(*s) : nullptr;
   }
 
   void PutValue(RocksDbSpill& s, uint32_t i, const std::vector<std::byte>& v) {
     Status st = s.Put(MakeKey(i), MetaFor(v), v);
-    ASSERT_TRUE(st.ok()) << st.ToString();
+    ASSERT_OK(st);
   }
 
   void ExpectValue(RocksDbSpill& s, uint32_t i, const std::vector<std::byte>& v) {
     std::vector<std::byte> out(v.size());
     EntryMeta m;
     Status st = s.Get(MakeKey(i), out, &m);
-    ASSERT_TRUE(st.ok()) << st.ToString();
+    ASSERT_OK(st);
     EXPECT_EQ(m.size, v.size());
     EXPECT_EQ(m.tier, Tier::kSpill);
     EXPECT_EQ(m.layout, "test/f16");
@@ -89,7 +91,7 @@ TEST_F(RocksDbSpillTest, RoundTripOneAndSixteenMiB) {
   ExpectValue(*s, 3, c);
 
   auto meta = s->GetMeta(MakeKey(2));
-  ASSERT_TRUE(meta.ok());
+  ASSERT_OK(meta);
   EXPECT_EQ(meta->size, 16 * MiB);
   EXPECT_EQ(meta->checksum, XXH3_64bits(b.data(), b.size()));
 
@@ -98,7 +100,7 @@ TEST_F(RocksDbSpillTest, RoundTripOneAndSixteenMiB) {
   EXPECT_EQ(st.bytes, 17 * MiB + 5000);
   EXPECT_EQ(st.write_bytes, 17 * MiB + 5000);
 
-  ASSERT_TRUE(s->Delete(MakeKey(1)).ok());
+  ASSERT_OK(s->Delete(MakeKey(1)));
   EXPECT_EQ(s->GetMeta(MakeKey(1)).status().code(), StatusCode::kNotFound);
   std::vector<std::byte> out(1 * MiB);
   EXPECT_EQ(s->Get(MakeKey(1), out, nullptr).code(), StatusCode::kNotFound);
@@ -112,9 +114,9 @@ TEST_F(RocksDbSpillTest, UnalignedBuffersAndSmallDestination) {
   const auto v = MakeValue(3 * MiB + 123, 4);
   std::vector<std::byte> shifted(v.size() + 1);
   std::copy(v.begin(), v.end(), shifted.begin() + 1);
-  ASSERT_TRUE(s->Put(MakeKey(9), MetaFor(v), std::span(shifted).subspan(1)).ok());
+  ASSERT_OK(s->Put(MakeKey(9), MetaFor(v), std::span(shifted).subspan(1)));
   std::vector<std::byte> out(v.size() + 7);
-  ASSERT_TRUE(s->Get(MakeKey(9), std::span(out).subspan(7), nullptr).ok());
+  ASSERT_OK(s->Get(MakeKey(9), std::span(out).subspan(7), nullptr));
   EXPECT_TRUE(std::equal(v.begin(), v.end(), out.begin() + 7));
   std::vector<std::byte> small(v.size() - 1);
   EXPECT_EQ(s->Get(MakeKey(9), small, nullptr).code(), StatusCode::kInvalidArgument);
@@ -132,7 +134,7 @@ TEST_F(RocksDbSpillTest, ReopenFindsEntriesAndForEachListsThem) {
       values.push_back(MakeValue((i % 3 + 1) * 700 * KiB, i));
       PutValue(*s, i, values.back());
     }
-    ASSERT_TRUE(s->Delete(MakeKey(5)).ok());
+    ASSERT_OK(s->Delete(MakeKey(5)));
   }
   auto s = Open();
   ASSERT_TRUE(s);
@@ -152,7 +154,7 @@ TEST_F(RocksDbSpillTest, ReopenFindsEntriesAndForEachListsThem) {
     ExpectValue(*s, i, values[i]);
   }
   int calls = 0;
-  ASSERT_TRUE(s->ForEach([&](const SpillKey&, const EntryMeta&) { return ++calls < 3; }).ok());
+  ASSERT_OK(s->ForEach([&](const SpillKey&, const EntryMeta&) { return ++calls < 3; }));
   EXPECT_EQ(calls, 3);
 }
 
@@ -187,7 +189,7 @@ TEST_F(RocksDbSpillTest, RefusesBeyondCapacity) {
   EXPECT_EQ(s->Stats().refused_puts, 1u);
   EXPECT_EQ(s->Stats().entries, 2u);
   PutValue(*s, 2, v);  // replacing an entry needs no extra room
-  ASSERT_TRUE(s->Delete(MakeKey(1)).ok());
+  ASSERT_OK(s->Delete(MakeKey(1)));
   PutValue(*s, 3, v);
   ExpectValue(*s, 3, v);
 }
@@ -257,7 +259,7 @@ TEST_F(RocksDbSpillTest, DeletesReclaimDiskAndCompactionKeepsValues) {
       ++next;
     } else {
       auto it = std::next(live.begin(), rng() % live.size());
-      ASSERT_TRUE(s->Delete(MakeKey(it->first)).ok());
+      ASSERT_OK(s->Delete(MakeKey(it->first)));
       live.erase(it);
     }
   }
@@ -286,7 +288,7 @@ TEST_F(RocksDbSpillTest, ASecondOpenOfAHeldDirNamesTheHolder) {
       << second.status().ToString();
   first.reset();  // closed: the directory is free again
   auto third = RocksDbSpill::Open(opts_);
-  EXPECT_TRUE(third.ok()) << third.status().ToString();
+  EXPECT_OK(third);
 }
 
 }  // namespace kvstore::tiers

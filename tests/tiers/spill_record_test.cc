@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 namespace kvstore::tiers {
 namespace {
 
@@ -20,7 +22,7 @@ SpillRecord Sample() {
 TEST(SpillRecordTest, RoundTrips) {
   const SpillRecord r = Sample();
   auto d = DecodeSpillRecord(EncodeSpillRecord(r));
-  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ASSERT_OK(d);
   EXPECT_EQ(d->location.segment, 7u);
   EXPECT_EQ(d->location.offset, 4096u * 3);
   EXPECT_EQ(d->location.stored_bytes, 8192u);
@@ -35,7 +37,7 @@ TEST(SpillRecordTest, RoundTrips) {
 
 TEST(SpillRecordTest, AcceptsTrailingFieldsOfLaterVersions) {
   std::string enc = EncodeSpillRecord(Sample()) + "future";
-  EXPECT_TRUE(DecodeSpillRecord(enc).ok());
+  EXPECT_OK(DecodeSpillRecord(enc));
 }
 
 TEST(SpillRecordTest, RefusesTruncatedAndUnknown) {

@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include "kvstore/rdma/device.h"
 #include "kvstore/transport/rdma_transport.h"
 #include "kvstore/transport/transport.h"
@@ -32,7 +34,7 @@ std::vector<std::byte> Describe(std::span<std::byte> memory) {
 // A memfd as the client library makes it, mapped on the store's side.
 std::shared_ptr<SharedMapping> MapShared(const SharedMemory& shm) {
   auto m = SharedMapping::Map(::dup(shm.fd()), RegionTable::kMaxSharedBytes);
-  EXPECT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_OK(m);
   return m.ok() ? std::move(m).value() : nullptr;
 }
 
@@ -47,7 +49,7 @@ Status Await(const std::function<void(Done)>& call) {
 TEST(TransportNames, ParseAndPrintRoundTrip) {
   for (Kind k : {Kind::kTcp, Kind::kLocal, Kind::kRdma}) {
     auto parsed = ParseKind(KindName(k));
-    ASSERT_TRUE(parsed.ok());
+    ASSERT_OK(parsed);
     EXPECT_EQ(*parsed, k);
   }
   EXPECT_EQ(ParseKind("udp").status().code(), StatusCode::kInvalidArgument);
@@ -60,9 +62,9 @@ TEST(RegionTable, ResolvesInsideRegionsAndRefusesEverythingElse) {
   std::vector<std::byte> buf(4096);
   auto d = Describe(buf);
   RegionTable t(Kind::kRdma);
-  ASSERT_TRUE(t.Add(7, d).ok());
+  ASSERT_OK(t.Add(7, d));
   auto a = t.Resolve({7, 100, 200, {}});
-  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_OK(a);
   EXPECT_EQ(a->addr.addr, reinterpret_cast<uintptr_t>(buf.data()) + 100);
   // Out of bounds, overflowing, empty, unknown region, id 0 refused.
   EXPECT_EQ(t.Resolve({7, 4000, 200, {}}).status().code(), StatusCode::kInvalidArgument);
@@ -76,10 +78,10 @@ TEST(RegionTable, ResolvesInsideRegionsAndRefusesEverythingElse) {
   EXPECT_EQ(t.size(), 1u);
   // One-off regions ride in the request.
   auto inline_addr = t.Resolve({0, 8, 16, d});
-  ASSERT_TRUE(inline_addr.ok());
+  ASSERT_OK(inline_addr);
   EXPECT_EQ(inline_addr->addr.addr, reinterpret_cast<uintptr_t>(buf.data()) + 8);
   EXPECT_EQ(t.Resolve({0, 0, 16, garbage}).status().code(), StatusCode::kInvalidArgument);
-  ASSERT_TRUE(t.Remove(7).ok());
+  ASSERT_OK(t.Remove(7));
   EXPECT_EQ(t.Remove(7).code(), StatusCode::kNotFound);
   EXPECT_EQ(t.Resolve({7, 0, 10, {}}).status().code(), StatusCode::kInvalidArgument);
 }
@@ -90,14 +92,14 @@ TEST(LocalTransport, TablesOfSharedMemoryTakeNoAddressesAndNoOneOffRegions) {
   EXPECT_EQ(t.Add(1, Describe(buf)).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(t.Resolve({0, 0, 16, Describe(buf)}).status().code(), StatusCode::kInvalidArgument);
   auto shm = SharedMemory::Allocate(8192, "test");
-  ASSERT_TRUE(shm.ok()) << shm.status().ToString();
+  ASSERT_OK(shm);
   auto m = MapShared(**shm);
   ASSERT_NE(m, nullptr);
   EXPECT_EQ(m->size(), 8192u);
   EXPECT_EQ(t.AddShared(0, m).code(), StatusCode::kInvalidArgument);
-  ASSERT_TRUE(t.AddShared(3, m).ok());
+  ASSERT_OK(t.AddShared(3, m));
   auto r = t.Resolve({3, 100, 200, {}});
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_OK(r);
   EXPECT_EQ(r->addr.addr, 100u);  // an offset into the mapping, never an address
   EXPECT_EQ(r->shared, m);
   EXPECT_EQ(t.Resolve({3, 8000, 200, {}}).status().code(), StatusCode::kInvalidArgument);
@@ -109,7 +111,7 @@ TEST(LocalTransport, TablesOfSharedMemoryTakeNoAddressesAndNoOneOffRegions) {
 
 TEST(LocalTransport, CopiesStayInsideTheSharedMapping) {
   auto shm = SharedMemory::Allocate(1 << 20, "test");
-  ASSERT_TRUE(shm.ok()) << shm.status().ToString();
+  ASSERT_OK(shm);
   auto client = (*shm)->bytes();
   auto value = Pattern(1 << 16, 5);
   std::memcpy(client.data() + 4096, value.data(), value.size());
@@ -118,7 +120,7 @@ TEST(LocalTransport, CopiesStayInsideTheSharedMapping) {
   auto access = MakeLocalAccess();
   std::vector<std::byte> slot(value.size());
   RemoteRange at{{4096, 0}, m};
-  ASSERT_TRUE(Await([&](Done d) { access->Read(at, slot, std::move(d)); }).ok());
+  ASSERT_OK(Await([&](Done d) { access->Read(at, slot, std::move(d)); }));
   EXPECT_EQ(slot, value);
   // The store's writes land in the client's view of the same pages.
   auto other = Pattern(1 << 16, 9);
@@ -153,7 +155,7 @@ TEST(LocalTransport, OnlySealedMemfdsAreMapped) {
             StatusCode::kInvalidArgument);
   std::fclose(tmp);
   auto shm = SharedMemory::Allocate(1 << 20, "test");
-  ASSERT_TRUE(shm.ok());
+  ASSERT_OK(shm);
   EXPECT_EQ(SharedMapping::Map(::dup((*shm)->fd()), 4096).status().code(),
             StatusCode::kInvalidArgument);  // larger than allowed
 }
@@ -162,7 +164,7 @@ TEST(LocalTransport, FdsTravelWithTheirFrameOverAUnixSocket) {
   int sv[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
   auto shm = SharedMemory::Allocate(4096, "test");
-  ASSERT_TRUE(shm.ok());
+  ASSERT_OK(shm);
   char msg[] = "frame";
   iovec iov{msg, sizeof(msg)};
   ASSERT_EQ(SendWithFd(sv[0], &iov, 1, (*shm)->fd()), static_cast<ssize_t>(sizeof(msg)));
@@ -175,7 +177,7 @@ TEST(LocalTransport, FdsTravelWithTheirFrameOverAUnixSocket) {
   ASSERT_EQ(fds.size(), 1u);
   EXPECT_STREQ(got, "frame");
   auto m = SharedMapping::Map(fds[0], 1 << 20);
-  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  ASSERT_OK(m);
   (*shm)->bytes()[7] = std::byte{42};
   EXPECT_EQ((*(*m)->Slice(7, 1))[0], std::byte{42});
   ::close(sv[0]);
@@ -189,14 +191,14 @@ TEST(RdmaTransport, ReadAndWriteThroughALoopbackQueuePair) {
   std::string why;
   if (!rdma::RdmaDevicesPresent(&why)) GTEST_SKIP() << "needs an RDMA device: " << why;
   auto opened = rdma::RdmaDevice::Open();
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  ASSERT_OK(opened);
   std::shared_ptr<rdma::RdmaDevice> device(std::move(opened).value());
   auto client = RdmaClientEndpoint::Create(device);
-  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  ASSERT_OK(client);
   // The store's memory: one registration, as the daemon registers its arena.
   std::vector<std::byte> slot(2 << 20);
   auto store_mr = device->RegisterMemory(slot.data(), slot.size());
-  ASSERT_TRUE(store_mr.ok()) << store_mr.status().ToString();
+  ASSERT_OK(store_mr);
   uint32_t lkey = (*store_mr)->lkey();
   std::deque<std::function<void()>> queue;
   auto access = AcceptRdma(
@@ -209,14 +211,14 @@ TEST(RdmaTransport, ReadAndWriteThroughALoopbackQueuePair) {
         return lkey;
       },
       [&](std::function<void()> fn) { queue.push_back(std::move(fn)); });
-  ASSERT_TRUE(access.ok()) << access.status().ToString();
-  ASSERT_TRUE((*client)->Connect((*access)->HelloReplyParams()).ok());
+  ASSERT_OK(access);
+  ASSERT_OK((*client)->Connect((*access)->HelloReplyParams()));
   // The client's buffer, exported as a client does.
   auto value = Pattern(slot.size(), 3);
   auto exported = MakeRdmaExporter(device)->Export(value);
-  ASSERT_TRUE(exported.ok()) << exported.status().ToString();
+  ASSERT_OK(exported);
   RegionTable table(Kind::kRdma);
-  ASSERT_TRUE(table.Add(1, exported->descriptor).ok());
+  ASSERT_OK(table.Add(1, exported->descriptor));
   auto run = [&](const std::function<void(Done)>& call) {
     std::optional<Status> got;
     call([&](Status s) { got = std::move(s); });
@@ -229,11 +231,11 @@ TEST(RdmaTransport, ReadAndWriteThroughALoopbackQueuePair) {
     return got.value_or(Status::Timeout("no completion"));
   };
   auto src = table.Resolve({1, 0, value.size(), {}});
-  ASSERT_TRUE(src.ok());
-  ASSERT_TRUE(run([&](Done d) { (*access)->Read(*src, slot, std::move(d)); }).ok());
+  ASSERT_OK(src);
+  ASSERT_OK(run([&](Done d) { (*access)->Read(*src, slot, std::move(d)); }));
   EXPECT_EQ(slot, value);
   std::fill(value.begin(), value.end(), std::byte{0});
-  ASSERT_TRUE(run([&](Done d) { (*access)->Write(slot, *src, std::move(d)); }).ok());
+  ASSERT_OK(run([&](Done d) { (*access)->Write(slot, *src, std::move(d)); }));
   EXPECT_EQ(value, Pattern(slot.size(), 3));
   // A store buffer outside any registration fails the transfer, not the process.
   std::vector<std::byte> unregistered(64);

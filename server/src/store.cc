@@ -286,8 +286,8 @@ NamespaceUsage Store::NamespaceUsageOf(NamespaceId ns) const {
   return UsageLocked(ns, it == namespaces_.end() ? NamespaceState{} : it->second);
 }
 
-Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_checksum) {
-  if (r.exists) return false;
+Result<std::unique_ptr<Entry>> Store::PrepareCommit(Reservation& r,
+                                                    std::optional<uint64_t> computed_checksum) {
   if (computed_checksum.value_or(ValueChecksum(r.bytes())) != r.meta.checksum) {
     counters_.checksum_failures.fetch_add(1, std::memory_order_relaxed);
     Abort(std::move(r));
@@ -310,43 +310,147 @@ Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_che
   }
   e->set_slot(r.slot);
   r.slot = {};
+  return e;
+}
+
+bool Store::InstallLocked(std::unique_ptr<Entry> e, std::optional<DeviceSlot> up,
+                          const Reservation& r, Callbacks* cbs) {
+  if (up) {
+    memory_->Free(e->slot());
+    e->clear_place();
+    e->set_dev(*up);
+    e->meta.tier = Tier::kDevice;
+    counters_.device_admissions.fetch_add(1, std::memory_order_relaxed);
+  }
+  ReleaseReservationLocked(e->ns, e->meta.size);
+  if (index_->Contains(e->ns, e->key)) {  // a concurrent insert of the same key committed first
+    if (e->in_device()) {
+      device_->Free(e->dev());
+    } else {
+      memory_->Free(e->slot());
+    }
+    return false;
+  }
+  const NsKey key = e->id();
+  e->meta.layout = strings_->Intern(r.meta.layout);
+  e->meta.producer = strings_->Intern(r.meta.producer);
+  InsertIndexLocked(std::move(e));
+  counters_.inserts.fetch_add(1, std::memory_order_relaxed);
+  ++NsLocked(key.ns).inserts;
+  WakeWaitersLocked(key, cbs);
+  return true;
+}
+
+bool Store::WorkerWantedLocked() const {
+  return (spill_ != nullptr &&
+          static_cast<double>(memory_->used()) >
+              options_.high_watermark * static_cast<double>(memory_->capacity())) ||
+         DeviceOverHighWatermarkLocked();
+}
+
+Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_checksum) {
+  if (r.exists) return false;
+  KVSTORE_ASSIGN_OR_RETURN(std::unique_ptr<Entry> e, PrepareCommit(r, computed_checksum));
   // Device tier: copied up before the entry is visible, so no reader sees it mid-move.
   std::optional<DeviceSlot> up = CopyUpAtCommit(e->id(), e->bytes());
+  Callbacks cbs;
+  bool stored = false, wake_worker = false;
+  {
+    std::lock_guard lock(mu_);
+    stored = InstallLocked(std::move(e), up, r, &cbs);
+    wake_worker = stored && WorkerWantedLocked();
+  }
+  if (wake_worker) worker_cv_.notify_one();
+  RunCallbacks(cbs);
+  return stored;
+}
+
+std::vector<Result<Reservation>> Store::ReserveMany(std::span<const Key> keys,
+                                                    std::span<const EntryMeta> metas,
+                                                    std::chrono::milliseconds ttl, NamespaceId ns) {
+  std::vector<Result<Reservation>> out;
+  out.reserve(keys.size());
+  if (keys.size() != metas.size()) {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      out.push_back(Status::InvalidArgument("reserve_many: " + std::to_string(keys.size()) +
+                                            " keys but " + std::to_string(metas.size()) +
+                                            " metas"));
+    }
+    return out;
+  }
+  // One hold of the mutex for every value that fits as it is; the rest (over
+  // the size limit, a quota, or needing demotion) go through Reserve one by one.
+  std::vector<size_t> slow;
+  {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      out.emplace_back(Status::Internal("unset"));
+      if (metas[i].size > options_.max_value_bytes || ns == kAllNamespaces) {
+        slow.push_back(i);
+        continue;
+      }
+      Reservation r;
+      r.key = keys[i];
+      r.ns = ns;
+      r.meta = metas[i];
+      r.ttl = ttl.count() > 0 ? ttl : options_.default_ttl;
+      if (index_->Contains(ns, keys[i])) {
+        r.exists = true;
+        out[i] = std::move(r);
+        continue;
+      }
+      if (!CheckQuotaLocked(ns, metas[i].size).ok()) {
+        slow.push_back(i);
+        continue;
+      }
+      auto slot = memory_->Allocate(std::max<uint64_t>(metas[i].size, 1));
+      if (!slot) {
+        slow.push_back(i);
+        continue;
+      }
+      r.slot = *slot;
+      r.slot.size = metas[i].size;
+      NamespaceState& st = NsLocked(ns);
+      ++st.reserved_entries;
+      st.reserved_bytes += metas[i].size;
+      out[i] = std::move(r);
+    }
+  }
+  for (size_t i : slow) out[i] = Reserve(keys[i], metas[i], ttl, ns);
+  return out;
+}
+
+std::vector<Result<bool>> Store::CommitMany(std::span<Reservation> rs,
+                                            std::span<const std::optional<uint64_t>> checksums) {
+  std::vector<Result<bool>> out;
+  out.reserve(rs.size());
+  // Checksums and device copies without the mutex, then one hold to make every
+  // entry visible and wake its waiters.
+  std::vector<std::pair<std::unique_ptr<Entry>, std::optional<DeviceSlot>>> ready(rs.size());
+  for (size_t i = 0; i < rs.size(); ++i) {
+    out.emplace_back(false);
+    if (rs[i].exists) continue;
+    auto e = PrepareCommit(rs[i], i < checksums.size() ? checksums[i] : std::nullopt);
+    if (!e.ok()) {
+      out[i] = e.status();
+      continue;
+    }
+    ready[i].second = CopyUpAtCommit((*e)->id(), (*e)->bytes());
+    ready[i].first = std::move(e).value();
+  }
   Callbacks cbs;
   bool wake_worker = false;
   {
     std::lock_guard lock(mu_);
-    if (up) {
-      memory_->Free(e->slot());
-      e->clear_place();
-      e->set_dev(*up);
-      e->meta.tier = Tier::kDevice;
-      counters_.device_admissions.fetch_add(1, std::memory_order_relaxed);
+    for (size_t i = 0; i < rs.size(); ++i) {
+      if (ready[i].first == nullptr) continue;
+      out[i] = InstallLocked(std::move(ready[i].first), ready[i].second, rs[i], &cbs);
     }
-    ReleaseReservationLocked(e->ns, e->meta.size);
-    if (index_->Contains(e->ns, e->key)) {  // a concurrent insert of the same key committed first
-      if (e->in_device()) {
-        device_->Free(e->dev());
-      } else {
-        memory_->Free(e->slot());
-      }
-      return false;
-    }
-    const NsKey key = e->id();
-    e->meta.layout = strings_->Intern(r.meta.layout);
-    e->meta.producer = strings_->Intern(r.meta.producer);
-    InsertIndexLocked(std::move(e));
-    counters_.inserts.fetch_add(1, std::memory_order_relaxed);
-    ++NsLocked(key.ns).inserts;
-    WakeWaitersLocked(key, &cbs);
-    wake_worker = (spill_ != nullptr &&
-                   static_cast<double>(memory_->used()) >
-                       options_.high_watermark * static_cast<double>(memory_->capacity())) ||
-                  DeviceOverHighWatermarkLocked();
+    wake_worker = WorkerWantedLocked();
   }
   if (wake_worker) worker_cv_.notify_one();
   RunCallbacks(cbs);
-  return true;
+  return out;
 }
 
 void Store::InsertIndexLocked(std::unique_ptr<Entry> e) {

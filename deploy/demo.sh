@@ -37,8 +37,8 @@ ENGINE="$BUILD_DIR/engine/kvstore-engine"
 LOADGEN="$BUILD_DIR/engine/kvstore-loadgen"
 say "3/4 start kvstored, prefill, decode, proxy and a colocated engine"
 ENGINE_ARGS=()
-# shellcheck source=demo/cluster.sh
-source "$ROOT/deploy/demo/cluster.sh"
+# shellcheck source=demo/processes.sh
+source "$ROOT/deploy/demo/processes.sh"
 
 say "4/4 prompts through the proxy vs the colocated engine"
 rc=0

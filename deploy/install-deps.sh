@@ -9,6 +9,10 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev libfmt-dev libxxhash-dev libssl-dev
   nlohmann-json3-dev redis-server gnuplot-nox
+  python3-dev python3-pybind11 pybind11-dev python3-numpy python3-pytest python3-torch
+  clang-14 libclang-rt-14-dev ccache
+  libsentencepiece-dev sentencepiece
+  etcd-server etcd-client
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -7,7 +7,8 @@
 #   bulk:    raw value bytes, `bulk length` of them, following the control part
 #
 # Bulk bytes never ride inside a Cap'n Proto message: values stream straight
-# between the socket and the store's slot memory. Over TCP the bulk part of an
+# between the socket and the store's slot memory. The same framing runs over
+# TCP and over the daemon's Unix-domain socket (same-host clients). Over TCP the bulk part of an
 # insert request is the store's "pull" of the client's source buffer; the bulk
 # part of a select reply is the store's "push" into the client's destination.
 # With a one-sided transport (local, rdma: client/transport/include/kvstore/
@@ -67,19 +68,29 @@ struct RemoteBuffer {
 # A client region made reachable for one-sided transfers on this connection.
 struct RegionAnnouncement {
   id @0 :UInt32;          # nonzero, chosen by the client
-  descriptor @1 :Data;    # encoded RemoteRegion (client/rdma/include/kvstore/rdma/remote_region.h)
+  descriptor @1 :Data;    # rdma: encoded RemoteRegion (client/rdma/include/kvstore/rdma/remote_region.h)
+  # local (Unix socket only): the frame carries one fd (SCM_RIGHTS), a memfd
+  # sealed against shrinking; the region is that whole file, offsets are from
+  # its start, and `descriptor` is unused. The store maps it; nothing else of
+  # the client is reachable.
+  sharedFd @2 :Bool;
 }
 
+# The first request on a connection, and only once: a second hello is a
+# protocol error that closes the connection.
 struct Hello {
   protocolVersion @0 :UInt32;
-  token @1 :Text;        # shared secret; empty when the store runs without one
+  token @1 :Text;        # a tenant's token (--tokens-file) or the shared secret; empty when none is required
   clientName @2 :Text;
   # RDMA negotiation: serialized QpParams (client/include/kvstore/rdma/qp_params.h);
   # empty when the client has no RDMA device.
   rdmaParams @3 :Data;
-  # Local transport offer (pid + nonce address + nonce, see transport.h);
-  # empty when the client does not want the store to reach its memory.
-  localOffer @4 :Data;
+  # Obsolete (pid + nonce of the removed process_vm_readv transport): ignored.
+  obsoleteLocalOffer @4 :Data;
+  # The client would share memfd memory (local transport): on the Unix socket
+  # the store then answers bulkTransport "local"; over TCP it answers with
+  # the Unix socket's path (localSocket) when it has one.
+  sharedMemory @5 :Bool;
 }
 
 struct InsertRequest {
@@ -195,6 +206,15 @@ struct HelloReply {
   rdmaParams @2 :Data;       # the store's queue pair when bulkTransport is "rdma"
   maxValueBytes @3 :UInt64;
   bulkTransport @4 :Text;    # "tcp", "local" or "rdma": what one-sided requests may use
+  # Over TCP to a client that asked for sharedMemory: the store's Unix socket
+  # (empty when it has none). A client on the same host connects there and
+  # checks that instanceId matches, so it never mistakes another daemon's
+  # socket for this one.
+  localSocket @5 :Text;
+  instanceId @6 :Data;       # random per daemon process
+  tenant @7 :Text;           # who the token says this is ("" without tenants)
+  namespace @8 :Text;        # the tenant's namespace
+  role @9 :Text;             # "engine", "reader" or "admin"
 }
 
 struct ListReply {

@@ -21,7 +21,8 @@ enum ExitCode : int {
 
 struct GlobalOptions {
   std::string addr = "127.0.0.1:7400";
-  std::string token;
+  std::string token;       // --token (discouraged: argv is public)
+  std::string token_file;  // --token-file; neither: KVSTORE_TOKEN
   bool json = false;
   std::chrono::milliseconds connect_timeout{3000};
 };

@@ -5,6 +5,7 @@
 #include <functional>
 #include <iostream>
 
+#include "cluster_commands.h"
 #include "commands.h"
 #include "kvstore/units.h"
 #include "output.h"
@@ -27,7 +28,11 @@ int Main(int argc, char** argv) {
   std::string timeout_text = "3s";
   app.add_option("--addr", g.addr, "kvstored control address HOST:PORT")->capture_default_str();
   app.add_flag("--json", g.json, "print JSON instead of tables");
-  app.add_option("--token", g.token, "shared secret, when kvstored requires one");
+  app.add_option("--token-file", g.token_file,
+                 "file whose first line is the token, when kvstored requires one (default: the "
+                 "KVSTORE_TOKEN environment variable)");
+  app.add_option("--token", g.token,
+                 "the token itself (visible in ps: prefer --token-file or KVSTORE_TOKEN)");
   app.add_option("--connect-timeout", timeout_text, "give up connecting after DURATION")
       ->capture_default_str();
 
@@ -98,6 +103,7 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   c_key->callback([&] { run = [&] { return RunKey(g, key); }; });
 
+  ClusterCommands cluster(app, g, ls, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -118,6 +124,7 @@ int Main(int argc, char** argv) {
   auto ct = ParseDuration(timeout_text);
   if (!ct.ok()) return UsageError("--connect-timeout: " + ct.status().message());
   g.connect_timeout = *ct;
+  if (cluster.active()) return cluster.Run(app);
   if (!run) return UsageError("no subcommand given (see kvstore-cli --help)");
   return run();
 }

@@ -84,7 +84,7 @@ int CallFailed(const GlobalOptions& g, std::string_view op, const Status& s) {
               "--memory)";
       break;
     case StatusCode::kPermissionDenied:
-      line += ": " + at + " refused: " + msg + " (check --token)";
+      line += ": " + at + " refused: " + msg + " (check --token-file or KVSTORE_TOKEN)";
       break;
     case StatusCode::kInvalidArgument:
       line += ": " + at + " rejected the request: " + msg +
@@ -106,6 +106,7 @@ std::unique_ptr<Client> ConnectOrExplain(const GlobalOptions& g, int* exit_code)
   ClientOptions opts;
   opts.address = g.addr;
   opts.token = g.token;
+  opts.token_file = g.token_file;
   opts.client_name = "kvstore-cli";
   opts.connect_timeout = g.connect_timeout;
   opts.max_connections = 2;
@@ -114,7 +115,7 @@ std::unique_ptr<Client> ConnectOrExplain(const GlobalOptions& g, int* exit_code)
   const Status& s = client.status();
   if (s.code() == StatusCode::kPermissionDenied) {
     PrintError("kvstored at " + g.addr + " refused the connection: " + Bare(s, g.addr) +
-               " (check --token)");
+               " (check --token-file or KVSTORE_TOKEN)");
   } else if (s.code() == StatusCode::kInvalidArgument) {
     PrintError("cannot connect to " + g.addr + ": " + Bare(s, g.addr) +
                " (--addr takes HOST:PORT, e.g. 127.0.0.1:7400)");

@@ -1,30 +1,14 @@
 #include "kvstore/client.h"
 
 #include <capnp/message.h>
-#include <xxhash.h>
 
 #include "client_impl.h"
+#include "kvstore/cluster/cluster_client.h"
 #include "kvstore/rdma/device.h"
 #include "kvstore/transport/rdma_transport.h"
 #include "kvstore/wire_convert.h"
 
 namespace kvstore {
-
-std::string_view TierName(Tier t) {
-  switch (t) {
-    case Tier::kDevice:
-      return "device";
-    case Tier::kHost:
-      return "host";
-    case Tier::kSpill:
-      return "spill";
-  }
-  return "unknown";
-}
-
-uint64_t ValueChecksum(std::span<const std::byte> value) {
-  return XXH3_64bits(value.data(), value.size());
-}
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
@@ -38,6 +22,10 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   KVSTORE_ASSIGN_OR_RETURN(transport::Preference preference,
                            transport::ParsePreference(options.transport));
   std::unique_ptr<Client> c(new Client(std::make_unique<Impl>(options)));
+  if (cluster::IsClusterUrl(options.address)) {  // etcd://...: placed over the members
+    KVSTORE_ASSIGN_OR_RETURN(c->impl_->cluster_, cluster::ConnectClusterAddress(options));
+    return c;
+  }
   c->impl_->setup_.preference = preference;
   if (preference == transport::Preference::kAuto || preference == transport::Preference::kRdma) {
     std::string why;
@@ -61,6 +49,8 @@ Result<bool> Client::Insert(const Key& key, std::span<const std::byte> value,
 
 Result<bool> Client::InsertSpan(const Key& key, std::span<const std::byte> value,
                                 const InsertOptions& options, const RegionSlice* region) {
+  if (impl_->cluster_ && (region == nullptr || !impl_->regions_.IsDevice(region->region)))
+    return impl_->cluster_->Insert(key, value, options);
   (region != nullptr ? impl_->regions_.registered : impl_->regions_.unregistered)
       .fetch_add(1, std::memory_order_relaxed);
   KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
@@ -70,11 +60,11 @@ Result<bool> Client::InsertSpan(const Key& key, std::span<const std::byte> value
                                    std::to_string(conn->max_value_bytes()) + " bytes");
   }
   if (region != nullptr) KVSTORE_RETURN_IF_ERROR(impl_->CheckDeviceRegion(conn, region->region));
-  if (conn->one_sided() && !value.empty()) {
-    // The store only reads the source; the exporter's span type is shared with destinations.
-    Impl::OneSidedTarget source{
-        region != nullptr ? std::optional<RegionSlice>(*region) : std::nullopt,
-        {const_cast<std::byte*>(value.data()), value.size()}};
+  // The store only reads the source; the exporter's span type is shared with destinations.
+  Impl::OneSidedTarget source{
+      region != nullptr ? std::optional<RegionSlice>(*region) : std::nullopt,
+      {const_cast<std::byte*>(value.data()), value.size()}};
+  if (!value.empty() && impl_->CanGoOneSided(conn, std::span(&source, 1))) {
     return impl_->InsertOneSided(conn, key, value, options, source,
                                  region != nullptr && impl_->regions_.IsDevice(region->region));
   }
@@ -97,11 +87,13 @@ Result<bool> Client::InsertSpan(const Key& key, std::span<const std::byte> value
 }
 
 Result<std::vector<Entry>> Client::Select(std::span<const Key> keys) {
+  if (impl_->cluster_) return impl_->cluster_->Select(keys);
   return impl_->SelectOwned(false, keys, {});
 }
 
 Result<std::vector<Entry>> Client::DropSelect(std::span<const Key> keys,
                                               std::chrono::milliseconds timeout) {
+  if (impl_->cluster_) return impl_->cluster_->DropSelect(keys, timeout);
   return impl_->SelectOwned(true, keys, timeout);
 }
 
@@ -135,6 +127,7 @@ Result<std::vector<EntryInfo>> Client::SelectInto(
   if (destinations.size() != keys.size()) {
     return Status::InvalidArgument("SelectInto needs one destination buffer per key");
   }
+  if (impl_->cluster_) return impl_->cluster_->SelectInto(keys, destinations);
   auto targets = SpanTargets(destinations);
   return impl_->SelectImpl(false, keys, {}, IntoBuffers(destinations), false, targets);
 }
@@ -145,6 +138,7 @@ Result<std::vector<EntryInfo>> Client::DropSelectInto(
   if (destinations.size() != keys.size()) {
     return Status::InvalidArgument("DropSelectInto needs one destination buffer per key");
   }
+  if (impl_->cluster_) return impl_->cluster_->DropSelectInto(keys, destinations, timeout);
   auto targets = SpanTargets(destinations);
   return impl_->SelectImpl(true, keys, timeout, IntoBuffers(destinations), false, targets);
 }
@@ -184,6 +178,10 @@ Result<std::vector<EntryInfo>> Client::SelectIntoRegions(
   if (spans.size() != keys.size()) {
     return Status::InvalidArgument("SelectIntoRegions needs one destination per key");
   }
+  if (impl_->cluster_ &&
+      std::none_of(destinations.begin(), destinations.end(),
+                   [&](const RegionSlice& d) { return impl_->regions_.IsDevice(d.region); }))
+    return impl_->cluster_->SelectInto(keys, spans);
   return impl_->SelectImpl(false, keys, {}, IntoBuffers(spans), /*registered=*/true,
                            RegionTargets(destinations));
 }
@@ -195,6 +193,10 @@ Result<std::vector<EntryInfo>> Client::DropSelectIntoRegions(
   if (spans.size() != keys.size()) {
     return Status::InvalidArgument("DropSelectIntoRegions needs one destination per key");
   }
+  if (impl_->cluster_ &&
+      std::none_of(destinations.begin(), destinations.end(),
+                   [&](const RegionSlice& d) { return impl_->regions_.IsDevice(d.region); }))
+    return impl_->cluster_->DropSelectInto(keys, spans, timeout);
   return impl_->SelectImpl(true, keys, timeout, IntoBuffers(spans), /*registered=*/true,
                            RegionTargets(destinations));
 }
@@ -211,18 +213,22 @@ ClientTransferStats Client::TransferStats() const {
 }
 
 Result<size_t> Client::MatchPrefix(std::span<const Key> keys) {
+  if (impl_->cluster_) return impl_->cluster_->MatchPrefix(keys);
   return impl_->KeysCall(keys, [](wire::Request::Builder r) { return r.initMatchPrefix(); });
 }
 
 Result<size_t> Client::Retain(std::span<const Key> keys) {
+  if (impl_->cluster_) return impl_->cluster_->Retain(keys);
   return impl_->KeysCall(keys, [](wire::Request::Builder r) { return r.initRetain(); });
 }
 
 Result<size_t> Client::Remove(std::span<const Key> keys) {
+  if (impl_->cluster_) return impl_->cluster_->Remove(keys);
   return impl_->KeysCall(keys, [](wire::Request::Builder r) { return r.initRemove(); });
 }
 
 Result<StoreStats> Client::Stats() {
+  if (impl_->cluster_) return impl_->cluster_->TotalStats();
   KVSTORE_ASSIGN_OR_RETURN(InFrame in,
                            impl_->SimpleCall([](wire::Request::Builder r) { r.setStats(); }));
   if (!in.response().isStats()) {
@@ -232,6 +238,8 @@ Result<StoreStats> Client::Stats() {
 }
 
 Result<ListPage> Client::List(const ListOptions& options) {
+  if (impl_->cluster_)
+    return Status::InvalidArgument("list one node at a time (kvstore-cli --cluster URL ls)");
   KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->SimpleCall([&](wire::Request::Builder r) {
     auto l = r.initList();
     l.setCursor({reinterpret_cast<const kj::byte*>(options.cursor.data()), options.cursor.size()});
@@ -254,6 +262,7 @@ Result<ListPage> Client::List(const ListOptions& options) {
 }
 
 Result<EntryInfo> Client::Show(const Key& key) {
+  if (impl_->cluster_) return impl_->cluster_->Show(key);
   KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->SimpleCall([&](wire::Request::Builder r) {
     auto l = r.initList();
     l.setPrefix(KeyToWire(key));
@@ -267,6 +276,7 @@ Result<EntryInfo> Client::Show(const Key& key) {
 }
 
 Status Client::Ping() {
+  if (impl_->cluster_) return impl_->cluster_->Ping();
   return impl_->SimpleCall([](wire::Request::Builder r) { r.setPing(); }).status();
 }
 

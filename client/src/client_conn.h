@@ -1,4 +1,10 @@
 // One blocking connection to kvstored: frames out, frames in, with deadlines.
+// Over TCP, or over the daemon's Unix socket when it runs on this host (the
+// local transport: memory the client shares as memfds, passed with
+// SCM_RIGHTS). A client on TCP that would share memory learns the socket's
+// path from the hello reply, opens its connections there from then on, and
+// checks the daemon's instance id on it, so another daemon's socket at that
+// path is never taken for this one.
 //
 // Plain POSIX sockets: a value moves in one send/recv call where the kernel
 // allows (MSG_WAITALL), straight between the socket and the caller's buffer,
@@ -13,6 +19,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <unordered_set>
@@ -27,6 +34,9 @@
 #include "kvstore/transport/rdma_transport.h"
 #include "kvstore/transport/transport.h"
 
+struct ssl_ctx_st;
+struct ssl_st;
+
 namespace kvstore::internal {
 
 using Clock = std::chrono::steady_clock;
@@ -39,11 +49,25 @@ struct InFrame {
   wire::Response::Reader response() { return reader->getRoot<wire::Response>(); }
 };
 
+// Where a Client finds the daemon's Unix socket, once a TCP hello said.
+struct LocalRoute {
+  std::mutex mu;
+  std::string path;         // GUARDED_BY(mu): empty = not known (yet)
+  std::string instance_id;  // GUARDED_BY(mu): the daemon's, from the TCP hello
+  std::string failed;       // GUARDED_BY(mu): why the socket could not be used; stays on TCP
+};
+
 // What a Client's connections share for one-sided transports.
 struct TransportSetup {
   transport::Preference preference = transport::Preference::kAuto;
   std::shared_ptr<rdma::RdmaDevice> rdma_device;  // null: no RDMA offered
+  std::shared_ptr<LocalRoute> local_route = std::make_shared<LocalRoute>();
 };
+
+// The token a Client presents: ClientOptions::token, else the first line of
+// ClientOptions::token_file, else the KVSTORE_TOKEN environment variable,
+// else none. InvalidArgument when the file cannot be read or is empty.
+Result<std::string> ResolveToken(const ClientOptions& options);
 
 class ClientConn {
  public:
@@ -58,6 +82,8 @@ class ClientConn {
   // Sends `message` followed by the bulk spans, in order.
   Status Send(capnp::MessageBuilder& message, std::span<const std::span<const std::byte>> bulk,
               Clock::time_point deadline);
+  // Unix socket only: sends `message` with `fd` attached (a shared region's memfd).
+  Status SendWithFd(capnp::MessageBuilder& message, int fd, Clock::time_point deadline);
   // Sends `message` (whose bulk length says value + trailer) and the value in
   // pieces, hashing each piece just before it goes out, then the XXH3-64 of the
   // whole value as the 8-byte trailer (InsertRequest.checksumTrailer).
@@ -76,6 +102,7 @@ class ClientConn {
   // The bulk transport of one-sided requests on this connection (tcp: none).
   transport::Kind kind() const { return kind_; }
   bool one_sided() const { return kind_ != transport::Kind::kTcp; }
+  bool is_unix() const { return is_unix_; }
   // Regions announced to the store on this connection.
   bool announced(uint32_t region) const { return announced_.contains(region); }
   void set_announced(uint32_t region) { announced_.insert(region); }
@@ -84,16 +111,37 @@ class ClientConn {
 
  private:
   ClientConn() = default;
+  static Result<std::unique_ptr<ClientConn>> OpenTcp(const ClientOptions& options,
+                                                     const TransportSetup& setup,
+                                                     Clock::time_point deadline);
+  // `expect_instance`: the daemon's id from a TCP hello; empty when the
+  // address itself named the socket (unix:PATH).
+  static Result<std::unique_ptr<ClientConn>> OpenUnix(const std::string& path,
+                                                      const ClientOptions& options,
+                                                      const TransportSetup& setup,
+                                                      const std::string& expect_instance,
+                                                      Clock::time_point deadline);
+  Status Hello(const ClientOptions& options, const TransportSetup& setup,
+               Clock::time_point deadline);
   Status Fail(const char* what, int err);
   Status SetTimeout(int option, Clock::time_point deadline, const char* what);
   Status ReadExact(void* dst, size_t n, Clock::time_point deadline, const char* what);
   Status SendIov(std::vector<iovec>& iov);  // all of it, in as few sendmsg calls as possible
+  Status StartTls(const ClientOptions& options, const std::string& host,
+                  Clock::time_point deadline);
+  Status TlsFail(const char* what, int ret);
 
   int fd_ = -1;
+  // TLS (ClientOptions::tls_ca): the session over fd_; null = plaintext.
+  std::unique_ptr<ssl_ctx_st, void (*)(ssl_ctx_st*)> ssl_ctx_{nullptr, nullptr};
+  std::unique_ptr<ssl_st, void (*)(ssl_st*)> ssl_{nullptr, nullptr};
   std::string address_;
   uint64_t last_id_ = 0;
   uint64_t max_value_bytes_ = 0;
   bool broken_ = false;
+  bool is_unix_ = false;
+  std::string local_socket_;  // from the hello reply over TCP
+  std::string instance_id_;   // the daemon's, from the hello reply
   transport::Kind kind_ = transport::Kind::kTcp;
   std::unique_ptr<transport::RdmaClientEndpoint> rdma_;  // the queue pair the store drives
   std::unordered_set<uint32_t> announced_;

@@ -20,6 +20,10 @@
 
 namespace kvstore {
 
+namespace cluster {
+class ClusterClient;
+}
+
 namespace internal {
 
 inline Status ReplyStatus(wire::Response::Reader r) {
@@ -124,7 +128,7 @@ class Client::Impl {
     for (const auto& t : targets) {
       if (t.region) KVSTORE_RETURN_IF_ERROR(CheckDeviceRegion(conn, t.region->region));
     }
-    if (conn->one_sided() && targets.size() == keys.size()) {
+    if (targets.size() == keys.size() && CanGoOneSided(conn, targets)) {
       return SelectOneSided(conn, drop, keys, timeout, targets);
     }
     auto deadline = Deadline(drop ? timeout : std::chrono::milliseconds{0});
@@ -260,10 +264,17 @@ class Client::Impl {
 
   transport::RegionExporter* Exporter(transport::Kind kind);
 
+  // Whether every target can move one-sided on this connection (local: only
+  // memory from AllocateSharedRegion; the rest goes in the frames).
+  bool CanGoOneSided(Lease& conn, std::span<const OneSidedTarget> targets);
+  std::optional<RegionSlice> SharedSlice(const OneSidedTarget& t) const;
+  // Passes a shared region's memfd to the store on this connection, once.
+  Status AnnounceShared(Lease& conn, RegionId region, Clock::time_point deadline);
+
   ClientOptions options_;
+  std::shared_ptr<cluster::ClusterClient> cluster_;  // set for an etcd:// address: calls go there
   internal::RegionTable regions_;
   internal::TransportSetup setup_;
-  std::unique_ptr<transport::RegionExporter> local_exporter_ = transport::MakeLocalExporter();
   std::unique_ptr<transport::RegionExporter> rdma_exporter_;  // set when a device is open
   std::atomic<uint8_t> last_kind_{0};
 

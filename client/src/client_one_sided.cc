@@ -7,9 +7,71 @@
 
 namespace kvstore {
 
+Result<SharedRegion> Client::AllocateSharedRegion(size_t bytes) {
+  KVSTORE_ASSIGN_OR_RETURN(std::unique_ptr<transport::SharedMemory> shm,
+                           transport::SharedMemory::Allocate(bytes, "kvstore-shared"));
+  std::shared_ptr<transport::SharedMemory> shared(std::move(shm));
+  RegionId id = impl_->regions_.AddShared(shared);
+  return SharedRegion{id, shared->bytes()};
+}
+
+std::optional<RegionSlice> Client::Impl::SharedSlice(const OneSidedTarget& t) const {
+  if (t.region) {
+    if (!regions_.SharedOf(t.region->region)) return std::nullopt;
+    return t.region;
+  }
+  return regions_.FindShared(t.span);
+}
+
+bool Client::Impl::CanGoOneSided(Lease& conn, std::span<const OneSidedTarget> targets) {
+  switch (conn->kind()) {
+    case transport::Kind::kTcp:
+      return false;
+    case transport::Kind::kRdma:
+      return true;
+    case transport::Kind::kLocal:
+      // Only memory the client shared is reachable; anything else goes in the frames.
+      for (const auto& t : targets) {
+        if (!SharedSlice(t)) return false;
+      }
+      return !targets.empty();
+  }
+  return false;
+}
+
+Status Client::Impl::AnnounceShared(Lease& conn, RegionId region, Clock::time_point deadline) {
+  if (conn->announced(region.value)) return Status::Ok();
+  KVSTORE_RETURN_IF_ERROR(WithdrawUnregistered(conn, deadline));
+  auto shared = regions_.SharedOf(region);
+  if (!shared) {
+    return Status::InvalidArgument("region " + std::to_string(region.value) +
+                                   " is not shared memory (or was unregistered)");
+  }
+  capnp::MallocMessageBuilder msg;
+  auto req = msg.initRoot<wire::Request>();
+  req.setId(conn->NextId());
+  auto a = req.initRegisterRegion();
+  a.setId(region.value);
+  a.setSharedFd(true);
+  KVSTORE_RETURN_IF_ERROR(conn->SendWithFd(msg, shared->fd(), deadline));
+  KVSTORE_ASSIGN_OR_RETURN(InFrame in, conn->Receive(deadline));
+  KVSTORE_RETURN_IF_ERROR(ReplyStatus(in.response()));
+  conn->set_announced(region.value);
+  return Status::Ok();
+}
+
 Status Client::Impl::FillRemote(Lease& conn, const OneSidedTarget& t, wire::RemoteBuffer::Builder b,
                                 std::vector<transport::ExportedRegion>* keep,
                                 Clock::time_point deadline) {
+  if (conn->kind() == transport::Kind::kLocal) {
+    std::optional<RegionSlice> slice = SharedSlice(t);
+    if (!slice) return Status::Internal("local transfer of memory that is not shared");
+    KVSTORE_RETURN_IF_ERROR(AnnounceShared(conn, slice->region, deadline));
+    b.setRegion(slice->region.value);
+    b.setOffset(slice->offset);
+    b.setLength(slice->length);
+    return Status::Ok();
+  }
   transport::RegionExporter* exporter = Exporter(conn->kind());
   if (exporter == nullptr) return Status::Internal("no exporter for this transport");
   if (t.region) {
@@ -152,10 +214,9 @@ Result<std::vector<EntryInfo>> Client::Impl::SelectOneSided(
 
 transport::RegionExporter* Client::Impl::Exporter(transport::Kind kind) {
   switch (kind) {
-    case transport::Kind::kLocal:
-      return local_exporter_.get();
     case transport::Kind::kRdma:
       return rdma_exporter_.get();
+    case transport::Kind::kLocal:  // shared memory is announced with its fd, not exported
     case transport::Kind::kTcp:
       break;
   }

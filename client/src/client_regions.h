@@ -23,8 +23,32 @@ class RegionTable {
     if (memory.empty()) return Status::InvalidArgument("cannot register an empty region");
     std::lock_guard lock(mu_);
     RegionId id{++next_};
-    regions_[id.value] = Record{memory, {}, transport::Kind::kTcp, device};
+    regions_[id.value] = Record{memory, {}, transport::Kind::kTcp, device, nullptr};
     return id;
+  }
+  // Shared memory (local transport): registered, and kept mapped until removed.
+  RegionId AddShared(std::shared_ptr<transport::SharedMemory> shared) {
+    std::lock_guard lock(mu_);
+    RegionId id{++next_};
+    regions_[id.value] = Record{shared->bytes(), {}, transport::Kind::kTcp, false, shared};
+    return id;
+  }
+  // The shared memory behind a region, or null.
+  std::shared_ptr<transport::SharedMemory> SharedOf(RegionId id) const {
+    std::lock_guard lock(mu_);
+    auto it = regions_.find(id.value);
+    return it == regions_.end() ? nullptr : it->second.shared;
+  }
+  // The shared region `s` lies in, as a slice; empty when it lies in none.
+  std::optional<RegionSlice> FindShared(std::span<const std::byte> s) const {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, r] : regions_) {
+      if (r.shared && r.shared->Contains(s)) {
+        return RegionSlice{RegionId{id}, static_cast<uint64_t>(s.data() - r.memory.data()),
+                           s.size()};
+      }
+    }
+    return std::nullopt;
   }
   // True for GPU memory (RegisterDeviceRegion): never touched on the CPU.
   bool IsDevice(RegionId id) const {
@@ -90,6 +114,7 @@ class RegionTable {
     std::optional<transport::ExportedRegion> exported;
     transport::Kind exported_kind;
     bool device = false;
+    std::shared_ptr<transport::SharedMemory> shared;  // AllocateSharedRegion's memory
   };
   mutable std::mutex mu_;
   uint32_t next_ = 0;                             // GUARDED_BY(mu_)

@@ -200,11 +200,11 @@ class CudaForwardImpl final : public CudaForward {
       KVSTORE_RETURN_IF_ERROR(
           KernelCheck(kernels::MatmulCuda(xn, w.wv.get(), v, total, kvd, h, hb, st), "v_proj"));
       KVSTORE_RETURN_IF_ERROR(KernelCheck(
-          kernels::RopeCuda(q, d_pos_.get(), total, c.num_heads, c.head_dim, c.rope_theta, st),
+          kernels::RopeCuda(q, d_pos_.get(), total, c.num_heads, c.head_dim, RopeParamsOf(c), st),
           "rope q"));
-      KVSTORE_RETURN_IF_ERROR(KernelCheck(
-          kernels::RopeCuda(k, d_pos_.get(), total, c.num_kv_heads, c.head_dim, c.rope_theta, st),
-          "rope k"));
+      KVSTORE_RETURN_IF_ERROR(KernelCheck(kernels::RopeCuda(k, d_pos_.get(), total, c.num_kv_heads,
+                                                            c.head_dim, RopeParamsOf(c), st),
+                                          "rope k"));
       KVSTORE_RETURN_IF_ERROR(
           KernelCheck(kernels::KvWriteCuda(k, v, d_slots_.get(), k_cache, v_cache, total,
                                            shape_.num_blocks, bs, c.num_kv_heads, c.head_dim, st),

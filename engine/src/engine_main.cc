@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
       "single engine (with a local prefix cache); 'proxy' sends each request to a prefill engine "
       "(max_tokens=1), then to a\n"
       "decode engine, and streams the decode's answer back.\n"
-      "HTTP: POST /v1/completions (OpenAI-style), GET /health, GET /metrics (Prometheus)."};
+      "HTTP (OpenAI-style): POST /v1/completions, POST /v1/chat/completions, GET /v1/models;\n"
+      "GET /health, GET /metrics (Prometheus)."};
   app.add_option("--role", role, "prefill | decode | both | proxy")->capture_default_str();
   app.add_option("--listen", o.listen, "HTTP address HOST:PORT (port 0 picks a free one)")
       ->capture_default_str();
@@ -85,6 +86,14 @@ int main(int argc, char** argv) {
   app.add_option("--kv-load-threads", o.kv_load_threads, "decode: concurrent drop_selects")
       ->capture_default_str();
   app.add_option("--max-batch", o.max_batch, "sequences per decode step")->capture_default_str();
+  app.add_option("--max-prefill-chunk", o.max_prefill_chunk,
+                 "both: chunked prefill -- prompt tokens computed per step, in the same forward "
+                 "pass as the running decodes (0: each prompt whole, before the next step)")
+      ->capture_default_str();
+  app.add_option("--chat-template", o.chat_template,
+                 "/v1/chat/completions prompt format: auto (by the vocabulary's special tokens) | "
+                 "llama3 | chatml | plain (engine/README.md)")
+      ->capture_default_str();
   app.add_option("--max-tokens-limit", o.max_tokens_limit, "largest max_tokens accepted")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace | debug | info | warn | error")

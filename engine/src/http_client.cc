@@ -96,7 +96,8 @@ Result<HttpResult> HttpPost(const std::string& url, const std::string& path,
 }
 
 Result<StreamedCompletion> StreamCompletion(const std::string& url, const std::string& body,
-                                            std::chrono::milliseconds timeout) {
+                                            std::chrono::milliseconds timeout,
+                                            const std::string& path) {
   nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return Status::InvalidArgument("body is not a JSON object");
@@ -105,7 +106,7 @@ Result<StreamedCompletion> StreamCompletion(const std::string& url, const std::s
   tcp::socket sock(ioc);
   std::string host_port;
   KVSTORE_RETURN_IF_ERROR(Connect(ioc, sock, url, timeout, &host_port));
-  http::request<http::string_body> req{http::verb::post, "/v1/completions", 11};
+  http::request<http::string_body> req{http::verb::post, path, 11};
   req.set(http::field::host, host_port);
   req.set(http::field::content_type, "application/json");
   req.keep_alive(false);
@@ -148,6 +149,8 @@ Result<StreamedCompletion> StreamCompletion(const std::string& url, const std::s
         last = now;
       }
     out.text += c.value("text", "");
+    if (c.contains("delta") && c["delta"].contains("content") && c["delta"]["content"].is_string())
+      out.text += c["delta"]["content"].get<std::string>();
     if (c.contains("finish_reason") && c["finish_reason"].is_string())
       out.finish_reason = c["finish_reason"].get<std::string>();
   };

@@ -19,9 +19,11 @@ using asio::use_awaitable;
 using tcp = asio::ip::tcp;
 
 asio::awaitable<void> HttpResponder::Send(http::status status, std::string_view content_type,
-                                          std::string body) {
+                                          std::string body, std::string_view allow) {
   http::response<http::string_body> res{status, version_};
   res.set(http::field::server, "kvstore-engine");
+  if (!allow.empty())
+    res.set(http::field::allow, boost::beast::string_view(allow.data(), allow.size()));
   res.set(http::field::content_type,
           boost::beast::string_view(content_type.data(), content_type.size()));
   res.keep_alive(keep_alive_);

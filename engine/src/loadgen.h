@@ -76,13 +76,20 @@ Summary Summarize(const std::vector<Outcome>& outcomes, double wall_seconds);
 // "colocated  qps 2.0  n=40  TTFT mean/p50/p99 ...  ITL ..." (milliseconds)
 std::string FormatSummary(const std::string& label, double qps, const Summary& s);
 
+// One rate: the summaries of every round, per setup (setups' order).
 struct PlotPoint {
   double qps;
-  Summary colocated, disaggregated;
+  std::vector<std::vector<Summary>> rounds;
 };
-// Writes plot.dat and plot.gp next to png and runs gnuplot; an error says
-// what to install when gnuplot is missing.
-Status PlotItl(const std::vector<PlotPoint>& points, const std::string& png,
+using Setups = std::vector<std::pair<std::string, std::string>>;  // label, URL
+// Per setup: median over rounds of TTFT and ITL mean/p50/p99 (ms), the
+// min-max of p99 ITL, and ratios of the medians to the last setup
+// (disaggregated).
+std::string FormatRoundsTable(const Setups& setups, const PlotPoint& point);
+// Writes plot.dat and plot.gp next to png and runs gnuplot: median p99 ITL
+// over QPS per setup, min-max as error bars. An error says what to install
+// when gnuplot is missing.
+Status PlotItl(const Setups& setups, const std::vector<PlotPoint>& points, const std::string& png,
                const std::string& title);
 
 }  // namespace kvstore::engine::loadgen

@@ -133,7 +133,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-output", to.max_output, "trace: output cap after scaling")
       ->capture_default_str();
-  app.add_option("--plot", plot, "bench: PNG of ITL over QPS (needs gnuplot)");
+  app.add_option("--plot", plot, "bench: PNG of p99 ITL over QPS (needs gnuplot)");
+  std::vector<std::string> chunked;
+  int rounds = 3;
+  app.add_option("--chunked", chunked,
+                 "bench: LABEL=URL of a colocated engine with --max-prefill-chunk (repeatable), "
+                 "run beside the two others")
+      ->delimiter(',');
+  app.add_option("--rounds", rounds, "bench: interleaved rounds per rate (median, min-max)")
+      ->capture_default_str();
   app.add_option("--store", store, "kvstored HOST:PORT: print its counters after the run");
   app.add_option("--block-size", block_size, "check: engine block size")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -147,53 +155,61 @@ int main(int argc, char** argv) {
     std::cerr << "--mode must be check or bench\n";
     return 2;
   }
-  std::vector<PlotPoint> points;
-  for (double qps : qps_list) {
-    std::vector<Request> reqs;
-    if (workload == "trace") {
-      to.path = trace_path;
-      to.qps = qps;
-      to.num_requests = po.num_requests;
-      // The next window of the trace per rate, so no engine has it cached yet
-      // (each window still shares the trace's system prompt, hash id 0).
-      to.skip = static_cast<int>(points.size()) * po.num_requests;
-      auto t = Trace(to);
-      if (!t.ok()) {
-        std::cerr << t.status().ToString() << "\n";
-        return 2;
-      }
-      reqs = std::move(t).value();
-    } else {
-      po.qps = qps;
-      po.seed = 1 + points.size();  // fresh prompts per rate: no engine has them cached
-      reqs = Poisson(po);
+  // Setups in the order they run within a round; the baseline (ratios) is last.
+  std::vector<std::pair<std::string, std::string>> setups = {{"colocated", coloc}};
+  for (const std::string& c : chunked) {
+    auto eq = c.find('=');
+    if (eq == std::string::npos) {
+      std::cerr << "--chunked takes LABEL=URL, got " << c << "\n";
+      return 2;
     }
-    PlotPoint p{qps, {}, {}};
-    // Same requests, same rate, one setup after the other.
-    auto t0 = std::chrono::steady_clock::now();
-    std::vector<Outcome> oc = RunWorkload(coloc, reqs);
-    p.colocated = Summarize(oc, Wall(t0));
-    std::cout << FormatSummary("colocated", qps, p.colocated) << std::endl;
-    t0 = std::chrono::steady_clock::now();
-    std::vector<Outcome> od = RunWorkload(disagg, reqs);
-    p.disaggregated = Summarize(od, Wall(t0));
-    std::cout << FormatSummary("disaggregated", qps, p.disaggregated) << std::endl;
-    auto ratio = [](double a, double b) { return b > 0 ? a / b : 0; };
-    std::cout << fmt::format(
-                     "{:<14} qps {:>5.2f}  disaggregated/colocated: TTFT mean {:.2f} p50 {:.2f} "
-                     "p99 {:.2f}   ITL mean {:.2f} p50 {:.2f} p99 {:.2f}",
-                     "ratio", qps, ratio(p.disaggregated.ttft_mean, p.colocated.ttft_mean),
-                     ratio(p.disaggregated.ttft_p50, p.colocated.ttft_p50),
-                     ratio(p.disaggregated.ttft_p99, p.colocated.ttft_p99),
-                     ratio(p.disaggregated.itl_mean, p.colocated.itl_mean),
-                     ratio(p.disaggregated.itl_p50, p.colocated.itl_p50),
-                     ratio(p.disaggregated.itl_p99, p.colocated.itl_p99))
-              << std::endl;
-    points.push_back(p);
+    setups.emplace_back(c.substr(0, eq), c.substr(eq + 1));
+  }
+  setups.emplace_back("disaggregated", disagg);
+  std::vector<PlotPoint> points;
+  int window = 0;
+  for (double qps : qps_list) {
+    PlotPoint p{qps, {}};
+    p.rounds.resize(setups.size());
+    for (int round = 0; round < rounds; ++round, ++window) {
+      std::vector<Request> reqs;
+      if (workload == "trace") {
+        to.path = trace_path;
+        to.qps = qps;
+        to.num_requests = po.num_requests;
+        // The next window of the trace per round, so no engine has it cached yet
+        // (each window still shares the trace's system prompt, hash id 0).
+        to.skip = window * po.num_requests;
+        auto t = Trace(to);
+        if (!t.ok()) {
+          std::cerr << t.status().ToString() << "\n";
+          return 2;
+        }
+        reqs = std::move(t).value();
+      } else {
+        po.qps = qps;
+        po.seed = 1 + window;  // fresh prompts per round: no engine has them cached
+        reqs = Poisson(po);
+      }
+      // Same requests, same rate, every setup one after the other; the order
+      // rotates per round so no setup always runs first.
+      for (size_t k = 0; k < setups.size(); ++k) {
+        const size_t i = (k + round) % setups.size();
+        auto t0 = std::chrono::steady_clock::now();
+        std::vector<Outcome> o = RunWorkload(setups[i].second, reqs);
+        p.rounds[i].push_back(Summarize(o, Wall(t0)));
+        std::cout << FormatSummary(setups[i].first + " r" + std::to_string(round + 1), qps,
+                                   p.rounds[i].back())
+                  << std::endl;
+      }
+    }
+    std::cout << FormatRoundsTable(setups, p) << std::flush;
+    points.push_back(std::move(p));
   }
   if (!plot.empty()) {
-    auto s = PlotItl(points, plot,
-                     "kvstore: ITL, colocated vs disaggregated (" + workload + " workload)");
+    auto s = PlotItl(setups, points, plot,
+                     "kvstore: p99 inter-token latency (" + workload + " workload, median of " +
+                         std::to_string(rounds) + " rounds)");
     if (!s.ok()) {
       std::cerr << s.ToString() << "\n";
       return 1;

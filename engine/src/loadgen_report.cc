@@ -60,32 +60,87 @@ std::string FormatSummary(const std::string& label, double qps, const Summary& s
       s.itl_mean * 1e3, s.itl_p50 * 1e3, s.itl_p99 * 1e3, s.e2e_mean * 1e3, s.tokens_per_second);
 }
 
-Status PlotItl(const std::vector<PlotPoint>& points, const std::string& png,
+namespace {
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+template <typename F>
+std::vector<double> Field(const std::vector<Summary>& rounds, F f) {
+  std::vector<double> v;
+  for (const Summary& s : rounds) v.push_back(f(s));
+  return v;
+}
+
+}  // namespace
+
+std::string FormatRoundsTable(const Setups& setups, const PlotPoint& p) {
+  std::string out = fmt::format(
+      "--- qps {:.2f}, median of {} rounds (ms); ratio = setup / disaggregated\n"
+      "{:<16} {:>8} {:>8} {:>8}   {:>7} {:>7} {:>7} {:>17}   {:>5} {:>5} {:>5} {:>5} {:>5} {:>5}\n",
+      p.qps, p.rounds.empty() ? 0 : p.rounds[0].size(), "setup", "TTFTmean", "TTFTp50", "TTFTp99",
+      "ITLmean", "ITLp50", "ITLp99", "ITLp99 min-max", "TTm", "TT50", "TT99", "ITm", "IT50",
+      "IT99");
+  const size_t base = setups.size() - 1;
+  auto med = [&](size_t i, double Summary::*m) {
+    return Median(Field(p.rounds[i], [m](const Summary& s) { return s.*m; })) * 1e3;
+  };
+  double Summary::*const fields[] = {&Summary::ttft_mean, &Summary::ttft_p50, &Summary::ttft_p99,
+                                     &Summary::itl_mean,  &Summary::itl_p50,  &Summary::itl_p99};
+  for (size_t i = 0; i < setups.size(); ++i) {
+    auto p99 = Field(p.rounds[i], [](const Summary& s) { return s.itl_p99 * 1e3; });
+    int failed = 0;
+    for (const Summary& s : p.rounds[i]) failed += s.failed;
+    out += fmt::format(
+        "{:<16} {:>8.1f} {:>8.1f} {:>8.1f}   {:>7.2f} {:>7.2f} {:>7.2f} {:>8.2f}-{:<8.2f}",
+        setups[i].first, med(i, fields[0]), med(i, fields[1]), med(i, fields[2]), med(i, fields[3]),
+        med(i, fields[4]), med(i, fields[5]), *std::min_element(p99.begin(), p99.end()),
+        *std::max_element(p99.begin(), p99.end()));
+    for (auto f : fields) {
+      const double b = med(base, f);
+      out += fmt::format(" {:>5.2f}", b > 0 ? med(i, f) / b : 0.0);
+    }
+    out += failed ? fmt::format("  ({} failed requests)\n", failed) : "\n";
+  }
+  return out;
+}
+
+Status PlotItl(const Setups& setups, const std::vector<PlotPoint>& points, const std::string& png,
                const std::string& title) {
   namespace fs = std::filesystem;
   fs::path base = fs::path(png).replace_extension();
   const std::string dat = base.string() + ".dat", gp = base.string() + ".gp";
   {
     std::ofstream d(dat);
-    d << "# qps coloc_itl_p50_ms coloc_itl_p99_ms disagg_itl_p50_ms disagg_itl_p99_ms "
-         "coloc_ttft_p99_ms disagg_ttft_p99_ms\n";
-    for (const PlotPoint& p : points)
-      d << fmt::format("{} {:.3f} {:.3f} {:.3f} {:.3f} {:.3f} {:.3f}\n", p.qps,
-                       p.colocated.itl_p50 * 1e3, p.colocated.itl_p99 * 1e3,
-                       p.disaggregated.itl_p50 * 1e3, p.disaggregated.itl_p99 * 1e3,
-                       p.colocated.ttft_p99 * 1e3, p.disaggregated.ttft_p99 * 1e3);
+    d << "# qps, then per setup: median p99 ITL ms, min, max";
+    for (const auto& s : setups) d << " " << s.first;
+    d << "\n";
+    for (const PlotPoint& p : points) {
+      d << p.qps;
+      for (size_t i = 0; i < setups.size(); ++i) {
+        auto v = Field(p.rounds[i], [](const Summary& s) { return s.itl_p99 * 1e3; });
+        d << fmt::format(" {:.3f} {:.3f} {:.3f}", Median(v), *std::min_element(v.begin(), v.end()),
+                         *std::max_element(v.begin(), v.end()));
+      }
+      d << "\n";
+    }
   }
   {
     std::ofstream g(gp);
     g << "set terminal png size 960,540\n"
       << "set output '" << png << "'\n"
       << "set title '" << title << "'\n"
-      << "set xlabel 'request rate (QPS)'\nset ylabel 'inter-token latency (ms)'\n"
-      << "set key top left\nset grid\nset logscale y\n"
-      << "plot '" << dat << "' using 1:3 with linespoints lw 2 title 'colocated p99', \\\n"
-      << "     '" << dat << "' using 1:5 with linespoints lw 2 title 'disaggregated p99', \\\n"
-      << "     '" << dat << "' using 1:2 with linespoints dt 2 title 'colocated p50', \\\n"
-      << "     '" << dat << "' using 1:4 with linespoints dt 2 title 'disaggregated p50'\n";
+      << "set xlabel 'request rate (QPS)'\nset ylabel 'p99 inter-token latency (ms)'\n"
+      << "set key top left\nset grid\nset logscale y\nplot ";
+    for (size_t i = 0; i < setups.size(); ++i) {
+      const int col = 2 + 3 * static_cast<int>(i);
+      g << (i ? ", \\\n     " : "") << "'" << dat << "' using 1:" << col << ":" << col + 1 << ":"
+        << col + 2 << " with yerrorlines lw 2 title '" << setups[i].first << "'";
+    }
+    g << "\n";
   }
   std::string cmd = "gnuplot '" + gp + "' 2>&1";
   int rc = std::system(cmd.c_str());

@@ -2,6 +2,8 @@
 // entry points. The forward pass itself is in model_forward.cc.
 #include "kvstore/engine/model.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "cuda_forward.h"
@@ -128,6 +130,19 @@ Result<std::vector<std::vector<float>>> Model::DecodeBatch(std::span<const Seque
   return Forward(items);
 }
 
+Result<std::vector<std::vector<float>>> Model::Step(std::span<const StepItem> items) {
+  std::vector<BatchItem> batch;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!cache_.HasSequence(items[i].seq))
+      return Status::NotFound("step: no sequence " + std::to_string(items[i].seq));
+    for (size_t j = 0; j < i; ++j)
+      if (items[j].seq == items[i].seq)
+        return Status::InvalidArgument("step: sequence listed twice");
+    batch.push_back({items[i].seq, items[i].tokens, cache_.NumTokens(items[i].seq)});
+  }
+  return Forward(batch);
+}
+
 Result<std::vector<int32_t>> Generate(Model& model, SequenceId seq, std::span<const int32_t> prompt,
                                       const GenerateOptions& options) {
   std::vector<int32_t> out;
@@ -138,7 +153,8 @@ Result<std::vector<int32_t>> Generate(Model& model, SequenceId seq, std::span<co
     const int32_t next = sampler.Sample(logits);
     out.push_back(next);
     if (static_cast<int>(out.size()) >= options.max_new_tokens) break;
-    if (options.stop_at_eos && next == model.config().eos_token_id) break;
+    const auto& eos = model.config().eos_token_ids;
+    if (options.stop_at_eos && std::find(eos.begin(), eos.end(), next) != eos.end()) break;
     KVSTORE_ASSIGN_OR_RETURN(logits, model.Decode(seq, next));
   }
   return out;

@@ -19,10 +19,30 @@ Status ModelConfig::Validate() const {
   if (rms_norm_eps <= 0) return bad("rms_norm_eps must be positive");
   if (rope_theta <= 0) return bad("rope_theta must be positive");
   if (max_position_embeddings <= 0) return bad("max_position_embeddings must be positive");
+  if (eos_token_ids.empty()) return bad("eos_token_id must name at least one token");
+  if (rope_scaling != kernels::RopeScaling::kNone && !(rope_factor > 0))
+    return bad("rope_scaling.factor must be positive");
+  if (rope_scaling == kernels::RopeScaling::kLlama3 &&
+      (!(rope_low_freq_factor > 0) || !(rope_high_freq_factor > rope_low_freq_factor) ||
+       rope_original_max_position <= 0))
+    return bad(
+        "rope_scaling (llama3) needs 0 < low_freq_factor < high_freq_factor and a positive "
+        "original_max_position_embeddings");
   return Status::Ok();
 }
 
 ModelConfig TinyConfig() { return ModelConfig{}; }
+
+kernels::RopeParams RopeParamsOf(const ModelConfig& c) {
+  kernels::RopeParams p;
+  p.theta = c.rope_theta;
+  p.scaling = c.rope_scaling;
+  p.factor = c.rope_factor;
+  p.low_freq_factor = c.rope_low_freq_factor;
+  p.high_freq_factor = c.rope_high_freq_factor;
+  p.original_max_position = static_cast<float>(c.rope_original_max_position);
+  return p;
+}
 
 Result<ModelConfig> ParseHfConfig(std::string_view json_text) {
   nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
@@ -51,8 +71,66 @@ Result<ModelConfig> ParseHfConfig(std::string_view json_text) {
     c.tie_word_embeddings = j.value("tie_word_embeddings", false);
     if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer())
       c.bos_token_id = j["bos_token_id"].get<int>();
-    if (j.contains("eos_token_id") && j["eos_token_id"].is_number_integer())
-      c.eos_token_id = j["eos_token_id"].get<int>();
+    if (j.contains("eos_token_id") && !j["eos_token_id"].is_null()) {
+      const auto& e = j["eos_token_id"];
+      c.eos_token_ids.clear();
+      if (e.is_number_integer()) {
+        c.eos_token_ids.push_back(e.get<int>());
+      } else if (e.is_array() && !e.empty()) {
+        for (const auto& id : e) {
+          if (!id.is_number_integer())
+            return Status::InvalidArgument("config.json: eos_token_id list holds a non-integer");
+          c.eos_token_ids.push_back(id.get<int>());
+        }
+      } else {
+        return Status::InvalidArgument(
+            "config.json: eos_token_id must be an integer or a non-empty list of integers");
+      }
+      c.eos_token_id = c.eos_token_ids.front();
+    }
+    auto refuse = [](const std::string& what) {
+      return Status::InvalidArgument("config.json: " + what +
+                                     " is not supported by this engine (it implements the Llama "
+                                     "architecture: SiLU MLP, no biases, RoPE none/linear/llama3)");
+    };
+    const std::string act = j.value("hidden_act", std::string("silu"));
+    if (act != "silu") return refuse("hidden_act \"" + act + "\"");
+    for (const char* bias : {"attention_bias", "mlp_bias"})
+      if (j.contains(bias) && j[bias].is_boolean() && j[bias].get<bool>())
+        return refuse(std::string(bias) + " true");
+    if (j.contains("quantization_config") && !j["quantization_config"].is_null())
+      return refuse("quantization_config");
+    const std::string type = j.value("model_type", std::string("llama"));
+    if (type != "llama" && type != "mistral") return refuse("model_type \"" + type + "\"");
+    if (j.contains("sliding_window") && j["sliding_window"].is_number_integer() &&
+        j["sliding_window"].get<int>() < c.max_position_embeddings)
+      return refuse("sliding_window " + std::to_string(j["sliding_window"].get<int>()));
+    if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+      const auto& rs = j["rope_scaling"];
+      if (!rs.is_object()) return refuse("rope_scaling that is not an object");
+      std::string rt = rs.value("rope_type", rs.value("type", std::string()));
+      auto number = [&](const char* key, float* out) -> Status {
+        if (!rs.contains(key) || !rs[key].is_number())
+          return Status::InvalidArgument("config.json: rope_scaling (" + rt +
+                                         ") needs a number \"" + key + "\"");
+        *out = rs[key].get<float>();
+        return Status::Ok();
+      };
+      if (rt == "linear") {
+        c.rope_scaling = kernels::RopeScaling::kLinear;
+        KVSTORE_RETURN_IF_ERROR(number("factor", &c.rope_factor));
+      } else if (rt == "llama3") {
+        c.rope_scaling = kernels::RopeScaling::kLlama3;
+        float original = 0;
+        KVSTORE_RETURN_IF_ERROR(number("factor", &c.rope_factor));
+        KVSTORE_RETURN_IF_ERROR(number("low_freq_factor", &c.rope_low_freq_factor));
+        KVSTORE_RETURN_IF_ERROR(number("high_freq_factor", &c.rope_high_freq_factor));
+        KVSTORE_RETURN_IF_ERROR(number("original_max_position_embeddings", &original));
+        c.rope_original_max_position = static_cast<int>(original);
+      } else if (rt != "default") {
+        return refuse("rope_scaling type \"" + rt + "\"");
+      }
+    }
     if (j.contains("_name_or_path") && j["_name_or_path"].is_string())
       c.name = j["_name_or_path"].get<std::string>();
     else if (j.contains("model_type") && j["model_type"].is_string())

@@ -61,11 +61,11 @@ Result<std::vector<std::vector<float>>> ForwardCpu(const ModelConfig& c,
         Check(kernels::MatmulCpu(xn.data(), w.wk.data(), k.data(), total, kvd, h, pool), "k_proj"));
     KVSTORE_RETURN_IF_ERROR(
         Check(kernels::MatmulCpu(xn.data(), w.wv.data(), v.data(), total, kvd, h, pool), "v_proj"));
-    KVSTORE_RETURN_IF_ERROR(
-        Check(kernels::RopeCpu(q.data(), pos.data(), total, c.num_heads, c.head_dim, c.rope_theta),
-              "rope q"));
     KVSTORE_RETURN_IF_ERROR(Check(
-        kernels::RopeCpu(k.data(), pos.data(), total, c.num_kv_heads, c.head_dim, c.rope_theta),
+        kernels::RopeCpu(q.data(), pos.data(), total, c.num_heads, c.head_dim, RopeParamsOf(c)),
+        "rope q"));
+    KVSTORE_RETURN_IF_ERROR(Check(
+        kernels::RopeCpu(k.data(), pos.data(), total, c.num_kv_heads, c.head_dim, RopeParamsOf(c)),
         "rope k"));
     KVSTORE_RETURN_IF_ERROR(
         Check(kernels::KvWriteCpu(k.data(), v.data(), slots.data(), k_cache, v_cache, total,

@@ -30,6 +30,16 @@ SequenceId PagedKvCache::CreateSequence() {
   return id;
 }
 
+Result<SequenceId> PagedKvCache::ForkSequence(SequenceId seq) {
+  const Sequence* s = Find(seq);
+  if (s == nullptr) return Status::NotFound("kv cache: no sequence " + std::to_string(seq));
+  Sequence copy = *s;
+  for (int32_t b : copy.blocks) ++refcount_[b];  // held by seq, so never in the LRU
+  const SequenceId id = next_id_++;
+  sequences_.emplace(id, std::move(copy));
+  return id;
+}
+
 PagedKvCache::Sequence* PagedKvCache::Find(SequenceId seq) {
   auto it = sequences_.find(seq);
   return it == sequences_.end() ? nullptr : &it->second;

@@ -133,22 +133,18 @@ void Scheduler::PublishBlock(const std::shared_ptr<Job>& job, int block) {
 }
 
 void Scheduler::PrefillComputeDone(const std::shared_ptr<Job>& job) {
-  std::string reason = FinishReason(*job);
-  (void)model_->kv_cache().FreeSequence(job->seq);
-  job->seq = 0;
+  FreeSequences(*job);
   bool finish;
   {
     std::lock_guard<std::mutex> lock(job->mu);
     job->compute_done = true;
-    job->finish_reason = reason;
     finish = job->pending_blocks == 0;
   }
-  if (finish) Finish(job, reason);
+  if (finish) Finish(job);
 }
 
 void Scheduler::PrefillBlockDone(const std::shared_ptr<Job>& job, PublishOutcome outcome) {
   bool finish;
-  std::string reason;
   {
     std::lock_guard<std::mutex> lock(job->mu);
     switch (outcome) {
@@ -163,13 +159,12 @@ void Scheduler::PrefillBlockDone(const std::shared_ptr<Job>& job, PublishOutcome
         break;
     }
     finish = --job->pending_blocks == 0 && job->compute_done;
-    reason = job->finish_reason;
   }
   metrics_->AddKvBlocks(outcome == PublishOutcome::kInserted   ? "inserted"
                         : outcome == PublishOutcome::kRetained ? "reused"
                                                                : "insert_failed",
                         1);
-  if (finish) Finish(job, reason);
+  if (finish) Finish(job);
 }
 
 }  // namespace kvstore::engine

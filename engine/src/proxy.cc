@@ -55,27 +55,28 @@ Result<std::unique_ptr<Proxy>> Proxy::Create(const EngineOptions& options, Engin
 
 asio::awaitable<void> Proxy::Handle(HttpRequest& req, HttpResponder& res) {
   std::string_view target(req.target().data(), req.target().size());
+  if (co_await HandleRouteErrors(req, res)) co_return;
   if (co_await HandleCommonRoutes(req, res, metrics_, Status::Ok(), Role::kProxy)) co_return;
-  if (target == "/v1/completions" && req.method() == http::verb::post) {
-    co_await Complete(req, res);
+  if (target == "/v1/models") {
+    co_await Models(res);
     co_return;
   }
-  co_await res.Send(http::status::not_found, "application/json",
-                    ErrorJson("no route " + std::string(target), "not_found", 404));
+  co_await Complete(req, res, std::string(target));
 }
 
 namespace {
 
 // Opens a connection to an upstream and sends one POST; the caller reads.
 asio::awaitable<void> Post(beast::tcp_stream& stream, const std::string& host,
-                           const std::string& port, const std::string& body,
-                           std::chrono::milliseconds timeout) {
+                           const std::string& port, const std::string& path,
+                           const std::string& body, std::chrono::milliseconds timeout,
+                           http::verb method = http::verb::post) {
   tcp::resolver resolver(co_await asio::this_coro::executor);
   auto endpoints = co_await resolver.async_resolve(host, port, use_awaitable);
   stream.expires_after(timeout);
   co_await stream.async_connect(endpoints, use_awaitable);
   stream.socket().set_option(tcp::no_delay(true));
-  http::request<http::string_body> req{http::verb::post, "/v1/completions", 11};
+  http::request<http::string_body> req{method, path, 11};
   req.set(http::field::host, host + ":" + port);
   req.set(http::field::content_type, "application/json");
   req.keep_alive(false);
@@ -84,13 +85,51 @@ asio::awaitable<void> Post(beast::tcp_stream& stream, const std::string& host,
   co_await http::async_write(stream, req, use_awaitable);
 }
 
+// The body prefill gets: the same prompt, one choice, one token, no stream
+// and nothing that only shapes the answer.
+json PrefillBody(const json& body) {
+  json p = body;
+  p["max_tokens"] = 1;
+  p["stream"] = false;
+  p["n"] = 1;
+  for (const char* k :
+       {"max_completion_tokens", "stream_options", "echo", "logprobs", "top_logprobs", "best_of"})
+    p.erase(k);
+  return p;
+}
+
 }  // namespace
 
-asio::awaitable<Proxy::PrefillAnswer> Proxy::CallPrefill(const Upstream& p, std::string body) {
+asio::awaitable<void> Proxy::Models(HttpResponder& res) {
+  const Upstream& d = decode_[next_decode_.fetch_add(1) % decode_.size()];
+  std::string error;
+  http::response<http::string_body> r;
+  try {
+    beast::tcp_stream stream(co_await asio::this_coro::executor);
+    co_await Post(stream, d.host, d.port, "/v1/models", "", options_.upstream_timeout,
+                  http::verb::get);
+    beast::flat_buffer buf;
+    co_await http::async_read(stream, buf, r, use_awaitable);
+  } catch (const boost::system::system_error& e) {
+    error = e.what();
+  }
+  if (error.empty()) {
+    co_await res.Send(r.result(), "application/json", r.body());
+    co_return;
+  }
+  metrics_->UpstreamError("decode");
+  co_await res.Send(
+      http::status::bad_gateway, "application/json",
+      ErrorJson("decode engine " + d.url + " failed: " + error + "; check that it is running",
+                "upstream_error", 502));
+}
+
+asio::awaitable<Proxy::PrefillAnswer> Proxy::CallPrefill(const Upstream& p, std::string path,
+                                                         std::string body) {
   PrefillAnswer a;
   try {
     beast::tcp_stream stream(co_await asio::this_coro::executor);
-    co_await Post(stream, p.host, p.port, body, options_.upstream_timeout);
+    co_await Post(stream, p.host, p.port, path, body, options_.upstream_timeout);
     beast::flat_buffer buf;
     http::response<http::string_body> pres;
     co_await http::async_read(stream, buf, pres, use_awaitable);
@@ -104,19 +143,21 @@ asio::awaitable<Proxy::PrefillAnswer> Proxy::CallPrefill(const Upstream& p, std:
   co_return a;
 }
 
-asio::awaitable<void> Proxy::PrefillInBackground(const Upstream& p, std::string body) {
-  PrefillAnswer a = co_await CallPrefill(p, std::move(body));
+asio::awaitable<void> Proxy::PrefillInBackground(const Upstream& p, std::string path,
+                                                 std::string body) {
+  PrefillAnswer a = co_await CallPrefill(p, std::move(path), std::move(body));
   if (!a.ok) {
     metrics_->UpstreamError("prefill");
     spdlog::warn("prefill engine {} failed ({}); its decode will miss the KV", p.url, a.error);
   }
 }
 
-asio::awaitable<void> Proxy::Complete(HttpRequest& req, HttpResponder& res) {
+asio::awaitable<void> Proxy::Complete(HttpRequest& req, HttpResponder& res, std::string path) {
   json body = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object()) {
-    co_await res.Send(http::status::bad_request, "application/json",
-                      ErrorJson("request body is not a JSON object", "invalid_request_error", 400));
+    ApiError e;
+    e.message = "request body is not a JSON object";
+    co_await res.Send(http::status::bad_request, "application/json", ErrorJson(e));
     co_return;
   }
   const auto arrival = std::chrono::steady_clock::now();
@@ -126,20 +167,32 @@ asio::awaitable<void> Proxy::Complete(HttpRequest& req, HttpResponder& res) {
     ~RunningGuard() { m->RunningDelta(-1); }
   } guard{metrics_};
 
-  // 1. prefill, max_tokens=1
-  const Upstream& p = prefill_[next_prefill_.fetch_add(1) % prefill_.size()];
-  json pbody = body;
-  pbody["max_tokens"] = 1;
-  pbody["stream"] = false;
-  if (options_.proxy_overlap) {
-    // Decode goes out now and its drop_select waits for the blocks as they
-    // land; the prefill answer is only logged.
-    asio::co_spawn(co_await asio::this_coro::executor, PrefillInBackground(p, DumpJson(pbody)),
-                   asio::detached);
+  // 1. prefill, max_tokens=1, once per prompt of the request.
+  const bool chat = path == "/v1/chat/completions";
+  std::vector<json> pbodies;
+  const json& prompt = body.contains("prompt") ? body["prompt"] : json();
+  if (!chat && prompt.is_array() && !prompt.empty() &&
+      (prompt[0].is_string() || prompt[0].is_array())) {
+    for (const json& one : prompt) {
+      json p = PrefillBody(body);
+      p["prompt"] = one;
+      pbodies.push_back(std::move(p));
+    }
   } else {
-    PrefillAnswer a = co_await CallPrefill(p, DumpJson(pbody));
-    if (a.status == 400) {  // the client's error: pass it on
-      co_await res.Send(http::status::bad_request, "application/json", a.body);
+    pbodies.push_back(PrefillBody(body));
+  }
+  for (const json& pbody : pbodies) {
+    const Upstream& p = prefill_[next_prefill_.fetch_add(1) % prefill_.size()];
+    if (options_.proxy_overlap) {
+      // Decode goes out now and its drop_select waits for the blocks as they
+      // land; the prefill answer is only logged.
+      asio::co_spawn(co_await asio::this_coro::executor,
+                     PrefillInBackground(p, path, DumpJson(pbody)), asio::detached);
+      continue;
+    }
+    PrefillAnswer a = co_await CallPrefill(p, path, DumpJson(pbody));
+    if (a.status >= 400 && a.status < 500) {  // the client's error: pass it on
+      co_await res.Send(static_cast<http::status>(a.status), "application/json", a.body);
       metrics_->RequestDone(false);
       co_return;
     }
@@ -160,7 +213,7 @@ asio::awaitable<void> Proxy::Complete(HttpRequest& req, HttpResponder& res) {
   std::string decode_error;
   try {
     beast::tcp_stream stream(co_await asio::this_coro::executor);
-    co_await Post(stream, d.host, d.port, DumpJson(body), options_.upstream_timeout);
+    co_await Post(stream, d.host, d.port, path, DumpJson(body), options_.upstream_timeout);
     beast::flat_buffer buf;
     http::response_parser<http::buffer_body> parser;
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());

@@ -130,9 +130,15 @@ Result<std::vector<float>> SafetensorsFile::ReadFloat(const std::string& name) c
                                    " (supported: F32, F16, BF16)");
   }
   size_t count = 1;
-  for (int64_t d : t.shape) count *= static_cast<size_t>(d);
+  size_t bytes = 0;
+  for (int64_t d : t.shape) {
+    if (__builtin_mul_overflow(count, static_cast<size_t>(d), &count))
+      return Status::InvalidArgument("tensor " + name + ": shape overflows the address space");
+  }
+  if (__builtin_mul_overflow(count, elem, &bytes))
+    return Status::InvalidArgument("tensor " + name + ": shape overflows the address space");
   auto data = Data(name);
-  if (data.size() != count * elem)
+  if (data.size() != bytes)
     return Status::InvalidArgument("tensor " + name + ": " + std::to_string(data.size()) +
                                    " bytes for " + std::to_string(count) + " " + t.dtype +
                                    " values");

@@ -43,6 +43,15 @@ int32_t Sampler::Sample(std::span<const float> logits) {
     p[i] = std::exp((static_cast<double>(logits[ids[i]]) - max_logit) / params_.temperature);
     sum += p[i];
   }
+  if (params_.top_p < 1.0f) {  // p is in descending order
+    const double keep = static_cast<double>(params_.top_p) * sum;
+    double acc = 0.0;
+    int n = 0;
+    while (n < k && acc < keep) acc += p[n++];
+    k = std::max(n, 1);
+    sum = 0.0;
+    for (int i = 0; i < k; ++i) sum += p[i];
+  }
   const double u = NextUniform() * sum;
   double acc = 0.0;
   for (int i = 0; i < k; ++i) {

@@ -36,8 +36,30 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const EngineOptions& option
     s->model_ = std::move(m).value();
     model_id = std::filesystem::path(options.model).filename().string();
   }
-  s->vocab_size_ = s->model_->config().vocab_size;
-  s->has_text_tokenizer_ = options.model == "builtin";
+  if (options.model == "builtin") {
+    s->tokenizer_ = std::make_unique<ByteTokenizer>();
+  } else {
+    auto t = LoadCheckpointTokenizer(options.model);
+    if (!t.ok()) return t.status().WithContext("--model " + options.model);
+    s->tokenizer_ = std::move(t).value();
+    if (s->tokenizer_ && s->tokenizer_->VocabSize() > s->model_->config().vocab_size)
+      return Status::InvalidArgument("--model " + options.model + ": the tokenizer has " +
+                                     std::to_string(s->tokenizer_->VocabSize()) +
+                                     " tokens, the model's vocab_size is " +
+                                     std::to_string(s->model_->config().vocab_size));
+  }
+  KVSTORE_ASSIGN_OR_RETURN(ChatTemplate tmpl, ParseChatTemplate(options.chat_template));
+  s->api_.vocab_size = s->model_->config().vocab_size;
+  s->api_.tokenizer = s->tokenizer_.get();
+  s->api_.max_tokens_limit = options.max_tokens_limit;
+  s->api_.model_name = options.model_name;
+  s->api_.chat_template = ResolveChatTemplate(tmpl, s->tokenizer_.get());
+  s->eos_ids_ = s->model_->config().eos_token_ids;
+  if (options.max_prefill_chunk < 0 ||
+      (options.max_prefill_chunk > 0 && options.role != Role::kBoth))
+    return Status::InvalidArgument(
+        "--max-prefill-chunk: a positive token count, for --role both only (prefill engines "
+        "chunk by --prefill-chunk-blocks)");
   s->kv_layout_ = s->model_->KvLayout();
   s->block_bytes_ = s->model_->kv_cache().PackedBlockBytes();
   // Equal keys must mean equal KV: the weights (model id), the packed layout
@@ -78,9 +100,12 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const EngineOptions& option
     for (int i = 0; i < options.kv_load_threads; ++i)
       s->loaders_.emplace_back([p = s.get()] { p->LoaderLoop(); });
   }
-  spdlog::info("{} engine: model {} ({}), backend {}, {} CPU threads, key namespace \"{}\"",
-               RoleName(options.role), options.model, s->kv_layout_,
-               BackendName(s->model_->backend()), options.threads, s->key_ns_);
+  spdlog::info(
+      "{} engine: model {} ({}), backend {}, {} CPU threads, key namespace \"{}\", tokenizer {}, "
+      "chat template {}",
+      RoleName(options.role), options.model, s->kv_layout_, BackendName(s->model_->backend()),
+      options.threads, s->key_ns_, s->tokenizer_ ? s->tokenizer_->Name() : "none (token ids only)",
+      ChatTemplateName(s->api_.chat_template));
   return s;
 }
 
@@ -108,7 +133,6 @@ void Scheduler::Submit(CompletionRequest request, std::shared_ptr<RequestStream>
   auto job = std::make_shared<Job>();
   job->request = std::move(request);
   job->out = std::move(out);
-  job->sampler.emplace(job->request.sampling);
   {
     std::vector<uint32_t> t(job->request.prompt.begin(), job->request.prompt.end());
     KeyOptions ko;
@@ -143,15 +167,25 @@ void Scheduler::WorkerLoop() {
     std::deque<std::shared_ptr<Job>> admit;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !ready_.empty() || !active_.empty(); });
+      cv_.wait(lock, [&] {
+        return stop_ || !ready_.empty() || !active_.empty() || !prefilling_.empty();
+      });
       if (stop_) break;
       admit.swap(ready_);
     }
     for (auto& job : admit) Admit(job);
-    if (!active_.empty()) DecodeStep();
+    if (options_.max_prefill_chunk > 0) {
+      if (!active_.empty() || !prefilling_.empty()) MixedStep();
+    } else if (!active_.empty()) {
+      DecodeStep();
+    }
   }
-  for (auto& job : active_) Fail(job, 503, "shutting_down", "the engine is shutting down");
+  for (auto& r : active_)
+    if (!r.job->failed) Fail(r.job, 503, "shutting_down", "the engine is shutting down");
+  for (auto& job : prefilling_)
+    if (!job->failed) Fail(job, 503, "shutting_down", "the engine is shutting down");
   active_.clear();
+  prefilling_.clear();
 }
 
 void Scheduler::Admit(const std::shared_ptr<Job>& job) {
@@ -161,6 +195,18 @@ void Scheduler::Admit(const std::shared_ptr<Job>& job) {
   }
   PagedKvCache& cache = model_->kv_cache();
   job->seq = cache.CreateSequence();
+  if (options_.max_prefill_chunk > 0) {  // role both: chunks go into the steps
+    Result<int> local = AttachLocalPrefix(job);
+    if (!local.ok()) {
+      Fail(job, 500, "prefill_failed", "prefill: " + local.status().ToString());
+      return;
+    }
+    const int n = static_cast<int>(job->request.prompt.size());
+    if (cache.NumTokens(job->seq) == n)  // all cached: recompute the last position's logits
+      (void)cache.SetNumTokens(job->seq, n - 1);
+    prefilling_.push_back(job);
+    return;
+  }
   Result<std::vector<float>> logits = Status::Internal("unreachable");
   switch (options_.role) {
     case Role::kPrefill:
@@ -183,65 +229,167 @@ void Scheduler::Admit(const std::shared_ptr<Job>& job) {
     Fail(job, code, "prefill_failed", "prefill: " + s.ToString());
     return;
   }
-  EmitToken(*job, job->sampler->Sample(*logits));
-  if (options_.role == Role::kPrefill) {
+  StartChoices(job, *logits);
+}
+
+void Scheduler::StartChoices(const std::shared_ptr<Job>& job, std::span<const float> logits) {
+  PagedKvCache& cache = model_->kv_cache();
+  const CompletionRequest& r = job->request;
+  const bool prefill_only = options_.role == Role::kPrefill;
+  job->choices.resize(r.n);
+  for (int i = 0; i < r.n; ++i) {
+    Choice& ch = job->choices[i];
+    if (i == 0 || prefill_only) {
+      ch.seq = i == 0 ? job->seq : 0;
+    } else {
+      auto fork = cache.ForkSequence(job->seq);
+      if (!fork.ok()) {
+        Fail(job, 503, "prefill_failed", fork.status().ToString());
+        return;
+      }
+      ch.seq = *fork;
+    }
+    SamplingParams sp = r.sampling;
+    sp.seed += static_cast<uint64_t>(i);
+    ch.sampler.emplace(sp);
+    if (tokenizer_) ch.text.emplace(r.stop);
+    ch.result.index = r.choice_base + i;
+  }
+  job->seq = 0;  // the choices own the sequences now
+  job->running = r.n;
+  for (int i = 0; i < r.n; ++i) EmitToken(*job, i, job->choices[i].sampler->Sample(logits), logits);
+  if (prefill_only) {  // the first token is all a prefill engine answers
+    for (int i = 0; i < r.n; ++i)
+      if (!job->choices[i].done) EndChoice(*job, i, "length");
     PrefillComputeDone(job);
     return;
   }
-  if (IsFinished(*job)) {
-    Finish(job, FinishReason(*job));
-    return;
+  for (int i = 0; i < r.n; ++i)
+    if (!job->choices[i].done) active_.push_back({job, i});
+  FreeSequences(*job);  // of the choices that ended on their first token
+  if (job->running == 0) Finish(job);
+}
+
+void Scheduler::EmitToken(Job& job, int c, int32_t token, std::span<const float> logits) {
+  Choice& ch = job.choices[c];
+  const CompletionRequest& r = job.request;
+  auto now = std::chrono::steady_clock::now();
+  if (ch.result.tokens.empty()) {
+    if (c == 0) metrics_->ObserveTtft(Seconds(now - job.out->arrival()));
+  } else {
+    metrics_->ObserveItl(Seconds(now - ch.last_token_time));
   }
-  active_.push_back(job);
+  ch.last_token_time = now;
+  ch.result.tokens.push_back(token);
+  metrics_->AddGeneratedTokens(1);
+  std::optional<TokenLogprob> lp;
+  if (r.logprobs >= 0) {
+    lp = TokenLogprobOf(logits, token, r.logprobs);
+    ch.result.logprobs.push_back(*lp);
+  }
+
+  auto listed = [token](const std::vector<int32_t>& ids) {
+    return std::find(ids.begin(), ids.end(), token) != ids.end();
+  };
+  std::string finish;
+  std::string delta;
+  if ((r.stop_at_eos && listed(eos_ids_)) || listed(r.stop_token_ids)) {
+    finish = "stop";  // the stop token's text is not emitted
+  } else if (ch.text) {
+    bool stopped = false;
+    delta = ch.text->Add(tokenizer_->TokenBytes(token), &stopped);
+    if (stopped) finish = "stop";
+  }
+  if (finish.empty() && static_cast<int>(ch.result.tokens.size()) >= r.max_tokens)
+    finish = "length";
+  if (!finish.empty() && ch.text) delta += ch.text->Finish();
+  ch.result.text += delta;
+  if (r.stream) {
+    StreamEvent e;
+    e.kind = StreamEvent::Kind::kToken;
+    e.delta.index = ch.result.index;
+    e.delta.tokens = {token};
+    e.delta.text = std::move(delta);
+    e.delta.logprob = std::move(lp);
+    e.delta.finish_reason = finish;
+    e.delta.first = ch.result.tokens.size() == 1;
+    job.out->Push(std::move(e));
+  }
+  if (!finish.empty()) {
+    ch.done = true;
+    ch.result.finish_reason = finish;
+    job.running--;
+  }
 }
 
-bool Scheduler::IsFinished(const Job& job) const {
-  if (static_cast<int>(job.generated.size()) >= job.request.max_tokens) return true;
-  return job.request.stop_at_eos && has_text_tokenizer_ &&
-         job.generated.back() == ByteTokenizer::kEos;
+void Scheduler::EndChoice(Job& job, int c, std::string finish_reason) {
+  Choice& ch = job.choices[c];
+  std::string delta = ch.text ? ch.text->Finish() : std::string();
+  ch.result.text += delta;
+  ch.result.finish_reason = finish_reason;
+  ch.done = true;
+  job.running--;
+  if (job.request.stream) {
+    StreamEvent e;
+    e.kind = StreamEvent::Kind::kToken;
+    e.delta.index = ch.result.index;
+    e.delta.text = std::move(delta);
+    e.delta.finish_reason = std::move(finish_reason);
+    job.out->Push(std::move(e));
+  }
 }
 
-std::string Scheduler::FinishReason(const Job& job) const {
-  bool eos =
-      job.request.stop_at_eos && has_text_tokenizer_ && job.generated.back() == ByteTokenizer::kEos;
-  return eos ? "stop" : "length";
+void Scheduler::FreeSequences(Job& job) {
+  PagedKvCache& cache = model_->kv_cache();
+  auto free = [&](SequenceId& seq) {
+    if (seq != 0 && cache.HasSequence(seq)) (void)cache.FreeSequence(seq);
+    seq = 0;
+  };
+  free(job.seq);
+  for (Choice& ch : job.choices)
+    if (ch.done || job.failed) free(ch.seq);
 }
 
 void Scheduler::DecodeStep() {
-  std::vector<std::shared_ptr<Job>> still;
-  std::vector<std::shared_ptr<Job>> batch;
-  for (auto& job : active_) {
-    if (job->out->cancelled()) {
-      Fail(job, 499, "cancelled", "client went away");
+  std::vector<Running> still;
+  std::vector<Running> batch;
+  for (auto& r : active_) {
+    if (r.job->failed) continue;
+    if (r.job->out->cancelled()) {
+      Fail(r.job, 499, "cancelled", "client went away");
       continue;
     }
     if (static_cast<int>(batch.size()) < options_.max_batch)
-      batch.push_back(job);
+      batch.push_back(r);
     else
-      still.push_back(job);
+      still.push_back(r);
   }
   active_.clear();
   if (!batch.empty()) {
-    std::vector<SequenceId> seqs;
-    std::vector<int32_t> tokens;
-    for (auto& job : batch) {
-      seqs.push_back(job->seq);
-      tokens.push_back(job->generated.back());
+    std::vector<Model::StepItem> items;
+    std::vector<int32_t> tokens(batch.size());
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const Choice& ch = batch[i].job->choices[batch[i].choice];
+      tokens[i] = ch.result.tokens.back();
+      items.push_back({ch.seq, std::span<const int32_t>(&tokens[i], 1)});
     }
-    auto logits = model_->DecodeBatch(seqs, tokens);
+    auto logits = model_->Step(items);
     if (!logits.ok()) {
       spdlog::error("decode step over {} sequences failed: {}", batch.size(),
                     logits.status().ToString());
-      for (auto& job : batch) Fail(job, 503, "decode_failed", logits.status().ToString());
+      for (auto& r : batch)
+        if (!r.job->failed) Fail(r.job, 503, "decode_failed", logits.status().ToString());
     } else {
       for (size_t i = 0; i < batch.size(); ++i) {
-        auto& job = batch[i];
-        EmitToken(*job, job->sampler->Sample((*logits)[i]));
-        if (IsFinished(*job)) {
-          Finish(job, FinishReason(*job));
-        } else {
-          still.push_back(job);
+        Job& job = *batch[i].job;
+        const int c = batch[i].choice;
+        EmitToken(job, c, job.choices[c].sampler->Sample((*logits)[i]), (*logits)[i]);
+        if (!job.choices[c].done) {
+          still.push_back(batch[i]);
+          continue;
         }
+        FreeSequences(job);
+        if (job.running == 0) Finish(batch[i].job);
       }
     }
   }
@@ -249,32 +397,86 @@ void Scheduler::DecodeStep() {
   active_.insert(active_.begin(), still.begin(), still.end());
 }
 
-void Scheduler::EmitToken(Job& job, int32_t token) {
-  auto now = std::chrono::steady_clock::now();
-  if (job.generated.empty())
-    metrics_->ObserveTtft(Seconds(now - job.out->arrival()));
-  else
-    metrics_->ObserveItl(Seconds(now - job.last_token_time));
-  job.last_token_time = now;
-  job.generated.push_back(token);
-  metrics_->AddGeneratedTokens(1);
-  if (job.request.stream) {
-    StreamEvent e;
-    e.kind = StreamEvent::Kind::kToken;
-    e.token = token;
-    job.out->Push(std::move(e));
+void Scheduler::MixedStep() {
+  // Decodes first, then prefill chunks within the token budget.
+  std::vector<Running> decodes, still;
+  for (auto& r : active_) {
+    if (r.job->failed) continue;
+    if (r.job->out->cancelled()) {
+      Fail(r.job, 499, "cancelled", "client went away");
+      continue;
+    }
+    (static_cast<int>(decodes.size()) < options_.max_batch ? decodes : still).push_back(r);
+  }
+  active_.clear();
+  std::vector<Model::StepItem> items;
+  std::vector<int32_t> tokens(decodes.size());
+  for (size_t i = 0; i < decodes.size(); ++i) {
+    const Choice& ch = decodes[i].job->choices[decodes[i].choice];
+    tokens[i] = ch.result.tokens.back();
+    items.push_back({ch.seq, std::span<const int32_t>(&tokens[i], 1)});
+  }
+  PagedKvCache& cache = model_->kv_cache();
+  std::vector<std::shared_ptr<Job>> chunked;  // prefilling jobs in this step, in order
+  std::vector<bool> completes;                // ... whose chunk ends the prompt
+  int budget = options_.max_prefill_chunk;
+  for (auto it = prefilling_.begin(); it != prefilling_.end() && budget > 0;) {
+    const std::shared_ptr<Job>& job = *it;
+    if (job->failed || job->out->cancelled()) {
+      if (!job->failed) Fail(job, 499, "cancelled", "client went away");
+      it = prefilling_.erase(it);
+      continue;
+    }
+    const std::span<const int32_t> prompt = job->request.prompt;
+    const int done = cache.NumTokens(job->seq);
+    const int take = std::min<int>(budget, static_cast<int>(prompt.size()) - done);
+    items.push_back({job->seq, prompt.subspan(done, take)});
+    budget -= take;
+    chunked.push_back(job);
+    completes.push_back(done + take == static_cast<int>(prompt.size()));
+    ++it;
+  }
+  if (items.empty()) {
+    active_ = std::move(still);
+    return;
+  }
+  auto logits = model_->Step(items);
+  if (!logits.ok()) {
+    spdlog::error("step over {} decodes and {} prefill chunks failed: {}", decodes.size(),
+                  chunked.size(), logits.status().ToString());
+    for (auto& r : decodes)
+      if (!r.job->failed) Fail(r.job, 503, "decode_failed", logits.status().ToString());
+    for (auto& job : chunked)
+      if (!job->failed) Fail(job, 503, "prefill_failed", logits.status().ToString());
+    std::erase_if(prefilling_, [](const std::shared_ptr<Job>& j) { return j->failed; });
+    active_ = std::move(still);
+    return;
+  }
+  for (size_t i = 0; i < decodes.size(); ++i) {
+    Job& job = *decodes[i].job;
+    const int c = decodes[i].choice;
+    EmitToken(job, c, job.choices[c].sampler->Sample((*logits)[i]), (*logits)[i]);
+    if (!job.choices[c].done) {
+      still.push_back(decodes[i]);
+      continue;
+    }
+    FreeSequences(job);
+    if (job.running == 0) Finish(decodes[i].job);
+  }
+  active_ = std::move(still);
+  for (size_t j = 0; j < chunked.size(); ++j) {
+    if (!completes[j]) continue;
+    std::erase(prefilling_, chunked[j]);
+    PublishLocal(chunked[j]);
+    StartChoices(chunked[j], (*logits)[decodes.size() + j]);
   }
 }
 
-void Scheduler::Finish(const std::shared_ptr<Job>& job, std::string finish_reason) {
-  if (job->seq != 0 && model_->kv_cache().HasSequence(job->seq))
-    (void)model_->kv_cache().FreeSequence(job->seq);
-  job->seq = 0;
+void Scheduler::Finish(const std::shared_ptr<Job>& job) {
+  FreeSequences(*job);
   StreamEvent e;
   e.kind = StreamEvent::Kind::kDone;
-  e.result.tokens = job->generated;
-  if (has_text_tokenizer_) e.result.text = ByteTokenizer::Decode(job->generated);
-  e.result.finish_reason = std::move(finish_reason);
+  for (Choice& ch : job->choices) e.result.choices.push_back(std::move(ch.result));
   e.result.prompt_tokens = static_cast<int>(job->request.prompt.size());
   e.result.kv = job->kv;
   metrics_->ObserveE2e(Seconds(std::chrono::steady_clock::now() - job->out->arrival()));
@@ -285,11 +487,9 @@ void Scheduler::Finish(const std::shared_ptr<Job>& job, std::string finish_reaso
 
 void Scheduler::Fail(const std::shared_ptr<Job>& job, int http_status, std::string type,
                      std::string message) {
+  job->failed = true;
   // Only the worker frees sequences; Fail from other threads comes before admission.
-  if (job->seq != 0 && std::this_thread::get_id() == worker_.get_id() &&
-      model_->kv_cache().HasSequence(job->seq))
-    (void)model_->kv_cache().FreeSequence(job->seq);
-  job->seq = 0;
+  if (std::this_thread::get_id() == worker_.get_id()) FreeSequences(*job);
   StreamEvent e;
   e.kind = StreamEvent::Kind::kError;
   e.http_status = http_status;

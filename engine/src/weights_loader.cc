@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 namespace kvstore::engine {
@@ -44,6 +45,11 @@ class Checkpoint {
   }
 
   bool Has(const std::string& name) const { return where_.count(name) != 0; }
+  std::vector<std::string> Names() const {
+    std::vector<std::string> n;
+    for (const auto& [name, file] : where_) n.push_back(name);
+    return n;
+  }
 
   Status Read(const std::string& name, std::vector<int64_t> shape, std::vector<float>* out) const {
     auto it = where_.find(name);
@@ -60,6 +66,11 @@ class Checkpoint {
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const SafetensorsFile*> where_;
 };
+
+constexpr const char* kLayerTensors[] = {
+    "input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+    "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+    "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight"};
 
 std::string LayerName(int i, const char* rest) {
   return "model.layers." + std::to_string(i) + "." + rest;
@@ -103,6 +114,21 @@ Result<LoadedModel> LoadHfCheckpoint(const std::string& dir) {
   } else {
     KVSTORE_RETURN_IF_ERROR(ck.Read("lm_head.weight", {v, h}, &w.lm_head));
   }
+  // A tensor the model does not use (a bias, a different architecture) means
+  // the forward pass would compute something else: refuse, never skip.
+  std::set<std::string> expected = {"model.embed_tokens.weight", "model.norm.weight",
+                                    "lm_head.weight"};
+  for (int i = 0; i < c.num_layers; ++i)
+    for (const char* t : kLayerTensors) expected.insert(LayerName(i, t));
+  for (const std::string& name : ck.Names()) {
+    if (expected.count(name) != 0) continue;
+    // Older checkpoints carry the RoPE buffer; it follows from the config.
+    if (name.size() >= 19 && name.compare(name.size() - 19, 19, "rotary_emb.inv_freq") == 0)
+      continue;
+    return Status::InvalidArgument("checkpoint " + dir + ": tensor \"" + name +
+                                   "\" is not part of the Llama model this engine implements "
+                                   "(biases and other architectures are not supported)");
+  }
   return m;
 }
 
@@ -125,11 +151,21 @@ Status SaveHfCheckpoint(const std::string& dir, const ModelConfig& c, const Mode
       {"max_position_embeddings", c.max_position_embeddings},
       {"tie_word_embeddings", c.tie_word_embeddings},
       {"bos_token_id", c.bos_token_id},
-      {"eos_token_id", c.eos_token_id},
+      {"eos_token_id", c.eos_token_ids.size() > 1 ? nlohmann::json(c.eos_token_ids)
+                                                  : nlohmann::json(c.eos_token_id)},
       {"torch_dtype", dtype == DType::kF32   ? "float32"
                       : dtype == DType::kF16 ? "float16"
                                              : "bfloat16"},
   };
+  if (c.rope_scaling == kernels::RopeScaling::kLinear) {
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope_factor}};
+  } else if (c.rope_scaling == kernels::RopeScaling::kLlama3) {
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", c.rope_factor},
+                         {"low_freq_factor", c.rope_low_freq_factor},
+                         {"high_freq_factor", c.rope_high_freq_factor},
+                         {"original_max_position_embeddings", c.rope_original_max_position}};
+  }
   std::ofstream cfg(fs::path(dir) / "config.json", std::ios::trunc);
   if (!cfg) return Status::Internal("checkpoint: cannot write config.json in " + dir);
   cfg << j.dump(2) << "\n";

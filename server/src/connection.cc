@@ -11,45 +11,146 @@ namespace {
 
 constexpr size_t kMaxQueuedReplies = 4096;  // a client that never reads is cut off
 
+// The one table from a request's kind to the metric label its reply counts under.
+Op OpOf(wire::Request::Which which) {
+  switch (which) {
+    case wire::Request::HELLO:
+      return Op::kHello;
+    case wire::Request::INSERT:
+      return Op::kInsert;
+    case wire::Request::SELECT:
+      return Op::kSelect;
+    case wire::Request::DROP_SELECT:
+      return Op::kDropSelect;
+    case wire::Request::MATCH_PREFIX:
+      return Op::kMatchPrefix;
+    case wire::Request::REMOVE:
+      return Op::kRemove;
+    case wire::Request::STATS:
+      return Op::kStats;
+    case wire::Request::LIST:
+      return Op::kList;
+    case wire::Request::PING:
+      return Op::kPing;
+    case wire::Request::ACK_DELIVERY:
+      return Op::kAck;
+    case wire::Request::RETAIN:
+      return Op::kRetain;
+    case wire::Request::REGISTER_REGION:
+    case wire::Request::UNREGISTER_REGION:
+      return Op::kRegion;
+  }
+  return Op::kUnknown;
+}
+
 double SecondsSince(SteadyClock::time_point t) {
   return std::chrono::duration<double>(SteadyClock::now() - t).count();
 }
 
 }  // namespace
 
-Connection::Connection(tcp::socket socket, ServiceContext* ctx, uint64_t id)
+Connection::Connection(StreamSocket socket, ServiceContext* ctx, uint64_t id, PeerInfo peer)
     : socket_(std::move(socket)),
       strand_(asio::make_strand(socket_.get_executor())),
       ctx_(ctx),
       id_(id),
+      peer_info_(std::move(peer)),
+      hello_timer_(strand_),
       stall_timer_(strand_) {
   boost::system::error_code ec;
-  auto ep = socket_.remote_endpoint(ec);
-  peer_ =
-      ec ? std::string("unknown peer") : ep.address().to_string() + ":" + std::to_string(ep.port());
-  socket_.set_option(tcp::no_delay(true), ec);
-  // A fixed receive buffer (up to net.core.rmem_max): SO_RCVLOWAT on a
-  // buffer the kernel autotunes clamps the TCP window to the low-water mark,
-  // and a window no larger than the mark can stall both ends. With the buffer
-  // fixed, the mark stays at most an eighth of it (see ReadBulk). The send
-  // buffer stays under autotuning.
-  socket_.set_option(asio::socket_base::receive_buffer_size(kReceiveBuffer), ec);
-  asio::socket_base::receive_buffer_size actual;
-  socket_.get_option(actual, ec);
-  max_rcvlowat_ = ec ? 1 : std::max<size_t>(1, static_cast<size_t>(actual.value()) / 8);
-  authenticated_ = ctx_->options->token.empty();
+  if (!peer_info_.is_unix && !peer_info_.tls) {
+    socket_.set_option(tcp::no_delay(true), ec);
+    // A fixed receive buffer (up to net.core.rmem_max): SO_RCVLOWAT on a
+    // buffer the kernel autotunes clamps the TCP window to the low-water mark,
+    // and a window no larger than the mark can stall both ends. With the buffer
+    // fixed, the mark stays at most an eighth of it (see ReadBulk). The send
+    // buffer stays under autotuning.
+    socket_.set_option(asio::socket_base::receive_buffer_size(kReceiveBuffer), ec);
+    asio::socket_base::receive_buffer_size actual;
+    socket_.get_option(actual, ec);
+    max_rcvlowat_ = ec ? 1 : std::max<size_t>(1, static_cast<size_t>(actual.value()) / 8);
+  }
+  if (!ctx_->credentials->required()) {
+    authenticated_ = true;
+    tenant_ = &ctx_->credentials->anonymous();
+  }
+}
+
+Connection::~Connection() {
+  for (int fd : frame_fds_) ::close(fd);
 }
 
 void Connection::Start() {
   ctx_->metrics->ConnectionOpened();
   spdlog::debug("connection {} from {} opened", id_, peer_);
-  asio::dispatch(strand_, [self = shared_from_this()] { self->ReadHeader(); });
+  asio::dispatch(strand_, [self = shared_from_this()] {
+    if (!self->authenticated_) self->ArmHelloTimer();
+    self->ReadHeader();
+  });
+}
+
+void Connection::ArmHelloTimer() {
+  hello_timer_.expires_after(ctx_->options->hello_timeout);
+  hello_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->closed_ || self->authenticated_) return;
+    self->ctx_->metrics->ProtocolError("hello_timeout");
+    self->ctx_->log_limit->Warn("hello_timeout",
+                                "connection {} from {}: no hello within {} ms; closing it",
+                                self->id_, self->peer_, self->ctx_->options->hello_timeout.count());
+    self->Close("no hello in time");
+  });
+}
+
+void Connection::Evict(const std::string& why) {
+  asio::dispatch(strand_, [self = shared_from_this(), why] {
+    if (self->closed_ || self->authenticated_) return;
+    self->ctx_->metrics->ProtocolError("unauthenticated_evicted");
+    self->Close(why);
+  });
+}
+
+bool Connection::Allowed(uint64_t id, Op op) {
+  if (RoleAllows(tenant_->role, op)) return true;
+  ctx_->metrics->ProtocolError("role_refused");
+  ReplyStatus(
+      id, op,
+      Status::PermissionDenied(std::string(OpName(op)) + " is not allowed for role " +
+                               std::string(RoleName(tenant_->role)) + " (tenant '" + tenant_->name +
+                               "'); use a token of an engine or admin tenant"));
+  return false;
+}
+
+Status Connection::NameNamespace(const Status& s) {
+  if (s.code() != StatusCode::kResourceExhausted || !ctx_->credentials->required()) return s;
+  const std::string& name = ctx_->credentials->NamespaceName(ns_);
+  if (s.message().find("quota") != std::string::npos) ctx_->metrics->QuotaRefused(name, "store");
+  return Status(s.code(), "namespace '" + name + "': " + s.message());
+}
+
+Status Connection::CheckWaiterQuota() const {
+  const NamespaceLimits& q = ctx_->credentials->quota(ns_);
+  if (q.max_waiters != 0 && ctx_->usage->waiters[ns_].load() >= q.max_waiters) {
+    return Status::ResourceExhausted(
+        "namespace '" + ctx_->credentials->NamespaceName(ns_) + "' is at its quota of " +
+        std::to_string(q.max_waiters) +
+        " waiting drop_selects (quota waiters); retry once some have been served");
+  }
+  return Status::Ok();
 }
 
 void Connection::Dispatch() {
   // Anything thrown by the Cap'n Proto reader means the message is malformed:
   // the frame boundaries are still known, so answer and go on.
   uint64_t id = 0;
+  // Fds that came with this frame: a RegisterRegion takes its one; the rest
+  // are closed when the dispatch is over, whatever it did.
+  struct FdGuard {
+    std::vector<int>& fds;
+    ~FdGuard() {
+      for (int fd : fds) ::close(fd);
+      fds.clear();
+    }
+  } fd_guard{frame_fds_};
   try {
     capnp::FlatArrayMessageReader reader(control_.asPtr(), WireReaderOptions());
     auto req = reader.getRoot<wire::Request>();
@@ -57,14 +158,15 @@ void Connection::Dispatch() {
     auto which = req.which();
     if (!authenticated_ && which != wire::Request::HELLO) {
       ctx_->metrics->ProtocolError("unauthenticated");
-      ReplyStatus(id, Op::kHello,
+      ReplyStatus(id, OpOf(which),
                   Status::PermissionDenied("this kvstored requires a token: send hello first"));
       close_after_write_ = true;
+      stop_reading_ = true;  // whatever follows is never read
       return;
     }
     if (shutting_down_ && which != wire::Request::ACK_DELIVERY) {
-      DrainBulk(header_.bulk_len, [this, id] {
-        ReplyStatus(id, Op::kPing,
+      DrainBulk(header_.bulk_len, [this, id, op = OpOf(which)] {
+        ReplyStatus(id, op,
                     Status::Unavailable("kvstored is shutting down; reconnect to another store "
                                         "or retry after it restarts"));
         ReadHeader();
@@ -72,14 +174,18 @@ void Connection::Dispatch() {
       return;
     }
     if (which == wire::Request::INSERT) {
+      if (!Allowed(id, Op::kInsert)) {
+        DrainBulk(header_.bulk_len, [this] { ReadHeader(); });
+        return;
+      }
       HandleInsert(id, req.getInsert(), header_.bulk_len);
       return;  // continues reading when the value is in
     }
     if (header_.bulk_len != 0) {
       ctx_->metrics->ProtocolError("unexpected_bulk");
       uint64_t n = header_.bulk_len;
-      DrainBulk(n, [this, id] {
-        ReplyStatus(id, Op::kPing,
+      DrainBulk(n, [this, id, op = OpOf(which)] {
+        ReplyStatus(id, op,
                     Status::InvalidArgument("only insert carries value bytes; request refused"));
         ReadHeader();
       });
@@ -93,7 +199,7 @@ void Connection::Dispatch() {
         HandleSelect(id, req.getSelect(), false);
         break;
       case wire::Request::DROP_SELECT:
-        HandleSelect(id, req.getDropSelect(), true);
+        if (Allowed(id, Op::kDropSelect)) HandleSelect(id, req.getDropSelect(), true);
         break;
       case wire::Request::MATCH_PREFIX: {
         auto keys = ParseKeys(req.getMatchPrefix().getKeys());
@@ -101,32 +207,37 @@ void Connection::Dispatch() {
           ReplyStatus(id, Op::kMatchPrefix, keys.status());
           break;
         }
-        size_t n = ctx_->store->MatchPrefix(*keys);
+        size_t n = ctx_->store->MatchPrefix(*keys, StoreNs());
         ReplyCount(id, Op::kMatchPrefix, n);
         break;
       }
       case wire::Request::RETAIN: {
+        if (!Allowed(id, Op::kRetain)) break;
         auto keys = ParseKeys(req.getRetain().getKeys());
         if (!keys.ok()) {
           ReplyStatus(id, Op::kRetain, keys.status());
           break;
         }
-        size_t n = ctx_->store->Retain(*keys);
+        size_t n = ctx_->store->Retain(*keys, StoreNs());
         ReplyCount(id, Op::kRetain, n);
         break;
       }
       case wire::Request::REMOVE: {
+        if (!Allowed(id, Op::kRemove)) break;
         auto keys = ParseKeys(req.getRemove().getKeys());
         if (!keys.ok()) {
           ReplyStatus(id, Op::kRemove, keys.status());
           break;
         }
-        size_t n = ctx_->store->Remove(*keys);
+        size_t n = ctx_->store->Remove(*keys, StoreNs());
         ReplyCount(id, Op::kRemove, n);
         break;
       }
       case wire::Request::STATS: {
-        StoreStats s = ctx_->store->Stats();
+        // An admin sees the whole store; other tenants their namespace's share.
+        StoreStats s = tenant_->role == Role::kAdmin || !ctx_->credentials->required()
+                           ? ctx_->store->Stats()
+                           : ctx_->store->Stats(StoreNs());
         s.connections = ctx_->metrics->connections();
         s.version = ctx_->version;
         Reply(id, Op::kStats, Status::Ok(),
@@ -140,7 +251,7 @@ void Connection::Dispatch() {
         Reply(id, Op::kPing, Status::Ok(), [](wire::Response::Builder r) { r.setNone(); });
         break;
       case wire::Request::ACK_DELIVERY:
-        HandleAck(req.getAckDelivery());
+        HandleAck(req.getAckDelivery());  // only deliveries of this connection's drop_selects
         break;
       case wire::Request::REGISTER_REGION:
       case wire::Request::UNREGISTER_REGION:
@@ -148,18 +259,18 @@ void Connection::Dispatch() {
         break;
       default:
         ctx_->metrics->ProtocolError("unknown_op");
-        ReplyStatus(id, Op::kPing,
+        ReplyStatus(id, Op::kUnknown,
                     Status::InvalidArgument("unknown request type " +
                                             std::to_string(static_cast<int>(which)) +
                                             "; is the client newer than this kvstored?"));
     }
   } catch (const kj::Exception& e) {
     ctx_->metrics->ProtocolError("malformed_message");
-    spdlog::warn("connection {} from {}: malformed request: {}", id_, peer_,
-                 e.getDescription().cStr());
+    ctx_->log_limit->Warn("malformed_message", "connection {} from {}: malformed request: {}", id_,
+                          peer_, e.getDescription().cStr());
     uint64_t n = header_.bulk_len;
     DrainBulk(n, [this, id, what = std::string(e.getDescription().cStr())] {
-      ReplyStatus(id, Op::kPing, Status::InvalidArgument("malformed request: " + what));
+      ReplyStatus(id, Op::kMalformed, Status::InvalidArgument("malformed request: " + what));
       ReadHeader();
     });
     return;
@@ -170,36 +281,78 @@ void Connection::Dispatch() {
 // ---------------------------------------------------------------- requests
 
 void Connection::HandleHello(uint64_t id, wire::Hello::Reader r) {
+  if (hello_seen_) {
+    Fail("second_hello",
+         "a second hello on one connection (a connection authenticates once; open another "
+         "connection to act as another tenant)");
+    return;
+  }
+  hello_seen_ = true;
+  auto refuse = [this, id](std::string_view reason, const Status& s) {
+    ctx_->metrics->ProtocolError(reason);
+    ReplyStatus(id, Op::kHello, s);
+    close_after_write_ = true;
+    stop_reading_ = true;  // nothing after a refused hello is read
+  };
   if (r.getProtocolVersion() != wire::PROTOCOL_VERSION) {
-    ReplyStatus(
-        id, Op::kHello,
-        Status::InvalidArgument("protocol version " + std::to_string(r.getProtocolVersion()) +
-                                " is not supported; this kvstored speaks version " +
-                                std::to_string(wire::PROTOCOL_VERSION)));
-    close_after_write_ = true;
+    refuse("bad_version",
+           Status::InvalidArgument("protocol version " + std::to_string(r.getProtocolVersion()) +
+                                   " is not supported; this kvstored speaks version " +
+                                   std::to_string(wire::PROTOCOL_VERSION)));
     return;
   }
-  if (!ctx_->options->token.empty() && r.getToken() != ctx_->options->token) {
-    ctx_->metrics->ProtocolError("bad_token");
-    spdlog::warn("connection {} from {} ({}): wrong token; closing", id_, peer_,
-                 r.getClientName().cStr());
-    ReplyStatus(id, Op::kHello,
-                Status::PermissionDenied("wrong token: check the client's token against "
-                                         "kvstored's --token-file"));
-    close_after_write_ = true;
+  const Credentials& creds = *ctx_->credentials;
+  const Tenant* tenant =
+      creds.required() ? creds.Authenticate(r.getToken().cStr()) : &creds.anonymous();
+  if (tenant == nullptr) {
+    ctx_->log_limit->Warn("bad_token", "connection {} from {} ({}): wrong token; closing", id_,
+                          peer_, r.getClientName().cStr());
+    refuse("bad_token", Status::PermissionDenied(
+                            "wrong token: check the client's token (KVSTORE_TOKEN or its token "
+                            "file) against kvstored's --tokens-file / --token-file"));
     return;
   }
-  authenticated_ = true;
-  spdlog::debug("connection {} from {} is {}", id_, peer_, r.getClientName().cStr());
-  if (!remote_) {
-    NegotiateTransport(r);
-    ctx_->metrics->TransportChosen(
-        transport::KindName(remote_ ? remote_->kind() : transport::Kind::kTcp));
+  const NamespaceLimits& quota = creds.quota(tenant->ns);
+  const std::string& ns_name = creds.NamespaceName(tenant->ns);
+  if (!authenticated_ && ctx_->registry->authenticated() >= ctx_->options->max_connections) {
+    refuse("too_many_connections",
+           Status::ResourceExhausted("kvstored already serves " +
+                                     std::to_string(ctx_->options->max_connections) +
+                                     " connections (--max-connections); retry later"));
+    return;
   }
+  if (quota.max_connections != 0 &&
+      ctx_->usage->connections[tenant->ns].fetch_add(1) >= quota.max_connections) {
+    ctx_->usage->connections[tenant->ns].fetch_sub(1);
+    ctx_->metrics->QuotaRefused(ns_name, "connections");
+    refuse("quota", Status::ResourceExhausted(
+                        "namespace '" + ns_name + "' is at its quota of " +
+                        std::to_string(quota.max_connections) +
+                        " connections (quota connections); close some or raise the quota"));
+    return;
+  }
+  if (quota.max_connections == 0) ctx_->usage->connections[tenant->ns].fetch_add(1);
+  counted_in_namespace_ = true;
+  tenant_ = tenant;
+  ns_ = tenant->ns;
+  if (!authenticated_) {
+    authenticated_ = true;
+    hello_timer_.cancel();
+    ctx_->registry->MarkAuthenticated(id_);
+  }
+  spdlog::debug("connection {} from {} is {} (tenant '{}', namespace '{}', role {})", id_, peer_,
+                r.getClientName().cStr(), tenant->name, ns_name, RoleName(tenant->role));
+  NegotiateTransport(r);
+  ctx_->metrics->TransportChosen(
+      transport::KindName(remote_ ? remote_->kind() : transport::Kind::kTcp));
   uint64_t max_value = ctx_->options->store.max_value_bytes;
   std::string version = ctx_->version;
   transport::Kind kind = remote_ ? remote_->kind() : transport::Kind::kTcp;
   std::vector<std::byte> params = remote_ ? remote_->HelloReplyParams() : std::vector<std::byte>{};
+  // A same-host client on TCP that would share memory learns where the Unix socket is.
+  std::string local_socket = !peer_info_.is_unix && r.getSharedMemory() && ctx_->local_transport
+                                 ? ctx_->unix_socket
+                                 : std::string();
   Reply(id, Op::kHello, Status::Ok(), [&](wire::Response::Builder resp) {
     auto h = resp.initHello();
     h.setProtocolVersion(wire::PROTOCOL_VERSION);
@@ -209,6 +362,12 @@ void Connection::HandleHello(uint64_t id, wire::Hello::Reader r) {
     if (!params.empty()) {
       h.setRdmaParams({reinterpret_cast<const kj::byte*>(params.data()), params.size()});
     }
+    h.setLocalSocket(local_socket);
+    h.setInstanceId(
+        {reinterpret_cast<const kj::byte*>(ctx_->instance_id.data()), ctx_->instance_id.size()});
+    h.setTenant(tenant_->name);
+    h.setNamespace(ns_name);
+    h.setRole(std::string(RoleName(tenant_->role)));
   });
 }
 
@@ -240,9 +399,9 @@ void Connection::HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64
                                    " but the frame carries " + std::to_string(bulk_len)));
     return;
   }
-  auto res = ctx_->store->Reserve(*key, meta, std::chrono::milliseconds(r.getTtlMs()));
+  auto res = ctx_->store->Reserve(*key, meta, std::chrono::milliseconds(r.getTtlMs()), StoreNs());
   if (!res.ok()) {
-    refuse(res.status());
+    refuse(NameNamespace(res.status()));
     return;
   }
   if (res->exists) {
@@ -310,7 +469,7 @@ void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool d
         ReplyStatus(id, op, addr.status());
         return;
       }
-      push->push_back({*addr, b.getLength()});
+      push->push_back({std::move(*addr), b.getLength()});
     }
   }
   std::weak_ptr<Connection> weak = weak_from_this();
@@ -328,7 +487,12 @@ void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool d
   if (!drop) {
     frame_started_ = SteadyClock::now();
     if (push) push_targets_[id] = std::move(*push);
-    ctx_->store->Select(*keys, callback);
+    ctx_->store->Select(*keys, callback, StoreNs());
+    return;
+  }
+  if (Status q = CheckWaiterQuota(); !q.ok()) {
+    ctx_->metrics->QuotaRefused(ctx_->credentials->NamespaceName(ns_), "waiters");
+    ReplyStatus(id, op, q);
     return;
   }
   if (waits_.size() >= ctx_->options->max_waiters_per_connection || waits_.contains(id)) {
@@ -343,7 +507,8 @@ void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool d
   if (push) push_targets_[id] = std::move(*push);
   PendingWait& w = waits_[id];
   w.started = SteadyClock::now();
-  uint64_t waiter = ctx_->store->DropSelect(*keys, callback);
+  ctx_->usage->waiters[ns_].fetch_add(1);
+  uint64_t waiter = ctx_->store->DropSelect(*keys, callback, StoreNs());
   if (waiter == 0) return;  // resolved at once; OnDelivery will erase the entry
   w.waiter_id = waiter;
   auto timeout = std::chrono::milliseconds(r.getTimeoutMs());
@@ -360,6 +525,7 @@ void Connection::OnWaitTimeout(uint64_t id) {
   if (!ctx_->store->CancelWaiter(it->second.waiter_id)) return;  // delivery is on its way
   double waited = SecondsSince(it->second.started);
   waits_.erase(it);
+  ctx_->usage->waiters[ns_].fetch_sub(1);
   push_targets_.erase(id);
   ctx_->metrics->ObserveWait(waited);
   ReplyStatus(
@@ -376,6 +542,7 @@ void Connection::OnDelivery(uint64_t id, Op op, Result<std::unique_ptr<Delivery>
       if (it->second.timer) it->second.timer->cancel();
       ctx_->metrics->ObserveWait(SecondsSince(it->second.started));
       waits_.erase(it);
+      ctx_->usage->waiters[ns_].fetch_sub(1);
     }
   }
   if (closed_) return;  // the Delivery goes back to the store as it is destroyed
@@ -416,8 +583,11 @@ void Connection::HandleList(uint64_t id, wire::ListRequest::Reader r) {
   auto bytes = [](capnp::Data::Reader d) {
     return std::span<const std::byte>(reinterpret_cast<const std::byte*>(d.begin()), d.size());
   };
+  // Only an admin lists every namespace (its cursor carries the namespace).
+  NamespaceId ns =
+      tenant_->role == Role::kAdmin && ctx_->credentials->required() ? kAllNamespaces : StoreNs();
   ListPage page = ctx_->store->List(bytes(r.getCursor()), std::min<uint32_t>(r.getLimit(), 100000),
-                                    r.getTierFilter(), bytes(r.getPrefix()));
+                                    r.getTierFilter(), bytes(r.getPrefix()), ns);
   Reply(id, Op::kList, Status::Ok(), [&page](wire::Response::Builder resp) {
     auto l = resp.initList();
     auto entries = l.initEntries(static_cast<unsigned>(page.entries.size()));
@@ -436,6 +606,9 @@ template <typename Fill>
 void Connection::Reply(uint64_t id, Op op, const Status& status, Fill&& fill,
                        std::unique_ptr<Delivery> delivery) {
   ctx_->metrics->CountRequest(op, status.code(), SecondsSince(frame_started_));
+  if (ctx_->credentials->required() && tenant_ != nullptr) {
+    ctx_->metrics->CountNamespaceRequest(ctx_->credentials->NamespaceName(ns_), op, status.code());
+  }
   if (closed_) return;
   capnp::MallocMessageBuilder msg;
   auto r = msg.initRoot<wire::Response>();
@@ -533,10 +706,12 @@ void Connection::WriteNext() {
 
 void Connection::Fail(std::string_view reason, const std::string& detail) {
   ctx_->metrics->ProtocolError(reason);
-  spdlog::warn("connection {} from {}: {}; closing it (other clients are unaffected)", id_, peer_,
-               detail);
+  ctx_->log_limit->Warn(std::string(reason),
+                        "connection {} from {}: {}; closing it (other clients are unaffected)", id_,
+                        peer_, detail);
   // Best effort: tell the client why before closing.
-  ReplyStatus(0, Op::kPing, Status::InvalidArgument(detail + "; connection closed"));
+  ReplyStatus(0, reason == "second_hello" ? Op::kHello : Op::kMalformed,
+              Status::InvalidArgument(detail + "; connection closed"));
   close_after_write_ = true;
   stop_reading_ = true;  // the stream position is lost
 }
@@ -559,7 +734,7 @@ void Connection::Close(const std::string& why) {
   closed_ = true;
   spdlog::debug("connection {} from {} closed: {}", id_, peer_, why);
   boost::system::error_code ignored;
-  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.shutdown(StreamSocket::shutdown_both, ignored);
   socket_.close(ignored);
   DisarmStallTimer();
   if (remote_) {
@@ -583,7 +758,13 @@ void Connection::Close(const std::string& why) {
     if (w.timer) w.timer->cancel();
     if (w.waiter_id != 0) ctx_->store->CancelWaiter(w.waiter_id);
   }
+  ctx_->usage->waiters[ns_].fetch_sub(waits_.size());
   waits_.clear();
+  if (counted_in_namespace_) {
+    ctx_->usage->connections[ns_].fetch_sub(1);
+    counted_in_namespace_ = false;
+  }
+  hello_timer_.cancel();
   for (auto& [rid, u] : unacked_) {
     u.timer->cancel();
     u.delivery->Finish(false);  // the client never confirmed: the next taker gets them

@@ -1,5 +1,12 @@
-// One client connection of kvstored: reads frames, dispatches requests to the
-// Store, writes replies with value bytes straight from slot memory.
+// One client connection of kvstored (TCP, or the Unix socket for a client on
+// the same host): reads frames, dispatches requests to the Store, writes
+// replies with value bytes straight from slot memory.
+//
+// A connection starts unauthenticated: until its one hello names a tenant's
+// token it may send nothing else, carry no value bytes, and is closed when
+// the hello deadline passes (or when newer unauthenticated connections need
+// its place: ConnectionRegistry). After hello it acts for that tenant only:
+// its role (auth.h) and its namespace's quotas bound what it may do.
 //
 // Threading: every handler runs on the connection's strand; the Store's
 // callbacks (which may fire on any thread) post back onto it. Replies may go
@@ -30,10 +37,14 @@
 #include "kvstore/transport/transport.h"
 #include "kvstore/wire_convert.h"
 
+#include "auth.h"
+#include "connection_log.h"
+
 namespace kvstore::server {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+using StreamSocket = asio::generic::stream_protocol::socket;
 using SteadyClock = std::chrono::steady_clock;
 
 class ConnectionRegistry;
@@ -53,6 +64,23 @@ struct TransferAllLarge {
   }
 };
 
+// Per-namespace use that quotas bound; indexed by NamespaceId.
+struct NamespaceCounters {
+  explicit NamespaceCounters(size_t n)
+      : connections(new std::atomic<uint64_t>[n]()), waiters(new std::atomic<uint64_t>[n]()) {}
+  std::unique_ptr<std::atomic<uint64_t>[]> connections;
+  std::unique_ptr<std::atomic<uint64_t>[]> waiters;
+};
+
+// Who is on the other end, as the kernel says (never as the peer says).
+struct PeerInfo {
+  std::string display;  // "127.0.0.1:5312" or "unix uid 1000 pid 4242"
+  std::string key;      // what per-peer limits group by: the IP address, or "uid:N"
+  bool is_unix = false;
+  bool tls = false;  // TCP with TLS: the socket is the plaintext end of a TlsRelay
+  uint32_t uid = 0;  // Unix socket: SO_PEERCRED at accept
+};
+
 // What every connection shares; outlives all connections.
 struct ServiceContext {
   const ServerOptions* options;
@@ -65,12 +93,21 @@ struct ServiceContext {
   rdma::RdmaDevice* rdma_device = nullptr;  // set when RDMA transfers can be served
   transport::LocalKeyFn rdma_local_lkey;    // store memory -> its registration's lkey
   bool local_transport = true;              // serve same-host clients one-sided
+  const Credentials* credentials = nullptr;
+  NamespaceCounters* usage = nullptr;
+  std::string unix_socket;  // the daemon's Unix socket, told to same-host TCP clients; "" = none
+  std::string instance_id;  // random per process: lets a client tell this daemon's socket
+  RateLimitedLog* log_limit = nullptr;
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, ServiceContext* ctx, uint64_t id);
+  Connection(StreamSocket socket, ServiceContext* ctx, uint64_t id, PeerInfo peer);
+  ~Connection();
   void Start();
+  // Closes the connection from any thread (an unauthenticated one whose place
+  // is needed, or one past its hello deadline).
+  void Evict(const std::string& why);
   // Stops reading, lets queued replies go out (up to `grace`), then closes.
   void Shutdown(std::chrono::milliseconds grace);
   uint64_t id() const { return id_; }
@@ -94,6 +131,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Read path.
   void ReadHeader();
+  // Unix socket: the first bytes of a frame with recvmsg, keeping fds that
+  // came with them (a RegisterRegion's memfd) for that frame's dispatch.
+  void ReadHeaderUnix();
   void OnHeaderStart(size_t got);
   void ReadControl();
   void Dispatch();
@@ -116,11 +156,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // One-sided transports (transport.h).
   void NegotiateTransport(wire::Hello::Reader r);
   void HandleRegion(uint64_t id, const wire::Request::Reader& req);
-  Result<rdma::RemoteAddress> ResolveRemote(wire::RemoteBuffer::Reader b) const;
+  Result<transport::RemoteRange> ResolveRemote(wire::RemoteBuffer::Reader b) const;
   void InsertByPull(uint64_t id, const Key& key, const EntryMeta& meta,
                     std::chrono::milliseconds ttl, wire::RemoteBuffer::Reader source);
   // Reads the rest of a pulled value from `done_bytes` on, hashing as it goes.
-  void PullNext(uint64_t id, rdma::RemoteAddress src, uint64_t done_bytes);
+  void PullNext(uint64_t id, transport::RemoteRange src, uint64_t done_bytes);
   // Writes each entry into its destination, then replies; a failed write hands
   // the entries back (drop_select) and replies with the error.
   void PushDelivery(uint64_t id, Op op, std::unique_ptr<Delivery> d);
@@ -140,17 +180,36 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void Fail(std::string_view reason,
             const std::string& detail);  // protocol error: log, count, close
+  // Refuses a request the caller's role or namespace quota does not allow.
+  bool Allowed(uint64_t id, Op op);
+  // The store's id of this connection's namespace (auth.h).
+  NamespaceId StoreNs() const { return ctx_->credentials->StoreId(ns_); }
+  Status CheckWaiterQuota() const;
+  // A store refusal, with the tenant's namespace named (its quotas are per namespace).
+  Status NameNamespace(const Status& s);
+  void ArmHelloTimer();
   void Close(const std::string& why);
   Result<std::vector<Key>> ParseKeys(capnp::List<capnp::Data>::Reader keys);
   bool ReadingStopped() const { return closed_ || stop_reading_; }
   // Shutting down: closes once replies are out and deliveries are acknowledged.
   void MaybeFinishShutdown();
 
-  tcp::socket socket_;
+  StreamSocket socket_;
   asio::strand<asio::any_io_executor> strand_;
   ServiceContext* ctx_;
   const uint64_t id_;
-  std::string peer_;
+  PeerInfo peer_info_;
+  const std::string& peer_ = peer_info_.display;
+  // The tenant this connection acts for (set by hello; the anonymous admin of
+  // "default" when the daemon requires no token).
+  const Tenant* tenant_ = nullptr;
+  NamespaceIndex ns_ = 0;
+  bool counted_in_namespace_ = false;  // holds one of its namespace's connections
+  bool hello_seen_ = false;
+  asio::steady_timer hello_timer_;
+  // Fds received with the frame being dispatched (Unix socket); what its
+  // dispatch does not take is closed.
+  std::vector<int> frame_fds_;
 
   std::array<std::byte, kFrameHeaderSize> header_buf_{};
   FrameHeader header_;
@@ -176,7 +235,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unordered_map<uint64_t, PendingWait> waits_;  // by request id
   std::unordered_map<uint64_t, Unacked> unacked_;    // by request id
   struct PushTarget {
-    rdma::RemoteAddress addr;
+    transport::RemoteRange range;  // holds a local mapping alive while the push may come
     uint64_t length = 0;
   };
   // One-sided: the transport (null = tcp), the client's announced regions,

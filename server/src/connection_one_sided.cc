@@ -9,22 +9,25 @@
 namespace kvstore::server {
 
 void Connection::NegotiateTransport(wire::Hello::Reader r) {
-  // Local first (one copy, no NIC), then RDMA when both ends have a device, else TCP.
-  std::string local_why;
-  if (r.getLocalOffer().size() > 0) {
-    if (!ctx_->local_transport) {
-      local_why = "disabled on this kvstored (--no-local-transport)";
-    } else {
-      auto local = transport::AcceptLocalOffer(Bytes(r.getLocalOffer()));
-      if (local.ok()) {
-        remote_ = std::move(local).value();
-        rdma::LogTransportChoiceOnce("local",
-                                     "same-host client: the store reads and writes "
-                                     "its registered memory directly");
-        return;
-      }
-      local_why = local.status().message();
+  // On the Unix socket: local when the client would share memory (memfds it
+  // passes with its region announcements). Nothing the client says names a
+  // process or an address; what it shares is all the store can reach.
+  if (peer_info_.is_unix) {
+    if (r.getSharedMemory() && ctx_->local_transport) {
+      remote_ = transport::MakeLocalAccess();
+      regions_.set_kind(transport::Kind::kLocal);
+      rdma::LogTransportChoiceOnce("local",
+                                   "same-host client on the Unix socket: values move through "
+                                   "memfd memory it shares with the store");
+      return;
     }
+    rdma::LogTransportChoiceOnce(
+        "tcp", r.getSharedMemory()
+                   ? "local transport disabled on this kvstored (--no-local-transport); values "
+                     "travel in the Unix socket's frames"
+                   : "the same-host client shares no memory; values travel in the Unix "
+                     "socket's frames");
+    return;
   }
   rdma::TransportChoice choice =
       rdma::NegotiateBulkTransport(ctx_->rdma_available && ctx_->rdma_device != nullptr,
@@ -40,17 +43,24 @@ void Connection::NegotiateTransport(wire::Hello::Reader r) {
                               });
     if (rdma.ok()) {
       remote_ = std::move(rdma).value();
+      regions_.set_kind(transport::Kind::kRdma);
       rdma::LogTransportChoiceOnce(choice);
       return;
     }
     choice = {
         rdma::BulkTransport::kTcp, "RDMA queue pair setup failed: " + rdma.status().message(), {}};
   }
-  // Here the choice is tcp: say why not rdma and, when it was offered, why not local.
+  // Here the choice is tcp: say why not rdma and, when local was asked for, why not local.
+  std::string local_why;
+  if (r.getSharedMemory()) {
+    local_why = !ctx_->local_transport ? "disabled on this kvstored (--no-local-transport)"
+                : ctx_->unix_socket.empty()
+                    ? "this kvstored has no Unix socket (--unix-socket)"
+                    : "the client is told the Unix socket " + ctx_->unix_socket;
+  }
   rdma::LogTransportChoiceOnce(
       rdma::BulkTransportName(choice.transport),
-      choice.reason +
-          (r.getLocalOffer().size() > 0 ? "; local transport not used: " + local_why : ""));
+      choice.reason + (local_why.empty() ? "" : "; local transport: " + local_why));
 }
 
 void Connection::HandleRegion(uint64_t id, const wire::Request::Reader& req) {
@@ -61,14 +71,30 @@ void Connection::HandleRegion(uint64_t id, const wire::Request::Reader& req) {
         "send values in the frame instead of registering regions");
   } else if (req.isRegisterRegion()) {
     auto a = req.getRegisterRegion();
-    s = regions_.Add(a.getId(), Bytes(a.getDescriptor()));
+    if (a.getSharedFd()) {
+      if (frame_fds_.size() != 1) {
+        ctx_->metrics->ProtocolError("region_fd");
+        s = Status::InvalidArgument(
+            "a shared region's announcement must carry exactly one fd "
+            "(SCM_RIGHTS, on the Unix socket); it carried " +
+            std::to_string(frame_fds_.size()));
+      } else {
+        int fd = frame_fds_.back();
+        frame_fds_.pop_back();
+        auto mapping = transport::SharedMapping::Map(fd, transport::RegionTable::kMaxSharedBytes);
+        s = mapping.ok() ? regions_.AddShared(a.getId(), std::move(mapping).value())
+                         : mapping.status();
+      }
+    } else {
+      s = regions_.Add(a.getId(), Bytes(a.getDescriptor()));
+    }
   } else {
     s = regions_.Remove(req.getUnregisterRegion());
   }
   ReplyStatus(id, Op::kRegion, s);
 }
 
-Result<rdma::RemoteAddress> Connection::ResolveRemote(wire::RemoteBuffer::Reader b) const {
+Result<transport::RemoteRange> Connection::ResolveRemote(wire::RemoteBuffer::Reader b) const {
   if (!remote_) {
     return Status::InvalidArgument(
         "this connection moves values over tcp (no one-sided transport was negotiated); "
@@ -95,9 +121,9 @@ void Connection::InsertByPull(uint64_t id, const Key& key, const EntryMeta& meta
     done(id, addr.status());
     return;
   }
-  auto res = ctx_->store->Reserve(key, meta, ttl);
+  auto res = ctx_->store->Reserve(key, meta, ttl, StoreNs());
   if (!res.ok()) {
-    done(id, res.status());
+    done(id, NameNamespace(res.status()));
     return;
   }
   if (res->exists) {
@@ -111,7 +137,7 @@ void Connection::InsertByPull(uint64_t id, const Key& key, const EntryMeta& meta
   PullNext(id, *addr, 0);
 }
 
-void Connection::PullNext(uint64_t id, rdma::RemoteAddress src, uint64_t done_bytes) {
+void Connection::PullNext(uint64_t id, transport::RemoteRange src, uint64_t done_bytes) {
   std::span<std::byte> slot = reservation_->bytes();
   if (done_bytes == slot.size()) {
     ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "pull", true);
@@ -128,24 +154,26 @@ void Connection::PullNext(uint64_t id, rdma::RemoteAddress src, uint64_t done_by
                    ? std::min<uint64_t>(kLocalPiece, slot.size() - done_bytes)
                    : slot.size() - done_bytes;
   std::span<std::byte> piece = slot.subspan(done_bytes, n);
-  rdma::RemoteAddress at{src.addr + done_bytes, src.rkey};
-  remote_->Read(at, piece, [this, self = shared_from_this(), id, src, done_bytes, piece](Status s) {
-    if (closed_ || !reservation_) return;  // Close() aborted the reservation
-    if (!s.ok()) {
-      ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "pull", false);
-      ctx_->store->Abort(std::move(*reservation_));
-      reservation_.reset();
-      spdlog::warn("connection {} from {}: insert could not read the value: {}", id_, peer_,
-                   s.message());
-      ReplyStatus(id, Op::kInsert,
-                  Status(s.code(), "kvstored could not read the value from the client's memory: " +
-                                       s.message() + "; nothing was stored"));
-      ReadHeader();
-      return;
-    }
-    XXH3_64bits_update(hash_.get(), piece.data(), piece.size());
-    PullNext(id, src, done_bytes + piece.size());
-  });
+  remote_->Read(
+      src.Advance(done_bytes), piece,
+      [this, self = shared_from_this(), id, src, done_bytes, piece](Status s) {
+        if (closed_ || !reservation_) return;  // Close() aborted the reservation
+        if (!s.ok()) {
+          ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "pull", false);
+          ctx_->store->Abort(std::move(*reservation_));
+          reservation_.reset();
+          spdlog::warn("connection {} from {}: insert could not read the value: {}", id_, peer_,
+                       s.message());
+          ReplyStatus(
+              id, Op::kInsert,
+              Status(s.code(), "kvstored could not read the value from the client's memory: " +
+                                   s.message() + "; nothing was stored"));
+          ReadHeader();
+          return;
+        }
+        XXH3_64bits_update(hash_.get(), piece.data(), piece.size());
+        PullNext(id, src, done_bytes + piece.size());
+      });
 }
 
 void Connection::PushDelivery(uint64_t id, Op op, std::unique_ptr<Delivery> d) {
@@ -183,7 +211,7 @@ void Connection::PushNext(uint64_t id, Op op, std::shared_ptr<Delivery> d, size_
     PushNext(id, op, std::move(d), i + 1);
     return;
   }
-  remote_->Write(e.bytes, it->second[i].addr,
+  remote_->Write(e.bytes, it->second[i].range,
                  [this, self = shared_from_this(), id, op, d, i](Status s) mutable {
                    if (closed_) return;
                    ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "push",

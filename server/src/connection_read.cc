@@ -1,6 +1,7 @@
 // The read path of a connection: frame header, control message, value bytes,
 // and the stall timer that cuts a frame that stops arriving.
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -22,6 +23,10 @@ constexpr size_t kBulkLowWater = 256u << 10;  // wake up for no less than this (
 
 void Connection::ReadHeader() {
   if (ReadingStopped()) return;
+  if (peer_info_.is_unix) {
+    ReadHeaderUnix();
+    return;
+  }
   // The first bytes may take as long as the client likes (idle between frames);
   // once a frame has begun, the rest must keep coming (stall timer).
   socket_.async_read_some(
@@ -34,6 +39,42 @@ void Connection::ReadHeader() {
             }
             self->OnHeaderStart(n);
           }));
+}
+
+void Connection::ReadHeaderUnix() {
+  socket_.async_wait(
+      StreamSocket::wait_read,
+      asio::bind_executor(strand_, [self = shared_from_this()](boost::system::error_code ec) {
+        if (ec) {
+          self->Close(ec.message());
+          return;
+        }
+        if (self->ReadingStopped()) return;
+        bool truncated = false;
+        std::vector<int> fds;
+        ssize_t n =
+            transport::ReceiveWithFds(self->socket_.native_handle(), self->header_buf_.data(),
+                                      self->header_buf_.size(), &fds, &truncated);
+        for (int fd : fds) {
+          if (self->frame_fds_.size() < transport::kMaxFdsPerRead) {
+            self->frame_fds_.push_back(fd);
+          } else {
+            ::close(fd);
+            truncated = true;
+          }
+        }
+        if (truncated) self->ctx_->metrics->ProtocolError("too_many_fds");
+        if (n == -EAGAIN || n == -EWOULDBLOCK) {
+          self->ReadHeaderUnix();
+          return;
+        }
+        if (n <= 0) {
+          self->Close(n == 0 ? "client closed the connection"
+                             : std::strerror(static_cast<int>(-n)));
+          return;
+        }
+        self->OnHeaderStart(static_cast<size_t>(n));
+      }));
 }
 
 void Connection::OnHeaderStart(size_t got) {
@@ -51,6 +92,19 @@ void Connection::OnHeaderStart(size_t got) {
       return;
     }
     header_ = *h;
+    // Before hello a peer may send one small control message and nothing else:
+    // a value (or a large message) is never read, the connection just closes.
+    constexpr uint32_t kMaxUnauthenticatedControl = 64 << 10;
+    if (!authenticated_ &&
+        (header_.bulk_len != 0 || header_.control_len > kMaxUnauthenticatedControl)) {
+      ctx_->metrics->ProtocolError("unauthenticated_bulk");
+      ctx_->log_limit->Warn("unauthenticated_bulk",
+                            "connection {} from {}: sent {} value bytes / {} control bytes "
+                            "before hello; closing it unread",
+                            id_, peer_, header_.bulk_len, header_.control_len);
+      Close("value bytes before hello");
+      return;
+    }
     ReadControl();
   };
   if (got == header_buf_.size()) {
@@ -84,7 +138,8 @@ void Connection::ArmStallTimer() {
       asio::bind_executor(strand_, [self = shared_from_this(), gen](boost::system::error_code ec) {
         if (ec || gen != self->stall_generation_ || self->closed_) return;
         self->ctx_->metrics->ProtocolError("stalled");
-        spdlog::warn(
+        self->ctx_->log_limit->Warn(
+            "stalled",
             "connection {} from {}: frame stopped arriving for {} ms mid-transfer; closing it "
             "and discarding the partial request (client hung or network stalled)",
             self->id_, self->peer_, self->ctx_->options->stall_timeout.count());
@@ -98,7 +153,8 @@ void Connection::DisarmStallTimer() {
 }
 
 void Connection::SetReceiveLowWater(size_t bytes) {
-  if (bytes == rcvlowat_) return;
+  // Unix sockets wake readers for any byte whatever the mark: nothing to gain.
+  if (bytes == rcvlowat_ || peer_info_.is_unix || peer_info_.tls) return;
   int v = static_cast<int>(bytes);
   if (::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == 0) {
     rcvlowat_ = bytes;

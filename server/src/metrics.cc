@@ -32,6 +32,10 @@ std::string_view OpName(Op op) {
       return "retain";
     case Op::kRegion:
       return "region";
+    case Op::kMalformed:
+      return "malformed";
+    case Op::kUnknown:
+      return "unknown";
     case Op::kCount_:
       break;
   }
@@ -216,6 +220,16 @@ Metrics::Metrics() : registry_(std::make_shared<p::Registry>()) {
                         "Values the store pulled (insert) or pushed (select) itself, by "
                         "transport and result.")
                     .Register(*registry_);
+  quota_refusals_ = &p::BuildCounter()
+                         .Name("kvstore_quota_refusals_total")
+                         .Help(
+                             "Requests refused because a namespace was at a quota, by "
+                             "namespace and quota.")
+                         .Register(*registry_);
+  namespace_requests_ = &p::BuildCounter()
+                             .Name("kvstore_namespace_requests_total")
+                             .Help("Requests of tenants, by namespace, operation and result.")
+                             .Register(*registry_);
   bytes_in_ = &p::BuildCounter()
                    .Name("kvstore_received_bytes_total")
                    .Help("Value bytes received from clients.")
@@ -269,6 +283,20 @@ void Metrics::OneSidedTransfer(std::string_view transport, std::string_view dire
       ->Add({{"transport", std::string(transport)},
              {"direction", std::string(direction)},
              {"result", ok ? "ok" : "failed"}})
+      .Increment();
+}
+
+void Metrics::QuotaRefused(std::string_view ns, std::string_view quota) {
+  std::lock_guard lock(mu_);
+  quota_refusals_->Add({{"namespace", std::string(ns)}, {"quota", std::string(quota)}}).Increment();
+}
+
+void Metrics::CountNamespaceRequest(std::string_view ns, Op op, StatusCode result) {
+  std::lock_guard lock(mu_);
+  namespace_requests_
+      ->Add({{"namespace", std::string(ns)},
+             {"op", std::string(OpName(op))},
+             {"result", SnakeCode(result)}})
       .Increment();
 }
 

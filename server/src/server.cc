@@ -2,13 +2,20 @@
 
 #include <utility>  // before asio: Boost 1.74 Asio under C++20 needs std::exchange
 
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <filesystem>
+#include <random>
 #include <thread>
 
-#include <prometheus/exposer.h>
+#include <prometheus/collectable.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 
+#include "auth.h"
 #include "connection.h"
 #include "connection_registry.h"
 #include "kvstore/device/arena_registration.h"
@@ -18,8 +25,70 @@
 #include "kvstore/server/store.h"
 #include "kvstore/tiers/rocksdb_spill.h"
 #include "kvstore/units.h"
+#include "metrics_http.h"
+#include "tcp_listener.h"
+#include "tls.h"
 
 namespace kvstore::server {
+
+namespace {
+
+std::string RandomInstanceId() {
+  std::random_device rd;
+  std::string id(16, '\0');
+  for (size_t i = 0; i < id.size(); i += 4) {
+    uint32_t v = rd();
+    std::memcpy(id.data() + i, &v, 4);
+  }
+  return id;
+}
+
+// Per-namespace gauges at scrape time: what each tenant namespace holds
+// (from the store) and its open connections and waiting drop_selects.
+class NamespaceCollector final : public prometheus::Collectable {
+ public:
+  NamespaceCollector(Store* store, const Credentials* creds, const NamespaceCounters* counters)
+      : store_(store), creds_(creds), counters_(counters) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    namespace p = prometheus;
+    auto family = [](const char* name, const char* help) {
+      p::MetricFamily f;
+      f.name = name;
+      f.help = help;
+      f.type = p::MetricType::Gauge;
+      return f;
+    };
+    auto add = [](p::MetricFamily& f, double v, std::vector<p::ClientMetric::Label> labels) {
+      p::ClientMetric m;
+      m.label = std::move(labels);
+      m.gauge.value = v;
+      f.metric.push_back(std::move(m));
+    };
+    auto entries = family("kvstore_namespace_entries", "Entries a namespace holds, every tier.");
+    auto bytes =
+        family("kvstore_namespace_stored_bytes", "Value bytes a namespace holds, by tier.");
+    auto conns = family("kvstore_namespace_connections", "Authenticated connections open now.");
+    auto waiters = family("kvstore_namespace_waiters", "drop_selects of a namespace waiting now.");
+    for (NamespaceIndex i = 0; i < creds_->namespaces().size(); ++i) {
+      const std::string& name = creds_->NamespaceName(i);
+      NamespaceUsage u = store_->NamespaceUsageOf(creds_->StoreId(i));
+      add(entries, static_cast<double>(u.entries), {{"namespace", name}});
+      add(bytes, static_cast<double>(u.host_bytes), {{"namespace", name}, {"tier", "host"}});
+      add(bytes, static_cast<double>(u.device_bytes), {{"namespace", name}, {"tier", "device"}});
+      add(bytes, static_cast<double>(u.spill_bytes), {{"namespace", name}, {"tier", "spill"}});
+      add(conns, static_cast<double>(counters_->connections[i].load()), {{"namespace", name}});
+      add(waiters, static_cast<double>(counters_->waiters[i].load()), {{"namespace", name}});
+    }
+    return {std::move(entries), std::move(bytes), std::move(conns), std::move(waiters)};
+  }
+
+ private:
+  Store* store_;
+  const Credentials* creds_;
+  const NamespaceCounters* counters_;
+};
+
+}  // namespace
 
 class Server::Impl {
  public:
@@ -31,6 +100,7 @@ class Server::Impl {
         contexts_(MakeContexts(options.io_threads)),
         io_(*contexts_[0]),
         acceptor_(io_),
+        unix_acceptor_(io_),
         signals_(io_, SIGINT, SIGTERM),
         ttl_timer_(io_) {
     for (auto& c : contexts_) work_.push_back(asio::make_work_guard(*c));
@@ -101,55 +171,136 @@ class Server::Impl {
     ctx_.registry = &registry_;
     ctx_.version = kVersion;
     ctx_.local_transport = options_.local_transport;
+    if (!options_.tokens_file.empty()) {
+      auto loaded = Credentials::LoadFile(options_.tokens_file);
+      if (!loaded.ok()) return loaded.status().WithContext("--tokens-file");
+      credentials_ = std::move(loaded).value();
+      if (!options_.token.empty()) {
+        return Status::InvalidArgument(
+            "--token-file and --tokens-file both given: put the shared token in the tokens file "
+            "as an admin tenant");
+      }
+    } else if (!options_.token.empty()) {
+      credentials_ = Credentials::SingleToken(options_.token);
+    }
+    usage_ = std::make_unique<NamespaceCounters>(credentials_.namespaces().size());
+    for (NamespaceIndex i = 0; i < credentials_.namespaces().size(); ++i) {
+      const NamespaceLimits& l = credentials_.quota(i);
+      if (l.max_bytes || l.max_device_bytes || l.max_spill_bytes || l.max_entries) {
+        NamespaceQuota q;
+        q.host_bytes = l.max_bytes;
+        q.device_bytes = l.max_device_bytes;
+        q.spill_bytes = l.max_spill_bytes;
+        q.entries = l.max_entries;
+        // waiters: checked per connection (Connection::CheckWaiterQuota)
+        store_->SetNamespaceQuota(credentials_.StoreId(i), q);
+      }
+    }
+    ctx_.credentials = &credentials_;
+    ctx_.usage = usage_.get();
+    ctx_.log_limit = &log_limit_;
+    ctx_.instance_id = RandomInstanceId();
+    registry_.SetLimits(options_.max_unauthenticated, options_.max_unauthenticated_per_peer);
+    LogAuth();
     LogHardware();
     SetUpRdma(arena, device_arena);
     metrics_.AttachStore(store_.get());
 
-    std::string host;
-    uint16_t port = 0;
-    KVSTORE_RETURN_IF_ERROR(SplitHostPort(options_.listen, &host, &port).WithContext("--listen"));
-    boost::system::error_code ec;
-    auto addr = asio::ip::make_address(host, ec);
-    if (ec) return Status::InvalidArgument("--listen: '" + host + "' is not an IP address");
-    tcp::endpoint ep(addr, port);
-    acceptor_.open(ep.protocol(), ec);
-    if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(ep, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      return Status::Unavailable("cannot listen on " + options_.listen + ": " + ec.message() +
-                                 " (another kvstored running? pick another --listen port)");
+    KVSTORE_RETURN_IF_ERROR(ListenTcp(acceptor_, options_.listen, "--listen",
+                                      " (another kvstored running? pick another --listen port)",
+                                      &listen_address_));
+
+    KVSTORE_RETURN_IF_ERROR(ListenUnix());
+    if (!options_.tls_cert.empty()) {
+      TlsOptions tls{options_.tls_cert, options_.tls_key, options_.tls_ca};
+      auto ctx = MakeServerTlsContext(tls);
+      if (!ctx.ok()) return ctx.status();
+      tls_context_ = std::move(ctx).value();
+      spdlog::info("tls: TCP clients speak TLS ({}){}", options_.tls_cert,
+                   options_.tls_ca.empty() ? "" : "; client certificates required (--tls-ca)");
     }
-    auto bound = acceptor_.local_endpoint();
-    listen_address_ = bound.address().to_string() + ":" + std::to_string(bound.port());
 
     if (!options_.metrics.empty()) {
-      try {
-        exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics, 1);
-      } catch (const std::exception& e) {
-        return Status::Unavailable("cannot serve metrics on " + options_.metrics + ": " + e.what() +
-                                   " (pick another --metrics address, or '' to disable)");
+      MetricsHttpServer::Collectables collectables{metrics_.registry(), metrics_.store_collector()};
+      if (credentials_.required()) {
+        collectables.push_back(
+            std::make_shared<NamespaceCollector>(store_.get(), &credentials_, usage_.get()));
       }
-      exposer_->RegisterCollectable(metrics_.registry());
-      exposer_->RegisterCollectable(metrics_.store_collector());
-      std::string mhost;
-      uint16_t mport = 0;
-      (void)SplitHostPort(options_.metrics, &mhost, &mport);
-      auto ports = exposer_->GetListeningPorts();
-      metrics_address_ = mhost + ":" + std::to_string(ports.empty() ? mport : ports.front());
+      for (const auto& c : options_.extra_metrics) collectables.push_back(c);
+      metrics_http_ = std::make_unique<MetricsHttpServer>(io_, std::move(collectables));
+      KVSTORE_RETURN_IF_ERROR(metrics_http_->Listen(options_.metrics));
+      metrics_address_ = metrics_http_->address();
     }
+    return Status::Ok();
+  }
+
+  // Who may connect, said once at start.
+  void LogAuth() {
+    if (!credentials_.required()) {
+      spdlog::warn(
+          "auth: no --tokens-file or --token-file: any peer that can connect acts as admin of "
+          "namespace 'default' (fine on loopback for one trusted user; not beyond)");
+      return;
+    }
+    std::string names;
+    for (const Tenant& t : credentials_.tenants()) {
+      names += (names.empty() ? "" : ", ") + t.name + " (" + credentials_.NamespaceName(t.ns) +
+               ", " + std::string(RoleName(t.role)) + ")";
+    }
+    spdlog::info(
+        "auth: {} tenant(s): {}; hello within {} ms, at most {} unauthenticated connections ({} "
+        "per peer)",
+        credentials_.tenants().size(), names, options_.hello_timeout.count(),
+        options_.max_unauthenticated, options_.max_unauthenticated_per_peer);
+  }
+
+  Status ListenUnix() {
+    if (options_.unix_socket.empty()) return Status::Ok();
+    const std::string& path = options_.unix_socket;
+    if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+      return Status::InvalidArgument("--unix-socket: '" + path + "' is longer than " +
+                                     std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
+                                     " bytes; pick a shorter path");
+    }
+    // A socket file left by a daemon that died is replaced; anything else is not touched.
+    std::error_code fec;
+    auto st = std::filesystem::symlink_status(path, fec);
+    if (!fec && std::filesystem::exists(st)) {
+      if (!std::filesystem::is_socket(st)) {
+        return Status::InvalidArgument("--unix-socket: " + path +
+                                       " exists and is not a socket; remove it or pick another "
+                                       "path");
+      }
+      std::filesystem::remove(path, fec);
+    }
+    boost::system::error_code ec;
+    asio::local::stream_protocol::endpoint ep(path);
+    unix_acceptor_.open(ep.protocol(), ec);
+    if (!ec) unix_acceptor_.bind(ep, ec);
+    if (!ec) unix_acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Status::Unavailable("cannot listen on the Unix socket " + path + ": " + ec.message() +
+                                 " (check the directory exists and is writable, or pass "
+                                 "--unix-socket '' to run without it)");
+    }
+    ::chmod(path.c_str(), options_.unix_socket_mode);
+    ctx_.unix_socket = std::filesystem::absolute(path, fec).string();
+    if (fec) ctx_.unix_socket = path;
     return Status::Ok();
   }
 
   Status Run() {
     Accept();
+    if (unix_acceptor_.is_open()) AcceptUnix();
+    if (metrics_http_) metrics_http_->Start();
     signals_.async_wait([this](boost::system::error_code ec, int sig) {
       if (ec) return;
       spdlog::info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
       BeginShutdown();
     });
     ScheduleTtlSweep();
-    spdlog::info("kvstored {} serving on {} ({}), {} io threads, ttl {}", kVersion, listen_address_,
+    spdlog::info("kvstored {} serving on {}{} ({}), {} io threads, ttl {}", kVersion,
+                 listen_address_, ctx_.unix_socket.empty() ? "" : " and unix:" + ctx_.unix_socket,
                  metrics_address_.empty() ? "metrics off"
                                           : "metrics on http://" + metrics_address_ + "/metrics",
                  options_.io_threads, FormatDuration(options_.store.default_ttl));
@@ -159,8 +310,8 @@ class Server::Impl {
     }
     io_.run();
     for (auto& t : threads) t.join();
-    if (exposer_stopper_.joinable()) exposer_stopper_.join();
-    exposer_.reset();
+    metrics_http_.reset();
+    if (!ctx_.unix_socket.empty()) ::unlink(ctx_.unix_socket.c_str());
     Status closed = store_->Close();
     spdlog::info("kvstored stopped");
     return closed;
@@ -272,22 +423,100 @@ class Server::Impl {
 
   void Accept() {
     asio::io_context& home = *contexts_[next_context_++ % contexts_.size()];
-    acceptor_.async_accept(
-        asio::make_strand(home), [this](boost::system::error_code ec, tcp::socket socket) {
+    acceptor_.async_accept(asio::make_strand(home), [this](boost::system::error_code ec,
+                                                           tcp::socket socket) {
+      if (ec) {
+        if (ec == asio::error::operation_aborted || stopping_) return;
+        log_limit_.Warn("accept", "accept on {} failed: {}", listen_address_, ec.message());
+      } else {
+        boost::system::error_code pec;
+        auto ep = socket.remote_endpoint(pec);
+        PeerInfo peer;
+        peer.key = pec ? "unknown" : ep.address().to_string();
+        peer.display = pec ? "unknown peer" : peer.key + ":" + std::to_string(ep.port());
+        if (tls_context_) {
+          peer.tls = true;
+          peer.display += " (tls)";
+          std::string who = peer.display;
+          StartTlsRelay(
+              std::move(socket), *tls_context_, options_.hello_timeout,
+              [this, peer](StreamSocket plain) mutable {
+                Admit(std::move(plain), std::move(peer));
+              },
+              [this, who](const std::string& why) {
+                metrics_.ProtocolError("tls_handshake");
+                log_limit_.Warn("tls_handshake", "connection from {}: {}; closed", who, why);
+              });
+        } else {
+          auto exec = socket.get_executor();
+          StreamSocket s(exec, asio::generic::stream_protocol(ep.protocol().family(), IPPROTO_TCP),
+                         socket.release());
+          Admit(std::move(s), std::move(peer));
+        }
+      }
+      if (!stopping_) Accept();
+    });
+  }
+
+  void AcceptUnix() {
+    asio::io_context& home = *contexts_[next_context_++ % contexts_.size()];
+    unix_acceptor_.async_accept(
+        asio::make_strand(home),
+        [this](boost::system::error_code ec, asio::local::stream_protocol::socket socket) {
           if (ec) {
             if (ec == asio::error::operation_aborted || stopping_) return;
-            spdlog::warn("accept on {} failed: {}", listen_address_, ec.message());
-          } else if (registry_.size() >= options_.max_connections) {
-            metrics_.ProtocolError("too_many_connections");
-            spdlog::warn("refusing connection: {} connections open (limit --max-connections {})",
-                         registry_.size(), options_.max_connections);
+            log_limit_.Warn("accept", "accept on {} failed: {}", ctx_.unix_socket, ec.message());
           } else {
-            auto c = std::make_shared<Connection>(std::move(socket), &ctx_, ++next_connection_id_);
-            registry_.Add(c->id(), c);
-            c->Start();
+            ucred cred{};
+            socklen_t len = sizeof(cred);
+            PeerInfo peer;
+            peer.is_unix = true;
+            if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+              log_limit_.Warn("peercred", "unix connection without peer credentials; closed");
+            } else {
+              peer.uid = cred.uid;
+              peer.key = "uid:" + std::to_string(cred.uid);
+              peer.display =
+                  "unix uid " + std::to_string(cred.uid) + " pid " + std::to_string(cred.pid);
+              const auto& allow = options_.unix_allow_uids;
+              if (!allow.empty() &&
+                  std::find(allow.begin(), allow.end(), cred.uid) == allow.end()) {
+                metrics_.ProtocolError("uid_refused");
+                log_limit_.Warn("uid_refused", "refusing {}: uid {} is not in --unix-allow-uid",
+                                peer.display, cred.uid);
+              } else {
+                auto exec = socket.get_executor();
+                StreamSocket s(exec, asio::generic::stream_protocol(AF_UNIX, 0), socket.release());
+                Admit(std::move(s), std::move(peer));
+              }
+            }
           }
-          if (!stopping_) Accept();
+          if (!stopping_) AcceptUnix();
         });
+  }
+
+  // A new connection: authenticated at once when no token is required (then
+  // --max-connections applies here), else within the unauthenticated budget.
+  void Admit(StreamSocket socket, PeerInfo peer) {
+    if (!credentials_.required() && registry_.size() >= options_.max_connections) {
+      metrics_.ProtocolError("too_many_connections");
+      log_limit_.Warn("too_many_connections",
+                      "refusing connection from {}: {} connections open (limit "
+                      "--max-connections {})",
+                      peer.display, registry_.size(), options_.max_connections);
+      return;
+    }
+    std::string key = peer.key;
+    auto c = std::make_shared<Connection>(std::move(socket), &ctx_, ++next_connection_id_,
+                                          std::move(peer));
+    if (credentials_.required()) {
+      for (auto& old : registry_.AddUnauthenticated(c->id(), c, key)) {
+        old->Evict("its place was needed by a newer connection before it sent hello");
+      }
+    } else {
+      registry_.Add(c->id(), c);
+    }
+    c->Start();
   }
 
   void ScheduleTtlSweep() {
@@ -302,11 +531,11 @@ class Server::Impl {
 
   void BeginShutdown() {
     if (stopping_.exchange(true)) return;
-    // The metrics server takes about a second to stop (its poll loop): stop it
-    // while connections drain instead of after.
-    if (exposer_) exposer_stopper_ = std::thread([this] { exposer_.reset(); });
+    if (options_.on_shutdown) options_.on_shutdown();  // e.g. leave the cluster first
+    if (metrics_http_) metrics_http_->Stop();
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    unix_acceptor_.close(ignored);
     signals_.cancel(ignored);
     ttl_timer_.cancel();
     store_->FailAllWaiters("kvstored is shutting down; reconnect to another store or retry later");
@@ -323,6 +552,7 @@ class Server::Impl {
   asio::io_context& io_;
   size_t next_context_ = 0;  // only touched by the accept handler chain
   tcp::acceptor acceptor_;
+  asio::local::stream_protocol::acceptor unix_acceptor_;
   asio::signal_set signals_;
   asio::steady_timer ttl_timer_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
@@ -330,10 +560,13 @@ class Server::Impl {
   std::unique_ptr<Store> store_;
   device::GpuProbe gpu_;      // probed once in Init
   std::string device_error_;  // why --device-memory could not be set up on a GPU
+  Credentials credentials_;
+  std::unique_ptr<NamespaceCounters> usage_;
+  RateLimitedLog log_limit_;
   ConnectionRegistry registry_;
   ServiceContext ctx_{};
-  std::unique_ptr<prometheus::Exposer> exposer_;
-  std::thread exposer_stopper_;
+  std::unique_ptr<MetricsHttpServer> metrics_http_;
+  std::unique_ptr<boost::asio::ssl::context> tls_context_;
   std::string listen_address_;
   std::string metrics_address_;
   std::atomic<bool> stopping_{false};

@@ -111,7 +111,8 @@ uint16_t FreeLoopbackPort() {
 
 DaemonProcess::~DaemonProcess() { Stop(); }
 
-Status DaemonProcess::Start(const std::string& binary, const std::string& memory) {
+Status DaemonProcess::Start(const std::string& binary, const std::string& memory,
+                            const std::vector<std::string>& extra_args, const std::string& tls_ca) {
   if (access(binary.c_str(), X_OK) != 0) {
     return Status::InvalidArgument("no kvstored executable at " + binary +
                                    " (build it, or pass --kvstored PATH or --addr HOST:PORT)");
@@ -135,6 +136,7 @@ Status DaemonProcess::Start(const std::string& binary, const std::string& memory
                                    memory,
                                    "--log-level",
                                    "warn"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -153,6 +155,7 @@ Status DaemonProcess::Start(const std::string& binary, const std::string& memory
   ClientOptions opts;
   opts.address = address_;
   opts.connect_timeout = std::chrono::milliseconds(500);
+  opts.tls_ca = tls_ca;
   auto deadline = Clock::now() + std::chrono::seconds(15);
   while (Clock::now() < deadline) {
     int status = 0;

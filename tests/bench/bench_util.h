@@ -50,7 +50,10 @@ class DaemonProcess {
   DaemonProcess& operator=(const DaemonProcess&) = delete;
 
   // Starts `binary` listening on a free loopback port and waits until it answers a ping.
-  Status Start(const std::string& binary, const std::string& memory);
+  // `extra_args` go on its command line; `tls_ca` (with --tls-cert among them) is the CA
+  // the readiness ping trusts.
+  Status Start(const std::string& binary, const std::string& memory,
+               const std::vector<std::string>& extra_args = {}, const std::string& tls_ca = {});
   // Returns the daemon's exit code (0 on a clean SIGTERM shutdown), or -1.
   int Stop();
   const std::string& address() const { return address_; }

@@ -103,6 +103,10 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--no-redis", no_redis, "skip the Redis baseline");
   app.add_flag("--json", json, "print JSON instead of a table");
+  bool tls = false;
+  app.add_flag("--tls", tls,
+               "kvstore over TLS (the daemon this program starts gets a fresh certificate; "
+               "needs the openssl tool; implies --transport tcp); raw-tcp stays plaintext");
   CLI11_PARSE(app, argc, argv);
 
   auto sizes = ParseSizes(sizes_text);
@@ -120,9 +124,35 @@ int Main(int argc, char** argv) {
     }
   }
 
+  std::vector<std::string> daemon_args;
+  std::string tls_ca;
+  if (tls) {
+    if (!addr.empty()) {
+      std::cerr << "kvstore-bench: --tls starts its own daemon; drop --addr" << std::endl;
+      return 2;
+    }
+    char tmpl[] = "/tmp/kvstore-bench-tls-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) return 5;
+    std::string d = tmpl;
+    const std::string key = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    std::string script = "cd " + d + " && set -e; exec >openssl.log 2>&1; openssl req -x509" + key +
+                         " -keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca; openssl req" +
+                         key + " -keyout server.key -out server.csr -subj /CN=127.0.0.1;" +
+                         " printf 'subjectAltName=IP:127.0.0.1' > ext; openssl x509 -req -in " +
+                         "server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem " +
+                         "-days 2 -extfile ext";
+    if (std::system(script.c_str()) != 0) {
+      std::cerr << "kvstore-bench: --tls: openssl could not make a certificate (log in " << d
+                << "/openssl.log)" << std::endl;
+      return 5;
+    }
+    daemon_args = {"--tls-cert", d + "/server.pem", "--tls-key", d + "/server.key"};
+    tls_ca = d + "/ca.pem";
+    transport = "tcp";
+  }
   DaemonProcess daemon;
   if (addr.empty()) {
-    if (Status s = daemon.Start(kvstored, memory); !s.ok()) {
+    if (Status s = daemon.Start(kvstored, memory, daemon_args, tls_ca); !s.ok()) {
       std::cerr << "kvstore-bench: cannot start kvstored: " << s.ToString() << std::endl;
       return 5;
     }
@@ -132,7 +162,7 @@ int Main(int argc, char** argv) {
 
   BenchReport report;
   report.addr = addr;
-  report.transport = transport;
+  report.transport = tls ? "tcp+tls" : transport;
   report.seconds_per_case = limits.seconds;
   report.max_ops = limits.max_ops;
   report.rounds = rounds;
@@ -168,7 +198,8 @@ int Main(int argc, char** argv) {
           if (which == 0) {
             r = RunRawTcpBulk(size, clients, limits);
           } else if (which == 1) {
-            r = RunStoreBulk(addr, transport, daemon_pid, size, clients, limits, run, case_id);
+            r = RunStoreBulk(addr, transport, daemon_pid, size, clients, limits, run, case_id,
+                             tls_ca);
           } else if (have_redis) {
             r = RunRedisBulk(redis.port(), redis.pid(), size, clients, limits, run, case_id);
           } else {

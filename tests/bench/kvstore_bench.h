@@ -117,9 +117,10 @@ BulkResult RunRedisBulk(uint16_t port, pid_t server_pid, size_t size, int client
 
 // The store workload (kvstore_bench_store.cc): one kvstore::Client per client thread,
 // its buffers registered once, over `transport` (ClientOptions::transport).
+// `tls_ca`: speak TLS to the daemon, trusting this CA (empty: plaintext).
 BulkResult RunStoreBulk(const std::string& addr, const std::string& transport, pid_t server_pid,
                         size_t size, int clients, const RunLimits& limits, uint64_t run,
-                        uint32_t case_id);
+                        uint32_t case_id, const std::string& tls_ca = {});
 
 // CPU seconds (user + system) a process has used so far; -1 when unreadable.
 double ProcessCpuSeconds(pid_t pid);

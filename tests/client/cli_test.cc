@@ -1,11 +1,8 @@
 // kvstore-cli end to end: starts the real kvstored on a free loopback port with a temp data
 // dir, runs the real kvstore-cli binary, and checks stdout, stderr and exit codes.
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,8 +18,11 @@
 #include <sstream>
 #include <thread>
 
+#include "eventually.h"
 #include "kvstore/client.h"
 #include "kvstore/key.h"
+#include "status_matchers.h"
+#include "test_daemon.h"
 
 extern char** environ;
 
@@ -31,22 +31,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof(a);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    close(fd);
-    return 0;
-  }
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 std::string ReadFile(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -109,46 +93,19 @@ class CliTest : public ::testing::Test {
     char tmpl[] = "/tmp/kvstore-cli-test-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    fs::create_directories(dir_ / "data");
     WriteFile(dir_ / "empty", "");
-    port_ = FreePort();
-    uint16_t metrics = FreePort();
-    ASSERT_NE(port_, 0);
-    addr_ = "127.0.0.1:" + std::to_string(port_);
-    daemon_ = Spawn(
-        {KVSTORED_PATH, "--listen", addr_, "--metrics", "127.0.0.1:" + std::to_string(metrics),
-         "--data-dir", (dir_ / "data").string(), "--memory", "64MiB"},
-        dir_ / "empty", dir_ / "kvstored.out", dir_ / "kvstored.err");
-    ASSERT_GT(daemon_, 0);
-    ClientOptions opts;
-    opts.address = addr_;
-    opts.connect_timeout = 500ms;
-    auto deadline = std::chrono::steady_clock::now() + 15s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto c = Client::Connect(opts);
-      if (c.ok()) return;  // Connect already made one round trip
-      std::this_thread::sleep_for(50ms);
-    }
-    FAIL() << "kvstored did not come up at " << addr_ << "; its log:\n"
-           << ReadFile(dir_ / "kvstored.err");
+    // The shared harness: free ports, a temp data dir, and the daemon dies
+    // with this test process (parent-death signal) if it crashes.
+    testing::DaemonOptions o;
+    o.args = {"--memory", "64MiB"};
+    std::string error;
+    daemon_ = testing::TestDaemon::Start(o, &error);
+    ASSERT_NE(daemon_, nullptr) << error;
+    addr_ = daemon_->address();
   }
 
   static void TearDownTestSuite() {
-    if (daemon_ > 0) {
-      kill(daemon_, SIGTERM);
-      for (int i = 0; i < 100; ++i) {
-        int status = 0;
-        if (waitpid(daemon_, &status, WNOHANG) == daemon_) {
-          daemon_ = -1;
-          break;
-        }
-        std::this_thread::sleep_for(50ms);
-      }
-      if (daemon_ > 0) {
-        kill(daemon_, SIGKILL);
-        waitpid(daemon_, nullptr, 0);
-      }
-    }
+    daemon_.reset();
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
@@ -186,9 +143,8 @@ class CliTest : public ::testing::Test {
   }
 
   static inline fs::path dir_;
-  static inline uint16_t port_ = 0;
   static inline std::string addr_;
-  static inline pid_t daemon_ = -1;
+  static inline std::unique_ptr<testing::TestDaemon> daemon_;
 };
 
 // One line on stderr, prefixed with the program name.
@@ -293,13 +249,12 @@ TEST_F(CliTest, ListPaginatesPastOnePage) {
   ClientOptions opts;
   opts.address = addr_;
   auto client = Client::Connect(opts);
-  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  ASSERT_OK(client);
   std::vector<Key> keys;
   std::vector<std::byte> one = {std::byte{1}};
   for (int i = 0; i < 1100; ++i) {
     keys.push_back(NamespaceSeed(TestKey() + std::to_string(i)));
-    auto r = (*client)->Insert(keys.back(), one);
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_OK((*client)->Insert(keys.back(), one));
   }
   auto all = Cli({"--json", "ls", "--limit", "0"});
   ASSERT_EQ(all.code, 0) << all.err;
@@ -316,7 +271,7 @@ TEST_F(CliTest, ListPaginatesPastOnePage) {
   EXPECT_EQ(js["entries"].size(), 1050u);
   EXPECT_EQ(js["more"], true);
   auto removed = (*client)->Remove(keys);
-  ASSERT_TRUE(removed.ok());
+  ASSERT_OK(removed);
   EXPECT_EQ(*removed, keys.size());
 }
 
@@ -361,14 +316,24 @@ TEST_F(CliTest, DropSelectWaitsForALaterPut) {
                         "-o", out.string()},
                        dir_ / "empty", dir_ / "waiter.out", dir_ / "waiter.err");
   ASSERT_GT(waiter, 0);
-  std::this_thread::sleep_for(300ms);
+  // Put only once the waiter is registered, so the test covers waking a
+  // waiter and not a put that happened to come first.
+  ClientOptions opts;
+  opts.address = addr_;
+  auto client = Client::Connect(opts);
+  ASSERT_OK(client);
+  ASSERT_TRUE(testing::Eventually([&] {
+    auto s = (*client)->Stats();
+    return s.ok() && s->waiters >= 1;
+  })) << "the drop-select never registered a waiter; its stderr: "
+      << ReadFile(dir_ / "waiter.err");
   ASSERT_EQ(Cli({"put", key, "-"}, value).code, 0);
   EXPECT_EQ(WaitExit(waiter), 0) << ReadFile(dir_ / "waiter.err");
   EXPECT_EQ(ReadFile(out), value);
 }
 
 TEST_F(CliTest, UnreachableDaemonExits5) {
-  std::string dead = "127.0.0.1:" + std::to_string(FreePort());
+  std::string dead = "127.0.0.1:" + std::to_string(testing::FreePort());
   auto r = Cli({"--addr", dead, "stats"}, "", /*with_addr=*/false);
   EXPECT_EQ(r.code, 5);
   ExpectOneErrorLine(r);

@@ -21,17 +21,21 @@ std::unique_ptr<Cluster> Cluster::Start(const ClusterOptions& o, std::string* er
     return a;
   };
   if (o.both) {
-    c->both_ = EngineProcess::Start("both", {"--role", "both", "--log-level", "warn"}, error);
+    c->both_ = EngineProcess::Start(
+        "both", with(with({"--role", "both", "--log-level", "warn"}, o.both_args), o.model_args),
+        error);
     if (!c->both_) return nullptr;
   }
   if (o.prefill) {
     c->prefill_ = EngineProcess::Start(
-        "prefill", with(with({"--role", "prefill"}, store), o.prefill_args), error);
+        "prefill", with(with(with({"--role", "prefill"}, store), o.prefill_args), o.model_args),
+        error);
     if (!c->prefill_) return nullptr;
   }
   if (o.decode) {
     c->decode_ = EngineProcess::Start(
-        "decode", with(with({"--role", "decode"}, store), o.decode_args), error);
+        "decode", with(with(with({"--role", "decode"}, store), o.decode_args), o.model_args),
+        error);
     if (!c->decode_) return nullptr;
   }
   if (o.proxy && c->prefill_ && c->decode_) {

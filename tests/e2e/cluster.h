@@ -19,6 +19,8 @@ struct ClusterOptions {
   std::vector<std::string> kvstored_args;  // e.g. {"--ttl", "1s"}
   std::vector<std::string> prefill_args;
   std::vector<std::string> decode_args;  // e.g. {"--on-kv-miss", "fail"}
+  std::vector<std::string> both_args;    // e.g. {"--max-prefill-chunk", "32"}
+  std::vector<std::string> model_args;   // every model engine, e.g. {"--model", dir}
   bool both = true, prefill = true, decode = true, proxy = true;
 };
 

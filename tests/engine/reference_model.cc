@@ -30,12 +30,39 @@ Mat RmsNorm(const Mat& x, const std::vector<float>& w, double eps) {
   return y;
 }
 
+}  // namespace
+
+double ReferenceInvFreq(const ModelConfig& c, int i) {
+  const double inv = std::pow(double(c.rope_theta), -2.0 * i / c.head_dim);
+  const double factor = c.rope_factor;
+  switch (c.rope_scaling) {
+    case kernels::RopeScaling::kNone:
+      return inv;
+    case kernels::RopeScaling::kLinear:  // transformers: inv_freq / factor
+      return inv / factor;
+    case kernels::RopeScaling::kLlama3: {  // transformers: _compute_llama3_parameters
+      const double old_len = c.rope_original_max_position;
+      const double low_wavelen = old_len / c.rope_low_freq_factor;
+      const double high_wavelen = old_len / c.rope_high_freq_factor;
+      const double wavelen = 2 * M_PI / inv;
+      const double scaled = wavelen > low_wavelen ? inv / factor : inv;
+      const double smooth = (old_len / wavelen - c.rope_low_freq_factor) /
+                            (c.rope_high_freq_factor - c.rope_low_freq_factor);
+      const bool medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+      return medium ? (1 - smooth) * scaled / factor + smooth * scaled : scaled;
+    }
+  }
+  return inv;
+}
+
+namespace {
+
 // HF rotate_half RoPE on every head of every token; token t sits at position t.
-void Rope(Mat& x, int heads, int hd, double theta) {
+void Rope(Mat& x, int heads, int hd, const ModelConfig& c) {
   for (size_t t = 0; t < x.size(); ++t)
     for (int h = 0; h < heads; ++h)
       for (int i = 0; i < hd / 2; ++i) {
-        const double a = double(t) * std::pow(theta, -2.0 * i / hd);
+        const double a = double(t) * ReferenceInvFreq(c, i);
         double& x0 = x[t][h * hd + i];
         double& x1 = x[t][h * hd + i + hd / 2];
         const double y0 = x0 * std::cos(a) - x1 * std::sin(a);
@@ -58,8 +85,8 @@ std::vector<float> ReferenceLogits(const ModelConfig& c, const ModelWeights& w,
     const LayerWeights& lw = w.layers[l];
     Mat xn = RmsNorm(x, lw.attn_norm, c.rms_norm_eps);
     Mat q = Linear(xn, lw.wq, qd, h), k = Linear(xn, lw.wk, kvd, h), v = Linear(xn, lw.wv, kvd, h);
-    Rope(q, c.num_heads, hd, c.rope_theta);
-    Rope(k, c.num_kv_heads, hd, c.rope_theta);
+    Rope(q, c.num_heads, hd, c);
+    Rope(k, c.num_kv_heads, hd, c);
     Mat attn(n, std::vector<double>(qd, 0.0));
     const int group = c.num_heads / c.num_kv_heads;
     for (int t = 0; t < n; ++t)

@@ -41,6 +41,10 @@ inline void ExpectNearAll(const std::vector<float>& a, const std::vector<float>&
   for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], tol) << "element " << i;
 }
 
+// The RoPE inverse frequency of pair i in float64, by transformers' formulas
+// for rope_scaling none / linear / llama3 (written out here, not the kernel's).
+double ReferenceInvFreq(const ModelConfig& c, int i);
+
 // Logits [vocab] of the last position of tokens.
 std::vector<float> ReferenceLogits(const ModelConfig& c, const ModelWeights& w,
                                    std::span<const int32_t> tokens);

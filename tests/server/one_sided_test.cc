@@ -1,8 +1,8 @@
 // One-sided transfers against the real daemon. With the local transport the
-// store reads an insert's value out of the client's memory and writes a
-// select's values into it (transport.h); the LookupBuffer contract is the same
-// as over TCP, and a transfer that fails leaves nothing half-stored and loses
-// nothing.
+// store reads an insert's value out of memory the client shared (a memfd from
+// AllocateSharedRegion, passed over the Unix socket) and writes a select's
+// values into it (transport.h); the LookupBuffer contract is the same as over
+// TCP, and a transfer that fails leaves nothing half-stored and loses nothing.
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -79,19 +79,20 @@ TEST_F(OneSided, LocalIsNegotiatedOnThisHostAndTcpWhenAsked) {
   EXPECT_NE(daemon_->Log().find("bulk transport: local"), std::string::npos) << daemon_->Log();
 }
 
-TEST_F(OneSided, RegisteredRegionsMoveExactBytesBothWays) {
+TEST_F(OneSided, SharedRegionsMoveExactBytesBothWays) {
   auto value = RandomBytes((3 << 20) + 17, 1);
-  std::vector<std::byte> src = value, dst((4 << 20), std::byte{0});
-  auto rs = local_->RegisterRegion(src);
-  auto rd = local_->RegisterRegion(dst);
+  auto rs = local_->AllocateSharedRegion(value.size());
+  auto rd = local_->AllocateSharedRegion(4 << 20);
   ASSERT_OK(rs);
   ASSERT_OK(rd);
+  std::memcpy(rs->memory.data(), value.data(), value.size());
+  std::span<std::byte> dst = rd->memory;
   Key k = TestKey(1);
-  auto ins = local_->InsertFromRegion(k, {*rs, 0, src.size()});
+  auto ins = local_->InsertFromRegion(k, {rs->region, 0, value.size()});
   ASSERT_OK(ins);
   EXPECT_TRUE(*ins);
   std::vector<Key> keys{k};
-  RegionSlice out{*rd, 100, value.size()};
+  RegionSlice out{rd->region, 100, value.size()};
   auto got = local_->DropSelectIntoRegions(keys, std::span(&out, 1), 5s);
   ASSERT_OK(got);
   EXPECT_EQ((*got)[0].meta.size, value.size());
@@ -102,20 +103,25 @@ TEST_F(OneSided, RegisteredRegionsMoveExactBytesBothWays) {
   auto stats = local_->TransferStats();
   EXPECT_EQ(stats.one_sided_transfers, 2u);
   EXPECT_EQ(stats.registered_on_the_fly, 0u);
-  // Plain spans work too: registered for the one call, and counted as such.
+  // Plain spans inside shared memory go one-sided too; spans of other memory
+  // go in the socket's frames (the store cannot reach them).
   Key k2 = TestKey(2);
-  ASSERT_OK(local_->Insert(k2, value));
+  ASSERT_OK(local_->Insert(k2, std::span<const std::byte>(rs->memory.data(), value.size())));
+  std::span<std::byte> inside = dst.subspan(0, value.size());
+  std::vector<Key> keys2{k2};
+  ASSERT_OK(local_->SelectInto(keys2, std::span(&inside, 1)));
+  EXPECT_EQ(std::memcmp(inside.data(), value.data(), value.size()), 0);
+  EXPECT_EQ(local_->TransferStats().one_sided_transfers, 4u);
   std::vector<std::byte> plain(value.size());
   std::span<std::byte> plain_span(plain);
-  std::vector<Key> keys2{k2};
   ASSERT_OK(local_->SelectInto(keys2, std::span(&plain_span, 1)));
   EXPECT_EQ(plain, value);
-  EXPECT_EQ(local_->TransferStats().registered_on_the_fly, 2u);
+  EXPECT_EQ(local_->TransferStats().one_sided_transfers, 4u);
   EXPECT_EQ(Stored(k2), 1u);  // select leaves it
 }
 
 TEST_F(OneSided, UnregisteredRegionsAreWithdrawnSoAConnectionNeverFillsUp) {
-  // More register/use/unregister cycles on one connection than the store keeps
+  // More allocate/use/unregister cycles on one connection than the store keeps
   // regions per connection (transport::RegionTable::kMaxRegions = 4096).
   ClientOptions o;
   o.address = daemon_->address();
@@ -123,16 +129,16 @@ TEST_F(OneSided, UnregisteredRegionsAreWithdrawnSoAConnectionNeverFillsUp) {
   o.max_connections = 1;
   auto c = Client::Connect(o);
   ASSERT_OK(c);
-  std::vector<std::byte> buf(4096);
   for (uint32_t i = 0; i < 4200; ++i) {
-    std::memcpy(buf.data(), &i, sizeof(i));
-    auto r = (*c)->RegisterRegion(buf);
+    auto r = (*c)->AllocateSharedRegion(4096);
     ASSERT_OK(r);
+    std::memcpy(r->memory.data(), &i, sizeof(i));
     Key k = TestKey(100000 + i);
-    auto ins = (*c)->InsertFromRegion(k, {*r, 0, buf.size()});
+    auto ins = (*c)->InsertFromRegion(k, {r->region, 0, 4096});
     ASSERT_TRUE(ins.ok()) << "cycle " << i << ": " << ins.status().ToString();
-    ASSERT_OK((*c)->UnregisterRegion(*r));
+    ASSERT_OK((*c)->UnregisterRegion(r->region));
   }
+  EXPECT_EQ((*c)->TransferStats().one_sided_transfers, 4200u);
   std::vector<Key> last{TestKey(100000 + 4199)};
   auto got = tcp_->Select(last);
   ASSERT_OK(got);
@@ -143,63 +149,81 @@ TEST_F(OneSided, UnregisteredRegionsAreWithdrawnSoAConnectionNeverFillsUp) {
 
 TEST_F(OneSided, WaiterOnOneTransportGetsWhatTheOtherInserted) {
   auto value = RandomBytes(1 << 20, 2);
-  std::vector<std::byte> dst(value.size());
-  auto rd = local_->RegisterRegion(dst);
+  auto rd = local_->AllocateSharedRegion(value.size());
   ASSERT_OK(rd);
   Key k = TestKey(3);
   auto waiting = std::async(std::launch::async, [&] {
     std::vector<Key> keys{k};
-    RegionSlice out{*rd, 0, dst.size()};
+    RegionSlice out{rd->region, 0, value.size()};
     return local_->DropSelectIntoRegions(keys, std::span(&out, 1), 20s);
   });
   ASSERT_TRUE(Eventually([&] { return daemon_->Metric("kvstore_waiters") == 1.0; }));
   ASSERT_OK(tcp_->Insert(k, value));
   ASSERT_OK(waiting.get());
-  EXPECT_EQ(dst, value);
+  EXPECT_EQ(std::memcmp(rd->memory.data(), value.data(), value.size()), 0);
   // And the other way: inserted by pull, taken over the socket.
   Key k2 = TestKey(4);
-  ASSERT_OK(local_->Insert(k2, value));
+  ASSERT_OK(local_->Insert(k2, std::span<const std::byte>(rd->memory)));
   std::vector<Key> keys2{k2};
   auto got = tcp_->DropSelect(keys2, 5s);
   ASSERT_OK(got);
   EXPECT_EQ((*got)[0].value, value);
 }
 
-TEST_F(OneSided, PullFromUnmappedMemoryStoresNothing) {
-  Pages pages(1 << 20);
-  ASSERT_NE(pages.data, MAP_FAILED);
-  std::memset(pages.data, 7, pages.size);
-  auto r = local_->RegisterRegion(pages.span());
+TEST_F(OneSided, ClientUnmappingItsViewNeverReachesTheStore) {
+  // The store maps the memfd itself: the client unmapping (or freeing) its own
+  // view changes nothing for the store, and no copy can fault in the daemon.
+  auto r = local_->AllocateSharedRegion(1 << 20);
   ASSERT_OK(r);
-  InsertOptions o;  // checksum given: the client itself never touches the bytes
-  o.checksum = ValueChecksum(pages.span());
-  pages.Unmap();  // the engine freed the buffer it still names
+  auto value = RandomBytes(1 << 20, 5);
+  std::memcpy(r->memory.data(), value.data(), value.size());
+  Key warm = TestKey(50);  // the region is announced (mapped by the store) on first use
+  ASSERT_OK(local_->InsertFromRegion(warm, {r->region, 0, 4096}));
+  InsertOptions o;
+  o.checksum = ValueChecksum(value);
+  ASSERT_EQ(::munmap(r->memory.data(), r->memory.size()), 0);
   Key k = TestKey(5);
-  auto ins = local_->InsertFromRegion(k, {*r, 0, pages.size}, o);
-  ASSERT_FALSE(ins.ok());
-  EXPECT_EQ(ins.status().code(), StatusCode::kInvalidArgument) << ins.status().ToString();
-  EXPECT_NE(ins.status().message().find("not mapped"), std::string::npos) << ins.status().message();
-  EXPECT_EQ(Stored(k), 0u);
-  // The connection and the daemon go on.
-  ASSERT_OK(local_->Insert(k, RandomBytes(1000, 5)));
-  EXPECT_EQ(Stored(k), 1u);
+  ASSERT_OK(local_->InsertFromRegion(k, {r->region, 0, value.size()}, o));
+  std::vector<Key> keys{k};
+  auto got = tcp_->Select(keys);
+  ASSERT_OK(got);
+  EXPECT_EQ((*got)[0].value, value);
+  // Remap something at the same place so the Client's teardown unmaps only what it owns.
+  void* again = ::mmap(r->memory.data(), r->memory.size(), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  ASSERT_NE(again, MAP_FAILED);
 }
 
 TEST_F(OneSided, FailedPushLeavesTheEntryForTheNextTaker) {
   auto value = RandomBytes(1 << 20, 6);
   Key k = TestKey(6);
   ASSERT_OK(tcp_->Insert(k, value));
-  Pages pages(1 << 20);
-  ASSERT_NE(pages.data, MAP_FAILED);
-  auto r = local_->RegisterRegion(pages.span());
-  ASSERT_OK(r);
-  pages.Unmap();
+  // A destination the connection never shared: refused before anything moves.
+  RawConn raw("unix:" + daemon_->data_dir() + "/kvstored.sock");
+  ASSERT_TRUE(raw.connected());
+  capnp::MallocMessageBuilder hello;
+  auto h = hello.initRoot<wire::Request>();
+  h.setId(1);
+  h.initHello().setProtocolVersion(wire::PROTOCOL_VERSION);
+  h.getHello().setSharedMemory(true);
+  ASSERT_TRUE(raw.SendFrame(hello, {}));
+  auto hr = raw.ReadReply();
+  ASSERT_TRUE(hr.has_value());
+  ASSERT_EQ(hr->code, wire::Code::OK) << hr->message;
+  capnp::MallocMessageBuilder m;
+  auto r = m.initRoot<wire::Request>();
+  r.setId(2);
+  auto sel = r.initDropSelect();
+  sel.initKeys(1).set(0, KeyToWire(k));
+  sel.setTimeoutMs(1000);
+  auto d = sel.initDestinations(1)[0];
+  d.setRegion(77);
+  d.setLength(value.size());
+  ASSERT_TRUE(raw.SendFrame(m, {}));
+  auto got = raw.ReadReply();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->code, wire::Code::INVALID_ARGUMENT) << got->message;
   std::vector<Key> keys{k};
-  RegionSlice out{*r, 0, pages.size};
-  auto got = local_->DropSelectIntoRegions(keys, std::span(&out, 1), 2s);
-  ASSERT_FALSE(got.ok());
-  EXPECT_NE(got.status().message().find("stay stored"), std::string::npos)
-      << got.status().message();
   auto again = tcp_->DropSelect(keys, 2s);
   ASSERT_OK(again);
   EXPECT_EQ((*again)[0].value, value);
@@ -208,11 +232,10 @@ TEST_F(OneSided, FailedPushLeavesTheEntryForTheNextTaker) {
 TEST_F(OneSided, DestinationTooSmallIsRefusedAndTheEntryStays) {
   Key k = TestKey(7);
   ASSERT_OK(tcp_->Insert(k, RandomBytes(5000, 7)));
-  std::vector<std::byte> small(4000);
-  auto r = local_->RegisterRegion(small);
+  auto r = local_->AllocateSharedRegion(4000);
   ASSERT_OK(r);
   std::vector<Key> keys{k};
-  RegionSlice out{*r, 0, small.size()};
+  RegionSlice out{r->region, 0, 4000};
   auto got = local_->DropSelectIntoRegions(keys, std::span(&out, 1), 2s);
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.status().code(), StatusCode::kInvalidArgument) << got.status().ToString();
@@ -223,10 +246,13 @@ TEST_F(OneSided, ValueThatDoesNotMatchItsChecksumIsRefused) {
   // What the store reads must be what the client hashed: a buffer rewritten
   // mid-insert (here: a wrong checksum) is refused and nothing is stored.
   auto value = RandomBytes(100000, 8);
+  auto r = local_->AllocateSharedRegion(value.size());
+  ASSERT_OK(r);
+  std::memcpy(r->memory.data(), value.data(), value.size());
   InsertOptions o;
   o.checksum = ValueChecksum(value) ^ 1;
   Key k = TestKey(8);
-  auto ins = local_->Insert(k, value, o);
+  auto ins = local_->InsertFromRegion(k, {r->region, 0, value.size()}, o);
   ASSERT_FALSE(ins.ok());
   EXPECT_EQ(ins.status().code(), StatusCode::kDataLoss) << ins.status().ToString();
   EXPECT_EQ(Stored(k), 0u);
@@ -238,11 +264,10 @@ TEST_F(OneSided, ClientKilledWhileWaitingLosesNothing) {
   if (child == 0) {
     auto c = ConnectWith(*daemon_, "local");
     if (c == nullptr) ::_exit(3);
-    std::vector<std::byte> dst(1 << 20);
-    auto r = c->RegisterRegion(dst);
+    auto r = c->AllocateSharedRegion(1 << 20);
     if (!r.ok()) ::_exit(4);
     std::vector<Key> keys{k};
-    RegionSlice out{*r, 0, dst.size()};
+    RegionSlice out{r->region, 0, 1 << 20};
     (void)c->DropSelectIntoRegions(keys, std::span(&out, 1), std::chrono::minutes(5));
     ::_exit(0);
   }
@@ -316,34 +341,42 @@ TEST_F(OneSided, GpuRegionsAreNeverTouchedOnTheCpuAndNeedRdma) {
 TEST_F(OneSided, StoreHashesWhatItPullsWhenTheClientCannot) {
   // What a GPU client sends over rdma, here over local from a raw connection:
   // no checksum, checksumByStore set; the store records the hash of what it read.
-  RawConn raw(daemon_->address());
-  transport::LocalOffer offer;
-  auto offer_bytes = offer.Encode();
+  RawConn raw("unix:" + daemon_->data_dir() + "/kvstored.sock");
+  ASSERT_TRUE(raw.connected());
   capnp::MallocMessageBuilder hello;
   auto h = hello.initRoot<wire::Request>();
   h.setId(1);
   auto hh = h.initHello();
   hh.setProtocolVersion(wire::PROTOCOL_VERSION);
-  hh.setLocalOffer({reinterpret_cast<const kj::byte*>(offer_bytes.data()), offer_bytes.size()});
+  hh.setSharedMemory(true);
   ASSERT_TRUE(raw.SendFrame(hello, {}));
   auto hello_reply = raw.ReadReply();
   ASSERT_TRUE(hello_reply.has_value());
   ASSERT_EQ(hello_reply->code, wire::Code::OK) << hello_reply->message;
   auto value = RandomBytes(3 << 20, 21);
-  auto exported = transport::MakeLocalExporter()->Export(value);
-  ASSERT_OK(exported);
+  auto shm = transport::SharedMemory::Allocate(value.size(), "test");
+  ASSERT_OK(shm);
+  std::memcpy((*shm)->bytes().data(), value.data(), value.size());
+  capnp::MallocMessageBuilder reg;
+  auto rr = reg.initRoot<wire::Request>();
+  rr.setId(2);
+  rr.initRegisterRegion().setId(1);
+  rr.getRegisterRegion().setSharedFd(true);
+  ASSERT_TRUE(raw.SendFrameWithFd(reg, (*shm)->fd()));
+  auto reg_reply = raw.ReadReply();
+  ASSERT_TRUE(reg_reply.has_value());
+  ASSERT_EQ(reg_reply->code, wire::Code::OK) << reg_reply->message;
   capnp::MallocMessageBuilder ins;
   auto i = ins.initRoot<wire::Request>();
-  i.setId(2);
+  i.setId(3);
   auto insert = i.initInsert();
   Key k = TestKey(21);
   insert.setKey(KeyToWire(k));
   insert.initMeta().setSize(value.size());
   insert.setChecksumByStore(true);
   auto src = insert.initSource();
+  src.setRegion(1);
   src.setLength(value.size());
-  src.setDescriptor({reinterpret_cast<const kj::byte*>(exported->descriptor.data()),
-                     exported->descriptor.size()});
   ASSERT_TRUE(raw.SendFrame(ins, {}));
   auto reply = raw.ReadReply();
   ASSERT_TRUE(reply.has_value());

@@ -4,16 +4,37 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <capnp/serialize.h>
 
+#include "kvstore/transport/transport.h"
 #include "kvstore/units.h"
 #include "kvstore/wire_convert.h"
 
 namespace kvstore::testing {
 
 RawConn::RawConn(const std::string& address) {
+  if (address.rfind("unix:", 0) == 0) {
+    std::string path = address.substr(5);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.size() >= sizeof(a.sun_path)) {
+      ::close(fd);
+      return;
+    }
+    std::memcpy(a.sun_path, path.data(), path.size());
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+      ::close(fd);
+      return;
+    }
+    fd_ = fd;
+    return;
+  }
   std::string host;
   uint16_t port = 0;
   if (!SplitHostPort(address, &host, &port).ok()) return;
@@ -47,6 +68,15 @@ bool RawConn::SendFrame(capnp::MessageBuilder& msg, std::span<const std::byte> b
                         std::optional<uint64_t> bulk_len_override) {
   OutFrame f = EncodeFrame(msg, bulk_len_override.value_or(bulk.size()));
   return SendBytes(f.header) && SendBytes(f.control_bytes()) && SendBytes(bulk);
+}
+
+bool RawConn::SendFrameWithFd(capnp::MessageBuilder& msg, int fd) {
+  OutFrame f = EncodeFrame(msg, 0);
+  auto control = f.control_bytes();
+  iovec iov[2] = {{f.header.data(), f.header.size()},
+                  {const_cast<std::byte*>(control.data()), control.size()}};
+  ssize_t n = transport::SendWithFd(fd_, iov, 2, fd);
+  return n == static_cast<ssize_t>(f.header.size() + control.size());
 }
 
 bool RawConn::ReadExact(void* dst, size_t n, int timeout_ms) {

@@ -1,5 +1,6 @@
-// A bare TCP connection to kvstored for tests that send what a correct client
-// never would: garbage, bad frames, half frames.
+// A bare TCP (or, for "unix:PATH", Unix-socket) connection to kvstored for
+// tests that send what a correct client never would: garbage, bad frames,
+// half frames, forged regions.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,8 @@ class RawConn {
   // Header + control + bulk, with the header's fields as given.
   bool SendFrame(capnp::MessageBuilder& msg, std::span<const std::byte> bulk,
                  std::optional<uint64_t> bulk_len_override = std::nullopt);
+  // Unix socket: the frame (no bulk) with `fd` attached (SCM_RIGHTS).
+  bool SendFrameWithFd(capnp::MessageBuilder& msg, int fd);
 
   struct Reply {
     FrameHeader header;

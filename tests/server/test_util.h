@@ -6,28 +6,17 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <random>
 #include <thread>
 #include <vector>
 
+#include "eventually.h"
 #include "kvstore/client.h"
 #include "kvstore/key.h"
+#include "status_matchers.h"
 #include "test_daemon.h"
 
 namespace kvstore::testing {
-
-inline const Status& StatusOf(const Status& s) { return s; }
-template <typename T>
-const Status& StatusOf(const Result<T>& r) {
-  return r.status();
-}
-
-#define ASSERT_OK(expr)                                                                   \
-  do {                                                                                    \
-    const auto& s_ = (expr);                                                              \
-    ASSERT_TRUE(s_.ok()) << #expr << ": " << ::kvstore::testing::StatusOf(s_).ToString(); \
-  } while (0)
 
 inline std::vector<std::byte> RandomBytes(size_t n, uint64_t seed) {
   std::vector<std::byte> v(n);
@@ -72,17 +61,6 @@ inline std::unique_ptr<Client> ConnectTo(const TestDaemon& d, size_t max_connect
   auto c = Client::Connect(o);
   EXPECT_TRUE(c.ok()) << c.status().ToString();
   return c.ok() ? std::move(c).value() : nullptr;
-}
-
-// Polls `pred` until true or `timeout`; returns the last value.
-inline bool Eventually(const std::function<bool()>& pred,
-                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
 }
 
 }  // namespace kvstore::testing

@@ -1,5 +1,6 @@
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,10 +24,16 @@ std::vector<std::byte> Pattern(size_t n, uint8_t seed) {
   return v;
 }
 
+// What an rdma client's exporter sends: address, rkey, length.
 std::vector<std::byte> Describe(std::span<std::byte> memory) {
-  auto e = MakeLocalExporter()->Export(memory);
-  EXPECT_TRUE(e.ok()) << e.status().ToString();
-  return e.ok() ? e->descriptor : std::vector<std::byte>{};
+  return rdma::RemoteRegion{reinterpret_cast<uintptr_t>(memory.data()), 0, memory.size()}.Encode();
+}
+
+// A memfd as the client library makes it, mapped on the store's side.
+std::shared_ptr<SharedMapping> MapShared(const SharedMemory& shm) {
+  auto m = SharedMapping::Map(::dup(shm.fd()), RegionTable::kMaxSharedBytes);
+  EXPECT_TRUE(m.ok()) << m.status().ToString();
+  return m.ok() ? std::move(m).value() : nullptr;
 }
 
 // Runs a RemoteAccess call and returns what its completion said.
@@ -52,11 +59,11 @@ TEST(TransportNames, ParseAndPrintRoundTrip) {
 TEST(RegionTable, ResolvesInsideRegionsAndRefusesEverythingElse) {
   std::vector<std::byte> buf(4096);
   auto d = Describe(buf);
-  RegionTable t;
+  RegionTable t(Kind::kRdma);
   ASSERT_TRUE(t.Add(7, d).ok());
   auto a = t.Resolve({7, 100, 200, {}});
   ASSERT_TRUE(a.ok()) << a.status().ToString();
-  EXPECT_EQ(a->addr, reinterpret_cast<uintptr_t>(buf.data()) + 100);
+  EXPECT_EQ(a->addr.addr, reinterpret_cast<uintptr_t>(buf.data()) + 100);
   // Out of bounds, overflowing, empty, unknown region, id 0 refused.
   EXPECT_EQ(t.Resolve({7, 4000, 200, {}}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(t.Resolve({7, UINT64_MAX - 10, 100, {}}).status().code(), StatusCode::kInvalidArgument);
@@ -70,94 +77,109 @@ TEST(RegionTable, ResolvesInsideRegionsAndRefusesEverythingElse) {
   // One-off regions ride in the request.
   auto inline_addr = t.Resolve({0, 8, 16, d});
   ASSERT_TRUE(inline_addr.ok());
-  EXPECT_EQ(inline_addr->addr, reinterpret_cast<uintptr_t>(buf.data()) + 8);
+  EXPECT_EQ(inline_addr->addr.addr, reinterpret_cast<uintptr_t>(buf.data()) + 8);
   EXPECT_EQ(t.Resolve({0, 0, 16, garbage}).status().code(), StatusCode::kInvalidArgument);
   ASSERT_TRUE(t.Remove(7).ok());
   EXPECT_EQ(t.Remove(7).code(), StatusCode::kNotFound);
   EXPECT_EQ(t.Resolve({7, 0, 10, {}}).status().code(), StatusCode::kInvalidArgument);
 }
 
-TEST(LocalTransport, OwnOfferIsAcceptedAndReadsAndWritesThisProcess) {
-  LocalOffer offer;
-  auto access = AcceptLocalOffer(offer.Encode());
-  ASSERT_TRUE(access.ok()) << access.status().ToString();
-  EXPECT_EQ((*access)->kind(), Kind::kLocal);
-  auto source = Pattern(3 << 20, 5);
-  std::vector<std::byte> slot(source.size());
-  rdma::RemoteAddress src{reinterpret_cast<uintptr_t>(source.data()), 0};
-  ASSERT_TRUE(Await([&](Done d) { (*access)->Read(src, slot, std::move(d)); }).ok());
-  EXPECT_EQ(slot, source);
-  std::vector<std::byte> dest(source.size());
-  rdma::RemoteAddress dst{reinterpret_cast<uintptr_t>(dest.data()), 0};
-  ASSERT_TRUE(Await([&](Done d) { (*access)->Write(slot, dst, std::move(d)); }).ok());
-  EXPECT_EQ(dest, source);
+TEST(LocalTransport, TablesOfSharedMemoryTakeNoAddressesAndNoOneOffRegions) {
+  std::vector<std::byte> buf(4096);
+  RegionTable t(Kind::kLocal);
+  EXPECT_EQ(t.Add(1, Describe(buf)).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(t.Resolve({0, 0, 16, Describe(buf)}).status().code(), StatusCode::kInvalidArgument);
+  auto shm = SharedMemory::Allocate(8192, "test");
+  ASSERT_TRUE(shm.ok()) << shm.status().ToString();
+  auto m = MapShared(**shm);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->size(), 8192u);
+  EXPECT_EQ(t.AddShared(0, m).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(t.AddShared(3, m).ok());
+  auto r = t.Resolve({3, 100, 200, {}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->addr.addr, 100u);  // an offset into the mapping, never an address
+  EXPECT_EQ(r->shared, m);
+  EXPECT_EQ(t.Resolve({3, 8000, 200, {}}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(t.Resolve({3, UINT64_MAX - 1, 4, {}}).status().code(), StatusCode::kInvalidArgument);
+  // An rdma table takes no shared memory.
+  RegionTable rt(Kind::kRdma);
+  EXPECT_EQ(rt.AddShared(3, m).code(), StatusCode::kInvalidArgument);
 }
 
-TEST(LocalTransport, MalformedOrForgedOffersAreRefused) {
-  EXPECT_EQ(AcceptLocalOffer(std::vector<std::byte>(5)).status().code(),
-            StatusCode::kInvalidArgument);
-  LocalOffer offer;
-  auto bytes = offer.Encode();
-  bytes[20] ^= std::byte{1};  // the nonce it claims is not what its memory holds
-  auto forged = AcceptLocalOffer(bytes);
-  EXPECT_EQ(forged.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE(forged.status().message().find("did not check out"), std::string::npos)
-      << forged.status().message();
-}
-
-TEST(LocalTransport, UnmappedClientMemoryIsAnErrorNotACrash) {
-  LocalOffer offer;
-  auto access = AcceptLocalOffer(offer.Encode());
-  ASSERT_TRUE(access.ok());
-  size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  void* m = ::mmap(nullptr, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(m, MAP_FAILED);
-  ASSERT_EQ(::munmap(m, 4 * page), 0);
-  std::vector<std::byte> slot(4 * page);
-  rdma::RemoteAddress gone{reinterpret_cast<uintptr_t>(m), 0};
-  Status r = Await([&](Done d) { (*access)->Read(gone, slot, std::move(d)); });
-  EXPECT_EQ(r.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(r.message().find("not mapped"), std::string::npos) << r.message();
-  Status w = Await([&](Done d) { (*access)->Write(slot, gone, std::move(d)); });
-  EXPECT_EQ(w.code(), StatusCode::kInvalidArgument);
-}
-
-// A child makes an offer and sends it over a pipe; the parent accepts it.
-TEST(LocalTransport, ExitedClientIsNeverReadAgain) {
-  int offer_pipe[2], go_pipe[2];
-  ASSERT_EQ(::pipe(offer_pipe), 0);
-  ASSERT_EQ(::pipe(go_pipe), 0);
-  auto value = Pattern(64 << 10, 9);
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    LocalOffer offer;
-    auto bytes = offer.Encode();
-    uint64_t addr = reinterpret_cast<uintptr_t>(value.data());
-    (void)!::write(offer_pipe[1], bytes.data(), bytes.size());
-    (void)!::write(offer_pipe[1], &addr, sizeof(addr));
-    char c;
-    (void)!::read(go_pipe[0], &c, 1);  // stay alive until told
-    _exit(0);
-  }
-  std::vector<std::byte> bytes(32);
-  uint64_t addr = 0;
-  ASSERT_EQ(::read(offer_pipe[0], bytes.data(), bytes.size()), 32);
-  ASSERT_EQ(::read(offer_pipe[0], &addr, sizeof(addr)), static_cast<ssize_t>(sizeof(addr)));
-  auto access = AcceptLocalOffer(bytes);
-  ASSERT_TRUE(access.ok()) << access.status().ToString();
+TEST(LocalTransport, CopiesStayInsideTheSharedMapping) {
+  auto shm = SharedMemory::Allocate(1 << 20, "test");
+  ASSERT_TRUE(shm.ok()) << shm.status().ToString();
+  auto client = (*shm)->bytes();
+  auto value = Pattern(1 << 16, 5);
+  std::memcpy(client.data() + 4096, value.data(), value.size());
+  auto m = MapShared(**shm);
+  ASSERT_NE(m, nullptr);
+  auto access = MakeLocalAccess();
   std::vector<std::byte> slot(value.size());
-  ASSERT_TRUE(Await([&](Done d) { (*access)->Read({addr, 0}, slot, std::move(d)); }).ok());
-  EXPECT_EQ(slot, value);  // the child's copy of the pattern
-  ASSERT_EQ(::write(go_pipe[1], "x", 1), 1);
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  Status after = Await([&](Done d) { (*access)->Read({addr, 0}, slot, std::move(d)); });
-  EXPECT_EQ(after.code(), StatusCode::kUnavailable);
-  EXPECT_NE(after.message().find("exited"), std::string::npos) << after.message();
-  // And an offer from a process that is gone is refused at Hello.
-  EXPECT_EQ(AcceptLocalOffer(bytes).status().code(), StatusCode::kUnavailable);
-  for (int fd : {offer_pipe[0], offer_pipe[1], go_pipe[0], go_pipe[1]}) ::close(fd);
+  RemoteRange at{{4096, 0}, m};
+  ASSERT_TRUE(Await([&](Done d) { access->Read(at, slot, std::move(d)); }).ok());
+  EXPECT_EQ(slot, value);
+  // The store's writes land in the client's view of the same pages.
+  auto other = Pattern(1 << 16, 9);
+  ASSERT_TRUE(Await([&](Done d) {
+                access->Write(other, RemoteRange{{0, 0}, m}, std::move(d));
+              }).ok());
+  EXPECT_EQ(std::memcmp(client.data(), other.data(), other.size()), 0);
+  // Past the end, or with no mapping at all: refused, nothing copied.
+  std::vector<std::byte> big(2 << 20);
+  EXPECT_EQ(Await([&](Done d) { access->Read(at, big, std::move(d)); }).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Await([&](Done d) {
+              access->Write(other, RemoteRange{{(1 << 20) - 10, 0}, m}, std::move(d));
+            }).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Await([&](Done d) {
+              access->Read(RemoteRange{{reinterpret_cast<uintptr_t>(slot.data()), 0}, nullptr},
+                           slot, std::move(d));
+            }).code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(LocalTransport, OnlySealedMemfdsAreMapped) {
+  int unsealed = ::memfd_create("unsealed", MFD_CLOEXEC);
+  ASSERT_GE(unsealed, 0);
+  ASSERT_EQ(::ftruncate(unsealed, 4096), 0);
+  EXPECT_EQ(SharedMapping::Map(unsealed, 1 << 20).status().code(), StatusCode::kInvalidArgument);
+  FILE* tmp = std::tmpfile();
+  ASSERT_NE(tmp, nullptr);
+  ASSERT_EQ(::ftruncate(fileno(tmp), 4096), 0);
+  EXPECT_EQ(SharedMapping::Map(::dup(fileno(tmp)), 1 << 20).status().code(),
+            StatusCode::kInvalidArgument);
+  std::fclose(tmp);
+  auto shm = SharedMemory::Allocate(1 << 20, "test");
+  ASSERT_TRUE(shm.ok());
+  EXPECT_EQ(SharedMapping::Map(::dup((*shm)->fd()), 4096).status().code(),
+            StatusCode::kInvalidArgument);  // larger than allowed
+}
+
+TEST(LocalTransport, FdsTravelWithTheirFrameOverAUnixSocket) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  auto shm = SharedMemory::Allocate(4096, "test");
+  ASSERT_TRUE(shm.ok());
+  char msg[] = "frame";
+  iovec iov{msg, sizeof(msg)};
+  ASSERT_EQ(SendWithFd(sv[0], &iov, 1, (*shm)->fd()), static_cast<ssize_t>(sizeof(msg)));
+  char got[sizeof(msg)] = {};
+  std::vector<int> fds;
+  bool truncated = true;
+  ASSERT_EQ(ReceiveWithFds(sv[1], got, sizeof(got), &fds, &truncated),
+            static_cast<ssize_t>(sizeof(msg)));
+  EXPECT_FALSE(truncated);
+  ASSERT_EQ(fds.size(), 1u);
+  EXPECT_STREQ(got, "frame");
+  auto m = SharedMapping::Map(fds[0], 1 << 20);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  (*shm)->bytes()[7] = std::byte{42};
+  EXPECT_EQ((*(*m)->Slice(7, 1))[0], std::byte{42});
+  ::close(sv[0]);
+  ::close(sv[1]);
 }
 
 // The rdma transport end to end on one device: a client endpoint and the
@@ -193,7 +215,7 @@ TEST(RdmaTransport, ReadAndWriteThroughALoopbackQueuePair) {
   auto value = Pattern(slot.size(), 3);
   auto exported = MakeRdmaExporter(device)->Export(value);
   ASSERT_TRUE(exported.ok()) << exported.status().ToString();
-  RegionTable table;
+  RegionTable table(Kind::kRdma);
   ASSERT_TRUE(table.Add(1, exported->descriptor).ok());
   auto run = [&](const std::function<void(Done)>& call) {
     std::optional<Status> got;

@@ -8,6 +8,9 @@
 // Values move without copies on the client side: Insert streams straight from
 // the caller's span, and the *Into calls receive straight into the caller's
 // buffers. The convenience calls returning Entry own their bytes.
+//
+// The value types (EntryMeta, Tier, StoreStats, ListPage, ValueChecksum) live in
+// kvstore/types.h, shared with the daemon; this header adds the client API.
 #pragma once
 
 #include <chrono>
@@ -21,47 +24,37 @@
 
 #include "kvstore/key.h"
 #include "kvstore/status.h"
+#include "kvstore/types.h"
 
 namespace kvstore {
 
 struct ClientOptions {
-  std::string address = "127.0.0.1:7400";           // HOST:PORT of kvstored
+  // HOST:PORT of kvstored, or unix:PATH for its Unix socket on this host.
+  std::string address = "127.0.0.1:7400";
   std::chrono::milliseconds connect_timeout{5000};  // per connection attempt
   std::chrono::milliseconds io_timeout{
-      60000};                              // non-blocking calls; drop_select adds its own timeout
-  std::string token;                       // shared secret, empty when the store has none
+      60000};  // non-blocking calls; drop_select adds its own timeout
+  // The tenant's token. Empty: the first line of `token_file`, else the
+  // KVSTORE_TOKEN environment variable, else none (keep tokens out of argv).
+  std::string token;
+  std::string token_file;
+  // TLS to a kvstored started with --tls-cert: the CA (PEM) that signed its
+  // certificate; empty = plaintext TCP. The certificate must name the host of
+  // `address` (DNS name or IP). tls_cert/tls_key: this client's certificate
+  // for a daemon that requires one (--tls-ca). The Unix socket needs no TLS.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
   std::string client_name = "libkvstore";  // shows in the daemon's logs
   size_t max_connections = 8;              // pool bound
   // Bulk transport for the *Into / *Region calls and Insert (see
-  // kvstore/transport/transport.h): "auto" lets the store read and write this
-  // process's memory directly when it runs on the same host ("local"), else
-  // uses RDMA when both ends have a device, else TCP; "tcp", "local" and "rdma"
-  // restrict the choice (falling back to tcp when it is not possible).
+  // kvstore/transport/transport.h): "auto" connects to the store's Unix
+  // socket when it runs on the same host ("local": memory from
+  // AllocateSharedRegion then moves with one copy in the store, other memory
+  // in the socket's frames), else uses RDMA when both ends have a device, else
+  // TCP; "tcp", "local" and "rdma" restrict the choice (falling back to tcp
+  // when it is not possible).
   std::string transport = "auto";
-};
-
-enum class Tier : uint8_t { kDevice = 0, kHost = 1, kSpill = 2 };
-std::string_view TierName(Tier t);
-
-struct EntryMeta {
-  uint64_t size = 0;
-  uint64_t checksum = 0;  // XXH3-64 of the value; Insert fills it in
-  std::string layout;     // free-form, e.g. "llama-tiny/f32/L4/kv2/d32/b16/v1"
-  std::string producer;
-  uint64_t created_unix_ms = 0;
-  uint64_t expires_unix_ms = 0;  // 0 = never
-  Tier tier = Tier::kHost;
-};
-
-struct Entry {
-  Key key;
-  EntryMeta meta;
-  std::vector<std::byte> value;
-};
-
-struct EntryInfo {
-  Key key;
-  EntryMeta meta;
 };
 
 struct InsertOptions {
@@ -73,41 +66,10 @@ struct InsertOptions {
   std::optional<uint64_t> checksum;
 };
 
-struct TierStats {
-  Tier tier = Tier::kHost;
-  uint64_t entries = 0;
-  uint64_t bytes = 0;
-  uint64_t capacity_bytes = 0;
-  uint64_t used_bytes = 0;
-};
-
-struct StoreStats {
-  std::vector<TierStats> tiers;
-  uint64_t waiters = 0;
-  uint64_t connections = 0;
-  uint64_t inserts = 0;
-  uint64_t hits = 0;
-  uint64_t misses = 0;
-  uint64_t ttl_expired = 0;
-  uint64_t evictions = 0;
-  uint64_t promotions = 0;
-  uint64_t refused_inserts = 0;
-  uint64_t checksum_failures = 0;
-  uint64_t uptime_seconds = 0;
-  double fragmentation = 0;
-  uint64_t staged_transfers = 0;
-  std::string version;
-};
-
 struct ListOptions {
   std::vector<std::byte> cursor;  // from ListPage::next_cursor; empty = start
   uint32_t limit = 1000;
   int tier = -1;  // -1 = all, else a Tier value
-};
-
-struct ListPage {
-  std::vector<EntryInfo> entries;
-  std::vector<std::byte> next_cursor;  // empty = no more
 };
 
 // Caller memory registered once for transfers (Client::RegisterRegion).
@@ -123,6 +85,12 @@ struct RegionSlice {
   uint64_t length = 0;
 };
 
+// Memory shared with a same-host kvstored (Client::AllocateSharedRegion).
+struct SharedRegion {
+  RegionId region;
+  std::span<std::byte> memory;
+};
+
 // What this client moved, by kind of buffer and path.
 struct ClientTransferStats {
   uint64_t registered_transfers = 0;    // from/into registered regions
@@ -134,9 +102,6 @@ struct ClientTransferStats {
   uint64_t registered_on_the_fly = 0;
   std::string transport;  // what the last connection negotiated: tcp, local or rdma
 };
-
-// XXH3-64 of a value, as stored in EntryMeta::checksum.
-uint64_t ValueChecksum(std::span<const std::byte> value);
 
 class Client {
  public:
@@ -181,6 +146,15 @@ class Client {
   // hashed by the store as it pulls them (an InsertOptions::checksum is still
   // verified). InvalidArgument for an empty span.
   Result<RegionId> RegisterDeviceRegion(std::span<std::byte> gpu_memory);
+  // Allocates `bytes` of memory this process shares with a kvstored on the
+  // same host (a sealed memfd): values inserted from it or selected into it
+  // move with one memcpy in the store over the local transport, with no
+  // socket copy. It is a registered region: name it in the *Region calls, or
+  // pass spans inside `memory` to Insert / SelectInto. The store maps only
+  // this memory, never anything else of the process. It stays mapped until
+  // UnregisterRegion(region) or the Client is destroyed. Over tcp or rdma it
+  // is ordinary registered memory. InvalidArgument for 0 bytes.
+  Result<SharedRegion> AllocateSharedRegion(size_t bytes);
   // NotFound when the id is unknown.
   Status UnregisterRegion(RegionId region);
   // Insert / select with registered memory. InvalidArgument when a slice is not

@@ -1,14 +1,17 @@
-// The local transport: the store reads and writes a same-host client's memory
-// with process_vm_readv/writev (cross-memory attach): one copy between the
-// client's buffer and the slot, no socket, no registration.
-#include <poll.h>
-#include <sys/syscall.h>
-#include <sys/uio.h>
+// The local transport: memory a same-host client shares with the store as a
+// sealed memfd passed over the Unix socket. The store maps it and copies
+// between that mapping and its slots; every copy is bounds-checked against
+// the mapping. Nothing here can name another process or an address.
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <random>
 
 #include "kvstore/transport/transport.h"
 
@@ -16,171 +19,177 @@ namespace kvstore::transport {
 
 namespace {
 
-constexpr uint8_t kOfferVersion = 1;
-constexpr size_t kOfferSize = 32;  // version, 3 reserved, u32 pid, u64 nonce address, 16-byte nonce
-
-template <typename T>
-void Put(std::span<std::byte> out, size_t at, T v) {
-  std::memcpy(out.data() + at, &v, sizeof(T));  // little-endian hosts only
-}
-template <typename T>
-T Get(std::span<const std::byte> in, size_t at) {
-  T v;
-  std::memcpy(&v, in.data() + at, sizeof(T));
-  return v;
+Status Errno(const std::string& what, int err) {
+  return Status::Unavailable(what + ": " + std::strerror(err));
 }
 
-Status ProcessMemoryError(const char* op, pid_t pid, uint64_t addr, size_t len, int err) {
-  std::string where =
-      std::string(op) + " of [0x" +
-      [&] {
-        char buf[32];
-        std::snprintf(buf, sizeof(buf), "%llx", static_cast<unsigned long long>(addr));
-        return std::string(buf);
-      }() +
-      ", +" + std::to_string(len) + ") in process " + std::to_string(pid);
-  switch (err) {
-    case EPERM:
-      return Status::PermissionDenied(
-          where +
-          " is not permitted: run kvstored as the same user as the engine, or give it "
-          "CAP_SYS_PTRACE (kernel.yama.ptrace_scope may also forbid it)");
-    case ESRCH:
-      return Status::Unavailable(where + " failed: the process is gone");
-    case EFAULT:
-      return Status::InvalidArgument(where +
-                                     " failed: the range is not mapped there (the client freed "
-                                     "or unmapped a buffer it named)");
-    case ENOSYS:
-      return Status::Unavailable(where + " failed: the kernel has no cross-memory attach");
-    default:
-      return Status::Unavailable(where + " failed: " + std::strerror(err));
-  }
-}
-
-// Holds a pidfd of the verified client, so a pid reused after the client
-// exited is never read or written: every transfer first checks that the
-// process behind the pidfd is still alive.
-class LocalRemoteAccess final : public RemoteAccess {
+class LocalAccess final : public RemoteAccess {
  public:
-  LocalRemoteAccess(pid_t pid, int pidfd) : pid_(pid), pidfd_(pidfd) {}
-  ~LocalRemoteAccess() override { ::close(pidfd_); }
   Kind kind() const override { return Kind::kLocal; }
-  void Read(rdma::RemoteAddress src, std::span<std::byte> dst, Done done) override {
-    Status alive = CheckAlive();
-    done(alive.ok() ? ReadProcessMemory(pid_, src.addr, dst) : alive);
-  }
-  void Write(std::span<const std::byte> src, rdma::RemoteAddress dst, Done done) override {
-    Status alive = CheckAlive();
-    done(alive.ok() ? WriteProcessMemory(pid_, dst.addr, src) : alive);
-  }
-
-  Status CheckAlive() const {
-    pollfd p{pidfd_, POLLIN, 0};
-    if (::poll(&p, 1, 0) != 0) {
-      return Status::Unavailable("client process " + std::to_string(pid_) + " has exited");
+  void Read(const RemoteRange& src, std::span<std::byte> dst, Done done) override {
+    auto s = Reach(src, dst.size());
+    if (!s.ok()) {
+      done(s.status());
+      return;
     }
-    return Status::Ok();
+    std::memcpy(dst.data(), s->data(), dst.size());
+    done(Status::Ok());
+  }
+  void Write(std::span<const std::byte> src, const RemoteRange& dst, Done done) override {
+    auto s = Reach(dst, src.size());
+    if (!s.ok()) {
+      done(s.status());
+      return;
+    }
+    std::memcpy(s->data(), src.data(), src.size());
+    done(Status::Ok());
   }
 
  private:
-  pid_t pid_;
-  int pidfd_;
-};
-
-class LocalExporter final : public RegionExporter {
- public:
-  Kind kind() const override { return Kind::kLocal; }
-  Result<ExportedRegion> Export(std::span<std::byte> memory) override {
-    if (memory.empty()) return Status::InvalidArgument("cannot export an empty region");
-    rdma::RemoteRegion r{reinterpret_cast<uintptr_t>(memory.data()), 0, memory.size()};
-    return ExportedRegion{r.Encode(), nullptr};
-  }
-};
-
-}  // namespace
-
-namespace {
-
-// process_vm_readv or process_vm_writev until every byte has moved.
-template <typename Syscall>
-Status MoveProcessMemory(const char* op, Syscall syscall, pid_t pid, uint64_t addr,
-                         std::byte* local_bytes, size_t len) {
-  size_t moved = 0;
-  while (moved < len) {
-    iovec local{local_bytes + moved, len - moved};
-    iovec remote{reinterpret_cast<void*>(addr + moved), len - moved};
-    ssize_t n = syscall(pid, &local, 1, &remote, 1, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ProcessMemoryError(op, pid, addr, len, errno);
+  static Result<std::span<std::byte>> Reach(const RemoteRange& r, size_t n) {
+    if (!r.shared) {
+      return Status::InvalidArgument(
+          "the local transport reaches only memory the client shared (a memfd region); "
+          "this range names none");
     }
-    if (n == 0) return ProcessMemoryError(op, pid, addr, len, EFAULT);
-    moved += static_cast<size_t>(n);
+    return r.shared->Slice(r.addr.addr, n);
   }
-  return Status::Ok();
-}
+};
 
 }  // namespace
 
-Status ReadProcessMemory(pid_t pid, uint64_t addr, std::span<std::byte> dst) {
-  return MoveProcessMemory("reading", ::process_vm_readv, pid, addr, dst.data(), dst.size());
+// ---------------------------------------------------------------- daemon side
+
+Result<std::shared_ptr<SharedMapping>> SharedMapping::Map(int fd, uint64_t max_bytes) {
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Errno("shared region: fstat of the received fd", errno);
+  if (!S_ISREG(st.st_mode)) {
+    return Status::InvalidArgument("shared region: the received fd is not a memfd");
+  }
+  struct statfs fs {};
+  if (::fstatfs(fd, &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
+    return Status::InvalidArgument(
+        "shared region: the received fd is not a (non-hugetlb) memfd; allocate shared memory "
+        "with Client::AllocateSharedRegion");
+  }
+  int seals = ::fcntl(fd, F_GET_SEALS);
+  if (seals < 0 || (seals & F_SEAL_SHRINK) == 0) {
+    return Status::InvalidArgument(
+        "shared region: the memfd is not sealed against shrinking (F_SEAL_SHRINK); the store "
+        "maps only memory that cannot be cut from under it");
+  }
+  if (st.st_size <= 0 || static_cast<uint64_t>(st.st_size) > max_bytes) {
+    return Status::InvalidArgument("shared region of " + std::to_string(st.st_size) +
+                                   " bytes refused: it must hold 1 to " +
+                                   std::to_string(max_bytes) + " bytes");
+  }
+  auto size = static_cast<uint64_t>(st.st_size);
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    int err = errno;
+    if (err == EACCES || err == EPERM) {
+      return Status::InvalidArgument(
+          "shared region: the memfd cannot be mapped read-write (opened read-only or sealed "
+          "against writes); share writable memory");
+    }
+    return Errno("shared region: mmap of " + std::to_string(size) + " bytes", err);
+  }
+  return std::shared_ptr<SharedMapping>(new SharedMapping(static_cast<std::byte*>(p), size));
 }
 
-Status WriteProcessMemory(pid_t pid, uint64_t addr, std::span<const std::byte> src) {
-  return MoveProcessMemory("writing", ::process_vm_writev, pid, addr,
-                           const_cast<std::byte*>(src.data()), src.size());
+SharedMapping::~SharedMapping() { ::munmap(base_, size_); }
+
+Result<std::span<std::byte>> SharedMapping::Slice(uint64_t offset, uint64_t length) const {
+  if (offset > size_ || length > size_ - offset) {
+    return Status::InvalidArgument("range [" + std::to_string(offset) + ", +" +
+                                   std::to_string(length) + ") is outside the shared region of " +
+                                   std::to_string(size_) + " bytes");
+  }
+  return std::span<std::byte>(base_ + offset, length);
 }
 
-LocalOffer::LocalOffer() {
-  std::random_device rd;
-  for (size_t i = 0; i < nonce_.size(); i += 4) {
-    uint32_t v = rd();
-    std::memcpy(nonce_.data() + i, &v, 4);
+std::unique_ptr<RemoteAccess> MakeLocalAccess() { return std::make_unique<LocalAccess>(); }
+
+// ---------------------------------------------------------------- client side
+
+Result<std::unique_ptr<SharedMemory>> SharedMemory::Allocate(size_t bytes,
+                                                             const std::string& name) {
+  if (bytes == 0) return Status::InvalidArgument("cannot allocate an empty shared region");
+  int fd = ::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return Errno("memfd_create for a shared region", errno);
+  auto fail = [fd](const std::string& what) {
+    int err = errno;
+    ::close(fd);
+    return Errno(what, err);
+  };
+  if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+    return fail("sizing a shared region of " + std::to_string(bytes) + " bytes");
+  }
+  if (::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    return fail("sealing a shared region");
+  }
+  // Populated here so the pages are this process's (charged to its memory
+  // budget) before the store ever touches them.
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  if (p == MAP_FAILED)
+    return fail("mapping a shared region of " + std::to_string(bytes) + " bytes");
+  return std::unique_ptr<SharedMemory>(new SharedMemory(fd, static_cast<std::byte*>(p), bytes));
+}
+
+SharedMemory::~SharedMemory() {
+  ::munmap(base_, size_);
+  ::close(fd_);
+}
+
+// ---------------------------------------------------------------- fd passing
+
+ssize_t SendWithFd(int sock, const iovec* iov, size_t iovcnt, int fd) {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr mh{};
+  mh.msg_iov = const_cast<iovec*>(iov);
+  mh.msg_iovlen = iovcnt;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof(control);
+  cmsghdr* c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  for (;;) {
+    ssize_t n = ::sendmsg(sock, &mh, MSG_NOSIGNAL);
+    if (n >= 0) return n;
+    if (errno != EINTR) return -errno;
   }
 }
 
-std::vector<std::byte> LocalOffer::Encode() const {
-  std::vector<std::byte> out(kOfferSize);
-  std::span<std::byte> s(out);
-  Put<uint8_t>(s, 0, kOfferVersion);
-  Put<uint32_t>(s, 4, static_cast<uint32_t>(::getpid()));
-  Put<uint64_t>(s, 8, reinterpret_cast<uintptr_t>(nonce_.data()));
-  std::memcpy(out.data() + 16, nonce_.data(), nonce_.size());
-  return out;
+ssize_t ReceiveWithFds(int sock, void* buf, size_t len, std::vector<int>* fds, bool* truncated) {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerRead)];
+  iovec iov{buf, len};
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof(control);
+  ssize_t n;
+  do {
+    n = ::recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return -errno;
+  *truncated = (mh.msg_flags & MSG_CTRUNC) != 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      fds->push_back(fd);
+    }
+  }
+  return n;
 }
-
-Result<std::unique_ptr<RemoteAccess>> AcceptLocalOffer(std::span<const std::byte> offer) {
-  if (offer.size() != kOfferSize || Get<uint8_t>(offer, 0) != kOfferVersion) {
-    return Status::InvalidArgument("local transport offer of " + std::to_string(offer.size()) +
-                                   " bytes is malformed (want " + std::to_string(kOfferSize) +
-                                   " bytes, version " + std::to_string(kOfferVersion) + ")");
-  }
-  auto pid = static_cast<pid_t>(Get<uint32_t>(offer, 4));
-  uint64_t addr = Get<uint64_t>(offer, 8);
-  if (pid <= 0) return Status::InvalidArgument("local transport offer names pid 0");
-  // The pidfd first: the process proven by the nonce is then the one it watches.
-  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) {
-    return Status::Unavailable("the client is not reachable for local transfers (pidfd_open of " +
-                               std::to_string(pid) + ": " + std::strerror(errno) + ")");
-  }
-  auto access = std::make_unique<LocalRemoteAccess>(pid, pidfd);
-  std::array<std::byte, 16> seen{};
-  Status read = access->CheckAlive();
-  if (read.ok()) read = ReadProcessMemory(pid, addr, seen);
-  if (!read.ok()) {
-    return Status::Unavailable("the client is not reachable for local transfers (" +
-                               read.message() + ")");
-  }
-  if (std::memcmp(seen.data(), offer.data() + 16, seen.size()) != 0) {
-    return Status::Unavailable("the client's local transport offer did not check out (process " +
-                               std::to_string(pid) +
-                               " holds other bytes there: another host or pid namespace)");
-  }
-  return std::unique_ptr<RemoteAccess>(std::move(access));
-}
-
-std::unique_ptr<RegionExporter> MakeLocalExporter() { return std::make_unique<LocalExporter>(); }
 
 }  // namespace kvstore::transport

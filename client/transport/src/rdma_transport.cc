@@ -18,11 +18,11 @@ class RdmaRemoteAccess final : public RemoteAccess {
   Kind kind() const override { return Kind::kRdma; }
   std::vector<std::byte> HelloReplyParams() const override { return qp_->LocalParams().Encode(); }
 
-  void Read(rdma::RemoteAddress src, std::span<std::byte> dst, Done done) override {
-    Start(true, dst.data(), dst.size(), src, std::move(done));
+  void Read(const RemoteRange& src, std::span<std::byte> dst, Done done) override {
+    Start(true, dst.data(), dst.size(), src.addr, std::move(done));
   }
-  void Write(std::span<const std::byte> src, rdma::RemoteAddress dst, Done done) override {
-    Start(false, src.data(), src.size(), dst, std::move(done));
+  void Write(std::span<const std::byte> src, const RemoteRange& dst, Done done) override {
+    Start(false, src.data(), src.size(), dst.addr, std::move(done));
   }
 
  private:

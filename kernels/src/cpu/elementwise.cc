@@ -26,14 +26,21 @@ Status RmsNormCpu(const float* x, const float* weight, float* out, int rows, int
 }
 
 Status RopeCpu(float* x, const int32_t* positions, int num_tokens, int num_heads, int head_dim,
-               float theta) {
+               const RopeParams& params) {
   if (head_dim % 2 != 0) return Status::InvalidArgument("rope: head_dim must be even");
   for (int t = 0; t < num_tokens; ++t)
     for (int h = 0; h < num_heads; ++h) {
       float* v = x + (static_cast<int64_t>(t) * num_heads + h) * head_dim;
-      for (int i = 0; i < head_dim / 2; ++i) RopeRotate(v, i, positions[t], head_dim, theta);
+      for (int i = 0; i < head_dim / 2; ++i) RopeRotate(v, i, positions[t], head_dim, params);
     }
   return Status::Ok();
+}
+
+Status RopeCpu(float* x, const int32_t* positions, int num_tokens, int num_heads, int head_dim,
+               float theta) {
+  RopeParams p;
+  p.theta = theta;
+  return RopeCpu(x, positions, num_tokens, num_heads, head_dim, p);
 }
 
 Status SwiGluCpu(const float* gate, const float* up, float* out, int64_t n) {

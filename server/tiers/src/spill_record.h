@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "kvstore/client.h"
+#include "kvstore/types.h"
 #include "kvstore/status.h"
 
 namespace kvstore::tiers {

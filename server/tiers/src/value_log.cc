@@ -122,7 +122,11 @@ bool ValueLog::Adopt(const SpillLocation& loc) {
   std::lock_guard lock(mu_);
   if (loc.stored_bytes == 0) return true;
   auto it = segments_.find(loc.segment);
-  if (it == segments_.end() || loc.offset + loc.stored_bytes > it->second->size) return false;
+  // Checked without overflow: the location comes from an index read back from disk.
+  if (it == segments_.end() || loc.offset > it->second->size ||
+      loc.stored_bytes > it->second->size - loc.offset) {
+    return false;
+  }
   it->second->live += loc.stored_bytes;
   live_bytes_ += loc.stored_bytes;
   return true;

@@ -49,9 +49,12 @@ struct EngineOptions {
                                                 // so inserts overlap the next chunk
   int kv_load_threads = 4;                      // decode: concurrent drop_selects
   int max_batch = 32;                           // decode: sequences per DecodeBatch step
-  int max_tokens_limit = 4096;                  // largest max_tokens a request may ask
-  std::vector<std::string> prefill_urls;        // proxy
-  std::vector<std::string> decode_urls;         // proxy
+  int max_prefill_chunk = 0;           // both: prompt tokens per step, batched with the running
+                                       // decodes (chunked prefill); 0: whole prompts at admission
+  std::string chat_template = "auto";  // auto | llama3 | chatml | plain (chat_template.h)
+  int max_tokens_limit = 4096;         // largest max_tokens a request may ask
+  std::vector<std::string> prefill_urls;               // proxy
+  std::vector<std::string> decode_urls;                // proxy
   std::chrono::milliseconds upstream_timeout{300000};  // proxy: per upstream request
   bool proxy_overlap = false;  // proxy: send decode without waiting for prefill's answer
 };

@@ -40,10 +40,12 @@ struct StreamedCompletion {
 };
 
 // POSTs body (a completions request; "stream" is forced to true) to
-// url + /v1/completions and reads the server-sent events.
+// url + path and reads the server-sent events (tokens and text of every
+// choice, concatenated in arrival order; chat deltas included).
 Result<StreamedCompletion> StreamCompletion(
     const std::string& url, const std::string& body,
-    std::chrono::milliseconds timeout = std::chrono::seconds(300));
+    std::chrono::milliseconds timeout = std::chrono::seconds(300),
+    const std::string& path = "/v1/completions");
 
 // The value of one sample of a Prometheus text page, e.g.
 // MetricValue(page, "kvstore_entries", "tier=\"host\""); -1 when absent.

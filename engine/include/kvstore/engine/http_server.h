@@ -37,8 +37,9 @@ class HttpResponder {
   HttpResponder(boost::beast::tcp_stream& stream, unsigned version, bool keep_alive)
       : stream_(stream), version_(version), keep_alive_(keep_alive) {}
 
+  // allow: the Allow header of a 405, or empty.
   boost::asio::awaitable<void> Send(http::status status, std::string_view content_type,
-                                    std::string body);
+                                    std::string body, std::string_view allow = {});
   boost::asio::awaitable<void> BeginChunked(http::status status, std::string_view content_type);
   boost::asio::awaitable<void> Chunk(std::string_view data);
   boost::asio::awaitable<void> EndChunked();

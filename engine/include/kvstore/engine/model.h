@@ -82,6 +82,16 @@ class Model {
   // Appends token at position NumTokens(seq); returns the next logits [vocab].
   Result<std::vector<float>> Decode(SequenceId seq, int32_t token);
 
+  // One forward pass over several sequences, each appending its new tokens
+  // at NumTokens(seq) (a decode token, or a chunk of a prompt); returns the
+  // logits of each item's last token. The same results as computing each
+  // item alone (chunked prefill relies on this).
+  struct StepItem {
+    SequenceId seq;
+    std::span<const int32_t> tokens;  // REQUIRES: not empty
+  };
+  Result<std::vector<std::vector<float>>> Step(std::span<const StepItem> items);
+
   // One decode step for several sequences in one batch; logits[i] belongs to
   // seqs[i]. Same results as calling Decode for each.
   Result<std::vector<std::vector<float>>> DecodeBatch(std::span<const SequenceId> seqs,

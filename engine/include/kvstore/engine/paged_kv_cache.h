@@ -48,6 +48,9 @@ class PagedKvCache {
 
   // ---- sequences ----
   SequenceId CreateSequence();
+  // A new sequence holding the same tokens as seq, sharing its blocks (each
+  // copied before either sequence writes it). NotFound for an unknown id.
+  Result<SequenceId> ForkSequence(SequenceId seq);
   // Releases the sequence's blocks. NotFound for an unknown id.
   Status FreeSequence(SequenceId seq);
   bool HasSequence(SequenceId seq) const;

@@ -1,8 +1,9 @@
 // Proxy: the --role proxy front, like vLLM's disaggregated prefill proxy.
-// For each POST /v1/completions it
+// For each POST /v1/completions or /v1/chat/completions it
 //   1. sends the request to the next prefill engine (round-robin) with
-//      max_tokens=1 and stream=false, and waits for its answer (the prompt's
-//      KV is then in kvstored);
+//      max_tokens=1, n=1 and stream=false (once per prompt when "prompt" is an
+//      array of prompts), and waits for its answer (the prompt's KV is then in
+//      kvstored); a 4xx from prefill (the client's mistake) is passed on;
 //   2. sends the original request to the next decode engine and relays its
 //      answer (streamed when the client asked for stream) byte for byte.
 // If the prefill fails, the decode request says so (kv_transfer_params.
@@ -42,16 +43,20 @@ class Proxy {
   };
   Proxy(const EngineOptions& options, EngineMetrics* metrics)
       : options_(options), metrics_(metrics) {}
-  boost::asio::awaitable<void> Complete(HttpRequest& req, HttpResponder& res);
+  boost::asio::awaitable<void> Complete(HttpRequest& req, HttpResponder& res, std::string path);
+  // GET /v1/models, relayed from a decode engine.
+  boost::asio::awaitable<void> Models(HttpResponder& res);
   struct PrefillAnswer {
     bool ok = false;
     int status = 0;  // 0 when no HTTP answer came
     std::string body;
     std::string error;  // when !ok
   };
-  boost::asio::awaitable<PrefillAnswer> CallPrefill(const Upstream& p, std::string body);
+  boost::asio::awaitable<PrefillAnswer> CallPrefill(const Upstream& p, std::string path,
+                                                    std::string body);
   // --overlap: the prefill request, detached; p lives in prefill_.
-  boost::asio::awaitable<void> PrefillInBackground(const Upstream& p, std::string body);
+  boost::asio::awaitable<void> PrefillInBackground(const Upstream& p, std::string path,
+                                                   std::string body);
 
   EngineOptions options_;
   EngineMetrics* metrics_;

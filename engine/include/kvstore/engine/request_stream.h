@@ -27,8 +27,8 @@ namespace kvstore::engine {
 struct StreamEvent {
   enum class Kind : uint8_t { kToken, kDone, kError };
   Kind kind = Kind::kToken;
-  int32_t token = 0;        // kToken
-  CompletionResult result;  // kDone
+  ChoiceDelta delta;        // kToken: one token (or a choice's end) of one choice
+  CompletionResult result;  // kDone: one prompt's choices
   int http_status = 500;    // kError
   std::string error_type;   // kError, e.g. "kv_miss", "invalid_request_error"
   std::string message;      // kError

@@ -1,6 +1,8 @@
 // Sampler: picks the next token from logits. Greedy when temperature is 0;
 // otherwise softmax(logits / temperature) over the top_k largest logits
-// (all when top_k is 0), drawn from a generator seeded with seed. The same
+// (all when top_k is 0), then cut to the smallest set of most likely tokens
+// whose probability reaches top_p (nucleus sampling; 1 keeps all), drawn
+// from a generator seeded with seed. The same
 // params and logits give the same tokens on every machine (own generator,
 // ties broken by the smaller token id).
 //
@@ -15,6 +17,7 @@ namespace kvstore::engine {
 struct SamplingParams {
   float temperature = 0.0f;  // 0: greedy
   int top_k = 0;             // 0: no cut
+  float top_p = 1.0f;        // (0, 1]; 1: no cut
   uint64_t seed = 0;
 };
 

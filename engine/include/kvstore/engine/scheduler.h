@@ -6,7 +6,18 @@
 // then run one DecodeBatch step over all running sequences (continuous
 // batching), and repeat. A request that arrives while others decode gets its
 // prefill before their next step -- which is exactly the ITL interference
-// disaggregation removes.
+// disaggregation removes. With --max-prefill-chunk N (role both), prompts
+// are instead computed N tokens per step inside the decode step's batch (one
+// forward pass over the running decodes plus prefill chunks, as vLLM's
+// chunked prefill does), so a long prompt delays each decode step by at most
+// an N-token chunk.
+//
+// A request with n > 1 choices prefills its prompt once; the other choices
+// fork the prompt's sequence (its KV blocks are shared, copy-on-write) and
+// sample from the same logits with seed + i. Generation of a choice ends at
+// max_tokens ("length"), at a stop token id or (unless ignore_eos) any of the
+// model's EOS ids, or at a stop string ("stop"); text goes through a
+// TextStream so streamed text never splits a UTF-8 character.
 //
 // Roles:
 //   both    prefill + decode locally, with a local prefix cache (blocks
@@ -37,6 +48,7 @@
 #include "kvstore/engine/kv_publisher.h"
 #include "kvstore/engine/model.h"
 #include "kvstore/engine/request_stream.h"
+#include "kvstore/engine/tokenizer.h"
 
 namespace kvstore::engine {
 
@@ -56,8 +68,9 @@ class Scheduler {
   // OK when the model is loaded and (prefill, decode) the store answers a ping.
   Status Health();
 
-  int vocab_size() const { return vocab_size_; }
-  bool has_text_tokenizer() const { return has_text_tokenizer_; }
+  int vocab_size() const { return api_.vocab_size; }
+  // What request parsing needs: vocabulary, tokenizer, chat template, limits.
+  const ApiContext& api_context() const { return api_; }
   // The key namespace: model identity, KV layout, rank.
   const std::string& key_namespace() const { return key_ns_; }
 
@@ -65,11 +78,16 @@ class Scheduler {
   Scheduler(const EngineOptions& options, EngineMetrics* metrics);
   void WorkerLoop();
   void Admit(const std::shared_ptr<Job>& job);
+  // The prompt is computed: fork the choices and emit their first tokens.
+  void StartChoices(const std::shared_ptr<Job>& job, std::span<const float> logits);
   void DecodeStep();
-  void EmitToken(Job& job, int32_t token);
-  bool IsFinished(const Job& job) const;
-  std::string FinishReason(const Job& job) const;  // "stop" at EOS, else "length"
-  void Finish(const std::shared_ptr<Job>& job, std::string finish_reason);
+  // One forward pass over running decodes and prefill chunks (--max-prefill-chunk).
+  void MixedStep();
+  // Records token for choice c; emits its text; marks the choice done when it ends.
+  void EmitToken(Job& job, int c, int32_t token, std::span<const float> logits);
+  void EndChoice(Job& job, int c, std::string finish_reason);
+  void FreeSequences(Job& job);
+  void Finish(const std::shared_ptr<Job>& job);
   void Fail(const std::shared_ptr<Job>& job, int http_status, std::string type,
             std::string message);
   void MakeReady(std::shared_ptr<Job> job);
@@ -91,11 +109,12 @@ class Scheduler {
 
   EngineOptions options_;
   EngineMetrics* metrics_;
-  std::unique_ptr<Model> model_;  // owned by the worker thread once started
+  std::unique_ptr<Model> model_;          // owned by the worker thread once started
+  std::unique_ptr<Tokenizer> tokenizer_;  // null: the model has no text tokenizer
+  ApiContext api_;
+  std::vector<int32_t> eos_ids_;
   std::unique_ptr<Client> client_;
   std::unique_ptr<KvPublisher> publisher_;  // prefill role
-  int vocab_size_ = 0;
-  bool has_text_tokenizer_ = false;
   std::string key_ns_;
   std::string kv_layout_;
   size_t block_bytes_ = 0;
@@ -106,7 +125,12 @@ class Scheduler {
   std::deque<std::shared_ptr<Job>> to_load_;  // guarded by mu_; decode: waiting for a loader
   bool stop_ = false;                         // guarded by mu_
   std::condition_variable load_cv_;
-  std::vector<std::shared_ptr<Job>> active_;  // worker thread only: decoding
+  struct Running {
+    std::shared_ptr<Job> job;
+    int choice;
+  };
+  std::vector<Running> active_;                  // worker thread only: decoding
+  std::deque<std::shared_ptr<Job>> prefilling_;  // worker thread only: chunked prefill
 
   std::thread worker_;
   std::vector<std::thread> loaders_;

@@ -26,7 +26,12 @@ Status RmsNormCpu(const float* x,       // [rows, dim]
                   float* out,           // [rows, dim]
                   int rows, int dim, float eps);
 
-// Rotary position embedding in place (HF Llama rotate_half convention).
+// Rotary position embedding in place (HF Llama rotate_half convention),
+// frequencies scaled as params say (see RopeInvFreq in host_device.h).
+Status RopeCpu(float* x,                  // [num_tokens, num_heads, head_dim]
+               const int32_t* positions,  // [num_tokens]
+               int num_tokens, int num_heads, int head_dim, const RopeParams& params);
+// Unscaled RoPE with base theta.
 Status RopeCpu(float* x,                  // [num_tokens, num_heads, head_dim]
                const int32_t* positions,  // [num_tokens]
                int num_tokens, int num_heads, int head_dim, float theta);

@@ -79,16 +79,50 @@ KVSTORE_HD float RopeInvFreq(int i, int head_dim, float theta) {
   return 1.0f / powf(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
 }
 
+// RoPE frequencies: the base theta and a Hugging Face "rope_scaling".
+enum class RopeScaling : int { kNone = 0, kLinear = 1, kLlama3 = 2 };
+struct RopeParams {
+  float theta = 10000.0f;
+  RopeScaling scaling = RopeScaling::kNone;
+  float factor = 1.0f;                    // linear and llama3
+  float low_freq_factor = 1.0f;           // llama3
+  float high_freq_factor = 4.0f;          // llama3
+  float original_max_position = 8192.0f;  // llama3: original_max_position_embeddings
+};
+
+// Inverse frequency of rotary pair i after scaling, as transformers'
+// _compute_linear_scaling_rope_parameters (inv_freq / factor) and
+// _compute_llama3_parameters (long wavelengths / factor, short ones kept,
+// a smooth blend between) compute it.
+KVSTORE_HD float RopeInvFreq(int i, int head_dim, const RopeParams& p) {
+  const float inv = RopeInvFreq(i, head_dim, p.theta);
+  if (p.scaling == RopeScaling::kLinear) return inv / p.factor;
+  if (p.scaling != RopeScaling::kLlama3) return inv;
+  const float wavelen = 6.283185307179586f / inv;
+  const float low_freq_wavelen = p.original_max_position / p.low_freq_factor;
+  const float high_freq_wavelen = p.original_max_position / p.high_freq_factor;
+  if (wavelen < high_freq_wavelen) return inv;
+  if (wavelen > low_freq_wavelen) return inv / p.factor;
+  const float smooth = (p.original_max_position / wavelen - p.low_freq_factor) /
+                       (p.high_freq_factor - p.low_freq_factor);
+  return (1.0f - smooth) * inv / p.factor + smooth * inv;
+}
+
 // Rotates the pair (x[i], x[i + head_dim/2]) of one head vector in place.
-KVSTORE_HD void RopeRotate(float* x, int i, int pos, int head_dim, float theta) {
+KVSTORE_HD void RopeRotate(float* x, int i, int pos, int head_dim, const RopeParams& p) {
   const int half = head_dim / 2;
-  const float angle = static_cast<float>(pos) * RopeInvFreq(i, head_dim, theta);
+  const float angle = static_cast<float>(pos) * RopeInvFreq(i, head_dim, p);
   const float c = cosf(angle);
   const float s = sinf(angle);
   const float x0 = x[i];
   const float x1 = x[i + half];
   x[i] = x0 * c - x1 * s;
   x[i + half] = x1 * c + x0 * s;
+}
+KVSTORE_HD void RopeRotate(float* x, int i, int pos, int head_dim, float theta) {
+  RopeParams p;
+  p.theta = theta;
+  RopeRotate(x, i, pos, head_dim, p);
 }
 
 // 1 / sqrt(mean(x^2) + eps), given sum(x^2).

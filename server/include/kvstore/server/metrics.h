@@ -37,9 +37,12 @@ enum class Op : uint8_t {
   kPing,
   kAck,
   kRetain,
-  kRegion,  // registerRegion / unregisterRegion
+  kRegion,     // registerRegion / unregisterRegion
+  kMalformed,  // a frame or message that could not be read as a request
+  kUnknown,    // a request kind this daemon does not know (a newer client)
   kCount_,
 };
+// The metric label of each kind: "hello", "insert", ..., "malformed", "unknown".
 std::string_view OpName(Op op);
 
 class Metrics {
@@ -55,6 +58,10 @@ class Metrics {
   void OneSidedTransfer(std::string_view transport, std::string_view direction, bool ok);
   void AddBytesIn(uint64_t n) { bytes_in_->Increment(static_cast<double>(n)); }
   void AddBytesOut(uint64_t n) { bytes_out_->Increment(static_cast<double>(n)); }
+  // A request refused because namespace `ns` is at `quota` (connections, waiters, bytes, entries).
+  void QuotaRefused(std::string_view ns, std::string_view quota);
+  // A request of a tenant in namespace `ns` (only when tenants are configured).
+  void CountNamespaceRequest(std::string_view ns, Op op, StatusCode result);
   void ConnectionOpened();
   void ConnectionClosed();
   uint64_t connections() const { return connections_.load(); }
@@ -76,6 +83,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* protocol_errors_;
   prometheus::Family<prometheus::Counter>* transports_;
   prometheus::Family<prometheus::Counter>* one_sided_;
+  prometheus::Family<prometheus::Counter>* quota_refusals_;
+  prometheus::Family<prometheus::Counter>* namespace_requests_;
   prometheus::Counter* bytes_in_;
   prometheus::Counter* bytes_out_;
   prometheus::Gauge* connections_gauge_;

@@ -3,9 +3,16 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "kvstore/status.h"
+
+namespace prometheus {
+class Collectable;
+}
 
 namespace kvstore::server {
 
@@ -25,12 +32,32 @@ struct StoreOptions {
 };
 
 struct ServerOptions {
-  std::string listen = "127.0.0.1:7400";     // control + TCP data plane (--listen)
-  std::string metrics = "127.0.0.1:9400";    // Prometheus /metrics (--metrics); empty = off
-  std::string log_level = "info";            // trace|debug|info|warn|error (--log-level)
-  std::string token;                         // shared secret clients must present; empty = none
-  int io_threads = 2;                        // threads running the network event loop
-  size_t max_connections = 1024;             // further connections are closed at accept
+  std::string listen = "127.0.0.1:7400";   // control + TCP data plane (--listen)
+  std::string metrics = "127.0.0.1:9400";  // Prometheus /metrics (--metrics); empty = off
+  std::string log_level = "info";          // trace|debug|info|warn|error (--log-level)
+  // Authentication (server/src/auth.h). With neither, no token is required.
+  std::string token;        // one shared secret (--token-file): the admin of namespace "default"
+  std::string tokens_file;  // tenants with namespaces, roles and quotas (--tokens-file)
+  // Same-host clients (--unix-socket): a Unix-domain socket beside the TCP
+  // listener, where the local transport runs (memfd sharing). Empty = none.
+  // kvstored_main defaults it to <data-dir>/kvstored.sock.
+  std::string unix_socket;
+  uint32_t unix_socket_mode = 0666;  // the token, not the file mode, is what authenticates
+  // Unix-socket peers (SO_PEERCRED) allowed to connect; empty = any uid.
+  std::vector<uint32_t> unix_allow_uids;
+  // TLS on the TCP listener (--tls-cert, --tls-key; --tls-ca requires client
+  // certificates signed by that CA). Empty cert = plaintext TCP.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
+  int io_threads = 2;             // threads running the network event loop
+  size_t max_connections = 1024;  // authenticated connections at once; more are refused at hello
+  // A connection that has not sent a valid hello within this is closed.
+  std::chrono::milliseconds hello_timeout{5000};
+  // Not-yet-authenticated connections, in all and per peer (IP address or
+  // Unix uid); a new one beyond either takes the oldest one's place.
+  size_t max_unauthenticated = 128;
+  size_t max_unauthenticated_per_peer = 32;
   size_t max_waiters_per_connection = 4096;  // pending drop_selects per connection
   size_t max_keys_per_request = 65536;
   // A frame that stops arriving half-way for this long closes its connection
@@ -38,9 +65,18 @@ struct ServerOptions {
   std::chrono::milliseconds stall_timeout{30000};
   // A drop_select delivery not acknowledged within this time goes back to the store.
   std::chrono::milliseconds ack_timeout{60000};
-  // Serve same-host clients one-sided (the store reads and writes their memory
-  // with process_vm_readv/writev); --no-local-transport turns it off.
+  // Serve same-host clients on the Unix socket one-sided through memory they
+  // share (memfd); --no-local-transport turns it off (values then travel in
+  // the frames, and TCP clients are not told the socket).
   bool local_transport = true;
+  // Cluster membership (--cluster etcd://HOST:PORT[,...]/NAME, server/src/cluster); empty = alone.
+  std::string cluster;
+  std::string advertise;  // HOST:PORT for clients (--advertise); empty = bound --listen
+  std::chrono::seconds cluster_lease_ttl{10};  // a crashed node leaves the cluster after this
+  // More collectables for /metrics (the cluster membership's), served beside the store's.
+  std::vector<std::shared_ptr<prometheus::Collectable>> extra_metrics;
+  // Called once when shutdown begins, on the event loop: must not block.
+  std::function<void()> on_shutdown;
   StoreOptions store;
 };
 

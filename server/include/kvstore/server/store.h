@@ -58,7 +58,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "kvstore/client.h"
+#include "kvstore/types.h"
 #include "kvstore/key.h"
 #include "kvstore/server/device_memory.h"
 #include "kvstore/server/host_memory.h"

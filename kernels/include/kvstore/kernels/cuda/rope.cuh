@@ -20,5 +20,9 @@ namespace kvstore::kernels {
 Status RopeCuda(float* x,                  // [num_tokens, num_heads, head_dim]
                 const int32_t* positions,  // [num_tokens]
                 int num_tokens, int num_heads, int head_dim, float theta, cudaStream_t stream);
+Status RopeCuda(float* x,                  // [num_tokens, num_heads, head_dim]
+                const int32_t* positions,  // [num_tokens]
+                int num_tokens, int num_heads, int head_dim, const RopeParams& params,
+                cudaStream_t stream);
 
 }  // namespace kvstore::kernels

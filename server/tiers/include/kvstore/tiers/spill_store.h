@@ -14,7 +14,7 @@
 #include <functional>
 #include <span>
 
-#include "kvstore/client.h"
+#include "kvstore/types.h"
 #include "kvstore/key.h"
 #include "kvstore/status.h"
 #include "kvstore/tiers/namespace_id.h"

@@ -12,7 +12,7 @@
 #include <capnp/serialize.h>
 
 #include "kvstore.capnp.h"
-#include "kvstore/client.h"
+#include "kvstore/types.h"
 #include "kvstore/frame.h"
 #include "kvstore/key.h"
 #include "kvstore/status.h"

@@ -1,0 +1,92 @@
+// A small etcd v3 client: what kvstore's cluster membership needs (keys under a
+// prefix, leases, a revision to notice changes), nothing more.
+//
+// It speaks etcd's v3 JSON gateway (HTTP/1.1 POST of JSON to /v3/kv/range,
+// /v3/kv/put, /v3/kv/deleterange, /v3/lease/grant, /v3/lease/keepalive,
+// /v3/lease/revoke; keys and values base64) over Boost.Beast, not gRPC:
+// the gateway is part of etcd itself (every etcd since 3.3 serves it on the
+// client port), it needs no protobuf/gRPC code generation in our build and no
+// further dependencies (Beast is in Boost, JSON in nlohmann_json, both already
+// used), and membership traffic is a handful of small requests a second, where
+// gRPC's efficiency buys nothing. Changes are noticed by polling a range with
+// its revision (the gateway's streaming /v3/watch would save the polls, not
+// latency that matters here).
+//
+// Endpoints are tried in order; a failed one moves the client to the next, so
+// a multi-member etcd keeps working while one member is down.
+//
+// Thread-safety: thread-safe; calls are serialized on one keep-alive connection.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "kvstore/status.h"
+
+namespace kvstore::cluster {
+
+struct EtcdOptions {
+  std::vector<std::string> endpoints;               // HOST:PORT of etcd members, tried in order
+  std::chrono::milliseconds request_timeout{2000};  // per request, connect included
+};
+
+struct EtcdKeyValue {
+  std::string key;
+  std::string value;
+  int64_t lease = 0;  // 0 = none
+  int64_t mod_revision = 0;
+};
+
+struct EtcdRange {
+  std::vector<EtcdKeyValue> kvs;
+  int64_t revision = 0;  // the store's revision when the range was read
+};
+
+class EtcdClient {
+ public:
+  // Never fails: connections open on the first request (etcd may be down now).
+  // REQUIRES: options.endpoints is not empty.
+  explicit EtcdClient(EtcdOptions options);
+  ~EtcdClient();
+  EtcdClient(const EtcdClient&) = delete;
+  EtcdClient& operator=(const EtcdClient&) = delete;
+
+  // Every key starting with `prefix`.
+  Result<EtcdRange> RangePrefix(const std::string& prefix);
+  // One key; NotFound when absent.
+  Result<EtcdKeyValue> Get(const std::string& key);
+  // lease 0 = no lease. Returns the revision after the put.
+  Result<int64_t> Put(const std::string& key, const std::string& value, int64_t lease = 0);
+  // Deletes `key`, or every key starting with it when `prefix`; returns how many.
+  Result<int64_t> Delete(const std::string& key, bool prefix = false);
+
+  // A lease of `ttl` (etcd may round it up); returns its id.
+  Result<int64_t> LeaseGrant(std::chrono::seconds ttl);
+  // Refreshes the lease; returns the remaining TTL, NotFound when the lease has expired.
+  Result<std::chrono::seconds> LeaseKeepAlive(int64_t lease);
+  Status LeaseRevoke(int64_t lease);
+
+  const EtcdOptions& options() const { return options_; }
+
+ private:
+  class Connection;
+  // POSTs `body` to `path` on the current endpoint, moving to the next one on
+  // a transport failure; returns the response body (JSON).
+  Result<std::string> Post(const std::string& path, const std::string& body);
+
+  EtcdOptions options_;
+  std::mutex mu_;
+  size_t current_ = 0;                // GUARDED_BY(mu_): index into endpoints
+  std::unique_ptr<Connection> conn_;  // GUARDED_BY(mu_)
+};
+
+// The end of a prefix range: `prefix` with its last byte incremented (etcd's rule).
+std::string PrefixRangeEnd(const std::string& prefix);
+std::string Base64Encode(std::string_view bytes);
+Result<std::string> Base64Decode(std::string_view text);
+
+}  // namespace kvstore::cluster

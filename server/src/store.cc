@@ -208,86 +208,8 @@ void Store::ReleaseReservationLocked(NamespaceId ns, uint64_t bytes) {
   st.reserved_bytes -= bytes;
 }
 
-Status Store::CheckQuotaLocked(NamespaceId ns, uint64_t bytes) {
-  NamespaceState& st = NsLocked(ns);
-  const NamespaceQuota& q = st.quota;
-  if (q.entries != 0 && st.entries + st.reserved_entries + 1 > q.entries) {
-    return Status::ResourceExhausted(
-        "namespace " + std::to_string(ns) + " is at its quota of " + std::to_string(q.entries) +
-        " entries (" + std::to_string(st.entries) + " stored, " +
-        std::to_string(st.reserved_entries) +
-        " being inserted); take or remove some of its entries, or raise the namespace's entries "
-        "quota");
-  }
-  const uint64_t host = st.tier_bytes[static_cast<int>(Tier::kHost)] + st.reserved_bytes;
-  if (q.host_bytes != 0 && host + bytes > q.host_bytes) {
-    return Status::ResourceExhausted(
-        "namespace " + std::to_string(ns) + " is at its host-memory quota of " +
-        std::to_string(q.host_bytes) + " bytes (" + std::to_string(host) +
-        " in use or being inserted, " + std::to_string(bytes) +
-        " more asked); take or remove some of its entries, or raise the namespace's host_bytes "
-        "quota");
-  }
-  return Status::Ok();
-}
-
-bool Store::TierQuotaAllowsLocked(NamespaceId ns, Tier tier, uint64_t bytes) {
-  NamespaceState& st = NsLocked(ns);
-  const uint64_t limit = tier == Tier::kDevice
-                             ? st.quota.device_bytes
-                             : (tier == Tier::kSpill ? st.quota.spill_bytes : st.quota.host_bytes);
-  return limit == 0 || st.tier_bytes[static_cast<int>(tier)] + bytes <= limit;
-}
-
-void Store::SetNamespaceQuota(NamespaceId ns, const NamespaceQuota& quota) {
-  std::lock_guard lock(mu_);
-  NsLocked(ns).quota = quota;
-}
-
-NamespaceQuota Store::GetNamespaceQuota(NamespaceId ns) const {
-  std::lock_guard lock(mu_);
-  auto it = namespaces_.find(ns);
-  return it == namespaces_.end() ? NamespaceQuota{} : it->second.quota;
-}
-
-NamespaceUsage Store::UsageLocked(NamespaceId ns, const NamespaceState& st) const {
-  NamespaceUsage u;
-  u.ns = ns;
-  u.quota = st.quota;
-  u.entries = st.entries;
-  u.host_bytes = st.tier_bytes[static_cast<int>(Tier::kHost)];
-  u.device_bytes = st.tier_bytes[static_cast<int>(Tier::kDevice)];
-  u.spill_bytes = st.tier_bytes[static_cast<int>(Tier::kSpill)];
-  u.host_slot_bytes = st.host_slot_bytes;
-  u.reserved_entries = st.reserved_entries;
-  u.reserved_bytes = st.reserved_bytes;
-  u.waiters = waiters_.CountIn(ns);
-  u.inserts = st.inserts;
-  u.refused_inserts = st.refused_inserts;
-  u.hits = st.hits;
-  u.misses = st.misses;
-  u.ttl_expired = st.ttl_expired;
-  return u;
-}
-
-std::vector<NamespaceUsage> Store::Namespaces() const {
-  std::lock_guard lock(mu_);
-  std::vector<NamespaceUsage> out;
-  out.reserve(namespaces_.size());
-  for (const auto& [ns, st] : namespaces_) out.push_back(UsageLocked(ns, st));
-  std::sort(out.begin(), out.end(),
-            [](const NamespaceUsage& a, const NamespaceUsage& b) { return a.ns < b.ns; });
-  return out;
-}
-
-NamespaceUsage Store::NamespaceUsageOf(NamespaceId ns) const {
-  std::lock_guard lock(mu_);
-  auto it = namespaces_.find(ns);
-  return UsageLocked(ns, it == namespaces_.end() ? NamespaceState{} : it->second);
-}
-
-Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_checksum) {
-  if (r.exists) return false;
+Result<std::unique_ptr<Entry>> Store::PrepareCommit(Reservation& r,
+                                                    std::optional<uint64_t> computed_checksum) {
   if (computed_checksum.value_or(ValueChecksum(r.bytes())) != r.meta.checksum) {
     counters_.checksum_failures.fetch_add(1, std::memory_order_relaxed);
     Abort(std::move(r));
@@ -310,43 +232,147 @@ Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_che
   }
   e->set_slot(r.slot);
   r.slot = {};
+  return e;
+}
+
+bool Store::InstallLocked(std::unique_ptr<Entry> e, std::optional<DeviceSlot> up,
+                          const Reservation& r, Callbacks* cbs) {
+  if (up) {
+    memory_->Free(e->slot());
+    e->clear_place();
+    e->set_dev(*up);
+    e->meta.tier = Tier::kDevice;
+    counters_.device_admissions.fetch_add(1, std::memory_order_relaxed);
+  }
+  ReleaseReservationLocked(e->ns, e->meta.size);
+  if (index_->Contains(e->ns, e->key)) {  // a concurrent insert of the same key committed first
+    if (e->in_device()) {
+      device_->Free(e->dev());
+    } else {
+      memory_->Free(e->slot());
+    }
+    return false;
+  }
+  const NsKey key = e->id();
+  e->meta.layout = strings_->Intern(r.meta.layout);
+  e->meta.producer = strings_->Intern(r.meta.producer);
+  InsertIndexLocked(std::move(e));
+  counters_.inserts.fetch_add(1, std::memory_order_relaxed);
+  ++NsLocked(key.ns).inserts;
+  WakeWaitersLocked(key, cbs);
+  return true;
+}
+
+bool Store::WorkerWantedLocked() const {
+  return (spill_ != nullptr &&
+          static_cast<double>(memory_->used()) >
+              options_.high_watermark * static_cast<double>(memory_->capacity())) ||
+         DeviceOverHighWatermarkLocked();
+}
+
+Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_checksum) {
+  if (r.exists) return false;
+  KVSTORE_ASSIGN_OR_RETURN(std::unique_ptr<Entry> e, PrepareCommit(r, computed_checksum));
   // Device tier: copied up before the entry is visible, so no reader sees it mid-move.
   std::optional<DeviceSlot> up = CopyUpAtCommit(e->id(), e->bytes());
+  Callbacks cbs;
+  bool stored = false, wake_worker = false;
+  {
+    std::lock_guard lock(mu_);
+    stored = InstallLocked(std::move(e), up, r, &cbs);
+    wake_worker = stored && WorkerWantedLocked();
+  }
+  if (wake_worker) worker_cv_.notify_one();
+  RunCallbacks(cbs);
+  return stored;
+}
+
+std::vector<Result<Reservation>> Store::ReserveMany(std::span<const Key> keys,
+                                                    std::span<const EntryMeta> metas,
+                                                    std::chrono::milliseconds ttl, NamespaceId ns) {
+  std::vector<Result<Reservation>> out;
+  out.reserve(keys.size());
+  if (keys.size() != metas.size()) {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      out.push_back(Status::InvalidArgument("reserve_many: " + std::to_string(keys.size()) +
+                                            " keys but " + std::to_string(metas.size()) +
+                                            " metas"));
+    }
+    return out;
+  }
+  // One hold of the mutex for every value that fits as it is; the rest (over
+  // the size limit, a quota, or needing demotion) go through Reserve one by one.
+  std::vector<size_t> slow;
+  {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      out.emplace_back(Status::Internal("unset"));
+      if (metas[i].size > options_.max_value_bytes || ns == kAllNamespaces) {
+        slow.push_back(i);
+        continue;
+      }
+      Reservation r;
+      r.key = keys[i];
+      r.ns = ns;
+      r.meta = metas[i];
+      r.ttl = ttl.count() > 0 ? ttl : options_.default_ttl;
+      if (index_->Contains(ns, keys[i])) {
+        r.exists = true;
+        out[i] = std::move(r);
+        continue;
+      }
+      if (!CheckQuotaLocked(ns, metas[i].size).ok()) {
+        slow.push_back(i);
+        continue;
+      }
+      auto slot = memory_->Allocate(std::max<uint64_t>(metas[i].size, 1));
+      if (!slot) {
+        slow.push_back(i);
+        continue;
+      }
+      r.slot = *slot;
+      r.slot.size = metas[i].size;
+      NamespaceState& st = NsLocked(ns);
+      ++st.reserved_entries;
+      st.reserved_bytes += metas[i].size;
+      out[i] = std::move(r);
+    }
+  }
+  for (size_t i : slow) out[i] = Reserve(keys[i], metas[i], ttl, ns);
+  return out;
+}
+
+std::vector<Result<bool>> Store::CommitMany(std::span<Reservation> rs,
+                                            std::span<const std::optional<uint64_t>> checksums) {
+  std::vector<Result<bool>> out;
+  out.reserve(rs.size());
+  // Checksums and device copies without the mutex, then one hold to make every
+  // entry visible and wake its waiters.
+  std::vector<std::pair<std::unique_ptr<Entry>, std::optional<DeviceSlot>>> ready(rs.size());
+  for (size_t i = 0; i < rs.size(); ++i) {
+    out.emplace_back(false);
+    if (rs[i].exists) continue;
+    auto e = PrepareCommit(rs[i], i < checksums.size() ? checksums[i] : std::nullopt);
+    if (!e.ok()) {
+      out[i] = e.status();
+      continue;
+    }
+    ready[i].second = CopyUpAtCommit((*e)->id(), (*e)->bytes());
+    ready[i].first = std::move(e).value();
+  }
   Callbacks cbs;
   bool wake_worker = false;
   {
     std::lock_guard lock(mu_);
-    if (up) {
-      memory_->Free(e->slot());
-      e->clear_place();
-      e->set_dev(*up);
-      e->meta.tier = Tier::kDevice;
-      counters_.device_admissions.fetch_add(1, std::memory_order_relaxed);
+    for (size_t i = 0; i < rs.size(); ++i) {
+      if (ready[i].first == nullptr) continue;
+      out[i] = InstallLocked(std::move(ready[i].first), ready[i].second, rs[i], &cbs);
     }
-    ReleaseReservationLocked(e->ns, e->meta.size);
-    if (index_->Contains(e->ns, e->key)) {  // a concurrent insert of the same key committed first
-      if (e->in_device()) {
-        device_->Free(e->dev());
-      } else {
-        memory_->Free(e->slot());
-      }
-      return false;
-    }
-    const NsKey key = e->id();
-    e->meta.layout = strings_->Intern(r.meta.layout);
-    e->meta.producer = strings_->Intern(r.meta.producer);
-    InsertIndexLocked(std::move(e));
-    counters_.inserts.fetch_add(1, std::memory_order_relaxed);
-    ++NsLocked(key.ns).inserts;
-    WakeWaitersLocked(key, &cbs);
-    wake_worker = (spill_ != nullptr &&
-                   static_cast<double>(memory_->used()) >
-                       options_.high_watermark * static_cast<double>(memory_->capacity())) ||
-                  DeviceOverHighWatermarkLocked();
+    wake_worker = WorkerWantedLocked();
   }
   if (wake_worker) worker_cv_.notify_one();
   RunCallbacks(cbs);
-  return true;
+  return out;
 }
 
 void Store::InsertIndexLocked(std::unique_ptr<Entry> e) {
@@ -738,48 +764,6 @@ size_t Store::IndexLongestChain() const {
   size_t longest = 0;
   longest = index_->LongestProbe();
   return longest;
-}
-
-StoreStats Store::Stats(NamespaceId ns) {
-  if (ns == kAllNamespaces) return Stats();
-  StoreStats s;
-  std::lock_guard lock(mu_);
-  auto found = namespaces_.find(ns);
-  const NamespaceState st = found == namespaces_.end() ? NamespaceState{} : found->second;
-  const NamespaceUsage u = UsageLocked(ns, st);
-  auto entries_in = [&](Tier t) { return st.tier_entries[static_cast<int>(t)]; };
-  auto row = [](Tier t, uint64_t entries, uint64_t bytes, uint64_t quota, uint64_t capacity,
-                uint64_t used) {
-    TierStats r;
-    r.tier = t;
-    r.entries = entries;
-    r.bytes = bytes;
-    r.capacity_bytes = quota != 0 ? quota : capacity;
-    r.used_bytes = used;
-    return r;
-  };
-  s.tiers.push_back(row(Tier::kHost, entries_in(Tier::kHost), u.host_bytes, u.quota.host_bytes,
-                        memory_->capacity(), u.host_slot_bytes));
-  if (spill_ != nullptr) {
-    s.tiers.push_back(row(Tier::kSpill, entries_in(Tier::kSpill), u.spill_bytes,
-                          u.quota.spill_bytes, spill_->Stats().capacity_bytes, u.spill_bytes));
-  }
-  if (device_ != nullptr) {
-    s.tiers.push_back(row(Tier::kDevice, entries_in(Tier::kDevice), u.device_bytes,
-                          u.quota.device_bytes, device_->capacity(), u.device_bytes));
-  }
-  s.waiters = u.waiters;
-  s.inserts = u.inserts;
-  s.hits = u.hits;
-  s.misses = u.misses;
-  s.refused_inserts = u.refused_inserts;
-  s.ttl_expired = u.ttl_expired;
-  s.fragmentation = u.host_slot_bytes == 0 ? 0.0
-                                           : 1.0 - static_cast<double>(u.host_bytes) /
-                                                       static_cast<double>(u.host_slot_bytes);
-  s.uptime_seconds = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(SteadyClock::now() - started_).count());
-  return s;
 }
 
 StoreStats Store::Stats() {

@@ -831,3 +831,67 @@ TEST(StoreSpillReadBack, APromotionNeedingAWholeFreeRunIsNotRefused) {
 
 }  // namespace
 }  // namespace kvstore::server
+
+// Batched insert: many values reserved and committed under one hold each.
+namespace kvstore::server {
+namespace {
+
+TEST(StoreBatch, ReserveManyAndCommitManyStoreEveryValueAndWakeWaiters) {
+  Store s(Opts(), MakeHeapMemory(64 << 20));
+  ASSERT_TRUE(PutIn(s, 4, K(2), Bytes(10, 9)).ok());  // already stored: reported as exists
+  std::vector<Key> keys;
+  std::vector<EntryMeta> metas;
+  std::vector<std::vector<std::byte>> values;
+  for (uint32_t i = 0; i < 32; ++i) {
+    keys.push_back(K(i));
+    values.push_back(Value(100 + i * 37, i));
+    EntryMeta m;
+    m.size = values.back().size();
+    m.checksum = ValueChecksum(values.back());
+    m.layout = "L" + std::to_string(i % 2);
+    metas.push_back(m);
+  }
+  metas[5].checksum ^= 1;  // one corrupted in transit
+  std::unique_ptr<Delivery> waited;
+  std::vector<Key> wait_keys{K(7), K(8)};
+  s.DropSelect(
+      wait_keys, [&](Result<std::unique_ptr<Delivery>> r) { waited = std::move(r).value(); }, 4);
+
+  auto reserved = s.ReserveMany(keys, metas, {}, 4);
+  ASSERT_EQ(reserved.size(), keys.size());
+  std::vector<Reservation> rs;
+  for (size_t i = 0; i < reserved.size(); ++i) {
+    ASSERT_TRUE(reserved[i].ok()) << i << ": " << reserved[i].status().ToString();
+    EXPECT_EQ(reserved[i]->exists, i == 2) << i;
+    if (!reserved[i]->exists) {
+      std::memcpy(reserved[i]->slot.data, values[i].data(), values[i].size());
+    }
+    rs.push_back(std::move(reserved[i]).value());
+  }
+  EXPECT_EQ(s.MatchPrefix(keys, 4), 0u);  // reserved: invisible until committed
+  auto committed = s.CommitMany(rs);
+  ASSERT_EQ(committed.size(), keys.size());
+  for (size_t i = 0; i < committed.size(); ++i) {
+    if (i == 5) {
+      EXPECT_EQ(committed[i].status().code(), StatusCode::kDataLoss);
+    } else {
+      ASSERT_TRUE(committed[i].ok()) << i << ": " << committed[i].status().ToString();
+      EXPECT_EQ(*committed[i], i != 2) << i;
+    }
+  }
+  EXPECT_EQ(s.MatchPrefix(keys, 4), 5u);  // K(5) was refused
+  ASSERT_NE(waited, nullptr);             // both keys arrived in the batch
+  EXPECT_TRUE(std::ranges::equal(waited->entries()[1].bytes, values[8]));
+  waited->Finish(true);
+  auto d = SelectNow(s, 4, {K(31)});
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(std::ranges::equal((*d)->entries()[0].bytes, values[31]));
+  EXPECT_EQ((*d)->entries()[0].meta.layout, "L1");
+  (*d)->Finish(true);
+  EXPECT_EQ(s.NamespaceUsageOf(4).reserved_entries, 0u);
+  // K(2) before and 30 of the batch (K(2) existed, K(5) refused), less K(7), K(8) taken.
+  EXPECT_EQ(s.NamespaceUsageOf(4).entries, 29u);
+}
+
+}  // namespace
+}  // namespace kvstore::server

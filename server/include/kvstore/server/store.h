@@ -195,6 +195,21 @@ class Store {
   Result<bool> Commit(Reservation&& r, std::optional<uint64_t> computed_checksum = std::nullopt);
   void Abort(Reservation&& r);
 
+  // Batched insert (a prefill engine publishing many blocks in one request):
+  // ReserveMany reserves every value under one hold of the mutex where it can
+  // (those needing demotion, over a quota or the size limit go through Reserve
+  // and get its errors), one result per key in order; CommitMany commits them
+  // (checksums[i]: as Commit's computed_checksum; missing = hash here) and
+  // makes them visible under one hold. Each reservation must still be
+  // committed or aborted. REQUIRES: keys.size() == metas.size() (otherwise
+  // every result is InvalidArgument).
+  std::vector<Result<Reservation>> ReserveMany(std::span<const Key> keys,
+                                               std::span<const EntryMeta> metas,
+                                               std::chrono::milliseconds ttl,
+                                               NamespaceId ns = kDefaultNamespace);
+  std::vector<Result<bool>> CommitMany(std::span<Reservation> reservations,
+                                       std::span<const std::optional<uint64_t>> checksums = {});
+
   // Resolves at once: the callback gets a Delivery of pinned entries, or
   // NotFound naming the first missing key.
   void Select(std::span<const Key> keys, const DeliveryCallback& callback,
@@ -257,6 +272,14 @@ class Store {
   using Callbacks = std::vector<std::pair<DeliveryCallback, std::unique_ptr<Delivery>>>;
 
   void FinishDelivery(Delivery* d, bool delivered);
+  // Commit in two steps (CommitMany shares them): checks the checksum (aborting
+  // `r` on a mismatch) and builds the entry; then, under the mutex, makes it
+  // visible (false when the key was committed meanwhile) and wakes waiters.
+  Result<std::unique_ptr<Entry>> PrepareCommit(Reservation& r,
+                                               std::optional<uint64_t> computed_checksum);
+  bool InstallLocked(std::unique_ptr<Entry> e, std::optional<DeviceSlot> up, const Reservation& r,
+                     Callbacks* cbs);
+  bool WorkerWantedLocked() const;
   void SelectImpl(NamespaceId ns, std::span<const Key> keys, const DeliveryCallback& callback,
                   bool may_promote);
 

@@ -34,7 +34,8 @@ class FaultySpill : public tiers::SpillStore {
   std::atomic<uint64_t> failed_puts{0};
   std::atomic<uint64_t> failed_gets{0};
 
-  Status Put(const Key& key, const EntryMeta& meta, std::span<const std::byte> value) override {
+  Status Put(const tiers::SpillKey& key, const EntryMeta& meta,
+             std::span<const std::byte> value) override {
     if (int e = put_errno.load()) {
       ++failed_puts;
       return Status::Internal(std::string("spill put: value log: write (injected): ") +
@@ -42,8 +43,8 @@ class FaultySpill : public tiers::SpillStore {
     }
     return inner_->Put(key, meta, value);
   }
-  Result<EntryMeta> GetMeta(const Key& key) override { return inner_->GetMeta(key); }
-  Status Get(const Key& key, std::span<std::byte> dst, EntryMeta* meta) override {
+  Result<EntryMeta> GetMeta(const tiers::SpillKey& key) override { return inner_->GetMeta(key); }
+  Status Get(const tiers::SpillKey& key, std::span<std::byte> dst, EntryMeta* meta) override {
     if (int e = get_errno.load()) {
       ++failed_gets;
       return Status::Internal(std::string("spill get: value log: read (injected): ") +
@@ -51,8 +52,8 @@ class FaultySpill : public tiers::SpillStore {
     }
     return inner_->Get(key, dst, meta);
   }
-  Status Delete(const Key& key) override { return inner_->Delete(key); }
-  Status ForEach(const std::function<bool(const Key&, const EntryMeta&)>& fn) override {
+  Status Delete(const tiers::SpillKey& key) override { return inner_->Delete(key); }
+  Status ForEach(const std::function<bool(const tiers::SpillKey&, const EntryMeta&)>& fn) override {
     return inner_->ForEach(fn);
   }
   Status Flush() override { return inner_->Flush(); }

@@ -130,8 +130,12 @@ class Server::Impl {
       so.capacity_bytes = options_.store.spill_bytes;
       auto opened = tiers::RocksDbSpill::Open(so);
       if (!opened.ok()) {
-        return opened.status().WithContext("opening the spill tier in " + so.dir +
-                                           " (check the directory's permissions and disk)");
+        // A held data dir already says who holds it and what to do; other
+        // failures are the directory's or the disk's.
+        const bool held = opened.status().code() == StatusCode::kUnavailable;
+        return opened.status().WithContext(
+            "opening the spill tier in " + so.dir +
+            (held ? std::string() : " (check the directory's permissions and disk)"));
       }
       spill = std::move(opened).value();
     }

@@ -266,8 +266,18 @@ class Server::Impl {
                                      std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
                                      " bytes; pick a shorter path");
     }
-    // A socket file left by a daemon that died is replaced; anything else is not touched.
     std::error_code fec;
+    // The data dir is the daemon's own: the default socket inside it needs no
+    // spill tier to have created it first.
+    const auto parent = std::filesystem::path(path).parent_path();
+    if (!options_.store.data_dir.empty() &&
+        parent == std::filesystem::path(options_.store.data_dir)) {
+      std::filesystem::create_directories(parent, fec);
+    }
+    boost::system::error_code ec;
+    asio::local::stream_protocol::endpoint ep(path);
+    // A socket file left by a daemon that died is replaced; a live daemon's
+    // socket and anything that is not a socket are not touched.
     auto st = std::filesystem::symlink_status(path, fec);
     if (!fec && std::filesystem::exists(st)) {
       if (!std::filesystem::is_socket(st)) {
@@ -275,10 +285,16 @@ class Server::Impl {
                                        " exists and is not a socket; remove it or pick another "
                                        "path");
       }
+      asio::local::stream_protocol::socket probe(io_);
+      probe.connect(ep, ec);
+      if (!ec) {
+        return Status::Unavailable("--unix-socket: another kvstored is serving " + path +
+                                   "; stop it or give this daemon another --unix-socket or "
+                                   "--data-dir");
+      }
+      ec.clear();
       std::filesystem::remove(path, fec);
     }
-    boost::system::error_code ec;
-    asio::local::stream_protocol::endpoint ep(path);
     unix_acceptor_.open(ep.protocol(), ec);
     if (!ec) unix_acceptor_.bind(ep, ec);
     if (!ec) unix_acceptor_.listen(asio::socket_base::max_listen_connections, ec);

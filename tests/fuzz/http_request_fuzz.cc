@@ -1,6 +1,6 @@
 // Fuzzes the engine's HTTP front as a client reaches it: Boost.Beast's request
-// parser with the limits HttpServer::Session sets, then ParseCompletionRequest
-// on the body (the POST /v1/completions JSON). Any exception other than the
+// parser with the limits HttpServer::Session sets, then ParseRequest on
+// the body (the POST /v1/completions and /v1/chat/completions JSON). Any exception other than the
 // parser's error codes, or a sanitizer report, is a finding.
 #include <utility>  // before Beast: Boost 1.74 under C++20 needs std::exchange
 
@@ -33,15 +33,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     body.assign(reinterpret_cast<const char*>(data), size);  // the JSON parser on its own
   }
+  static const engine::ByteTokenizer tokenizer;
   for (bool text : {false, true}) {
-    auto r = engine::ParseCompletionRequest(body, /*vocab_size=*/256, text,
-                                            /*max_tokens_limit=*/4096);
-    if (r.ok()) {
-      FUZZ_CHECK(!r->prompt.empty());
-      FUZZ_CHECK(r->max_tokens >= 1 && r->max_tokens <= 4096);
-      for (int32_t t : r->prompt) FUZZ_CHECK(t >= 0 && (t < 256 || text));
-    } else {
-      FUZZ_CHECK(r.status().code() == StatusCode::kInvalidArgument);
+    engine::ApiContext ctx;
+    ctx.vocab_size = engine::ByteTokenizer::kVocabSize;
+    ctx.tokenizer = text ? &tokenizer : nullptr;
+    ctx.max_tokens_limit = 4096;
+    ctx.model_name = "kvstore-tiny";
+    for (auto ep : {engine::Endpoint::kCompletions, engine::Endpoint::kChat}) {
+      engine::ApiError error;
+      auto r = engine::ParseRequest(ep, body, ctx, &error);
+      if (r) {
+        FUZZ_CHECK(!r->empty());
+        for (const auto& req : *r) {
+          FUZZ_CHECK(!req.prompt.empty());
+          FUZZ_CHECK(req.max_tokens >= 1 && req.max_tokens <= 4096);
+          for (int32_t t : req.prompt) FUZZ_CHECK(t >= 0 && t < ctx.vocab_size);
+        }
+      } else {
+        FUZZ_CHECK(error.http_status >= 400 && error.http_status < 500);
+        FUZZ_CHECK(!error.message.empty());
+      }
     }
   }
   return 0;

@@ -9,11 +9,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "kvstore/types.h"
 #include "kvstore/key.h"
 #include "kvstore/server/device_memory.h"
 #include "kvstore/server/host_memory.h"
 #include "kvstore/server/ns_key.h"
+#include "kvstore/types.h"
 
 namespace kvstore::server {
 

@@ -14,8 +14,8 @@
 #include <string>
 #include <string_view>
 
-#include "kvstore/types.h"
 #include "kvstore/status.h"
+#include "kvstore/types.h"
 
 namespace kvstore::tiers {
 

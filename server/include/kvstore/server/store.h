@@ -58,7 +58,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include "kvstore/types.h"
 #include "kvstore/key.h"
 #include "kvstore/server/device_memory.h"
 #include "kvstore/server/host_memory.h"
@@ -67,6 +66,7 @@
 #include "kvstore/server/waiters.h"
 #include "kvstore/status.h"
 #include "kvstore/tiers/spill_store.h"
+#include "kvstore/types.h"
 
 #include <condition_variable>
 #include <deque>

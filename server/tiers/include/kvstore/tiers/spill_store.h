@@ -14,10 +14,10 @@
 #include <functional>
 #include <span>
 
-#include "kvstore/types.h"
 #include "kvstore/key.h"
 #include "kvstore/status.h"
 #include "kvstore/tiers/namespace_id.h"
+#include "kvstore/types.h"
 
 namespace kvstore::tiers {
 

@@ -220,4 +220,13 @@ int DaemonProcess::Stop() {
   return code;
 }
 
+std::string DefaultKvstored() {
+#ifdef KVSTORED_DEFAULT_PATH
+  if (access(KVSTORED_DEFAULT_PATH, X_OK) == 0) return KVSTORED_DEFAULT_PATH;
+#endif
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return (self.parent_path() / ".." / ".." / "server" / "kvstored").lexically_normal().string();
+}
+
 }  // namespace kvstore::bench

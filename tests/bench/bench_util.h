@@ -67,4 +67,8 @@ class DaemonProcess {
   std::string address_;
 };
 
+// The kvstored this build made (KVSTORED_DEFAULT_PATH), else the one beside
+// the running bench: build/tests/bench/<bench> -> build/server/kvstored.
+std::string DefaultKvstored();
+
 }  // namespace kvstore::bench

@@ -25,16 +25,6 @@
 namespace kvstore::bench {
 namespace {
 
-std::string DefaultKvstored() {
-#ifdef KVSTORED_DEFAULT_PATH
-  if (access(KVSTORED_DEFAULT_PATH, X_OK) == 0) return KVSTORED_DEFAULT_PATH;
-#endif
-  // build/tests/bench/kvstore-bench -> build/server/kvstored
-  std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return (self.parent_path() / ".." / ".." / "server" / "kvstored").lexically_normal().string();
-}
-
 // redis-server on PATH, or empty.
 std::string FindRedisServer() {
   const char* path = std::getenv("PATH");

@@ -45,15 +45,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string DefaultKvstored() {
-#ifdef KVSTORED_DEFAULT_PATH
-  if (access(KVSTORED_DEFAULT_PATH, X_OK) == 0) return KVSTORED_DEFAULT_PATH;
-#endif
-  std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return (self.parent_path() / ".." / ".." / "server" / "kvstored").lexically_normal().string();
-}
-
 // Bytes of resident memory of `pid` (VmRSS), 0 when unreadable.
 uint64_t RssBytes(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");

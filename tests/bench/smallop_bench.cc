@@ -27,16 +27,6 @@ constexpr size_t kValueSize = 4096;
 constexpr size_t kPrefixKeys = 32;
 constexpr auto kDropTimeout = std::chrono::seconds(5);
 
-std::string DefaultKvstored() {
-#ifdef KVSTORED_DEFAULT_PATH
-  if (access(KVSTORED_DEFAULT_PATH, X_OK) == 0) return KVSTORED_DEFAULT_PATH;
-#endif
-  // build/tests/bench/kvstore-smallop-bench -> build/server/kvstored
-  std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return (self.parent_path() / ".." / ".." / "server" / "kvstored").lexically_normal().string();
-}
-
 // Keys unique to this run, thread and iteration, so reruns against one daemon never meet.
 Key MakeKey(uint64_t run, uint32_t kind, uint32_t thread, uint64_t i) {
   Key k;

@@ -29,6 +29,9 @@ TEST(ParseSize, Units) {
   EXPECT_EQ(Size("512MiB"), 512ull << 20);
   EXPECT_EQ(Size("4GiB"), 4ull << 30);
   EXPECT_EQ(Size("1TiB"), 1ull << 40);
+  EXPECT_EQ(Size("2PiB"), 2ull << 50);
+  EXPECT_EQ(Size("3.5 EiB"), 7ull << 59);
+  EXPECT_EQ(Size("1PB"), 1000000000000000ull);
   EXPECT_EQ(Size("64k"), 64u << 10);
   EXPECT_EQ(Size("2m"), 2u << 20);
   EXPECT_EQ(Size("3G"), 3ull << 30);
@@ -42,7 +45,7 @@ TEST(ParseSize, Units) {
 
 TEST(ParseSize, Rejects) {
   for (const char* bad :
-       {"", "GiB", "12XB", "-1", "1..5G", "1e3", "99999999999999999999", "20000000TiB", "4 G iB"}) {
+       {"", "GiB", "12XB", "-1", "1..5G", "1e3", "99999999999999999999", "20000000TiB", "17EiB", "4 G iB"}) {
     auto r = ParseSize(bad);
     EXPECT_FALSE(r.ok()) << bad;
     if (!r.ok()) {
@@ -67,7 +70,9 @@ TEST(FormatSize, Readable) {
 }
 
 TEST(FormatSize, ParsesBack) {
-  for (uint64_t v : {0ull, 12ull, 1024ull, 1536ull, 640ull << 10, 3ull << 29, 1ull << 40}) {
+  // Every unit FormatSize prints, PiB and EiB included, parses back.
+  for (uint64_t v : {0ull, 12ull, 1024ull, 1536ull, 640ull << 10, 3ull << 29, 1ull << 40,
+                     3ull << 50, 3870638706060670ull, 5ull << 60}) {
     EXPECT_EQ(Size(FormatSize(v)), v) << FormatSize(v);
   }
 }

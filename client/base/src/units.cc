@@ -114,6 +114,10 @@ Result<uint64_t> ParseSize(std::string_view text) {
     mult = kKiB * kKiB * kKiB;
   } else if (unit == "t" || unit == "tib") {
     mult = kKiB * kKiB * kKiB * kKiB;
+  } else if (unit == "p" || unit == "pib") {
+    mult = kKiB * kKiB * kKiB * kKiB * kKiB;
+  } else if (unit == "e" || unit == "eib") {
+    mult = kKiB * kKiB * kKiB * kKiB * kKiB * kKiB;
   } else if (unit == "kb") {
     mult = 1000ull;
   } else if (unit == "mb") {
@@ -122,6 +126,10 @@ Result<uint64_t> ParseSize(std::string_view text) {
     mult = 1000ull * 1000 * 1000;
   } else if (unit == "tb") {
     mult = 1000ull * 1000 * 1000 * 1000;
+  } else if (unit == "pb") {
+    mult = 1000ull * 1000 * 1000 * 1000 * 1000;
+  } else if (unit == "eb") {
+    mult = 1000ull * 1000 * 1000 * 1000 * 1000 * 1000;
   } else {
     return BadSize(text, "unknown unit \"" + std::string(Trim(s)) + "\"");
   }

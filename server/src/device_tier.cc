@@ -1,6 +1,7 @@
-// The Store's device tier: copying committed values up at commit, demoting
-// device entries to host slots under pressure, staging them into host slots to
-// be served, and the shutdown flush of device entries. Device copies run with
+// The Store's device tier: copying committed values up at commit, the device
+// -> host move (a demotion under pressure, chosen by tier_mover.cc's loop, or
+// staging an entry into a host slot to be served), and the shutdown flush of
+// device entries. Device copies run with
 // the Store's mutex released; the entry being moved is pinned and marked moving
 // meanwhile (see store.h for the design).
 #include <algorithm>
@@ -15,12 +16,6 @@
 #include "kvstore/units.h"
 
 namespace kvstore::server {
-
-bool Store::DeviceOverHighWatermarkLocked() const {
-  return device_ != nullptr &&
-         static_cast<double>(device_->used()) >
-             options_.high_watermark * static_cast<double>(device_->capacity());
-}
 
 std::optional<DeviceSlot> Store::CopyUpAtCommit(const NsKey& key,
                                                 std::span<const std::byte> bytes) {
@@ -46,39 +41,6 @@ std::optional<DeviceSlot> Store::CopyUpAtCommit(const NsKey& key,
   std::lock_guard lock(mu_);
   device_->Free(*slot);
   return std::nullopt;
-}
-
-uint64_t Store::DemoteDeviceUntilFree(uint64_t bytes_free) {
-  if (device_ == nullptr) return 0;
-  uint64_t freed = 0;
-  for (int step = 0; step < 1'000'000; ++step) {
-    uint64_t before;
-    {
-      std::lock_guard lock(mu_);
-      if (device_->capacity() - device_->used() >= bytes_free) break;
-      before = device_->used();
-    }
-    if (!DemoteDeviceOne()) break;
-    std::lock_guard lock(mu_);
-    if (device_->used() < before) freed += before - device_->used();
-  }
-  return freed;
-}
-
-bool Store::DemoteDeviceOne() {
-  Entry* e = nullptr;
-  {
-    std::lock_guard lock(mu_);
-    for (Entry* c = lists_->device_lru.back(); c != nullptr; c = LruList::Before(c)) {
-      if (c->pins > 0 || c->moving) continue;
-      e = c;
-      break;
-    }
-    if (e == nullptr) return false;
-    ++e->pins;
-    e->moving = true;
-  }
-  return MoveDeviceToHost(e, /*for_delivery=*/false);
 }
 
 void Store::UnpinAfterMoveLocked(Entry* e) {

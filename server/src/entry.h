@@ -92,12 +92,11 @@ struct Entry {
   bool indexed = false;   // in the index (visible); false when claimed or doomed
   bool doomed = false;    // dropped while pinned: freed when the last pin goes
   bool in_spill = false;  // a copy is on the spill tier
-  bool moving = false;    // a promotion or a device->host move is under way
-  // Links of the host tier's LRU (Store::lru_) or the device tier's
-  // (Store::device_lru_) while indexed there; entry_list.h.
+  bool moving = false;    // a promotion or a demotion is under way
+  // Links of the LRU of the tier it is indexed in (StoreTier, store_tier.h).
   Entry* lru_prev = nullptr;
   Entry* lru_next = nullptr;
-  // Links of its expiry bucket (Store::ttl_buckets_) while indexed with a TTL.
+  // Links of its expiry bucket (EntryLists::ttl_buckets) while indexed with a TTL.
   Entry* ttl_prev = nullptr;
   Entry* ttl_next = nullptr;
   NsKey id() const { return {ns, key}; }

@@ -61,10 +61,9 @@ class EntryList {
 using LruList = EntryList<&Entry::lru_prev, &Entry::lru_next>;
 using TtlList = EntryList<&Entry::ttl_prev, &Entry::ttl_next>;
 
-// The Store's lists of entries (GUARDED_BY(Store::mu_)).
+// The Store's expiry lists (GUARDED_BY(Store::mu_)); the LRUs are the tiers'
+// (store_tier.h).
 struct EntryLists {
-  LruList host_lru;    // host entries, front = newest
-  LruList device_lru;  // device entries, front = newest
   // Entries with a TTL by expiry bucket (kTtlBucketMs wide, counted from the
   // Store's start): an expiry pass takes whole buckets that ended, so it costs
   // what expires, never what is stored.

@@ -9,6 +9,7 @@
 #include "entry.h"
 #include "entry_index.h"
 #include "entry_list.h"
+#include "store_tier.h"
 
 namespace kvstore::server {
 
@@ -51,11 +52,26 @@ Store::Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory,
     : options_(options),
       started_(SteadyClock::now()),
       memory_(std::move(memory)),
+      spill_(std::move(spill)),
+      device_(std::move(device)),
       index_(std::make_unique<EntryIndex>()),
       strings_(std::make_unique<StringTable>()),
-      lists_(std::make_unique<EntryLists>()),
-      spill_(std::move(spill)),
-      device_(std::move(device)) {}
+      lists_(std::make_unique<EntryLists>()) {
+  if (spill_ != nullptr) spill_memory_ = std::make_unique<SpillTierMemory>(spill_.get());
+  auto add = [&](Tier kind, const TierMemory* memory, bool quota_on_move_in) {
+    if (memory == nullptr) return;
+    tiers_.push_back(
+        std::make_unique<StoreTier>(StoreTier::Options{.kind = kind,
+                                                       .high_watermark = options_.high_watermark,
+                                                       .low_watermark = options_.low_watermark,
+                                                       .quota_on_move_in = quota_on_move_in},
+                                    memory));
+    by_kind_[static_cast<int>(kind)] = tiers_.back().get();
+  };
+  add(Tier::kDevice, device_.get(), /*quota_on_move_in=*/true);
+  add(Tier::kHost, memory_.get(), /*quota_on_move_in=*/false);
+  add(Tier::kSpill, spill_memory_.get(), /*quota_on_move_in=*/true);
+}
 
 Store::~Store() {
   {
@@ -93,17 +109,9 @@ void Store::LinkLocked(Entry* e) {
   if (e->expires != SteadyClock::time_point::max()) {
     lists_->ttl_buckets[TtlBucket(e->expires)].PushFront(e);
   }
-  if (e->in_host()) {
-    lists_->host_lru.PushFront(e);
-    host_value_bytes_ += e->meta.size;
-  } else if (e->in_device()) {
-    lists_->device_lru.PushFront(e);
-    device_value_bytes_ += e->meta.size;
-    ++device_entries_;
-  } else {
-    spill_value_bytes_ += e->meta.size;
-    ++spill_entries_;
-  }
+  assert(e->in_host() == (e->meta.tier == Tier::kHost));
+  assert(e->in_device() == (e->meta.tier == Tier::kDevice));
+  TierOf(e->meta.tier)->Link(e);
 }
 
 void Store::UnlinkLocked(Entry* e) {
@@ -118,17 +126,7 @@ void Store::UnlinkLocked(Entry* e) {
     b->second.Erase(e);
     if (b->second.empty()) lists_->ttl_buckets.erase(b);
   }
-  if (e->in_host()) {
-    lists_->host_lru.Erase(e);
-    host_value_bytes_ -= e->meta.size;
-  } else if (e->in_device()) {
-    lists_->device_lru.Erase(e);
-    device_value_bytes_ -= e->meta.size;
-    --device_entries_;
-  } else {
-    spill_value_bytes_ -= e->meta.size;
-    --spill_entries_;
-  }
+  TierOf(e->meta.tier)->Unlink(e);
 }
 
 Result<Reservation> Store::Reserve(const Key& key, const EntryMeta& meta,
@@ -175,9 +173,8 @@ Result<Reservation> Store::Reserve(const Key& key, const EntryMeta& meta,
     if (spill_ == nullptr || attempt > 0) break;
     // The worker did not keep up: make room now rather than refuse.
     counters_.inline_demotions.fetch_add(1, std::memory_order_relaxed);
-    DemoteUntilFree(want + (memory_->capacity() -
-                            static_cast<uint64_t>(options_.high_watermark *
-                                                  static_cast<double>(memory_->capacity()))));
+    StoreTier& host = host_tier();
+    DemoteUntilFree(host, want + host.FreeAtHighWatermark());
     made = AllocateHostDemoting(want);
     if (!made) break;
   }
@@ -264,10 +261,8 @@ bool Store::InstallLocked(std::unique_ptr<Entry> e, std::optional<DeviceSlot> up
 }
 
 bool Store::WorkerWantedLocked() const {
-  return (spill_ != nullptr &&
-          static_cast<double>(memory_->used()) >
-              options_.high_watermark * static_cast<double>(memory_->capacity())) ||
-         DeviceOverHighWatermarkLocked();
+  return std::any_of(tiers_.begin(), tiers_.end(),
+                     [&](const auto& t) { return NeedsDemotionLocked(*t); });
 }
 
 Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_checksum) {
@@ -516,7 +511,7 @@ void Store::SelectImpl(NamespaceId ns, std::span<const Key> keys, const Delivery
     for (const Key& k : keys) {
       Entry* e = index_->Find(ns, k);
       ++e->pins;
-      lists_->host_lru.MoveToFront(e);
+      host_tier().Touch(e);
       d->held_.push_back(e);
       d->entries_.push_back({k, MetaLocked(e), e->bytes()});
     }
@@ -770,32 +765,10 @@ StoreStats Store::Stats() {
   StoreStats s;
   {
     std::lock_guard lock(mu_);
-    TierStats host;
-    host.tier = Tier::kHost;
-    host.entries = index_->size() - spill_entries_ - device_entries_;
-    host.bytes = host_value_bytes_;
-    host.capacity_bytes = memory_->capacity();
-    host.used_bytes = memory_->used();
-    s.tiers.push_back(host);
-    if (spill_ != nullptr) {
-      tiers::SpillStats ss = spill_->Stats();
-      TierStats spill;
-      spill.tier = Tier::kSpill;
-      spill.entries = spill_entries_;
-      spill.bytes = spill_value_bytes_;
-      spill.capacity_bytes = ss.capacity_bytes;
-      spill.used_bytes = ss.disk_bytes;
-      s.tiers.push_back(spill);
+    for (Tier kind : kStatsTierOrder) {
+      if (const StoreTier* t = TierOf(kind)) s.tiers.push_back(t->Row());
     }
-    if (device_ != nullptr) {
-      TierStats device;
-      device.tier = Tier::kDevice;
-      device.entries = device_entries_;
-      device.bytes = device_value_bytes_;
-      device.capacity_bytes = device_->capacity();
-      device.used_bytes = device_->used();
-      s.tiers.push_back(device);
-    }
+    const TierStats& host = s.tiers.front();
     s.waiters = waiters_.size();
     s.fragmentation = host.used_bytes == 0 ? 0.0
                                            : 1.0 - static_cast<double>(host.bytes) /

@@ -4,10 +4,28 @@
 
 #include "entry.h"
 #include "kvstore/server/store.h"
+#include "store_tier.h"
 
 namespace kvstore::server {
 
 using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+// A namespace's byte quota in `tier` (0 = unlimited).
+uint64_t QuotaBytes(const NamespaceQuota& q, Tier tier) {
+  switch (tier) {
+    case Tier::kDevice:
+      return q.device_bytes;
+    case Tier::kHost:
+      return q.host_bytes;
+    case Tier::kSpill:
+      return q.spill_bytes;
+  }
+  return 0;
+}
+
+}  // namespace
 
 Status Store::CheckQuotaLocked(NamespaceId ns, uint64_t bytes) {
   NamespaceState& st = NsLocked(ns);
@@ -34,9 +52,7 @@ Status Store::CheckQuotaLocked(NamespaceId ns, uint64_t bytes) {
 
 bool Store::TierQuotaAllowsLocked(NamespaceId ns, Tier tier, uint64_t bytes) {
   NamespaceState& st = NsLocked(ns);
-  const uint64_t limit = tier == Tier::kDevice
-                             ? st.quota.device_bytes
-                             : (tier == Tier::kSpill ? st.quota.spill_bytes : st.quota.host_bytes);
+  const uint64_t limit = QuotaBytes(st.quota, tier);
   return limit == 0 || st.tier_bytes[static_cast<int>(tier)] + bytes <= limit;
 }
 
@@ -93,26 +109,19 @@ StoreStats Store::Stats(NamespaceId ns) {
   auto found = namespaces_.find(ns);
   const NamespaceState st = found == namespaces_.end() ? NamespaceState{} : found->second;
   const NamespaceUsage u = UsageLocked(ns, st);
-  auto entries_in = [&](Tier t) { return st.tier_entries[static_cast<int>(t)]; };
-  auto row = [](Tier t, uint64_t entries, uint64_t bytes, uint64_t quota, uint64_t capacity,
-                uint64_t used) {
+  for (Tier kind : kStatsTierOrder) {
+    const StoreTier* t = TierOf(kind);
+    if (t == nullptr) continue;
+    const int i = static_cast<int>(kind);
     TierStats r;
-    r.tier = t;
-    r.entries = entries;
-    r.bytes = bytes;
-    r.capacity_bytes = quota != 0 ? quota : capacity;
-    r.used_bytes = used;
-    return r;
-  };
-  s.tiers.push_back(row(Tier::kHost, entries_in(Tier::kHost), u.host_bytes, u.quota.host_bytes,
-                        memory_->capacity(), u.host_slot_bytes));
-  if (spill_ != nullptr) {
-    s.tiers.push_back(row(Tier::kSpill, entries_in(Tier::kSpill), u.spill_bytes,
-                          u.quota.spill_bytes, spill_->Stats().capacity_bytes, u.spill_bytes));
-  }
-  if (device_ != nullptr) {
-    s.tiers.push_back(row(Tier::kDevice, entries_in(Tier::kDevice), u.device_bytes,
-                          u.quota.device_bytes, device_->capacity(), u.device_bytes));
+    r.tier = kind;
+    r.entries = st.tier_entries[i];
+    r.bytes = st.tier_bytes[i];
+    const uint64_t quota = QuotaBytes(st.quota, kind);
+    r.capacity_bytes = quota != 0 ? quota : t->memory().capacity();
+    // Host: the slots its entries take; elsewhere its value bytes.
+    r.used_bytes = kind == Tier::kHost ? st.host_slot_bytes : st.tier_bytes[i];
+    s.tiers.push_back(r);
   }
   s.waiters = u.waiters;
   s.inserts = u.inserts;

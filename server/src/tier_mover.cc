@@ -1,7 +1,10 @@
-// The Store's tier movement: demotion to spill, promotion back into the host
-// arena, warm restart and the shutdown flush. Disk I/O happens here with the
-// Store's mutex released; the entry being moved is pinned meanwhile. The device
-// tier's moves are in device_tier.cc.
+// The Store's tier movement: the one demotion loop over the tiers (device ->
+// host -> spill), the host -> spill move, promotion back into the host arena,
+// warm restart and the shutdown flush. Disk I/O happens here with the Store's
+// mutex released; the entry being moved is pinned meanwhile. The device tier's
+// own moves are in device_tier.cc.
+#include <algorithm>
+#include <cassert>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -11,6 +14,7 @@
 #include "entry_list.h"
 #include "kvstore/server/store.h"
 #include "kvstore/units.h"
+#include "store_tier.h"
 
 namespace kvstore::server {
 
@@ -102,7 +106,16 @@ Status Store::Close() {
   return s;
 }
 
-uint64_t Store::HostFreeLocked() const { return memory_->capacity() - memory_->used(); }
+StoreTier* Store::Below(const StoreTier& t) const {
+  for (size_t i = 0; i + 1 < tiers_.size(); ++i) {
+    if (tiers_[i].get() == &t) return tiers_[i + 1].get();
+  }
+  return nullptr;
+}
+
+bool Store::NeedsDemotionLocked(const StoreTier& t) const {
+  return Below(t) != nullptr && t.OverHighWatermark();
+}
 
 void Store::QueuePromotionLocked(NamespaceId ns, std::vector<Key> keys,
                                  DeliveryCallback then_select, std::vector<Key> select_keys) {
@@ -115,17 +128,14 @@ void Store::QueuePromotionLocked(NamespaceId ns, std::vector<Key> keys,
 
 void Store::WorkerLoop() {
   std::unique_lock lock(mu_);
-  // After a demotion pass that freed nothing (spill full, everything pinned),
-  // wait for a promotion or a second before trying again instead of spinning.
-  auto demote_not_before = SteadyClock::now();
-  auto device_demote_not_before = SteadyClock::now();
+  auto demotion_due = [&](const StoreTier& t) {
+    return SteadyClock::now() >= t.demote_not_before && NeedsDemotionLocked(t);
+  };
   while (!stop_worker_) {
     worker_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] {
       return stop_worker_ || !promotions_.empty() ||
-             (SteadyClock::now() >= device_demote_not_before && DeviceOverHighWatermarkLocked()) ||
-             (spill_ != nullptr && SteadyClock::now() >= demote_not_before &&
-              static_cast<double>(memory_->used()) >
-                  options_.high_watermark * static_cast<double>(memory_->capacity()));
+             std::any_of(tiers_.begin(), tiers_.end(),
+                         [&](const auto& t) { return demotion_due(*t); });
     });
     if (stop_worker_) break;
     if (!promotions_.empty()) {
@@ -140,80 +150,100 @@ void Store::WorkerLoop() {
       lock.lock();
       continue;
     }
-    // Device first: what it demotes lands in host, which the pass below then relieves.
-    if (SteadyClock::now() >= device_demote_not_before && DeviceOverHighWatermarkLocked()) {
-      uint64_t target_free = FreeAtLowWatermark(device_->capacity());
+    // Top-down: what a tier demotes lands in the one below, whose turn comes next.
+    for (const auto& t : tiers_) {
+      if (!demotion_due(*t)) continue;
+      const uint64_t target_free = t->FreeAtLowWatermark();
       lock.unlock();
-      uint64_t freed = DemoteDeviceUntilFree(target_free);
+      const uint64_t freed = DemoteUntilFree(*t, target_free);
       lock.lock();
-      if (freed == 0) device_demote_not_before = SteadyClock::now() + std::chrono::seconds(1);
-    }
-    if (spill_ == nullptr) continue;
-    uint64_t cap = memory_->capacity();
-    if (SteadyClock::now() >= demote_not_before &&
-        static_cast<double>(memory_->used()) > options_.high_watermark * static_cast<double>(cap)) {
-      uint64_t target_free = FreeAtLowWatermark(cap);
-      lock.unlock();
-      uint64_t freed = DemoteUntilFree(target_free);
-      lock.lock();
-      if (freed == 0) demote_not_before = SteadyClock::now() + std::chrono::seconds(1);
+      // Nothing could go (the tier below full, everything pinned): wait for a
+      // promotion or a second before trying again instead of spinning.
+      if (freed == 0) t->demote_not_before = SteadyClock::now() + std::chrono::seconds(1);
     }
   }
 }
 
 std::optional<Slot> Store::AllocateHostDemoting(uint64_t size) {
   const uint64_t want = std::max<uint64_t>(size, 1);
+  StoreTier& host = host_tier();
   for (size_t step = 0;; ++step) {
     {
       std::lock_guard lock(mu_);
       if (auto slot = memory_->Allocate(want)) return slot;
-      if (spill_ == nullptr || step > lists_->host_lru.size()) return std::nullopt;
+      if (Below(host) == nullptr || step > host.entries()) return std::nullopt;
     }
     // Free bytes are not enough: a slot of this size class needs a free slot of
     // its class or a whole free run, which only demoting every entry of some
     // slab gives. So demote one at a time until the allocation itself succeeds.
-    if (!DemoteOne(/*allow_waited=*/false) && !DemoteOne(/*allow_waited=*/true)) {
+    if (!DemoteOne(host, /*allow_waited=*/false) && !DemoteOne(host, /*allow_waited=*/true)) {
       std::lock_guard lock(mu_);
       return memory_->Allocate(want);
     }
   }
 }
 
-uint64_t Store::DemoteUntilFree(uint64_t bytes_free) {
-  if (spill_ == nullptr) return 0;
+uint64_t Store::DemoteUntilFree(StoreTier& t, uint64_t bytes_free) {
+  if (Below(t) == nullptr) return 0;
   uint64_t freed = 0;
   for (int step = 0; step < 1'000'000; ++step) {
-    {
-      std::lock_guard lock(mu_);
-      if (HostFreeLocked() >= bytes_free) break;
-    }
     uint64_t before;
     {
       std::lock_guard lock(mu_);
-      before = memory_->used();
+      if (t.free_bytes() >= bytes_free) break;
+      before = t.memory().used();
     }
     // Entries nobody is waiting for go first; waited-for entries only when needed.
-    if (!DemoteOne(/*allow_waited=*/false) && !DemoteOne(/*allow_waited=*/true)) break;
+    if (!DemoteOne(t, /*allow_waited=*/false) && !DemoteOne(t, /*allow_waited=*/true)) break;
     std::lock_guard lock(mu_);
-    if (memory_->used() < before) freed += before - memory_->used();
+    const uint64_t after = t.memory().used();
+    if (after < before) freed += before - after;
   }
   return freed;
 }
 
-bool Store::DemoteOne(bool allow_waited) {
+Entry* Store::PickVictimLocked(const StoreTier& t, const StoreTier& below, bool allow_waited) {
+  for (Entry* c = t.lru().back(); c != nullptr; c = LruList::Before(c)) {
+    if (c->pins > 0 || c->moving) continue;
+    if (!allow_waited && waiters_.HasWaiter(c->id())) continue;
+    // A copy already there (a promoted spill entry) costs the tier below nothing.
+    const bool copy_below = below.kind() == Tier::kSpill && c->in_spill;
+    if (below.quota_on_move_in() && !copy_below &&
+        !TierQuotaAllowsLocked(c->ns, below.kind(), c->meta.size)) {
+      continue;
+    }
+    return c;
+  }
+  return nullptr;
+}
+
+bool Store::DemoteOne(StoreTier& t, bool allow_waited) {
+  const StoreTier* below = Below(t);
+  if (below == nullptr) return false;
   Entry* e = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    e = PickVictimLocked(t, *below, allow_waited);
+    if (e == nullptr) return false;
+    ++e->pins;  // the bytes stay put while they are copied down
+    e->moving = true;
+  }
+  switch (t.kind()) {
+    case Tier::kDevice:
+      return MoveDeviceToHost(e, /*for_delivery=*/false);
+    case Tier::kHost:
+      return MoveHostToSpill(e);
+    case Tier::kSpill:
+      break;
+  }
+  assert(false && "the spill tier has no tier below");
+  return false;
+}
+
+bool Store::MoveHostToSpill(Entry* e) {
   EntryMeta meta;
   {
     std::lock_guard lock(mu_);
-    for (Entry* c = lists_->host_lru.back(); c != nullptr; c = LruList::Before(c)) {
-      if (c->pins > 0 || c->moving) continue;
-      if (!allow_waited && waiters_.HasWaiter(c->id())) continue;
-      if (!c->in_spill && !TierQuotaAllowsLocked(c->ns, Tier::kSpill, c->meta.size)) continue;
-      e = c;
-      break;
-    }
-    if (e == nullptr) return false;
-    ++e->pins;  // the bytes stay put while they are written out
     meta = MetaLocked(e);
   }
   Status s;
@@ -224,34 +254,27 @@ bool Store::DemoteOne(bool allow_waited) {
     if (s.ok()) counters_.spill_write_bytes.fetch_add(e->meta.size, std::memory_order_relaxed);
   }
   std::lock_guard lock(mu_);
-  --e->pins;
   if (!s.ok()) {
     counters_.spill_errors.fetch_add(1, std::memory_order_relaxed);
     if (s.code() != StatusCode::kResourceExhausted) {
       spdlog::warn("demotion of key {} ({} bytes) to spill failed: {}", e->key.ToHex(),
                    e->meta.size, s.ToString());
     }
-    if (e->doomed && e->pins == 0) {
-      --held_entries_;
-      FreeEntryLocked(e);
-    }
+    UnpinAfterMoveLocked(e);
     return false;  // spill full or failing: stop demoting
   }
+  // A doomed entry (removed or taken while being written) drops the copy too
+  // when its last pin goes; a claimed one or one being read keeps its slot.
   e->in_spill = true;
-  if (e->doomed) {  // removed or taken while being written: drop the copy too
-    if (e->pins == 0) {
-      --held_entries_;
-      FreeEntryLocked(e);
-    }
-    return true;
+  if (e->indexed && e->pins == 1 && e->in_host()) {
+    UnlinkLocked(e);
+    memory_->Free(e->slot());
+    e->clear_place();
+    e->meta.tier = Tier::kSpill;
+    LinkLocked(e);
+    counters_.evictions.fetch_add(1, std::memory_order_relaxed);
   }
-  if (!e->indexed || e->pins > 0 || !e->in_host()) return true;  // claimed or being read: keep
-  UnlinkLocked(e);
-  memory_->Free(e->slot());
-  e->clear_place();
-  e->meta.tier = Tier::kSpill;
-  LinkLocked(e);
-  counters_.evictions.fetch_add(1, std::memory_order_relaxed);
+  UnpinAfterMoveLocked(e);
   return true;
 }
 

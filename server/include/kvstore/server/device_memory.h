@@ -19,6 +19,7 @@
 #include <span>
 #include <string>
 
+#include "kvstore/server/tier_memory.h"
 #include "kvstore/status.h"
 
 namespace kvstore::device {
@@ -36,17 +37,13 @@ struct DeviceSlot {
   uint64_t requested = 0;  // what the allocator was asked for (handed back on Free)
 };
 
-class DeviceMemory {
+class DeviceMemory : public TierMemory {
  public:
-  virtual ~DeviceMemory() = default;
   // nullopt when no slot of `size` bytes is free. The returned slot has size == `size`.
   virtual std::optional<DeviceSlot> Allocate(uint64_t size) = 0;
   // REQUIRES: `slot` came from Allocate and was not freed since; no copy on it runs.
   virtual void Free(const DeviceSlot& slot) = 0;
-  virtual uint64_t capacity() const = 0;
-  virtual uint64_t used() const = 0;  // capacities of live slots
-  // One line for the start-up log: what memory backs the tier.
-  virtual std::string Describe() const = 0;
+  // capacity(), used() and Describe() come from TierMemory.
 
   // Copy a whole value in or out; returns when the bytes have arrived. An empty
   // span is a no-op. InvalidArgument when the span is larger than the slot;

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 
+#include "kvstore/server/tier_memory.h"
 #include "kvstore/status.h"
 
 namespace kvstore::server {
@@ -24,17 +25,13 @@ struct Slot {
   uint64_t requested = 0;  // what the allocator was asked for (handed back on Free)
 };
 
-class HostMemory {
+class HostMemory : public TierMemory {
  public:
-  virtual ~HostMemory() = default;
   // nullopt when no slot of `size` bytes is free.
   virtual std::optional<Slot> Allocate(uint64_t size) = 0;
   // REQUIRES: `slot` came from Allocate and was not freed since.
   virtual void Free(const Slot& slot) = 0;
-  virtual uint64_t capacity() const = 0;
-  virtual uint64_t used() const = 0;  // capacities of live slots
-  // One line for the start-up log: what memory backs the tier and whether it is pinned.
-  virtual std::string Describe() const = 0;
+  // capacity(), used() and Describe() (TierMemory): Describe also says whether it is pinned.
   // The one contiguous range every slot lies in (what a NIC registers once);
   // empty when slots are scattered (heap memory in tests).
   virtual std::span<std::byte> arena() const { return {}; }

@@ -8,9 +8,12 @@
 // its last reader finishes.
 //
 // Tiers: committed entries live in the host tier (slots of the registered
-// arena) or, with a spill tier, on disk. A worker thread demotes least-recently
-// used, unpinned entries to spill when the host tier passes its high watermark
-// (entries some drop_select is waiting for go last), and promotes spilled
+// arena) or, with a spill tier, on disk. Each tier is one instance of the same
+// type (its LRU, entry and byte counts, watermarks and the TierMemory behind
+// it), kept top-down: device -> host -> spill. A worker thread walks them top
+// down and demotes least-recently used, unpinned entries of any tier past its
+// high watermark into the tier below, down to its low watermark (in every tier
+// entries some drop_select is waiting for go last), and promotes spilled
 // entries back before they are served: transports only serve registered memory.
 // An insert that finds the host tier full demotes inline before giving up. A
 // spilled entry keeps its disk copy after promotion until it is taken, so a
@@ -79,6 +82,7 @@ struct Entry;
 struct EntryLists;
 class EntryIndex;
 class StringTable;
+class StoreTier;
 
 struct DeliveredEntry {
   Key key;
@@ -279,11 +283,19 @@ class Store {
                                                std::optional<uint64_t> computed_checksum);
   bool InstallLocked(std::unique_ptr<Entry> e, std::optional<DeviceSlot> up, const Reservation& r,
                      Callbacks* cbs);
+  // REQUIRES mu_ held: some tier needs the worker to demote.
   bool WorkerWantedLocked() const;
   void SelectImpl(NamespaceId ns, std::span<const Key> keys, const DeliveryCallback& callback,
                   bool may_promote);
 
-  // Tier movement (tier_mover.cc).
+  // Tier movement (tier_mover.cc). The tiers are instances (StoreTier), kept
+  // top-down in tiers_; one loop demotes from any tier into the one below.
+  StoreTier* TierOf(Tier kind) const { return by_kind_[static_cast<int>(kind)]; }
+  StoreTier& host_tier() const { return *TierOf(Tier::kHost); }
+  // The tier entries of `t` are demoted into; null for the bottom one.
+  StoreTier* Below(const StoreTier& t) const;
+  // REQUIRES mu_ held: `t` is past its high watermark and has a tier below.
+  bool NeedsDemotionLocked(const StoreTier& t) const;
   struct PromoteTask {
     NamespaceId ns = kDefaultNamespace;
     std::vector<Key> keys;
@@ -299,29 +311,26 @@ class Store {
   std::optional<Slot> SwapIn(Entry* e, const NsKey& key, uint64_t size);
   // Puts a promoted value's slot into its entry and wakes its waiters.
   bool InstallPromoted(Entry* e, const NsKey& key, const Slot& slot);
-  // Demotes LRU entries until `bytes_free` bytes of the host tier are free (or
-  // nothing more can go). Returns bytes freed.
-  uint64_t DemoteUntilFree(uint64_t bytes_free);
+  // Demotes LRU entries of `t` into the tier below until `bytes_free` bytes of
+  // `t` are free (or nothing more can go). Returns bytes freed.
+  uint64_t DemoteUntilFree(StoreTier& t, uint64_t bytes_free);
+  // Demotes `t`'s least recently used movable entry (waited-for entries only
+  // with allow_waited) into the tier below; false when none could go.
+  bool DemoteOne(StoreTier& t, bool allow_waited);
+  // REQUIRES mu_ held: that entry, or null.
+  Entry* PickVictimLocked(const StoreTier& t, const StoreTier& below, bool allow_waited);
   // A host slot for `size` bytes, demoting LRU entries to spill until the
   // allocation succeeds (free bytes alone are not a slot of the right class);
   // nullopt when nothing more can be demoted.
   std::optional<Slot> AllocateHostDemoting(uint64_t size);
-  // Free bytes a tier of `capacity` has at its low watermark (what a demotion pass aims for).
-  uint64_t FreeAtLowWatermark(uint64_t capacity) const {
-    return capacity - static_cast<uint64_t>(options_.low_watermark * static_cast<double>(capacity));
-  }
-  bool DemoteOne(bool allow_waited);
-  uint64_t HostFreeLocked() const;
+  // REQUIRES: `e` is a host entry pinned and marked moving by the caller (both
+  // are undone here). Writes it to spill and frees its host slot.
+  bool MoveHostToSpill(Entry* e);
 
   // Device tier (device_tier.cc).
   // Copies a committed value into a free device slot; nullopt (the value stays
   // in host) when the tier is absent or full, the key is waited for, or the copy fails.
   std::optional<DeviceSlot> CopyUpAtCommit(const NsKey& key, std::span<const std::byte> bytes);
-  bool DeviceOverHighWatermarkLocked() const;
-  // Demotes LRU device entries to host until `bytes_free` bytes of the device
-  // tier are free (or nothing more can go). Returns bytes freed.
-  uint64_t DemoteDeviceUntilFree(uint64_t bytes_free);
-  bool DemoteDeviceOne();
   // REQUIRES: `e` is pinned and marked moving by the caller (both are undone
   // here). Copies its value into a host slot and moves it to the host tier.
   bool MoveDeviceToHost(Entry* e, bool for_delivery);
@@ -369,26 +378,26 @@ class Store {
   StoreCounters counters_;
 
   mutable std::mutex mu_;
-  std::unique_ptr<HostMemory> memory_;    // GUARDED_BY(mu_)
+  // The memory behind the tiers. Allocate/Free GUARDED_BY(mu_).
+  std::unique_ptr<HostMemory> memory_;
+  std::unique_ptr<tiers::SpillStore> spill_;  // null = no spill tier
+  std::unique_ptr<DeviceMemory> device_;      // null = no device tier
+  std::unique_ptr<TierMemory> spill_memory_;  // the spill tier's disk as a TierMemory
+  // GUARDED_BY(mu_): the tiers that exist, top-down (device, host, spill), and
+  // each by its Tier (null when absent).
+  std::vector<std::unique_ptr<StoreTier>> tiers_;
+  StoreTier* by_kind_[3] = {};
   std::unique_ptr<EntryIndex> index_;     // GUARDED_BY(mu_)
   std::unique_ptr<StringTable> strings_;  // GUARDED_BY(mu_): layout and producer strings of entries
   std::unordered_map<NamespaceId, NamespaceState> namespaces_;  // GUARDED_BY(mu_)
-  // GUARDED_BY(mu_): the tiers' LRUs and the expiry buckets (entry_list.h).
+  // GUARDED_BY(mu_): the expiry buckets (entry_list.h).
   std::unique_ptr<EntryLists> lists_;
-  std::unique_ptr<tiers::SpillStore> spill_;  // null = no spill tier
-  uint64_t spill_value_bytes_ = 0;            // GUARDED_BY(mu_): indexed spill-tier entries
-  uint64_t spill_entries_ = 0;                // GUARDED_BY(mu_)
-  std::unique_ptr<DeviceMemory> device_;  // null = no device tier; Allocate/Free GUARDED_BY(mu_)
-
-  uint64_t device_value_bytes_ = 0;     // GUARDED_BY(mu_)
-  uint64_t device_entries_ = 0;         // GUARDED_BY(mu_)
   std::deque<PromoteTask> promotions_;  // GUARDED_BY(mu_)
   std::condition_variable worker_cv_;
   bool stop_worker_ = false;  // GUARDED_BY(mu_)
   std::thread worker_;
-  WaiterTable waiters_;            // GUARDED_BY(mu_)
-  uint64_t host_value_bytes_ = 0;  // GUARDED_BY(mu_)
-  uint64_t held_entries_ = 0;      // GUARDED_BY(mu_): claimed or doomed
+  WaiterTable waiters_;        // GUARDED_BY(mu_)
+  uint64_t held_entries_ = 0;  // GUARDED_BY(mu_): claimed or doomed
 };
 
 }  // namespace kvstore::server

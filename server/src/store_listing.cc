@@ -1,0 +1,131 @@
+// What the Store reports: List pages of entries, Stats of every tier, the
+// index's health and the start-up description of its memory (see store.h).
+#include "kvstore/server/store.h"
+
+#include <algorithm>
+
+#include "entry.h"
+#include "entry_index.h"
+#include "store_tier.h"
+
+namespace kvstore::server {
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::string Store::DescribeMemory() const {
+  std::lock_guard lock(mu_);
+  return memory_->Describe();
+}
+
+std::string Store::DescribeDevice() const {
+  std::lock_guard lock(mu_);
+  return device_ ? device_->Describe() : std::string();
+}
+
+namespace {
+
+// Where an all-namespace listing resumes: 4 bytes of namespace (big endian) then the key.
+std::vector<std::byte> AllNamespacesCursor(const NsKey& k) {
+  std::vector<std::byte> c(4 + Key::kSize);
+  for (int i = 0; i < 4; ++i) c[i] = static_cast<std::byte>(k.ns >> (24 - 8 * i));
+  std::copy(k.key.bytes.begin(), k.key.bytes.end(), c.begin() + 4);
+  return c;
+}
+
+}  // namespace
+
+ListPage Store::List(std::span<const std::byte> cursor, uint32_t limit, int tier,
+                     std::span<const std::byte> prefix, NamespaceId ns,
+                     std::vector<NamespaceId>* namespaces) {
+  if (limit == 0) limit = 1000;
+  const bool all = ns == kAllNamespaces;
+  // The cursor as an NsKey position: the listing resumes after it. A cursor
+  // shorter than a key compares as that key padded with zero bytes.
+  std::optional<NsKey> after;
+  if (!cursor.empty()) {
+    NsKey c{all ? 0 : ns, {}};
+    std::span<const std::byte> key_part = cursor;
+    if (all && cursor.size() == 4 + Key::kSize) {
+      for (int i = 0; i < 4; ++i) c.ns = (c.ns << 8) | static_cast<uint8_t>(cursor[i]);
+      key_part = cursor.subspan(4);
+    }
+    std::copy_n(key_part.begin(), std::min(key_part.size(), Key::kSize), c.key.bytes.begin());
+    after = c;
+  }
+  struct Found {
+    NsKey id;
+    EntryMeta meta;
+  };
+  std::vector<Found> found;
+  {
+    std::lock_guard lock(mu_);
+    index_->ForEach([&](Entry* e) {
+      const NsKey k = e->id();
+      if (!all && k.ns != ns) return;
+      if (after && !(*after < k)) return;
+      auto kb = std::span<const std::byte>(k.key.bytes);
+      if (prefix.size() > Key::kSize || !std::equal(prefix.begin(), prefix.end(), kb.begin())) {
+        return;
+      }
+      if (tier >= 0 && static_cast<int>(e->meta.tier) != tier) return;
+      found.push_back({k, MetaLocked(e)});
+    });
+  }
+  auto by_key = [](const Found& a, const Found& b) { return a.id < b.id; };
+  ListPage page;
+  if (found.size() > limit) {
+    std::partial_sort(found.begin(), found.begin() + limit, found.end(), by_key);
+    found.resize(limit);
+    const NsKey& last = found.back().id;
+    if (all) {
+      page.next_cursor = AllNamespacesCursor(last);
+    } else {
+      page.next_cursor.assign(last.key.bytes.begin(), last.key.bytes.end());
+    }
+  } else {
+    std::sort(found.begin(), found.end(), by_key);
+  }
+  page.entries.reserve(found.size());
+  if (namespaces != nullptr) namespaces->clear();
+  for (auto& f : found) {
+    page.entries.push_back({f.id.key, std::move(f.meta)});
+    if (namespaces != nullptr) namespaces->push_back(f.id.ns);
+  }
+  return page;
+}
+
+size_t Store::IndexLongestChain() const {
+  std::lock_guard lock(mu_);
+  size_t longest = 0;
+  longest = index_->LongestProbe();
+  return longest;
+}
+
+StoreStats Store::Stats() {
+  StoreStats s;
+  {
+    std::lock_guard lock(mu_);
+    for (Tier kind : kStatsTierOrder) {
+      if (const StoreTier* t = TierOf(kind)) s.tiers.push_back(t->Row());
+    }
+    const TierStats& host = s.tiers.front();
+    s.waiters = waiters_.size();
+    s.fragmentation = host.used_bytes == 0 ? 0.0
+                                           : 1.0 - static_cast<double>(host.bytes) /
+                                                       static_cast<double>(host.used_bytes);
+  }
+  s.inserts = counters_.inserts.load();
+  s.hits = counters_.hits.load();
+  s.misses = counters_.misses.load();
+  s.ttl_expired = counters_.ttl_expired.load();
+  s.evictions = counters_.evictions.load();
+  s.promotions = counters_.promotions.load();
+  s.refused_inserts = counters_.refused_inserts.load();
+  s.checksum_failures = counters_.checksum_failures.load();
+  s.staged_transfers = counters_.staged_transfers.load();
+  s.uptime_seconds = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(SteadyClock::now() - started_).count());
+  return s;
+}
+
+}  // namespace kvstore::server

@@ -43,15 +43,6 @@ std::optional<DeviceSlot> Store::CopyUpAtCommit(const NsKey& key,
   return std::nullopt;
 }
 
-void Store::UnpinAfterMoveLocked(Entry* e) {
-  --e->pins;
-  e->moving = false;
-  if (e->doomed && e->pins == 0) {
-    --held_entries_;
-    FreeEntryLocked(e);
-  }
-}
-
 bool Store::MoveDeviceToHost(Entry* e, bool for_delivery) {
   DeviceSlot dev;
   uint64_t size = 0;

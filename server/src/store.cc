@@ -56,12 +56,7 @@ Store::Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory,
 }
 
 Store::~Store() {
-  {
-    std::lock_guard lock(mu_);
-    stop_worker_ = true;
-  }
-  worker_cv_.notify_all();
-  if (worker_.joinable()) worker_.join();
+  StopWorker();
   std::lock_guard lock(mu_);
   index_->ForEach([&](Entry* e) {
     if (e->in_host()) memory_->Free(e->slot());
@@ -351,12 +346,29 @@ void Store::InsertIndexLocked(std::unique_ptr<Entry> e) {
 void Store::EraseLocked(Entry* e) {
   index_->Erase(e);
   UnlinkLocked(e);
-  if (e->pins > 0) {
+  FreeOrDoomLocked(e);
+}
+
+void Store::FreeOrDoomLocked(Entry* e) {
+  if (e->pins > 0) {  // a select or a tier move is still reading these bytes
     e->doomed = true;
     ++held_entries_;
     return;
   }
   FreeEntryLocked(e);
+}
+
+void Store::UnpinLocked(Entry* e) {
+  --e->pins;
+  if (e->doomed && e->pins == 0) {
+    --held_entries_;
+    FreeEntryLocked(e);
+  }
+}
+
+void Store::UnpinAfterMoveLocked(Entry* e) {
+  e->moving = false;
+  UnpinLocked(e);
 }
 
 void Store::FreeEntryLocked(Entry* e) {

@@ -175,43 +175,25 @@ void Store::FinishDelivery(Delivery* d, bool delivered) {
   {
     std::lock_guard lock(mu_);
     for (Entry* e : d->shared_) {
-      --e->pins;
       if (!delivered) ++e->takers;  // this taker is still due
-      if (e->pins == 0 && e->doomed) {
-        --held_entries_;
-        FreeEntryLocked(e);
-      }
+      UnpinLocked(e);
     }
     d->shared_.clear();
     for (Entry* e : d->held_) {
       if (!d->drop_) {
-        --e->pins;
-        if (e->pins == 0 && e->doomed) {
-          --held_entries_;
-          FreeEntryLocked(e);
-        }
+        UnpinLocked(e);
         continue;
       }
       --held_entries_;
       if (delivered) {
-        if (e->pins > 0) {  // a select or a tier move is still reading these bytes
-          e->doomed = true;
-          ++held_entries_;
-        } else {
-          FreeEntryLocked(e);
-        }
+        FreeOrDoomLocked(e);
         continue;
       }
       // Delivery failed: the entry goes back for the next taker.
       counters_.redeliveries.fetch_add(1, std::memory_order_relaxed);
       if (index_->Contains(e->ns, e->key)) {  // re-inserted meanwhile; keep the newer copy
         e->in_spill = false;  // the disk copy, if any, belongs to the newer entry now
-        if (e->pins > 0) {
-          e->doomed = true;
-          ++held_entries_;
-        } else {
-          FreeEntryLocked(e);
-        }
+        FreeOrDoomLocked(e);
         continue;
       }
       const NsKey key = e->id();

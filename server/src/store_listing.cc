@@ -12,6 +12,21 @@ namespace kvstore::server {
 
 using SteadyClock = std::chrono::steady_clock;
 
+namespace {
+
+// 1 - value bytes / slot bytes: what the allocator's size classes waste.
+double Fragmentation(uint64_t value_bytes, uint64_t slot_bytes) {
+  return slot_bytes == 0 ? 0.0
+                         : 1.0 - static_cast<double>(value_bytes) / static_cast<double>(slot_bytes);
+}
+
+uint64_t SecondsSince(SteadyClock::time_point t) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(SteadyClock::now() - t).count());
+}
+
+}  // namespace
+
 std::string Store::DescribeMemory() const {
   std::lock_guard lock(mu_);
   return memory_->Describe();
@@ -110,9 +125,7 @@ StoreStats Store::Stats() {
     }
     const TierStats& host = s.tiers.front();
     s.waiters = waiters_.size();
-    s.fragmentation = host.used_bytes == 0 ? 0.0
-                                           : 1.0 - static_cast<double>(host.bytes) /
-                                                       static_cast<double>(host.used_bytes);
+    s.fragmentation = Fragmentation(host.bytes, host.used_bytes);
   }
   s.inserts = counters_.inserts.load();
   s.hits = counters_.hits.load();
@@ -123,8 +136,39 @@ StoreStats Store::Stats() {
   s.refused_inserts = counters_.refused_inserts.load();
   s.checksum_failures = counters_.checksum_failures.load();
   s.staged_transfers = counters_.staged_transfers.load();
-  s.uptime_seconds = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(SteadyClock::now() - started_).count());
+  s.uptime_seconds = SecondsSince(started_);
+  return s;
+}
+
+StoreStats Store::Stats(NamespaceId ns) {
+  if (ns == kAllNamespaces) return Stats();
+  StoreStats s;
+  std::lock_guard lock(mu_);
+  auto found = namespaces_.find(ns);
+  const NamespaceState st = found == namespaces_.end() ? NamespaceState{} : found->second;
+  const NamespaceUsage u = UsageLocked(ns, st);
+  for (Tier kind : kStatsTierOrder) {
+    const StoreTier* t = TierOf(kind);
+    if (t == nullptr) continue;
+    const int i = static_cast<int>(kind);
+    TierStats r;
+    r.tier = kind;
+    r.entries = st.tier_entries[i];
+    r.bytes = st.tier_bytes[i];
+    const uint64_t quota = QuotaBytes(st.quota, kind);
+    r.capacity_bytes = quota != 0 ? quota : t->memory().capacity();
+    // Host: the slots its entries take; elsewhere its value bytes.
+    r.used_bytes = kind == Tier::kHost ? st.host_slot_bytes : st.tier_bytes[i];
+    s.tiers.push_back(r);
+  }
+  s.waiters = u.waiters;
+  s.inserts = u.inserts;
+  s.hits = u.hits;
+  s.misses = u.misses;
+  s.refused_inserts = u.refused_inserts;
+  s.ttl_expired = u.ttl_expired;
+  s.fragmentation = Fragmentation(u.host_bytes, u.host_slot_bytes);
+  s.uptime_seconds = SecondsSince(started_);
   return s;
 }
 

@@ -10,23 +10,6 @@ namespace kvstore::server {
 
 using SteadyClock = std::chrono::steady_clock;
 
-namespace {
-
-// A namespace's byte quota in `tier` (0 = unlimited).
-uint64_t QuotaBytes(const NamespaceQuota& q, Tier tier) {
-  switch (tier) {
-    case Tier::kDevice:
-      return q.device_bytes;
-    case Tier::kHost:
-      return q.host_bytes;
-    case Tier::kSpill:
-      return q.spill_bytes;
-  }
-  return 0;
-}
-
-}  // namespace
-
 Status Store::CheckQuotaLocked(NamespaceId ns, uint64_t bytes) {
   NamespaceState& st = NsLocked(ns);
   const NamespaceQuota& q = st.quota;
@@ -101,40 +84,6 @@ NamespaceUsage Store::NamespaceUsageOf(NamespaceId ns) const {
   std::lock_guard lock(mu_);
   auto it = namespaces_.find(ns);
   return UsageLocked(ns, it == namespaces_.end() ? NamespaceState{} : it->second);
-}
-StoreStats Store::Stats(NamespaceId ns) {
-  if (ns == kAllNamespaces) return Stats();
-  StoreStats s;
-  std::lock_guard lock(mu_);
-  auto found = namespaces_.find(ns);
-  const NamespaceState st = found == namespaces_.end() ? NamespaceState{} : found->second;
-  const NamespaceUsage u = UsageLocked(ns, st);
-  for (Tier kind : kStatsTierOrder) {
-    const StoreTier* t = TierOf(kind);
-    if (t == nullptr) continue;
-    const int i = static_cast<int>(kind);
-    TierStats r;
-    r.tier = kind;
-    r.entries = st.tier_entries[i];
-    r.bytes = st.tier_bytes[i];
-    const uint64_t quota = QuotaBytes(st.quota, kind);
-    r.capacity_bytes = quota != 0 ? quota : t->memory().capacity();
-    // Host: the slots its entries take; elsewhere its value bytes.
-    r.used_bytes = kind == Tier::kHost ? st.host_slot_bytes : st.tier_bytes[i];
-    s.tiers.push_back(r);
-  }
-  s.waiters = u.waiters;
-  s.inserts = u.inserts;
-  s.hits = u.hits;
-  s.misses = u.misses;
-  s.refused_inserts = u.refused_inserts;
-  s.ttl_expired = u.ttl_expired;
-  s.fragmentation = u.host_slot_bytes == 0 ? 0.0
-                                           : 1.0 - static_cast<double>(u.host_bytes) /
-                                                       static_cast<double>(u.host_slot_bytes);
-  s.uptime_seconds = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(SteadyClock::now() - started_).count());
-  return s;
 }
 
 }  // namespace kvstore::server

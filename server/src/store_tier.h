@@ -15,6 +15,7 @@
 
 #include "entry.h"
 #include "entry_list.h"
+#include "kvstore/server/store.h"
 #include "kvstore/server/tier_memory.h"
 #include "kvstore/tiers/spill_store.h"
 #include "kvstore/types.h"
@@ -94,6 +95,19 @@ class StoreTier {
   uint64_t value_bytes_ = 0;
   uint64_t entries_ = 0;
 };
+
+// A namespace's byte quota in `tier` (0 = unlimited).
+inline uint64_t QuotaBytes(const NamespaceQuota& q, Tier tier) {
+  switch (tier) {
+    case Tier::kDevice:
+      return q.device_bytes;
+    case Tier::kHost:
+      return q.host_bytes;
+    case Tier::kSpill:
+      return q.spill_bytes;
+  }
+  return 0;
+}
 
 // The order of Stats' tier rows: host first, then spill and device when they exist.
 inline constexpr Tier kStatsTierOrder[] = {Tier::kHost, Tier::kSpill, Tier::kDevice};

@@ -65,13 +65,17 @@ Result<size_t> Store::Open() {
   return found;
 }
 
-Status Store::Close() {
+void Store::StopWorker() {
   {
     std::lock_guard lock(mu_);
     stop_worker_ = true;
   }
   worker_cv_.notify_all();
   if (worker_.joinable()) worker_.join();
+}
+
+Status Store::Close() {
+  StopWorker();
   if (spill_ == nullptr) return Status::Ok();
   size_t written = 0, failed = 0;
   uint64_t bytes = 0;
@@ -347,29 +351,21 @@ bool Store::Promote(const NsKey& key) {
   }
   if (!s.ok()) {
     std::lock_guard lock(mu_);
-    --e->pins;
-    e->moving = false;
     if (slot) memory_->Free(*slot);
-    if (s.code() == StatusCode::kDataLoss || s.code() == StatusCode::kNotFound) {
+    const bool lost = s.code() == StatusCode::kDataLoss || s.code() == StatusCode::kNotFound;
+    if (lost) {
       // The disk copy is gone or corrupt: the entry is lost, never served.
       counters_.checksum_failures.fetch_add(s.code() == StatusCode::kDataLoss,
                                             std::memory_order_relaxed);
       spdlog::error("spill entry for key {} is unreadable ({}); it was removed", key.key.ToHex(),
                     s.ToString());
       e->in_spill = false;  // the spill tier dropped it already
-      if (e->indexed) {
-        if (index_->Find(key.ns, key.key) == e) EraseLocked(e);
-      } else if (e->doomed && e->pins == 0) {
-        --held_entries_;
-        FreeEntryLocked(e);
-      }
     } else {
       spdlog::warn("promotion of key {} failed: {}", key.key.ToHex(), s.ToString());
-      if (e->doomed && e->pins == 0) {
-        --held_entries_;
-        FreeEntryLocked(e);
-      }
     }
+    const bool erase = lost && e->indexed;  // an indexed entry is never doomed: survives the unpin
+    UnpinAfterMoveLocked(e);
+    if (erase && index_->Find(key.ns, key.key) == e) EraseLocked(e);
     return false;
   }
   return InstallPromoted(e, key, *slot);
@@ -379,16 +375,12 @@ bool Store::InstallPromoted(Entry* e, const NsKey& key, const Slot& slot) {
   Callbacks cbs;
   {
     std::lock_guard lock(mu_);
-    --e->pins;
-    e->moving = false;
     if (e->doomed || !e->indexed) {  // removed while being read back
       memory_->Free(slot);
-      if (e->doomed && e->pins == 0) {
-        --held_entries_;
-        FreeEntryLocked(e);
-      }
+      UnpinAfterMoveLocked(e);
       return false;
     }
+    UnpinAfterMoveLocked(e);  // indexed: never freed here
     UnlinkLocked(e);
     e->set_slot(slot);
     e->meta.tier = Tier::kHost;

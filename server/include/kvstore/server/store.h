@@ -334,8 +334,6 @@ class Store {
   // REQUIRES: `e` is pinned and marked moving by the caller (both are undone
   // here). Copies its value into a host slot and moves it to the host tier.
   bool MoveDeviceToHost(Entry* e, bool for_delivery);
-  // REQUIRES mu_ held: drops a pin taken for a move; frees a doomed entry.
-  void UnpinAfterMoveLocked(Entry* e);
   // Shutdown flush of device-resident entries (worker stopped). Returns failures.
   size_t FlushDeviceToSpill(size_t* written, uint64_t* bytes);
   // REQUIRES mu_ held: moves an entry's accounting and LRU membership.
@@ -347,7 +345,16 @@ class Store {
   std::unique_ptr<Delivery> TryClaimLocked(NamespaceId ns, std::span<const Key> keys);
   // REQUIRES mu_ held, `e` indexed. Removes it from the index; frees now or when unpinned.
   void EraseLocked(Entry* e);
+  // REQUIRES mu_ held, `e` out of the index: frees it now, or dooms it to be
+  // freed when its last pin goes.
+  void FreeOrDoomLocked(Entry* e);
+  // REQUIRES mu_ held: drops one pin; frees a doomed entry whose last pin it was.
+  void UnpinLocked(Entry* e);
+  // REQUIRES mu_ held: UnpinLocked of a pin taken for a move, which ends.
+  void UnpinAfterMoveLocked(Entry* e);
   void FreeEntryLocked(Entry* e);
+  // Stops the tier worker and waits for it.
+  void StopWorker();
   void InsertIndexLocked(std::unique_ptr<Entry> e);
   static void RunCallbacks(Callbacks& cbs);
   // REQUIRES mu_ held: the entry's metadata as callers see it.

@@ -49,6 +49,7 @@ Store::Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory,
                                                        .quota_on_move_in = quota_on_move_in},
                                     memory));
     by_kind_[static_cast<int>(kind)] = tiers_.back().get();
+    if (tiers_.size() > 1) tiers_[tiers_.size() - 2]->set_below(tiers_.back().get());
   };
   add(Tier::kDevice, device_.get(), /*quota_on_move_in=*/true);
   add(Tier::kHost, memory_.get(), /*quota_on_move_in=*/false);
@@ -229,7 +230,7 @@ bool Store::InstallLocked(std::unique_ptr<Entry> e, std::optional<DeviceSlot> up
 
 bool Store::WorkerWantedLocked() const {
   return std::any_of(tiers_.begin(), tiers_.end(),
-                     [&](const auto& t) { return NeedsDemotionLocked(*t); });
+                     [](const auto& t) { return t->NeedsDemotion(); });
 }
 
 Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_checksum) {

@@ -60,6 +60,12 @@ class StoreTier {
   }
   void Touch(Entry* e) { lru_.MoveToFront(e); }
 
+  // The tier this one demotes into; null for the bottom one.
+  StoreTier* below() const { return below_; }
+  void set_below(StoreTier* below) { below_ = below; }
+  // Past its high watermark with a tier below to demote into.
+  bool NeedsDemotion() const { return below_ != nullptr && OverHighWatermark(); }
+
   uint64_t free_bytes() const { return memory_->capacity() - memory_->used(); }
   bool OverHighWatermark() const {
     return static_cast<double>(memory_->used()) >
@@ -91,6 +97,7 @@ class StoreTier {
 
   const Options options_;
   const TierMemory* memory_;
+  StoreTier* below_ = nullptr;
   LruList lru_;
   uint64_t value_bytes_ = 0;
   uint64_t entries_ = 0;

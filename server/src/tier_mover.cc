@@ -110,17 +110,6 @@ Status Store::Close() {
   return s;
 }
 
-StoreTier* Store::Below(const StoreTier& t) const {
-  for (size_t i = 0; i + 1 < tiers_.size(); ++i) {
-    if (tiers_[i].get() == &t) return tiers_[i + 1].get();
-  }
-  return nullptr;
-}
-
-bool Store::NeedsDemotionLocked(const StoreTier& t) const {
-  return Below(t) != nullptr && t.OverHighWatermark();
-}
-
 void Store::QueuePromotionLocked(NamespaceId ns, std::vector<Key> keys,
                                  DeliveryCallback then_select, std::vector<Key> select_keys) {
   for (const Key& k : keys) {
@@ -133,7 +122,7 @@ void Store::QueuePromotionLocked(NamespaceId ns, std::vector<Key> keys,
 void Store::WorkerLoop() {
   std::unique_lock lock(mu_);
   auto demotion_due = [&](const StoreTier& t) {
-    return SteadyClock::now() >= t.demote_not_before && NeedsDemotionLocked(t);
+    return SteadyClock::now() >= t.demote_not_before && t.NeedsDemotion();
   };
   while (!stop_worker_) {
     worker_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] {
@@ -175,7 +164,7 @@ std::optional<Slot> Store::AllocateHostDemoting(uint64_t size) {
     {
       std::lock_guard lock(mu_);
       if (auto slot = memory_->Allocate(want)) return slot;
-      if (Below(host) == nullptr || step > host.entries()) return std::nullopt;
+      if (host.below() == nullptr || step > host.entries()) return std::nullopt;
     }
     // Free bytes are not enough: a slot of this size class needs a free slot of
     // its class or a whole free run, which only demoting every entry of some
@@ -188,7 +177,7 @@ std::optional<Slot> Store::AllocateHostDemoting(uint64_t size) {
 }
 
 uint64_t Store::DemoteUntilFree(StoreTier& t, uint64_t bytes_free) {
-  if (Below(t) == nullptr) return 0;
+  if (t.below() == nullptr) return 0;
   uint64_t freed = 0;
   for (int step = 0; step < 1'000'000; ++step) {
     uint64_t before;
@@ -222,7 +211,7 @@ Entry* Store::PickVictimLocked(const StoreTier& t, const StoreTier& below, bool 
 }
 
 bool Store::DemoteOne(StoreTier& t, bool allow_waited) {
-  const StoreTier* below = Below(t);
+  const StoreTier* below = t.below();
   if (below == nullptr) return false;
   Entry* e = nullptr;
   {

@@ -292,10 +292,6 @@ class Store {
   // top-down in tiers_; one loop demotes from any tier into the one below.
   StoreTier* TierOf(Tier kind) const { return by_kind_[static_cast<int>(kind)]; }
   StoreTier& host_tier() const { return *TierOf(Tier::kHost); }
-  // The tier entries of `t` are demoted into; null for the bottom one.
-  StoreTier* Below(const StoreTier& t) const;
-  // REQUIRES mu_ held: `t` is past its high watermark and has a tier below.
-  bool NeedsDemotionLocked(const StoreTier& t) const;
   struct PromoteTask {
     NamespaceId ns = kDefaultNamespace;
     std::vector<Key> keys;

@@ -94,6 +94,7 @@ void EntryIndex::MaybeGrow() {
   const size_t slots = live_in_cur * 2 < cur_.size() ? cur_.size() : cur_.size() * 2;
   old_.swap(cur_);
   cur_.assign(slots, nullptr);
+  ++generation_;
   cur_used_ = 0;
   old_live_ = live_in_cur;
   migrate_pos_ = 0;
@@ -106,6 +107,26 @@ void EntryIndex::ForEach(const std::function<void(Entry*)>& fn) const {
   for (size_t i = migrate_pos_; i < old_.size(); ++i) {
     if (Live(old_[i])) fn(old_[i]);
   }
+}
+
+bool EntryIndex::WalkSome(WalkPos* pos, size_t max_slots,
+                          const std::function<void(Entry*)>& fn) const {
+  // old_ before cur_: within one generation entries only move from old_ to
+  // cur_, and never within cur_, so none slips behind the walk.
+  if (pos->generation != generation_) *pos = WalkPos{generation_, true, 0};
+  for (size_t n = 0; n < max_slots;) {
+    const std::vector<Entry*>& t = pos->in_old ? old_ : cur_;
+    if (pos->in_old && pos->slot < migrate_pos_) pos->slot = migrate_pos_;  // moved out already
+    if (pos->slot >= t.size()) {
+      if (!pos->in_old) return false;
+      *pos = WalkPos{generation_, false, 0};
+      continue;
+    }
+    if (Live(t[pos->slot])) fn(t[pos->slot]);
+    ++pos->slot;
+    ++n;
+  }
+  return true;
 }
 
 size_t EntryIndex::LongestProbe() const {

@@ -33,6 +33,21 @@ class EntryIndex {
   size_t size() const { return size_; }
   // Calls fn for every entry (order unspecified). REQUIRES: fn does not change the index.
   void ForEach(const std::function<void(Entry*)>& fn) const;
+
+  // Where a walk in slices (WalkSome) stands; a default one is at the start.
+  struct WalkPos {
+    uint64_t generation = 0;  // the tables the position is in (0: not started)
+    bool in_old = true;       // walking old_ (first), then cur_
+    size_t slot = 0;
+  };
+  // Calls fn for the live entries of at most `max_slots` slots from `pos` on
+  // and advances it; false when the walk has ended. The index may change
+  // between calls (the caller's lock released): every entry that stays in it
+  // from the walk's start to its end is visited at least once, some twice
+  // (the walk starts over when the tables were replaced by a growth, and an
+  // entry migrated from old_ may be seen in both). REQUIRES: fn does not
+  // change the index.
+  bool WalkSome(WalkPos* pos, size_t max_slots, const std::function<void(Entry*)>& fn) const;
   // The longest run of occupied slots a lookup could walk (index health).
   size_t LongestProbe() const;
   // Bytes the tables take (for the per-entry cost in stats).
@@ -55,6 +70,7 @@ class EntryIndex {
   size_t size_ = 0;          // live entries in both tables
   size_t cur_used_ = 0;      // live + tombstones in cur_
   size_t old_live_ = 0;      // live entries still in old_
+  uint64_t generation_ = 1;  // +1 whenever cur_ and old_ are replaced
 };
 
 }  // namespace kvstore::server

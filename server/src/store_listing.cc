@@ -3,6 +3,8 @@
 #include "kvstore/server/store.h"
 
 #include <algorithm>
+#include <iterator>
+#include <map>
 
 #include "entry.h"
 #include "entry_index.h"
@@ -67,44 +69,46 @@ ListPage Store::List(std::span<const std::byte> cursor, uint32_t limit, int tier
     std::copy_n(key_part.begin(), std::min(key_part.size(), Key::kSize), c.key.bytes.begin());
     after = c;
   }
-  struct Found {
-    NsKey id;
-    EntryMeta meta;
-  };
-  std::vector<Found> found;
-  {
-    std::lock_guard lock(mu_);
-    index_->ForEach([&](Entry* e) {
-      const NsKey k = e->id();
-      if (!all && k.ns != ns) return;
-      if (after && !(*after < k)) return;
-      auto kb = std::span<const std::byte>(k.key.bytes);
-      if (prefix.size() > Key::kSize || !std::equal(prefix.begin(), prefix.end(), kb.begin())) {
-        return;
-      }
-      if (tier >= 0 && static_cast<int>(e->meta.tier) != tier) return;
-      found.push_back({k, MetaLocked(e)});
-    });
+  // The `limit` + 1 smallest matching keys (one more tells there is a next
+  // page), gathered in slices of the index walk: the mutex is held for at
+  // most kListSliceSlots slots at a time, so inserts and reads interleave
+  // with a listing of any size. An entry seen twice by the walk counts once.
+  std::map<NsKey, EntryMeta> found;
+  EntryIndex::WalkPos pos;
+  for (bool more = true; more;) {
+    {
+      std::lock_guard lock(mu_);
+      more = index_->WalkSome(&pos, kListSliceSlots, [&](Entry* e) {
+        const NsKey k = e->id();
+        if (!all && k.ns != ns) return;
+        if (after && !(*after < k)) return;
+        auto kb = std::span<const std::byte>(k.key.bytes);
+        if (prefix.size() > Key::kSize || !std::equal(prefix.begin(), prefix.end(), kb.begin())) {
+          return;
+        }
+        if (tier >= 0 && static_cast<int>(e->meta.tier) != tier) return;
+        if (found.size() > limit && !(k < found.rbegin()->first)) return;
+        found.insert_or_assign(k, MetaLocked(e));
+        if (found.size() > limit + 1) found.erase(std::prev(found.end()));
+      });
+    }
+    if (more && slice_hook_for_tests_) slice_hook_for_tests_();
   }
-  auto by_key = [](const Found& a, const Found& b) { return a.id < b.id; };
   ListPage page;
   if (found.size() > limit) {
-    std::partial_sort(found.begin(), found.begin() + limit, found.end(), by_key);
-    found.resize(limit);
-    const NsKey& last = found.back().id;
+    found.erase(std::prev(found.end()));
+    const NsKey& last = found.rbegin()->first;
     if (all) {
       page.next_cursor = AllNamespacesCursor(last);
     } else {
       page.next_cursor.assign(last.key.bytes.begin(), last.key.bytes.end());
     }
-  } else {
-    std::sort(found.begin(), found.end(), by_key);
   }
   page.entries.reserve(found.size());
   if (namespaces != nullptr) namespaces->clear();
-  for (auto& f : found) {
-    page.entries.push_back({f.id.key, std::move(f.meta)});
-    if (namespaces != nullptr) namespaces->push_back(f.id.ns);
+  for (auto& [id, meta] : found) {
+    page.entries.push_back({id.key, std::move(meta)});
+    if (namespaces != nullptr) namespaces->push_back(id.ns);
   }
   return page;
 }

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -460,6 +461,71 @@ TEST(StoreBatch, ReserveManyAndCommitManyStoreEveryValueAndWakeWaiters) {
   EXPECT_EQ(s.NamespaceUsageOf(4).reserved_entries, 0u);
   // K(2) before and 30 of the batch (K(2) existed, K(5) refused), less K(7), K(8) taken.
   EXPECT_EQ(s.NamespaceUsageOf(4).entries, 29u);
+}
+
+}  // namespace
+}  // namespace kvstore::server
+
+// Long work in slices that release the mutex: a List over a large population
+// lets inserts through between its slices (they would block forever on a
+// List holding the mutex throughout), and still returns every entry that was
+// there from start to end, however the index grew meanwhile.
+namespace kvstore::server {
+namespace {
+
+using namespace store_test;
+
+Key Many(uint32_t i) {
+  Key k;
+  std::memcpy(k.bytes.data(), &i, 4);
+  k.bytes[31] = std::byte{0x5a};
+  return k;
+}
+
+TEST(StoreSlices, APagedListOfManyEntriesInterleavesWithInserts) {
+  Store s(Opts(256 << 20), MakeArenaMemory(256 << 20, false).value());
+  constexpr uint32_t kListed = 200000;
+  constexpr NamespaceId kOther = 7;
+  const auto v = Bytes(64, 3);
+  for (uint32_t i = 0; i < kListed; ++i) ASSERT_OK(Put(s, Many(i), v));
+
+  // Between slices: another thread inserts a batch into another namespace
+  // (enough of them to make the index grow while the listing walks it).
+  constexpr uint32_t kBatch = 2000, kBatches = 100;
+  uint32_t slices = 0, inserted = 0;
+  s.SetSliceHookForTests([&] {
+    ++slices;
+    if (slices > kBatches) return;
+    std::thread writer([&] {
+      for (uint32_t i = 0; i < kBatch; ++i) {
+        EXPECT_OK(PutIn(s, kOther, Many(inserted), v));
+        ++inserted;
+      }
+    });
+    writer.join();
+  });
+
+  std::vector<Key> listed;
+  std::vector<std::byte> cursor;
+  do {
+    ListPage page = s.List(cursor, 100000, -1, {});
+    for (const auto& e : page.entries) listed.push_back(e.key);
+    cursor = page.next_cursor;
+  } while (!cursor.empty());
+  s.SetSliceHookForTests(nullptr);
+
+  EXPECT_GT(slices, kBatches);  // the walks ran in slices, inserts between them
+  EXPECT_EQ(inserted, kBatch * kBatches);
+  std::vector<Key> inserts;
+  for (uint32_t i = 0; i < inserted; ++i) inserts.push_back(Many(i));
+  EXPECT_EQ(s.MatchPrefix(inserts, kOther), inserted);
+  // Every entry of the listed namespace, once each, in key order.
+  std::vector<Key> expected;
+  for (uint32_t i = 0; i < kListed; ++i) expected.push_back(Many(i));
+  std::sort(expected.begin(), expected.end(),
+            [](const Key& a, const Key& b) { return a.bytes < b.bytes; });
+  ASSERT_EQ(listed.size(), expected.size());
+  EXPECT_TRUE(listed == expected);
 }
 
 }  // namespace

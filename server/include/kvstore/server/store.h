@@ -52,6 +52,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -271,6 +272,15 @@ class Store {
   // The device tier's line for the start-up log; empty without one.
   std::string DescribeDevice() const;
 
+  // Long work (List's walk of the index, the demotion's choice of victims)
+  // runs in slices that release the mutex; at most this many index slots or
+  // LRU entries are looked at per hold.
+  static constexpr size_t kListSliceSlots = 4096;
+  static constexpr size_t kVictimSliceEntries = 1024;
+  // TEST ONLY: runs between two slices of long work, with the mutex released
+  // (on the calling thread). Set before the Store is shared between threads.
+  void SetSliceHookForTests(std::function<void()> hook) { slice_hook_for_tests_ = std::move(hook); }
+
  private:
   friend class Delivery;
   using Callbacks = std::vector<std::pair<DeliveryCallback, std::unique_ptr<Delivery>>>;
@@ -401,6 +411,7 @@ class Store {
   std::thread worker_;
   WaiterTable waiters_;        // GUARDED_BY(mu_)
   uint64_t held_entries_ = 0;  // GUARDED_BY(mu_): claimed or doomed
+  std::function<void()> slice_hook_for_tests_;
 };
 
 }  // namespace kvstore::server

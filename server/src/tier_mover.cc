@@ -195,17 +195,36 @@ uint64_t Store::DemoteUntilFree(StoreTier& t, uint64_t bytes_free) {
   return freed;
 }
 
-Entry* Store::PickVictimLocked(const StoreTier& t, const StoreTier& below, bool allow_waited) {
-  for (Entry* c = t.lru().back(); c != nullptr; c = LruList::Before(c)) {
-    if (c->pins > 0 || c->moving) continue;
-    if (!allow_waited && waiters_.HasWaiter(c->id())) continue;
-    // A copy already there (a promoted spill entry) costs the tier below nothing.
-    const bool copy_below = below.kind() == Tier::kSpill && c->in_spill;
-    if (below.quota_on_move_in() && !copy_below &&
-        !TierQuotaAllowsLocked(c->ns, below.kind(), c->meta.size)) {
+Entry* Store::PickVictim(const StoreTier& t, const StoreTier& below, bool allow_waited,
+                         std::unique_lock<std::mutex>& lock) {
+  int restarts = 0;
+  size_t looked = 0;
+  for (Entry* c = t.lru().back(); c != nullptr;) {
+    if (c->pins == 0 && !c->moving && (allow_waited || !waiters_.HasWaiter(c->id()))) {
+      // A copy already there (a promoted spill entry) costs the tier below nothing.
+      const bool copy_below = below.kind() == Tier::kSpill && c->in_spill;
+      if (!below.quota_on_move_in() || copy_below ||
+          TierQuotaAllowsLocked(c->ns, below.kind(), c->meta.size)) {
+        return c;
+      }
+    }
+    if (++looked % kVictimSliceEntries != 0) {
+      c = LruList::Before(c);
       continue;
     }
-    return c;
+    // A long run of entries that cannot go (pinned, moving, waited for): let
+    // other calls in. A pin keeps `c` alive meanwhile; the walk goes on from
+    // it while it is where it was, and starts over (twice at most) when it
+    // was taken, removed, moved down or touched (now in front).
+    ++c->pins;
+    lock.unlock();
+    if (slice_hook_for_tests_) slice_hook_for_tests_();
+    lock.lock();
+    const bool in_place = c->indexed && c->meta.tier == t.kind() && c != t.lru().front();
+    Entry* next = in_place ? LruList::Before(c) : t.lru().back();
+    UnpinLocked(c);  // frees `c` if it was doomed meanwhile
+    if (!in_place && ++restarts > 2) return nullptr;
+    c = next;
   }
   return nullptr;
 }
@@ -215,8 +234,8 @@ bool Store::DemoteOne(StoreTier& t, bool allow_waited) {
   if (below == nullptr) return false;
   Entry* e = nullptr;
   {
-    std::lock_guard lock(mu_);
-    e = PickVictimLocked(t, *below, allow_waited);
+    std::unique_lock lock(mu_);
+    e = PickVictim(t, *below, allow_waited, lock);
     if (e == nullptr) return false;
     ++e->pins;  // the bytes stay put while they are copied down
     e->moving = true;

@@ -528,5 +528,46 @@ TEST(StoreSlices, APagedListOfManyEntriesInterleavesWithInserts) {
   EXPECT_TRUE(listed == expected);
 }
 
+// The demotion's choice of victims runs in slices too: a long run of entries
+// that cannot go yet (here waited for by drop_selects, which go last) is
+// looked through a slice at a time, other calls getting the lock between.
+TEST(StoreSlices, ChoosingVictimsPastManyWaitedForEntriesLetsOtherCallsIn) {
+  SpillDir dir;
+  auto spill = dir.Open();
+  ASSERT_NE(spill, nullptr);
+  constexpr uint32_t kSlots = 4096, kWaited = 2500;  // heap slots are 4 KiB
+  Store s(Opts(), MakeHeapMemory(kSlots * 4096ull),
+          std::move(spill));  // no worker: demotion inline
+  const auto v = Bytes(4096, 9);
+  std::vector<uint64_t> waiters;
+  for (uint32_t i = 0; i < kSlots; ++i) {
+    ASSERT_OK(Put(s, Many(i), v));
+    if (i < kWaited) {  // the least recently used entries, each waited for with a missing key
+      std::vector<Key> keys{Many(i), Many(1'000'000 + i)};
+      waiters.push_back(s.DropSelect(keys, [](Result<std::unique_ptr<Delivery>>) {}));
+      ASSERT_NE(waiters.back(), 0u);
+    }
+  }
+  ASSERT_EQ(s.counters().evictions.load(), 0u);
+
+  uint32_t slices = 0;
+  size_t matched_between = 0;
+  s.SetSliceHookForTests([&] {
+    ++slices;
+    std::thread reader([&] { matched_between += s.MatchPrefix(std::vector<Key>{Many(0)}); });
+    reader.join();
+  });
+  ASSERT_OK(Put(s, Many(kSlots), v));  // full: demotes inline to make room
+  s.SetSliceHookForTests(nullptr);
+
+  EXPECT_GT(s.counters().evictions.load(), 0u);
+  EXPECT_GT(slices, 0u);
+  EXPECT_EQ(matched_between, slices);
+  // Nothing waited for went while others could.
+  for (uint32_t i = 0; i < kWaited; ++i) EXPECT_EQ(TierOf(s, Many(i)), Tier::kHost) << i;
+  EXPECT_EQ(TierOf(s, Many(kWaited)), Tier::kSpill);
+  for (uint64_t id : waiters) EXPECT_TRUE(s.CancelWaiter(id));
+}
+
 }  // namespace
 }  // namespace kvstore::server

@@ -323,8 +323,10 @@ class Store {
   // Demotes `t`'s least recently used movable entry (waited-for entries only
   // with allow_waited) into the tier below; false when none could go.
   bool DemoteOne(StoreTier& t, bool allow_waited);
-  // REQUIRES mu_ held: that entry, or null.
-  Entry* PickVictimLocked(const StoreTier& t, const StoreTier& below, bool allow_waited);
+  // REQUIRES `lock` holds mu_: that entry, or null. Looks at the LRU in
+  // slices of kVictimSliceEntries, releasing the mutex between them.
+  Entry* PickVictim(const StoreTier& t, const StoreTier& below, bool allow_waited,
+                    std::unique_lock<std::mutex>& lock);
   // A host slot for `size` bytes, demoting LRU entries to spill until the
   // allocation succeeds (free bytes alone are not a slot of the right class);
   // nullopt when nothing more can be demoted.

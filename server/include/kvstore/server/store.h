@@ -236,7 +236,9 @@ class Store {
   // `prefix` filters. With ns == kAllNamespaces (admin): every namespace's
   // entries in (namespace, key) order, the cursor is 4 bytes of namespace (big
   // endian) then the key, and `namespaces`, when given, receives each entry's
-  // namespace (parallel to page.entries).
+  // namespace (parallel to page.entries). Walks the index in slices that
+  // release the mutex: an entry stored throughout the call is listed, one
+  // inserted or removed meanwhile may or may not be.
   ListPage List(std::span<const std::byte> cursor, uint32_t limit, int tier,
                 std::span<const std::byte> prefix, NamespaceId ns = kDefaultNamespace,
                 std::vector<NamespaceId>* namespaces = nullptr);

@@ -1,7 +1,11 @@
 #include "entry_index.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cassert>
+#include <new>
+#include <utility>
 
 namespace kvstore::server {
 namespace {
@@ -11,10 +15,33 @@ constexpr size_t kInitialSlots = 1024;
 
 }  // namespace
 
-EntryIndex::EntryIndex() : cur_(kInitialSlots, nullptr) {}
+SlotTable::SlotTable(size_t slots) : size_(slots) {
+  if (slots == 0) return;
+  void* p = mmap(nullptr, slots * sizeof(Entry*), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  slots_ = static_cast<Entry**>(p);
+}
 
-size_t EntryIndex::Lookup(const std::vector<Entry*>& t, NamespaceId ns, const Key& key,
-                          uint64_t h) {
+SlotTable::~SlotTable() {
+  if (slots_ != nullptr) munmap(slots_, size_ * sizeof(Entry*));
+}
+
+SlotTable::SlotTable(SlotTable&& o) noexcept
+    : slots_(std::exchange(o.slots_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+
+SlotTable& SlotTable::operator=(SlotTable&& o) noexcept {
+  if (this != &o) {
+    SlotTable gone(std::move(*this));
+    slots_ = std::exchange(o.slots_, nullptr);
+    size_ = std::exchange(o.size_, 0);
+  }
+  return *this;
+}
+
+EntryIndex::EntryIndex() : cur_(kInitialSlots) {}
+
+size_t EntryIndex::Lookup(const SlotTable& t, NamespaceId ns, const Key& key, uint64_t h) {
   if (t.empty()) return kNpos;
   const size_t mask = t.size() - 1;
   for (size_t i = h & mask, n = 0; n < t.size(); i = (i + 1) & mask, ++n) {
@@ -25,7 +52,7 @@ size_t EntryIndex::Lookup(const std::vector<Entry*>& t, NamespaceId ns, const Ke
   return kNpos;
 }
 
-void EntryIndex::Place(std::vector<Entry*>& t, Entry* e, uint64_t h) {
+void EntryIndex::Place(SlotTable& t, Entry* e, uint64_t h) {
   const size_t mask = t.size() - 1;
   size_t i = h & mask;
   while (Live(t[i])) i = (i + 1) & mask;
@@ -79,7 +106,7 @@ void EntryIndex::MigrateSome() {
   }
   if (migrate_pos_ == old_.size()) {
     assert(old_live_ == 0);
-    std::vector<Entry*>().swap(old_);
+    old_ = SlotTable();
     migrate_pos_ = 0;
   }
 }
@@ -92,8 +119,8 @@ void EntryIndex::MaybeGrow() {
   const size_t live_in_cur = size_;
   // Mostly tombstones: rebuild at this size; otherwise double.
   const size_t slots = live_in_cur * 2 < cur_.size() ? cur_.size() : cur_.size() * 2;
-  old_.swap(cur_);
-  cur_.assign(slots, nullptr);
+  old_ = std::move(cur_);
+  cur_ = SlotTable(slots);
   ++generation_;
   cur_used_ = 0;
   old_live_ = live_in_cur;
@@ -115,7 +142,7 @@ bool EntryIndex::WalkSome(WalkPos* pos, size_t max_slots,
   // cur_, and never within cur_, so none slips behind the walk.
   if (pos->generation != generation_) *pos = WalkPos{generation_, true, 0};
   for (size_t n = 0; n < max_slots;) {
-    const std::vector<Entry*>& t = pos->in_old ? old_ : cur_;
+    const SlotTable& t = pos->in_old ? old_ : cur_;
     if (pos->in_old && pos->slot < migrate_pos_) pos->slot = migrate_pos_;  // moved out already
     if (pos->slot >= t.size()) {
       if (!pos->in_old) return false;

@@ -21,6 +21,33 @@
 
 namespace kvstore::server {
 
+// A zero-filled array of index slots in its own anonymous mapping: making one
+// of any size costs no memset (the kernel hands out zero pages as they are
+// first touched, spread over the migration that fills it), so a growth never
+// holds the Store's mutex for the tens of milliseconds a multi-million-slot
+// std::vector::assign takes. Move-only; throws std::bad_alloc when the mapping fails.
+class SlotTable {
+ public:
+  SlotTable() = default;
+  explicit SlotTable(size_t slots);
+  ~SlotTable();
+  SlotTable(SlotTable&& o) noexcept;
+  SlotTable& operator=(SlotTable&& o) noexcept;
+  SlotTable(const SlotTable&) = delete;
+  SlotTable& operator=(const SlotTable&) = delete;
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  Entry*& operator[](size_t i) { return slots_[i]; }
+  Entry* operator[](size_t i) const { return slots_[i]; }
+  Entry* const* begin() const { return slots_; }
+  Entry* const* end() const { return slots_ + size_; }
+
+ private:
+  Entry** slots_ = nullptr;
+  size_t size_ = 0;
+};
+
 class EntryIndex {
  public:
   EntryIndex();
@@ -59,13 +86,13 @@ class EntryIndex {
   static bool Live(const Entry* p) { return p != nullptr && p != Tombstone(); }
 
   // Slot of (ns, key) in `t`, or npos.
-  static size_t Lookup(const std::vector<Entry*>& t, NamespaceId ns, const Key& key, uint64_t h);
-  static void Place(std::vector<Entry*>& t, Entry* e, uint64_t h);
+  static size_t Lookup(const SlotTable& t, NamespaceId ns, const Key& key, uint64_t h);
+  static void Place(SlotTable& t, Entry* e, uint64_t h);
   void MigrateSome();
   void MaybeGrow();
 
-  std::vector<Entry*> cur_;
-  std::vector<Entry*> old_;  // being emptied into cur_ (empty when not growing)
+  SlotTable cur_;
+  SlotTable old_;            // being emptied into cur_ (empty when not growing)
   size_t migrate_pos_ = 0;   // old_ slots before this are moved
   size_t size_ = 0;          // live entries in both tables
   size_t cur_used_ = 0;      // live + tombstones in cur_

@@ -10,10 +10,10 @@
 #
 # hash  (default) engines use --store etcd://.../demo: every block lives at its
 #       rendezvous home among the three nodes.
-# local each prefill writes to its own node (etcd://.../demo?placement=local&node=N)
-#       and its decode partner reads from that node; the proxy pairs them in turn.
-#       A request whose prefill and decode sit on different nodes misses and is
-#       recomputed (the engines do not yet pass the node in the request).
+# local each engine's store is its own node (etcd://.../demo?placement=local&node=N);
+#       a prefill answers the node it wrote to (kv_transfer_params.remote_store_node),
+#       the proxy passes it on and the decode pulls from that node in one hop,
+#       whichever node the decode itself sits on.
 #
 # Environment: BUILD_DIR (default build), KEEP_LOGS=1 keeps the temp dir.
 # Exit status: 0 when every answer matched, before and after the node loss.

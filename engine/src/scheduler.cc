@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "job.h"
+#include "kvstore/cluster/cluster_client.h"
 #include "kvstore/engine/tokenizer.h"
 
 namespace kvstore::engine {
@@ -85,6 +86,9 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const EngineOptions& option
       return c.status().WithContext("connecting to kvstored at --store " + options.store +
                                     " (is it running?)");
     s->client_ = std::move(c).value();
+    if (const cluster::ClusterClient* cc = s->client_->cluster();
+        cc != nullptr && cc->options().placement == cluster::PlacementKind::kLocal)
+      s->kv_node_ = cc->options().local_node;
     spdlog::info("kvstored at {}: KV blocks move over {} (--kv-transport {})", options.store,
                  s->client_->TransferStats().transport, options.kv_transport);
   }

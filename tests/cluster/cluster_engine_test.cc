@@ -71,7 +71,7 @@ TEST_F(ClusterEngineTest, DecodePullsFromThePrefillsNodeInOneHopAndAnswersEqualC
   const double third_before = DataRequests(third);
   const double a_drops = DataRequests(a, "drop_select");
   const double b_drops = DataRequests(b, "drop_select");
-  int blocks = 0;
+  int blocks = 0, even_blocks = 0;
   int request = 0;
   for (int n : {17, 33, 48, 80, 129, 64}) {
     const std::string body = TokenPromptBody(Tokens(n, n), 8);
@@ -85,6 +85,7 @@ TEST_F(ClusterEngineTest, DecodePullsFromThePrefillsNodeInOneHopAndAnswersEqualC
     EXPECT_EQ(kv["miss"], "") << got.body;
     EXPECT_EQ(kv["loaded_blocks"], n / 16) << got.body;
     blocks += n / 16;
+    if (request % 2 == 0) even_blocks += n / 16;
     ++request;
   }
   ASSERT_EQ(request, 6);
@@ -97,6 +98,23 @@ TEST_F(ClusterEngineTest, DecodePullsFromThePrefillsNodeInOneHopAndAnswersEqualC
   EXPECT_EQ(DataRequests(a, "drop_select") - a_drops, 3);
   EXPECT_EQ(DataRequests(b, "drop_select") - b_drops, 3);
   EXPECT_EQ(DataRequests(third), third_before);
+  // The decodes' own per-node view (their /metrics) says the same.
+  auto at = [](TestDaemon& n, const char* op) {
+    return "node=\"" + n.address() + "\",op=\"" + op + "\"";
+  };
+  const char* requests = "kvstore_engine_store_requests_total";
+  EXPECT_EQ(EngineMetric(decode0->url(), requests, at(a, "drop_select")), 3);
+  EXPECT_EQ(EngineMetric(decode1->url(), requests, at(b, "drop_select")), 3);
+  EXPECT_GT(EngineMetric(decode0->url(), "kvstore_engine_store_bytes_total", at(a, "drop_select")),
+            0);
+  EXPECT_EQ(EngineMetric(decode0->url(), requests, at(b, "drop_select")), -1);  // its own node
+  for (EngineProcess* e : {decode0.get(), decode1.get(), prefill0.get(), prefill1.get()}) {
+    for (const char* op : {"insert", "select", "drop_select", "match_prefix", "retain"}) {
+      EXPECT_EQ(EngineMetric(e->url(), requests, at(third, op)), -1) << op;
+    }
+  }
+  // prefill0 answered the even requests and inserted every block of them on its node.
+  EXPECT_EQ(EngineMetric(prefill0->url(), requests, at(a, "insert")), even_blocks);
   // drop_select consumed what the prefills wrote.
   EXPECT_TRUE(Eventually([&] {
     return a.Metric("kvstore_entries", {{"tier", "host"}}).value_or(-1) == 0 &&
@@ -104,7 +122,7 @@ TEST_F(ClusterEngineTest, DecodePullsFromThePrefillsNodeInOneHopAndAnswersEqualC
   }));
 }
 
-TEST_F(ClusterEngineTest, PrefillAnswersItsNodeAndASingleNodeClientRefusesAnother) {
+TEST_F(ClusterEngineTest, PrefillAnswersItsNodeAndMetricsShowMembershipChanges) {
   TestDaemon& a = *nodes_[0];
   auto prefill = Engine("prefill", {"--role", "prefill", "--store", LocalStore(a)});
   ASSERT_TRUE(prefill);
@@ -121,6 +139,27 @@ TEST_F(ClusterEngineTest, PrefillAnswersItsNodeAndASingleNodeClientRefusesAnothe
   EXPECT_EQ((*single)->MatchPrefix(keys, {nodes_[1]->address()}).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_TRUE((*single)->MatchPrefix(keys, {a.address()}).ok());
+
+  // Membership changes as the engine's client saw them, in its /metrics.
+  const std::string url = prefill->url();
+  EXPECT_EQ(EngineMetric(url, "kvstore_engine_store_members"), 3);
+  EXPECT_EQ(EngineMetric(url, "kvstore_engine_store_etcd_reachable"), 1);
+  EXPECT_EQ(EngineMetric(url, "kvstore_engine_store_membership_changes_total", "join"), 0);
+  auto fourth = StartNode();
+  ASSERT_NE(fourth, nullptr);
+  EXPECT_TRUE(Eventually([&] {
+    return EngineMetric(url, "kvstore_engine_store_membership_changes_total", "join") == 1 &&
+           EngineMetric(url, "kvstore_engine_store_members") == 4;
+  }));
+  ASSERT_EQ(fourth->StopWith(SIGTERM), 0);  // revokes its lease
+  EXPECT_TRUE(Eventually([&] {
+    return EngineMetric(url, "kvstore_engine_store_membership_changes_total", "leave") == 1 &&
+           EngineMetric(url, "kvstore_engine_store_members") == 3;
+  }));
+  etcd_->Stop();  // etcd gone: the engine says so and keeps the membership
+  EXPECT_TRUE(
+      Eventually([&] { return EngineMetric(url, "kvstore_engine_store_etcd_reachable") == 0; }));
+  EXPECT_EQ(EngineMetric(url, "kvstore_engine_store_members"), 3);
 }
 
 }  // namespace

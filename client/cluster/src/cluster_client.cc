@@ -1,6 +1,7 @@
 #include "kvstore/cluster/cluster_client.h"
 
 #include <algorithm>
+#include <array>
 #include <future>
 
 #include <spdlog/spdlog.h>
@@ -21,13 +22,24 @@ Result<PlacementKind> ParsePlacementKind(std::string_view text) {
       "' is neither 'hash' (cluster-wide) nor 'local' (producer's node)");
 }
 
+std::string_view NodeOpName(NodeOp op) {
+  static constexpr std::string_view kNames[kNodeOps] = {
+      "insert", "select", "drop_select", "match_prefix", "retain",
+      "remove", "show",   "list",        "stats",        "ping"};
+  return kNames[static_cast<size_t>(op)];
+}
+
 // One node this client talks to: its pooled Client, opened on first use.
 struct ClusterClient::NodeState {
   std::mutex mu;                   // serializes opening the connection
   std::shared_ptr<Client> client;  // GUARDED_BY(mu)
   Clock::time_point down_until{};  // GUARDED_BY(mu): skip dialling until then
-  std::atomic<uint64_t> requests{0};
-  std::atomic<uint64_t> failures{0};
+  // Counters only (no ordering with other data): relaxed.
+  std::atomic<uint64_t> connect_failures{0};
+  struct OpCounters {
+    std::atomic<uint64_t> requests{0}, bytes{0}, failures{0};
+  };
+  std::array<OpCounters, kNodeOps> ops;
 };
 
 namespace {
@@ -124,11 +136,13 @@ Status ClusterClient::Refresh() {
   }
   for (const auto& m : next->members()) {
     if (placement_->FindById(m.id) == nullptr) {
+      ++joins_;
       spdlog::info("cluster {}: node {} at {} joined", url_.name, m.id, m.address);
     }
   }
   for (const auto& m : placement_->members()) {
     if (next->FindById(m.id) == nullptr) {
+      ++leaves_;
       spdlog::info("cluster {}: node {} at {} left; its keys now live elsewhere", url_.name, m.id,
                    m.address);
       // A node back at the same address later gets fresh connections.
@@ -226,12 +240,11 @@ Result<std::shared_ptr<Client>> ClusterClient::Node(const std::string& address) 
     if (slot == nullptr) slot = std::make_shared<NodeState>();
     ns = slot;
   }
-  ns->requests.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(ns->mu);
   if (ns->client) return ns->client;
   auto now = Clock::now();
   if (now < ns->down_until) {
-    ns->failures.fetch_add(1, std::memory_order_relaxed);
+    ns->connect_failures.fetch_add(1, std::memory_order_relaxed);
     return Status::Unavailable("kvstored at " + address + " (cluster " + url_.name +
                                ") refused a connection moments ago; treating its keys as missing");
   }
@@ -239,7 +252,7 @@ Result<std::shared_ptr<Client>> ClusterClient::Node(const std::string& address) 
   co.address = address;
   auto c = Client::Connect(co);
   if (!c.ok()) {
-    ns->failures.fetch_add(1, std::memory_order_relaxed);
+    ns->connect_failures.fetch_add(1, std::memory_order_relaxed);
     ns->down_until = now + options_.node_retry_interval;
     return c.status().WithContext("cluster " + url_.name + " node " + address);
   }
@@ -247,8 +260,8 @@ Result<std::shared_ptr<Client>> ClusterClient::Node(const std::string& address) 
   return ns->client;
 }
 
-void ClusterClient::CountCall(const std::string& address, bool unavailable) {
-  if (!unavailable) return;
+void ClusterClient::CountCall(const std::string& address, NodeOp op, uint64_t bytes,
+                              const Status& result) {
   std::shared_ptr<NodeState> ns;
   {
     std::lock_guard lock(mu_);
@@ -256,7 +269,11 @@ void ClusterClient::CountCall(const std::string& address, bool unavailable) {
     if (it == nodes_.end()) return;
     ns = it->second;
   }
-  ns->failures.fetch_add(1, std::memory_order_relaxed);
+  auto& counters = ns->ops[static_cast<size_t>(op)];
+  counters.requests.fetch_add(1, std::memory_order_relaxed);
+  counters.bytes.fetch_add(bytes, std::memory_order_relaxed);
+  if (!Unreachable(result)) return;
+  counters.failures.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(ns->mu);
   // The node went away mid-session: skip it for a while, then dial afresh.
   ns->client.reset();
@@ -270,9 +287,21 @@ ClusterClientStats ClusterClient::Stats() const {
   s.revision = revision_;
   s.etcd_reachable = etcd_reachable_;
   s.membership_changes = membership_changes_;
+  s.joins = joins_;
+  s.leaves = leaves_;
   s.etcd_failures = etcd_failures_;
   for (const auto& [address, ns] : nodes_) {
-    s.nodes.push_back({address, ns->requests.load(), ns->failures.load()});
+    ClusterClientStats::Node n{address, 0, ns->connect_failures.load(), {}};
+    for (size_t op = 0; op < kNodeOps; ++op) {
+      const auto& c = ns->ops[op];
+      ClusterClientStats::Op o{static_cast<NodeOp>(op), c.requests.load(), c.bytes.load(),
+                               c.failures.load()};
+      if (o.requests == 0) continue;
+      n.requests += o.requests;
+      n.failures += o.failures;
+      n.ops.push_back(o);
+    }
+    s.nodes.push_back(std::move(n));
   }
   return s;
 }
@@ -283,7 +312,7 @@ Result<bool> ClusterClient::Insert(const Key& key, std::span<const std::byte> va
   KVSTORE_ASSIGN_OR_RETURN(std::string target, Target(key, {}, *p));
   KVSTORE_ASSIGN_OR_RETURN(auto client, Node(target));
   auto r = client->Insert(key, value, options);
-  CountCall(target, !r.ok() && Unreachable(r.status()));
+  CountCall(target, NodeOp::kInsert, r.ok() ? value.size() : 0, r.status());
   return r;
 }
 
@@ -336,11 +365,13 @@ Result<std::vector<EntryInfo>> ClusterClient::SelectImpl(bool drop, std::span<co
     for (size_t i : idx) sub.push_back(keys[i]);
     KVSTORE_ASSIGN_OR_RETURN(auto client, Node(address));
     Status st;
+    uint64_t bytes = 0;
     if (owned != nullptr) {
       auto r = drop ? client->DropSelect(sub, wait) : client->Select(sub);
       st = r.status();
       if (r.ok()) {
         for (size_t j = 0; j < idx.size(); ++j) {
+          bytes += (*r)[j].value.size();
           infos[idx[j]] = {(*r)[j].key, (*r)[j].meta};
           (*owned)[idx[j]] = std::move((*r)[j]);
         }
@@ -352,10 +383,13 @@ Result<std::vector<EntryInfo>> ClusterClient::SelectImpl(bool drop, std::span<co
       auto r = drop ? client->DropSelectInto(sub, sub_dst, wait) : client->SelectInto(sub, sub_dst);
       st = r.status();
       if (r.ok()) {
-        for (size_t j = 0; j < idx.size(); ++j) infos[idx[j]] = std::move((*r)[j]);
+        for (size_t j = 0; j < idx.size(); ++j) {
+          bytes += (*r)[j].meta.size;
+          infos[idx[j]] = std::move((*r)[j]);
+        }
       }
     }
-    CountCall(address, Unreachable(st));
+    CountCall(address, drop ? NodeOp::kDropSelect : NodeOp::kSelect, bytes, st);
     return st;
   };
 
@@ -454,7 +488,7 @@ Result<std::vector<EntryInfo>> ClusterClient::SelectImpl(bool drop, std::span<co
 }
 
 Result<ClusterClient::NodeCounts> ClusterClient::CountPerNode(std::span<const Key> keys,
-                                                              const std::string& node,
+                                                              const std::string& node, NodeOp op,
                                                               CountFn call) {
   auto p = membership();
   NodeCounts out;
@@ -465,7 +499,7 @@ Result<ClusterClient::NodeCounts> ClusterClient::CountPerNode(std::span<const Ke
     for (size_t i : out.groups[g].second) sub.push_back(keys[i]);
     auto client = Node(out.groups[g].first);
     out.counts[g] = client.ok() ? call(**client, sub) : Result<size_t>(client.status());
-    CountCall(out.groups[g].first, !out.counts[g].ok() && Unreachable(out.counts[g].status()));
+    if (client.ok()) CountCall(out.groups[g].first, op, 0, out.counts[g].status());
   });
   for (const auto& c : out.counts) {
     if (!c.ok() && !Unreachable(c.status())) return c.status();  // unreachable: holds nothing
@@ -485,26 +519,28 @@ size_t ClusterClient::NodeCounts::Leading(size_t n) const {
 }
 
 Result<size_t> ClusterClient::MatchPrefix(std::span<const Key> keys, const std::string& node) {
-  KVSTORE_ASSIGN_OR_RETURN(NodeCounts n,
-                           CountPerNode(keys, node, [](Client& c, std::span<const Key> sub) {
-                             return c.MatchPrefix(sub);
-                           }));
+  KVSTORE_ASSIGN_OR_RETURN(NodeCounts n, CountPerNode(keys, node, NodeOp::kMatchPrefix,
+                                                      [](Client& c, std::span<const Key> sub) {
+                                                        return c.MatchPrefix(sub);
+                                                      }));
   return n.Leading(keys.size());
 }
 
 Result<size_t> ClusterClient::Retain(std::span<const Key> keys, const std::string& node) {
   KVSTORE_ASSIGN_OR_RETURN(size_t stored, MatchPrefix(keys, node));
   auto head = keys.first(stored);
-  KVSTORE_ASSIGN_OR_RETURN(
-      NodeCounts n,
-      CountPerNode(head, node, [](Client& c, std::span<const Key> sub) { return c.Retain(sub); }));
+  KVSTORE_ASSIGN_OR_RETURN(NodeCounts n, CountPerNode(head, node, NodeOp::kRetain,
+                                                      [](Client& c, std::span<const Key> sub) {
+                                                        return c.Retain(sub);
+                                                      }));
   return n.Leading(head.size());
 }
 
 Result<size_t> ClusterClient::Remove(std::span<const Key> keys, const std::string& node) {
-  KVSTORE_ASSIGN_OR_RETURN(
-      NodeCounts n,
-      CountPerNode(keys, node, [](Client& c, std::span<const Key> sub) { return c.Remove(sub); }));
+  KVSTORE_ASSIGN_OR_RETURN(NodeCounts n, CountPerNode(keys, node, NodeOp::kRemove,
+                                                      [](Client& c, std::span<const Key> sub) {
+                                                        return c.Remove(sub);
+                                                      }));
   size_t removed = 0;
   for (const auto& c : n.counts) removed += c.ok() ? *c : 0;
   return removed;
@@ -519,7 +555,7 @@ Result<EntryInfo> ClusterClient::Show(const Key& key, const std::string& node) {
                             " holding the key is unreachable: " + client.status().message());
   }
   auto r = (*client)->Show(key);
-  CountCall(target, !r.ok() && Unreachable(r.status()));
+  CountCall(target, NodeOp::kShow, 0, r.status());
   return r;
 }
 
@@ -532,6 +568,7 @@ Status ClusterClient::Ping() {
   for (const auto& m : p->members()) {
     auto client = Node(m.address);
     Status s = client.ok() ? (*client)->Ping() : client.status();
+    if (client.ok()) CountCall(m.address, NodeOp::kPing, 0, s);
     if (!s.ok()) return s.WithContext("cluster " + url_.name + " node " + m.address);
   }
   return Status::Ok();
@@ -545,6 +582,7 @@ Result<StoreStats> ClusterClient::TotalStats() {
     auto client = Node(m.address);
     if (!client.ok()) continue;
     auto s = (*client)->Stats();
+    CountCall(m.address, NodeOp::kStats, 0, s.status());
     if (!s.ok()) continue;
     ++answered;
     for (const auto& t : s->tiers) {

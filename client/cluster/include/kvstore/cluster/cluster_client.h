@@ -77,17 +77,43 @@ struct ClusterClientOptions {
   std::chrono::milliseconds etcd_timeout{2000};         // per etcd request
 };
 
+// What a call to one node was, for the per-node traffic counters.
+enum class NodeOp : uint8_t {
+  kInsert,
+  kSelect,
+  kDropSelect,
+  kMatchPrefix,
+  kRetain,
+  kRemove,
+  kShow,
+  kList,
+  kStats,
+  kPing,
+};
+inline constexpr size_t kNodeOps = 10;
+// "insert", "select", "drop_select", ... (the daemon's op names).
+std::string_view NodeOpName(NodeOp op);
+
 // What this client sees of the membership and what it sent where.
 struct ClusterClientStats {
   size_t members = 0;
   int64_t revision = 0;             // etcd revision of the membership in use
-  bool etcd_reachable = false;      // the last poll succeeded
+  bool etcd_reachable = false;      // the last membership read succeeded
   uint64_t membership_changes = 0;  // times the member set changed
-  uint64_t etcd_failures = 0;       // polls that failed
+  uint64_t joins = 0;               // members that appeared after the first read
+  uint64_t leaves = 0;              // members that disappeared
+  uint64_t etcd_failures = 0;       // membership reads that failed
+  struct Op {
+    NodeOp op = NodeOp::kInsert;
+    uint64_t requests = 0;  // calls of this op sent to the node
+    uint64_t bytes = 0;     // value bytes sent (insert) or received (select, drop_select)
+    uint64_t failures = 0;  // of them, failed with Unavailable
+  };
   struct Node {
     std::string address;
-    uint64_t requests = 0;  // calls sent to this node
-    uint64_t failures = 0;  // of them, failed with Unavailable
+    uint64_t requests = 0;  // calls sent to this node (every op)
+    uint64_t failures = 0;  // calls or connections that failed with Unavailable
+    std::vector<Op> ops;    // the ops sent at least once
   };
   std::vector<Node> nodes;  // every node this client has talked to
 };
@@ -155,7 +181,9 @@ class ClusterClient {
                                             const std::string& node,
                                             std::span<const std::span<std::byte>> dsts,
                                             std::vector<Entry>* owned);
-  void CountCall(const std::string& address, bool unavailable);
+  // Counts one call of `op` to `address` that moved `bytes` of values; an
+  // Unavailable `result` also marks the node down for node_retry_interval.
+  void CountCall(const std::string& address, NodeOp op, uint64_t bytes, const Status& result);
   // A counting call (match_prefix, retain, remove) on each node's share of `keys`.
   struct NodeCounts {
     std::vector<std::pair<std::string, std::vector<size_t>>> groups;
@@ -164,7 +192,8 @@ class ClusterClient {
     size_t Leading(size_t n) const;
   };
   using CountFn = std::function<Result<size_t>(Client&, std::span<const Key>)>;
-  Result<NodeCounts> CountPerNode(std::span<const Key> keys, const std::string& node, CountFn call);
+  Result<NodeCounts> CountPerNode(std::span<const Key> keys, const std::string& node, NodeOp op,
+                                  CountFn call);
 
   ClusterClientOptions options_;
   ClusterUrl url_;
@@ -177,6 +206,8 @@ class ClusterClient {
   int64_t revision_seen_ = 0;        // GUARDED_BY(mu_): revision of the first membership read
   bool etcd_reachable_ = false;      // GUARDED_BY(mu_)
   uint64_t membership_changes_ = 0;  // GUARDED_BY(mu_)
+  uint64_t joins_ = 0;               // GUARDED_BY(mu_)
+  uint64_t leaves_ = 0;              // GUARDED_BY(mu_)
   uint64_t etcd_failures_ = 0;       // GUARDED_BY(mu_)
   bool stopping_ = false;            // GUARDED_BY(mu_)
   std::map<std::string, std::shared_ptr<NodeState>> nodes_;  // GUARDED_BY(mu_), by address

@@ -262,8 +262,10 @@ Result<StoreStats> Client::Stats() {
 }
 
 Result<ListPage> Client::List(const ListOptions& options) {
-  if (impl_->cluster_)
-    return Status::InvalidArgument("list one node at a time (kvstore-cli --cluster URL ls)");
+  if (impl_->cluster_) {
+    KVSTORE_ASSIGN_OR_RETURN(auto page, impl_->cluster_->List(options));
+    return ListPage{std::move(page.entries), std::move(page.next_cursor)};
+  }
   KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->SimpleCall([&](wire::Request::Builder r) {
     auto l = r.initList();
     l.setCursor({reinterpret_cast<const kj::byte*>(options.cursor.data()), options.cursor.size()});

@@ -118,6 +118,14 @@ struct ClusterClientStats {
   std::vector<Node> nodes;  // every node this client has talked to
 };
 
+// A page of ClusterClient::List: entries with the node that holds each.
+struct ClusterListPage {
+  std::vector<EntryInfo> entries;
+  std::vector<std::string> nodes;      // per entry: HOST:PORT of the node holding it
+  std::vector<std::byte> next_cursor;  // empty = every node listed to its end
+  std::vector<std::string> skipped;    // nodes that could not be reached (their entries missing)
+};
+
 class ClusterClient {
  public:
   // Reads the membership once (Unavailable when no etcd endpoint answers);
@@ -153,6 +161,14 @@ class ClusterClient {
   // Client's whole-store calls through a cluster address.
   Status Ping();  // Ok when every member answers; else names the first that does not
   Result<StoreStats> TotalStats();  // summed over the members that answer
+  // Every live node's entries, a page at a time: each page asks the nodes not
+  // yet listed to their end in parallel (the limit shared among them) and
+  // lists them in address order. The cursor holds each node's own cursor, so
+  // the next page resumes every node where it stopped; a node that joined
+  // since starts from its beginning, one that left is dropped, and one that
+  // cannot be reached is skipped (named in `skipped`). InvalidArgument for a
+  // cursor that is not from a cluster list.
+  Result<ClusterListPage> List(const ListOptions& options);
 
   // Operators.
   std::shared_ptr<const Placement> membership() const;

@@ -379,6 +379,24 @@ TEST_F(ClusterTest, PlainClientTakesAClusterAddress) {
   EXPECT_EQ(Client::Connect(o).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST_F(ClusterTest, WatchSeesJoinsAndLeavesWithoutWaitingForAPoll) {
+  cluster::ClusterClientOptions o;
+  o.url = etcd_->Url(kName);
+  o.poll_interval = std::chrono::hours(1);  // only the watch stream can notice in time
+  auto c = ClusterClient::Connect(o);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_TRUE(Eventually([&] { return (*c)->Stats().watching; }));
+  EXPECT_EQ((*c)->membership()->members().size(), 3u);
+  auto fourth = StartNode();
+  ASSERT_NE(fourth, nullptr);
+  EXPECT_TRUE(Eventually([&] { return (*c)->membership()->members().size() == 4; }));
+  ASSERT_EQ(fourth->StopWith(SIGTERM), 0);  // revokes its lease
+  EXPECT_TRUE(Eventually([&] { return (*c)->membership()->members().size() == 3; }));
+  const auto s = (*c)->Stats();
+  EXPECT_EQ(s.joins, 1u);
+  EXPECT_EQ(s.leaves, 1u);
+}
+
 TEST_F(ClusterTest, ListPagesThroughEveryNodeAndResumesEachWhereItStopped) {
   auto placed = NewClient();
   ASSERT_TRUE(placed);

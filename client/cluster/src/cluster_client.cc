@@ -50,6 +50,7 @@ ClusterClient::ClusterClient(ClusterClientOptions options, ClusterUrl url)
     : options_(std::move(options)),
       url_(std::move(url)),
       etcd_(EtcdOptions{url_.endpoints, options_.etcd_timeout}),
+      watch_(EtcdOptions{url_.endpoints, options_.etcd_timeout}),
       placement_(std::make_shared<Placement>()) {}
 
 ClusterClient::~ClusterClient() {
@@ -58,7 +59,8 @@ ClusterClient::~ClusterClient() {
     stopping_ = true;
   }
   changed_.notify_all();
-  if (poller_.joinable()) poller_.join();
+  watch_.Stop();
+  if (follower_.joinable()) follower_.join();
 }
 
 Result<std::unique_ptr<ClusterClient>> ClusterClient::Connect(const ClusterClientOptions& options) {
@@ -70,7 +72,7 @@ Result<std::unique_ptr<ClusterClient>> ClusterClient::Connect(const ClusterClien
   }
   std::unique_ptr<ClusterClient> c(new ClusterClient(options, std::move(url)));
   KVSTORE_RETURN_IF_ERROR(c->Refresh().WithContext("reading the membership of " + options.url));
-  c->poller_ = std::thread([p = c.get()] { p->PollLoop(); });
+  c->follower_ = std::thread([p = c.get()] { p->FollowLoop(); });
   return c;
 }
 
@@ -140,10 +142,34 @@ Status ClusterClient::Refresh() {
   return Status::Ok();
 }
 
-void ClusterClient::PollLoop() {
+void ClusterClient::FollowLoop() {
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    changed_.wait_for(lock, options_.poll_interval);
+    bool opened = false;
+    if (options_.watch && etcd_reachable_) {
+      const int64_t from = revision_ + 1;  // every change after the last read
+      lock.unlock();
+      Status ended = watch_.Run(MembersPrefix(url_), from, [&](const EtcdWatchResponse& r) {
+        if (!opened) {
+          opened = true;
+          std::lock_guard l(mu_);
+          watching_ = true;
+        }
+        if (r.events > 0) (void)Refresh();  // re-read them all: the range is the truth
+      });
+      lock.lock();
+      watching_ = false;
+      if (stopping_) break;
+      if (ended.code() == StatusCode::kNotFound) {
+        spdlog::info("cluster {}: {}; re-reading the members and watching again", url_.name,
+                     ended.message());
+      } else if (opened) {
+        spdlog::info("cluster {}: etcd watch ended ({}); re-reading the members", url_.name,
+                     ended.ToString());
+      }
+    }
+    // No stream delivered anything: poll (the fallback) before trying again.
+    if (!opened) changed_.wait_for(lock, options_.poll_interval);
     if (stopping_) break;
     lock.unlock();
     (void)Refresh();  // failures are logged once per state change and counted
@@ -267,6 +293,7 @@ ClusterClientStats ClusterClient::Stats() const {
   s.members = placement_->members().size();
   s.revision = revision_;
   s.etcd_reachable = etcd_reachable_;
+  s.watching = watching_;
   s.membership_changes = membership_changes_;
   s.joins = joins_;
   s.leaves = leaves_;

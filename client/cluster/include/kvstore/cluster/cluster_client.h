@@ -1,6 +1,8 @@
 // ClusterClient: libkvstore over a cluster of kvstored nodes whose membership
 // lives in etcd. No master on the data path: this client reads the membership,
-// keeps it fresh by polling (keeping the last one it saw while etcd is
+// keeps it fresh from an etcd watch stream (each change re-reads the members;
+// a broken or compacted watch is reopened after a full re-read; while no watch
+// can be opened it polls, keeping the last membership it saw while etcd is
 // unreachable) and places every key itself (see placement.h), so all clients
 // with the same membership agree on every key's home.
 //
@@ -71,7 +73,11 @@ struct ClusterClientOptions {
   // local placement: HOST:PORT of this producer's own node (as it advertises
   // itself); inserts go there. Empty with local placement: InvalidArgument.
   std::string local_node;
-  std::chrono::milliseconds poll_interval{250};         // membership refresh from etcd
+  // Follow membership changes on an etcd watch stream; false = poll only.
+  bool watch = true;
+  // Membership re-read from etcd this often while no watch stream is open
+  // (etcd down or the watch refused), or always when !watch.
+  std::chrono::milliseconds poll_interval{250};
   std::chrono::milliseconds reissue_interval{500};      // drop_select re-checks homes this often
   std::chrono::milliseconds node_retry_interval{1000};  // a node that refused is skipped this long
   std::chrono::milliseconds etcd_timeout{2000};         // per etcd request
@@ -99,6 +105,7 @@ struct ClusterClientStats {
   size_t members = 0;
   int64_t revision = 0;             // etcd revision of the membership in use
   bool etcd_reachable = false;      // the last membership read succeeded
+  bool watching = false;            // a watch stream is open (else membership is polled)
   uint64_t membership_changes = 0;  // times the member set changed
   uint64_t joins = 0;               // members that appeared after the first read
   uint64_t leaves = 0;              // members that disappeared
@@ -185,7 +192,8 @@ class ClusterClient {
   struct NodeState;
   explicit ClusterClient(ClusterClientOptions options, ClusterUrl url);
   Status Refresh();
-  void PollLoop();
+  // Follows membership changes: the watch stream, else polling (see the header).
+  void FollowLoop();
   // Where `key` goes for this call (see `node` above).
   Result<std::string> Target(const Key& key, const std::string& node,
                              const Placement& placement) const;
@@ -214,6 +222,7 @@ class ClusterClient {
   ClusterClientOptions options_;
   ClusterUrl url_;
   EtcdClient etcd_;
+  EtcdWatch watch_;  // used by FollowLoop's thread; Stop from the destructor
 
   mutable std::mutex mu_;
   std::condition_variable changed_;
@@ -221,6 +230,7 @@ class ClusterClient {
   int64_t revision_ = 0;                        // GUARDED_BY(mu_)
   int64_t revision_seen_ = 0;        // GUARDED_BY(mu_): revision of the first membership read
   bool etcd_reachable_ = false;      // GUARDED_BY(mu_)
+  bool watching_ = false;            // GUARDED_BY(mu_)
   uint64_t membership_changes_ = 0;  // GUARDED_BY(mu_)
   uint64_t joins_ = 0;               // GUARDED_BY(mu_)
   uint64_t leaves_ = 0;              // GUARDED_BY(mu_)
@@ -228,7 +238,7 @@ class ClusterClient {
   bool stopping_ = false;            // GUARDED_BY(mu_)
   std::map<std::string, std::shared_ptr<NodeState>> nodes_;  // GUARDED_BY(mu_), by address
 
-  std::thread poller_;  // last: started once everything above exists
+  std::thread follower_;  // last: started once everything above exists
 };
 
 // Client::Connect's path for an etcd:// address:

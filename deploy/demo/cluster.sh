@@ -71,7 +71,7 @@ wait_for "3 members" bash -c "[ \$('$CLI' --cluster '$CLUSTER' members --json | 
 "$CLI" --cluster "$CLUSTER" members
 
 say "3/5 2 prefill + 2 decode ($PLACEMENT placement), proxy, colocated reference"
-store_for() {  # engine index -> its --store
+store_for() {  # node index -> an engine's --store
   if [ "$PLACEMENT" = local ]; then echo "$CLUSTER?placement=local&node=${NODES[$1]}"; else echo "$CLUSTER"; fi
 }
 PF=(); DC=()
@@ -83,7 +83,8 @@ start_engine() {  # name args...
 for i in 0 1; do
   p=$(free_port); d=$(free_port); PF+=("$p"); DC+=("$d")
   start_engine "prefill$i" --role prefill --listen "127.0.0.1:$p" --store "$(store_for "$i")"
-  start_engine "decode$i" --role decode --listen "127.0.0.1:$d" --store "$(store_for "$i")" --kv-timeout 5s
+  # decode i sits on the other node: under local placement every handoff crosses nodes.
+  start_engine "decode$i" --role decode --listen "127.0.0.1:$d" --store "$(store_for $((1 - i)))" --kv-timeout 5s
 done
 BOTH=$(free_port); PROXY=$(free_port)
 start_engine both --role both --listen "127.0.0.1:$BOTH"

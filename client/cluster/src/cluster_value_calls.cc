@@ -61,6 +61,23 @@ Result<std::vector<EntryInfo>> ClusterClient::DropSelectInto(
   return SelectImpl(true, keys, timeout, node, destinations, nullptr);
 }
 
+namespace {
+
+using NodeGroups = std::vector<std::pair<std::string, std::vector<size_t>>>;
+
+// Adds key index `i` to `node`'s group, opening it after the others if new.
+void AddToGroup(NodeGroups& groups, const std::string& node, size_t i) {
+  auto it =
+      std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == node; });
+  if (it == groups.end()) {
+    groups.emplace_back(node, std::vector<size_t>{i});
+  } else {
+    it->second.push_back(i);
+  }
+}
+
+}  // namespace
+
 Result<std::vector<EntryInfo>> ClusterClient::SelectImpl(bool drop, std::span<const Key> keys,
                                                          std::chrono::milliseconds timeout,
                                                          const std::string& node,
@@ -132,8 +149,8 @@ Result<std::vector<EntryInfo>> ClusterClient::SelectImpl(bool drop, std::span<co
       if (!done[i]) pending.push_back(i);
     }
     // Homes that moved since the last slice.
-    std::vector<std::pair<std::string, std::vector<size_t>>> moved;
-    std::vector<std::pair<std::string, std::vector<size_t>>> groups;
+    NodeGroups moved;
+    NodeGroups groups;
     for (size_t i : pending) {
       KVSTORE_ASSIGN_OR_RETURN(std::string target, Target(keys[i], node, *p));
       const std::string& before = waited_on[i];
@@ -143,22 +160,8 @@ Result<std::vector<EntryInfo>> ClusterClient::SelectImpl(bool drop, std::span<co
                                    " while this call waited on it; what it held is lost "
                                    "(recompute)");
       }
-      if (!before.empty() && before != target) {
-        auto it = std::find_if(moved.begin(), moved.end(),
-                               [&](const auto& g) { return g.first == before; });
-        if (it == moved.end()) {
-          moved.emplace_back(before, std::vector<size_t>{i});
-        } else {
-          it->second.push_back(i);
-        }
-      }
-      auto it = std::find_if(groups.begin(), groups.end(),
-                             [&](const auto& g) { return g.first == target; });
-      if (it == groups.end()) {
-        groups.emplace_back(target, std::vector<size_t>{i});
-      } else {
-        it->second.push_back(i);
-      }
+      if (!before.empty() && before != target) AddToGroup(moved, before, i);
+      AddToGroup(groups, target, i);
       waited_on[i] = target;
     }
     prev = p;

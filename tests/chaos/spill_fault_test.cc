@@ -235,7 +235,7 @@ TEST_F(SpillFault, ReadErrorsAreRefusalsNeverWrongBytesAndLoseNothing) {
 // answered "ResourceExhausted: ... host memory (it is full of entries being
 // read); retry", which names neither the disk nor the error and tells the
 // caller to retry. Enable once the refusal carries the cause.
-TEST_F(SpillFault, DISABLED_ReadErrorRefusalNamesTheIoError) {
+TEST_F(SpillFault, ReadErrorRefusalNamesTheIoError) {
   FillPastMemory(60);
   spill_->get_errno = EIO;
   for (uint64_t i = 0; i < 60; ++i) {

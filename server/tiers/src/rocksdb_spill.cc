@@ -163,8 +163,9 @@ Result<std::unique_ptr<RocksDbSpill>> RocksDbSpill::Open(const SpillOptions& opt
       FromRocks(rocksdb::DB::Open(ro, options.dir + "/index", &db), "spill: open index"));
   spill->db_.reset(db);
 
-  KVSTORE_ASSIGN_OR_RETURN(spill->log_, ValueLog::Open({options.dir + "/values",
-                                                        options.segment_bytes, options.direct_io}));
+  KVSTORE_ASSIGN_OR_RETURN(spill->log_,
+                           ValueLog::Open({options.dir + "/values", options.segment_bytes,
+                                           options.direct_io, options.segment_io}));
   KVSTORE_RETURN_IF_ERROR(spill->Rebuild());
   return spill;
 }
@@ -289,7 +290,7 @@ Status RocksDbSpill::Get(const SpillKey& key, std::span<std::byte> dst, EntryMet
     if (!d.ok() && d.code() != StatusCode::kNotFound) spdlog::error("{}", d.ToString());
     return s;
   }
-  KVSTORE_RETURN_IF_ERROR(s);
+  KVSTORE_RETURN_IF_ERROR(s.WithContext("spill get of key " + ShortHex(key)));
   read_bytes_.fetch_add(out.size(), std::memory_order_relaxed);
   if (meta != nullptr) *meta = rec.meta;
   return Status::Ok();

@@ -39,32 +39,75 @@ std::byte* Bounce() {
   return buf.get();
 }
 
-bool PwriteAll(int fd, const std::byte* p, uint64_t n, uint64_t off) {
+class PosixIo final : public SegmentIo {
+ public:
+  int64_t Pwrite(uint64_t, int fd, const std::byte* p, uint64_t n, uint64_t off) override {
+    const ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
+    return w < 0 ? -errno : w;
+  }
+  int64_t Pread(uint64_t, int fd, std::byte* p, uint64_t n, uint64_t off) override {
+    const ssize_t r = ::pread(fd, p, n, static_cast<off_t>(off));
+    return r < 0 ? -errno : r;
+  }
+  int Fdatasync(uint64_t, int fd) override { return ::fdatasync(fd) == 0 ? 0 : -errno; }
+  int Fallocate(uint64_t, int fd, uint64_t off, uint64_t n) override {
+    return ::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(n)) == 0
+               ? 0
+               : -errno;
+  }
+};
+
+// 0, or the errno of the failed write (EIO for a write that moved nothing).
+int PwriteAll(SegmentIo& io, uint64_t seg, int fd, const std::byte* p, uint64_t n, uint64_t off) {
   while (n > 0) {
-    const ssize_t w = pwrite(fd, p, n, static_cast<off_t>(off));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
+    const int64_t w = io.Pwrite(seg, fd, p, n, off);
+    if (w == -EINTR) continue;
+    if (w < 0) return static_cast<int>(-w);
+    if (w == 0) return EIO;
     p += w;
     n -= static_cast<uint64_t>(w);
     off += static_cast<uint64_t>(w);
   }
-  return true;
+  return 0;
 }
 
-// Returns bytes read (short only at end of file) or -1.
-int64_t PreadAll(int fd, std::byte* p, uint64_t n, uint64_t off) {
+// Bytes read (short only at end of file), or -errno.
+int64_t PreadAll(SegmentIo& io, uint64_t seg, int fd, std::byte* p, uint64_t n, uint64_t off) {
   uint64_t done = 0;
   while (done < n) {
-    const ssize_t r = pread(fd, p + done, n - done, static_cast<off_t>(off + done));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return -1;
+    const int64_t r = io.Pread(seg, fd, p + done, n - done, off + done);
+    if (r == -EINTR) continue;
+    if (r < 0) return r;
     if (r == 0) break;
     done += static_cast<uint64_t>(r);
   }
   return static_cast<int64_t>(done);
 }
 
+std::string Where(uint64_t bytes, uint64_t segment, uint64_t offset, const std::string& path) {
+  return std::to_string(bytes) + " bytes at segment " + std::to_string(segment) + " offset " +
+         std::to_string(offset) + " (" + path + ")";
+}
+
+// A failed segment write: a full disk is "retry later" (ResourceExhausted), any
+// other error a failing disk (Internal). Either way nothing was stored.
+Status WriteError(const char* what, int err, const std::string& where) {
+  std::string msg =
+      std::string("value log: ") + what + " of " + where + " failed: " + std::strerror(err);
+  if (err == ENOSPC || err == EDQUOT) {
+    return Status::ResourceExhausted(msg +
+                                     "; the spill disk is full: nothing was stored; free space "
+                                     "on it or lower --spill");
+  }
+  return Status::Internal(msg + "; nothing was stored; check the disk (dmesg, SMART)");
+}
+
 }  // namespace
+
+std::shared_ptr<SegmentIo> PosixSegmentIo() {
+  static const auto io = std::make_shared<PosixIo>();
+  return io;
+}
 
 struct ValueLog::Segment {
   uint64_t id = 0;
@@ -80,7 +123,9 @@ struct ValueLog::Segment {
 };
 
 ValueLog::ValueLog(const ValueLogOptions& options)
-    : options_(options), direct_io_(options.direct_io) {}
+    : options_(options),
+      io_(options.io ? options.io : PosixSegmentIo()),
+      direct_io_(options.direct_io) {}
 
 ValueLog::~ValueLog() = default;
 
@@ -196,26 +241,35 @@ Result<SpillLocation> ValueLog::Append(std::span<const std::byte> value, bool sy
     seg->dirty = true;
   }
 
-  bool ok = true;
+  SegmentIo& io = *io_;
+  const uint64_t id = seg->id;
+  // A full disk shows here, before any byte is written (where the filesystem can tell).
+  int err = io.Fallocate(id, seg->fd, loc.offset, stored);
+  if (err == -EOPNOTSUPP || err == -ENOSYS) err = 0;
+  err = -err;
   const uint64_t whole = size / kAlign * kAlign;
-  if (Aligned(value.data()) || !seg->direct) {
-    ok = PwriteAll(seg->fd, value.data(), whole, loc.offset);
+  if (err == 0 && (Aligned(value.data()) || !seg->direct)) {
+    err = PwriteAll(io, id, seg->fd, value.data(), whole, loc.offset);
   } else {
-    for (uint64_t done = 0; ok && done < whole; done += kBounceBytes) {
+    for (uint64_t done = 0; err == 0 && done < whole; done += kBounceBytes) {
       const uint64_t n = std::min(kBounceBytes, whole - done);
       std::memcpy(Bounce(), value.data() + done, n);
-      ok = PwriteAll(seg->fd, Bounce(), n, loc.offset + done);
+      err = PwriteAll(io, id, seg->fd, Bounce(), n, loc.offset + done);
     }
   }
-  if (ok && stored > whole) {
+  if (err == 0 && stored > whole) {
     std::byte* tail = Bounce();
     std::memcpy(tail, value.data() + whole, size - whole);
     std::memset(tail + (size - whole), 0, stored - size);
-    ok = PwriteAll(seg->fd, tail, kAlign, loc.offset + whole);
+    err = PwriteAll(io, id, seg->fd, tail, kAlign, loc.offset + whole);
   }
-  if (ok && sync) ok = fdatasync(seg->fd) == 0;
-  if (!ok) {
-    Status s = Status::Internal(Errno("value log: write", seg->path));
+  const char* what = "write";
+  if (err == 0 && sync) {
+    what = "fdatasync";
+    err = -io.Fdatasync(id, seg->fd);
+  }
+  if (err != 0) {
+    Status s = WriteError(what, err, Where(size, id, loc.offset, seg->path));
     Release(loc);
     return s;
   }
@@ -230,24 +284,43 @@ Status ValueLog::Read(const SpillLocation& loc, std::span<std::byte> dst) {
   const uint64_t size = dst.size();
   const uint64_t whole = size / kAlign * kAlign;
   const uint64_t stored = RoundUp(size);
-  bool ok = true;
+  SegmentIo& io = *io_;
+  // got: bytes read of what was asked (short only at end of file), or -errno.
+  auto read = [&](std::byte* p, uint64_t n, uint64_t off) {
+    return PreadAll(io, seg->id, seg->fd, p, n, off);
+  };
+  int64_t got = 0;
+  uint64_t want = 0;
   if (Aligned(dst.data()) || !seg->direct) {
-    ok = PreadAll(seg->fd, dst.data(), whole, loc.offset) == static_cast<int64_t>(whole);
+    want = whole;
+    got = read(dst.data(), whole, loc.offset);
   } else {
-    for (uint64_t done = 0; ok && done < whole; done += kBounceBytes) {
-      const uint64_t n = std::min(kBounceBytes, whole - done);
-      ok = PreadAll(seg->fd, Bounce(), n, loc.offset + done) == static_cast<int64_t>(n);
-      if (ok) std::memcpy(dst.data() + done, Bounce(), n);
+    for (uint64_t done = 0; got == static_cast<int64_t>(want) && done < whole;
+         done += kBounceBytes) {
+      want = std::min(kBounceBytes, whole - done);
+      got = read(Bounce(), want, loc.offset + done);
+      if (got == static_cast<int64_t>(want)) std::memcpy(dst.data() + done, Bounce(), want);
     }
   }
-  if (ok && stored > whole) {
-    ok = PreadAll(seg->fd, Bounce(), kAlign, loc.offset + whole) >=
-         static_cast<int64_t>(size - whole);
-    if (ok) std::memcpy(dst.data() + whole, Bounce(), size - whole);
+  if (got == static_cast<int64_t>(want) && stored > whole) {
+    want = size - whole;
+    got = read(Bounce(), kAlign, loc.offset + whole);
+    if (got >= static_cast<int64_t>(want)) {
+      std::memcpy(dst.data() + whole, Bounce(), want);
+      got = static_cast<int64_t>(want);
+    }
   }
-  if (!ok) {
-    return Status::DataLoss("value log: short read of " + std::to_string(size) + " bytes at " +
-                            seg->path + ":" + std::to_string(loc.offset));
+  if (got < 0) {
+    // The disk failed the read; the bytes may well be fine: keep the entry.
+    return Status::Internal("value log: read of " + Where(size, seg->id, loc.offset, seg->path) +
+                            " failed: " + std::strerror(static_cast<int>(-got)) +
+                            "; the entry stays on disk and was not served; check the disk "
+                            "(dmesg, SMART) and read it again");
+  }
+  if (got != static_cast<int64_t>(want)) {
+    return Status::DataLoss("value log: short read of " +
+                            Where(size, seg->id, loc.offset, seg->path) +
+                            ": the segment ends before the value");
   }
   return Status::Ok();
 }
@@ -279,10 +352,11 @@ Status ValueLog::Sync() {
     }
   }
   for (auto& seg : dirty) {
-    if (fdatasync(seg->fd) != 0) {
+    if (int err = -io_->Fdatasync(seg->id, seg->fd); err != 0) {
       std::lock_guard lock(mu_);
       seg->dirty = true;
-      return Status::Internal(Errno("value log: fdatasync", seg->path));
+      return WriteError("fdatasync", err,
+                        "segment " + std::to_string(seg->id) + " (" + seg->path + ")");
     }
   }
   return Status::Ok();

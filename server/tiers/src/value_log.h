@@ -22,6 +22,7 @@
 #include <string>
 
 #include "kvstore/status.h"
+#include "kvstore/tiers/segment_io.h"
 #include "spill_record.h"
 
 namespace kvstore::tiers {
@@ -30,6 +31,7 @@ struct ValueLogOptions {
   std::string dir;                       // created if missing; required
   uint64_t segment_bytes = 64ull << 20;  // a segment is sealed past this size
   bool direct_io = true;                 // O_DIRECT; falls back to buffered where refused
+  std::shared_ptr<SegmentIo> io;         // the segment files' system calls; null = PosixSegmentIo()
 };
 
 class ValueLog {
@@ -43,9 +45,13 @@ class ValueLog {
   ValueLog& operator=(const ValueLog&) = delete;
 
   // Writes `value` (zero-padded to 4 KiB) at the head; with `sync`, fdatasync
-  // before returning. The bytes count as live until Release.
+  // before returning. The bytes count as live until Release. ResourceExhausted
+  // when the disk is full (ENOSPC), Internal on any other write error; either
+  // names the segment, offset and errno, and nothing is stored.
   Result<SpillLocation> Append(std::span<const std::byte> value, bool sync);
-  // Reads dst.size() bytes from the start of `loc`. DataLoss on a short read.
+  // Reads dst.size() bytes from the start of `loc`. DataLoss on a short read
+  // (the value is not there); Internal, naming the segment, offset and errno,
+  // when the disk fails the read (the value may be intact: keep its record).
   // REQUIRES: dst.size() <= loc.stored_bytes.
   Status Read(const SpillLocation& loc, std::span<std::byte> dst);
   // The bytes at `loc` are dead; deletes the segment when nothing live is left.
@@ -75,6 +81,7 @@ class ValueLog {
   std::shared_ptr<Segment> Find(uint64_t id) const;
 
   const ValueLogOptions options_;
+  const std::shared_ptr<SegmentIo> io_;
   std::atomic<bool> direct_io_;
   mutable std::mutex mu_;
   std::map<uint64_t, std::shared_ptr<Segment>> segments_;  // GUARDED_BY(mu_)

@@ -293,8 +293,9 @@ class Store {
   void WorkerLoop();
   void QueuePromotionLocked(NamespaceId ns, std::vector<Key> keys, DeliveryCallback then_select,
                             std::vector<Key> select_keys = {});
-  // Promotes one spilled entry; returns false when it could not.
-  bool Promote(const NsKey& key);
+  // Promotes one spilled entry; returns false when it could not, and then sets
+  // *io_error (if given and still OK) when the disk failed the read.
+  bool Promote(const NsKey& key, Status* io_error = nullptr);
   // Promotion when both tiers are full; see tier_mover.cc.
   std::optional<Slot> SwapIn(Entry* e, const NsKey& key, uint64_t size);
   // Puts a promoted value's slot into its entry and wakes its waiters.

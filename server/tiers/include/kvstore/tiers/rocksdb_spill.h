@@ -45,6 +45,7 @@
 #include <mutex>
 #include <string>
 
+#include "kvstore/tiers/segment_io.h"
 #include "kvstore/tiers/spill_store.h"
 
 namespace rocksdb {
@@ -77,6 +78,8 @@ struct SpillOptions {
   bool verify_checksum_on_put = false;
   // RocksDB block cache for the index.
   uint64_t index_cache_bytes = 32ull << 20;
+  // The value segments' system calls; null = the real ones. Tests inject disk faults here.
+  std::shared_ptr<SegmentIo> segment_io;
 };
 
 class RocksDbSpill final : public SpillStore {

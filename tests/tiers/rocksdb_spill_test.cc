@@ -292,3 +292,35 @@ TEST_F(RocksDbSpillTest, ASecondOpenOfAHeldDirNamesTheHolder) {
 }
 
 }  // namespace kvstore::tiers
+
+namespace kvstore::tiers {
+namespace {
+
+// A value written after another was deleted takes the dead one's place (when
+// it fits) instead of growing the log, also after a reopen, and nothing moves
+// or is damaged by it.
+TEST_F(RocksDbSpillTest, FreedSpaceIsReusedBeforeTheLogGrows) {
+  auto s = Open();
+  std::vector<std::vector<std::byte>> v;
+  for (uint32_t i = 0; i < 6; ++i) {
+    v.push_back(MakeValue(256 * KiB - 100 * i, i));
+    PutValue(*s, i, v[i]);
+  }
+  const uint64_t full = s->Stats().disk_bytes;
+  ASSERT_OK(s->Delete(MakeKey(1)));
+  ASSERT_OK(s->Delete(MakeKey(2)));  // adjacent to 1: one 512 KiB hole
+  v.push_back(MakeValue(400 * KiB, 60));
+  PutValue(*s, 6, v[6]);
+  EXPECT_EQ(s->Stats().disk_bytes, full) << "a 400 KiB value did not go into a 512 KiB hole";
+
+  s.reset();  // the holes are found again from the index at open
+  s = Open();
+  ASSERT_OK(s->Delete(MakeKey(4)));
+  v.push_back(MakeValue(200 * KiB, 70));
+  PutValue(*s, 7, v[7]);
+  EXPECT_EQ(s->Stats().disk_bytes, full) << "after reopen";
+  for (uint32_t i : {0u, 3u, 5u, 6u, 7u}) ExpectValue(*s, i, v[i]);
+}
+
+}  // namespace
+}  // namespace kvstore::tiers

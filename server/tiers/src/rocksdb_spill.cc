@@ -278,10 +278,24 @@ Status RocksDbSpill::Get(const SpillKey& key, std::span<std::byte> dst, EntryMet
                                    " bytes for a value of " + std::to_string(rec.meta.size));
   }
   auto out = dst.first(rec.meta.size);
-  Status s = log_->Read(rec.location, out);
-  if (s.ok() && XXH3_64bits(out.data(), out.size()) != rec.meta.checksum) {
-    s = Status::DataLoss("spill get: checksum mismatch for key " + ShortHex(key) +
-                         "; the entry was removed");
+  Status s;
+  for (int attempt = 0;; ++attempt) {
+    s = log_->Read(rec.location, out);
+    if (s.ok() && XXH3_64bits(out.data(), out.size()) != rec.meta.checksum) {
+      s = Status::DataLoss("spill get: checksum mismatch for key " + ShortHex(key) +
+                           "; the entry was removed");
+    }
+    if (s.code() != StatusCode::kDataLoss || attempt == 2) break;
+    // A compaction may have moved the value meanwhile, and its old place been
+    // deleted or refilled: only bytes at the place the record names now count.
+    auto now = ReadRecord(key);
+    if (!now.ok() || (now->location.segment == rec.location.segment &&
+                      now->location.offset == rec.location.offset)) {
+      break;
+    }
+    rec = std::move(*now);
+    if (dst.size() < rec.meta.size) break;
+    out = dst.first(rec.meta.size);
   }
   if (s.code() == StatusCode::kDataLoss) {
     checksum_failures_.fetch_add(1, std::memory_order_relaxed);
@@ -372,7 +386,9 @@ Status RocksDbSpill::CompactSegment(uint64_t segment) {
       (void)d;
       continue;
     }
-    KVSTORE_ASSIGN_OR_RETURN(SpillLocation loc, log_->Append(bytes, options_.sync_writes));
+    // At the head, not into holes: filling the victim's own holes would keep it alive.
+    KVSTORE_ASSIGN_OR_RETURN(SpillLocation loc,
+                             log_->Append(bytes, options_.sync_writes, /*fill_holes=*/false));
     std::lock_guard lock(mu_);
     auto now = ReadRecord(key);
     if (!now.ok() || now->location.segment != rec.location.segment ||

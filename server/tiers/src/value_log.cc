@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -115,6 +116,11 @@ struct ValueLog::Segment {
   int fd = -1;
   uint64_t size = 0;  // bytes reserved (the write head)
   uint64_t live = 0;
+  // Dead extents (offset -> length), coalesced; Append fills them before
+  // growing the log. GUARDED_BY(ValueLog::mu_), as are size and live.
+  std::map<uint64_t, uint64_t> holes;
+  // Live extents adopted at Open, turned into `holes` by DropUnreferenced.
+  std::vector<std::pair<uint64_t, uint64_t>> adopted;
   bool dirty = false;   // GUARDED_BY(ValueLog::mu_)
   bool direct = false;  // opened with O_DIRECT
   ~Segment() {
@@ -146,10 +152,11 @@ Result<std::unique_ptr<ValueLog>> ValueLog::Open(const ValueLogOptions& options)
     seg->id = id;
     seg->path = e.path().string();
     seg->direct = log->direct_io_;
-    seg->fd = open(seg->path.c_str(), O_RDONLY | O_CLOEXEC | (seg->direct ? O_DIRECT : 0));
+    // Read-write: later values fill its holes.
+    seg->fd = open(seg->path.c_str(), O_RDWR | O_CLOEXEC | (seg->direct ? O_DIRECT : 0));
     if (seg->fd < 0 && errno == EINVAL && seg->direct) {
       seg->direct = false;
-      seg->fd = open(seg->path.c_str(), O_RDONLY | O_CLOEXEC);
+      seg->fd = open(seg->path.c_str(), O_RDWR | O_CLOEXEC);
     }
     if (seg->fd < 0) return Status::Internal(Errno("value log: open", seg->path));
     struct stat st {};
@@ -173,6 +180,7 @@ bool ValueLog::Adopt(const SpillLocation& loc) {
     return false;
   }
   it->second->live += loc.stored_bytes;
+  it->second->adopted.emplace_back(loc.offset, loc.stored_bytes);
   live_bytes_ += loc.stored_bytes;
   return true;
 }
@@ -181,13 +189,66 @@ void ValueLog::DropUnreferenced() {
   std::lock_guard lock(mu_);
   for (auto it = segments_.begin(); it != segments_.end();) {
     if (it->second->live == 0 && it->second != active_) {
-      unlink(it->second->path.c_str());
-      disk_bytes_ -= it->second->size;
-      it = segments_.erase(it);
-    } else {
-      ++it;
+      auto dead = it++;
+      EraseSegmentLocked(dead);
+      continue;
+    }
+    // What lies between the live values is dead: reusable like any freed extent.
+    Segment& seg = *it->second;
+    std::sort(seg.adopted.begin(), seg.adopted.end());
+    uint64_t at = 0;
+    for (const auto& [off, len] : seg.adopted) {
+      if (off > at) AddHoleLocked(seg, at, off - at);
+      at = std::max(at, off + len);
+    }
+    if (seg.size > at) AddHoleLocked(seg, at, seg.size - at);
+    seg.adopted = {};
+    ++it;
+  }
+}
+
+void ValueLog::AddHoleLocked(Segment& seg, uint64_t offset, uint64_t len) {
+  auto next = seg.holes.lower_bound(offset);
+  if (next != seg.holes.end() && next->first == offset + len) {  // merge with the one after
+    len += next->second;
+    next = seg.holes.erase(next);
+  }
+  if (next != seg.holes.begin()) {
+    auto prev = std::prev(next);
+    if (prev->first + prev->second == offset) {  // and with the one before
+      prev->second += len;
+      hole_bytes_ += len;
+      return;
     }
   }
+  seg.holes.emplace(offset, len);
+  hole_bytes_ += len;
+}
+
+std::optional<SpillLocation> ValueLog::TakeHoleLocked(uint64_t stored) {
+  if (hole_bytes_ < stored) return std::nullopt;
+  for (auto& [id, seg] : segments_) {
+    for (auto h = seg->holes.begin(); h != seg->holes.end(); ++h) {
+      if (h->second < stored) continue;
+      SpillLocation loc{id, h->first, stored};
+      const uint64_t rest = h->second - stored;
+      seg->holes.erase(h);
+      if (rest > 0) seg->holes.emplace(loc.offset + stored, rest);
+      hole_bytes_ -= stored;
+      seg->live += stored;
+      seg->dirty = true;
+      live_bytes_ += stored;
+      return loc;
+    }
+  }
+  return std::nullopt;
+}
+
+void ValueLog::EraseSegmentLocked(std::map<uint64_t, std::shared_ptr<Segment>>::iterator it) {
+  unlink(it->second->path.c_str());  // readers still holding the segment keep its fd
+  disk_bytes_ -= it->second->size;
+  for (const auto& [off, len] : it->second->holes) hole_bytes_ -= len;
+  segments_.erase(it);
 }
 
 Result<std::shared_ptr<ValueLog::Segment>> ValueLog::NewSegmentLocked() {
@@ -216,29 +277,35 @@ Result<std::shared_ptr<ValueLog::Segment>> ValueLog::NewSegmentLocked() {
   return seg;
 }
 
-Result<SpillLocation> ValueLog::Append(std::span<const std::byte> value, bool sync) {
+Result<SpillLocation> ValueLog::Append(std::span<const std::byte> value, bool sync,
+                                       bool fill_holes) {
   const uint64_t size = value.size();
   const uint64_t stored = RoundUp(size);
   std::shared_ptr<Segment> seg;
   SpillLocation loc;
   {
     std::lock_guard lock(mu_);
-    if (!active_ || (active_->size > 0 && active_->size + stored > options_.segment_bytes)) {
-      if (active_ && active_->live == 0) {
-        unlink(active_->path.c_str());
-        disk_bytes_ -= active_->size;
-        segments_.erase(active_->id);
-      }
+    std::optional<SpillLocation> hole;
+    if (fill_holes) hole = TakeHoleLocked(stored);
+    if (hole) {
+      loc = *hole;
+      seg = segments_.at(loc.segment);
+    }
+    if (!hole &&
+        (!active_ || (active_->size > 0 && active_->size + stored > options_.segment_bytes))) {
+      if (active_ && active_->live == 0) EraseSegmentLocked(segments_.find(active_->id));
       active_.reset();
       KVSTORE_ASSIGN_OR_RETURN(active_, NewSegmentLocked());
     }
-    seg = active_;
-    loc = {seg->id, seg->size, stored};
-    seg->size += stored;
-    seg->live += stored;
-    live_bytes_ += stored;
-    disk_bytes_ += stored;
-    seg->dirty = true;
+    if (!hole) {
+      seg = active_;
+      loc = {seg->id, seg->size, stored};
+      seg->size += stored;
+      seg->live += stored;
+      live_bytes_ += stored;
+      disk_bytes_ += stored;
+      seg->dirty = true;
+    }
   }
 
   SegmentIo& io = *io_;
@@ -334,9 +401,9 @@ void ValueLog::Release(const SpillLocation& loc) {
   seg.live -= std::min(seg.live, loc.stored_bytes);
   live_bytes_ -= std::min(live_bytes_, loc.stored_bytes);
   if (seg.live == 0 && it->second != active_) {
-    unlink(seg.path.c_str());  // readers still holding the segment keep its fd
-    disk_bytes_ -= seg.size;
-    segments_.erase(it);
+    EraseSegmentLocked(it);
+  } else {
+    AddHoleLocked(seg, loc.offset, loc.stored_bytes);
   }
 }
 

@@ -28,11 +28,15 @@
 // Records whose segment is missing or too short are dropped at Open.
 //
 // Space: capacity_bytes bounds the live values (4 KiB-rounded). Deleted and
-// replaced values leave garbage in their segments; a segment is deleted when
+// replaced values leave holes in their segments, which later values of at most
+// their size fill before the log grows (so a read-back that swaps a value out
+// of spill and another in does not grow the disk); a segment is deleted when
 // its last live value goes, and when garbage passes max_garbage_bytes a Put
 // also compacts the sealed segment with the least live share (re-appends its
 // live values), so disk use stays within capacity + max_garbage_bytes + one
-// segment.
+// segment. A hole is reused only after the index no longer points at it; Get
+// re-reads the record when the bytes fail their checksum, so a read racing a
+// compaction that moved its value follows it instead of dropping the entry.
 //
 // Thread-safety: as SpillStore: safe for concurrent calls on different keys.
 // Value I/O runs outside the internal mutex, so a large Put does not hold up

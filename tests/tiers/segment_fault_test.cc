@@ -25,6 +25,7 @@ class FaultyIo final : public SegmentIo {
  public:
   std::atomic<int> read_errno{0}, write_errno{0}, sync_errno{0}, fallocate_errno{0};
   std::atomic<int> write_after{0};
+  std::atomic<int64_t> available{-1};  // >= 0: the disk reports this much free space
   std::atomic<uint64_t> failed{0};
 
   int64_t Pwrite(uint64_t seg, int fd, const std::byte* p, uint64_t n, uint64_t off) override {
@@ -43,6 +44,10 @@ class FaultyIo final : public SegmentIo {
   int Fallocate(uint64_t seg, int fd, uint64_t off, uint64_t n) override {
     if (int e = fallocate_errno.load()) return static_cast<int>(Fail(e));
     return real_->Fallocate(seg, fd, off, n);
+  }
+  Space FreeSpace(const std::string& dir) override {
+    if (int64_t a = available.load(); a >= 0) return {a, 1ull << 30};
+    return real_->FreeSpace(dir);
   }
 
  private:
@@ -185,6 +190,43 @@ TEST_F(SegmentFaultTest, FailedSyncFailsThePutAndFlush) {
   io_->sync_errno = 0;
   ASSERT_OK(spill_->Put(MakeKey(3), MetaFor(v), v));
   ExpectValue(3, v);
+}
+
+// The value log keeps free space for the index: a value that would eat into
+// it is refused as a full disk (space freed by deletes is still reused), and
+// a disk already full at start is refused with a reason instead of the index
+// aborting while it recovers its log.
+TEST_F(SegmentFaultTest, NearlyFullDiskKeepsAReserveForTheIndex) {
+  spill_.reset();
+  opts_.disk_reserve_bytes = 8 * MiB;
+  auto reopened = RocksDbSpill::Open(opts_);
+  ASSERT_OK(reopened);
+  spill_ = std::move(reopened).value();
+  const auto v1 = MakeValue(300 * KiB, 1), v2 = MakeValue(200 * KiB, 2);
+  ASSERT_OK(spill_->Put(MakeKey(1), MetaFor(v1), v1));
+
+  io_->available = 8 * MiB + 100 * KiB;  // 100 KiB above the reserve
+  Status s = spill_->Put(MakeKey(2), MetaFor(v2), v2);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+  EXPECT_NE(s.message().find("nearly full"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("kept for the spill index"), std::string::npos) << s.ToString();
+  // Freed space is not growth: a value that fits it is taken.
+  ASSERT_OK(spill_->Delete(MakeKey(1)));
+  ASSERT_OK(spill_->Put(MakeKey(2), MetaFor(v2), v2));
+  ExpectValue(2, v2);
+
+  spill_.reset();
+  io_->available = 64 * KiB;
+  auto full = RocksDbSpill::Open(opts_);
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.status().code(), StatusCode::kResourceExhausted) << full.status().ToString();
+  EXPECT_NE(full.status().message().find("is full (64 KiB free"), std::string::npos)
+      << full.status().ToString();
+  io_->available = -1;
+  reopened = RocksDbSpill::Open(opts_);
+  ASSERT_OK(reopened);
+  spill_ = std::move(reopened).value();
+  ExpectValue(2, v2);
 }
 
 }  // namespace

@@ -27,6 +27,7 @@ namespace kvstore::tiers {
 namespace {
 
 constexpr uint64_t kAlign = 4096;
+constexpr uint64_t kMinFreeAtOpen = 1ull << 20;
 uint64_t RoundUp(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
 // The index key: the 32 key bytes for the default namespace (the format of
@@ -149,8 +150,24 @@ Result<std::unique_ptr<RocksDbSpill>> RocksDbSpill::Open(const SpillOptions& opt
 
   std::unique_ptr<RocksDbSpill> spill(new RocksDbSpill(options));
   KVSTORE_RETURN_IF_ERROR(LockDir(options.dir, &spill->dir_lock_.fd));
+  // RocksDB aborts (an assertion in its file writer) when it hits a full disk
+  // while recovering its log at open; the value log keeps a reserve free so
+  // that cannot come from us, and a disk filled by something else is refused here.
+  std::shared_ptr<SegmentIo> io = options.segment_io ? options.segment_io : PosixSegmentIo();
+  if (const SegmentIo::Space space = io->FreeSpace(options.dir);
+      space.available >= 0 && static_cast<uint64_t>(space.available) < kMinFreeAtOpen) {
+    return Status::ResourceExhausted(
+        "spill: the disk of " + options.dir + " is full (" + std::to_string(space.available >> 10) +
+        " KiB free; opening the index needs " + std::to_string(kMinFreeAtOpen >> 10) +
+        " KiB to recover its log); free space on that "
+        "disk, then start again");
+  }
   rocksdb::Options ro;
   ro.create_if_missing = true;
+  // Records are ~100 bytes: no need to preallocate log space (which fails first on a full disk),
+  // nor to write a table file from the recovered log before serving.
+  ro.allow_fallocate = false;
+  ro.avoid_flush_during_recovery = true;
   ro.write_buffer_size = 16ull << 20;
   ro.max_open_files = 512;
   rocksdb::BlockBasedTableOptions table;

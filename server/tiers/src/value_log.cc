@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,6 +56,11 @@ class PosixIo final : public SegmentIo {
     return ::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(n)) == 0
                ? 0
                : -errno;
+  }
+  Space FreeSpace(const std::string& dir) override {
+    struct statvfs st {};
+    if (::statvfs(dir.c_str(), &st) != 0) return {-errno, 0};
+    return {static_cast<int64_t>(st.f_bavail * st.f_frsize), st.f_blocks * st.f_frsize};
   }
 };
 
@@ -207,6 +213,24 @@ void ValueLog::DropUnreferenced() {
   }
 }
 
+uint64_t ValueLog::ReserveFor(uint64_t filesystem_bytes) const {
+  if (options_.reserve_bytes != kAutoReserve) return options_.reserve_bytes;
+  return std::min<uint64_t>(64ull << 20, filesystem_bytes / 8);
+}
+
+Status ValueLog::CheckHeadroom(uint64_t stored) {
+  const SegmentIo::Space space = io_->FreeSpace(options_.dir);
+  if (space.available < 0) return Status::Ok();  // unknown: the write itself will tell
+  const uint64_t reserve = ReserveFor(space.total);
+  const auto available = static_cast<uint64_t>(space.available);
+  if (available >= reserve && available - reserve >= stored) return Status::Ok();
+  return Status::ResourceExhausted(
+      "value log: the disk of " + options_.dir + " is nearly full (" +
+      std::to_string(available >> 10) + " KiB free, " + std::to_string(reserve >> 10) +
+      " KiB kept for the spill index so it can always be written and reopened); " +
+      std::to_string(stored) + " bytes were not stored; free space on that disk or lower --spill");
+}
+
 void ValueLog::AddHoleLocked(Segment& seg, uint64_t offset, uint64_t len) {
   auto next = seg.holes.lower_bound(offset);
   if (next != seg.holes.end() && next->first == offset + len) {  // merge with the one after
@@ -291,6 +315,7 @@ Result<SpillLocation> ValueLog::Append(std::span<const std::byte> value, bool sy
       loc = *hole;
       seg = segments_.at(loc.segment);
     }
+    if (!hole) KVSTORE_RETURN_IF_ERROR(CheckHeadroom(stored));
     if (!hole &&
         (!active_ || (active_->size > 0 && active_->size + stored > options_.segment_bytes))) {
       if (active_ && active_->live == 0) EraseSegmentLocked(segments_.find(active_->id));

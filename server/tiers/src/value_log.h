@@ -31,11 +31,17 @@
 
 namespace kvstore::tiers {
 
+inline constexpr uint64_t kAutoReserve = ~0ull;
+
 struct ValueLogOptions {
   std::string dir;                       // created if missing; required
   uint64_t segment_bytes = 64ull << 20;  // a segment is sealed past this size
   bool direct_io = true;                 // O_DIRECT; falls back to buffered where refused
   std::shared_ptr<SegmentIo> io;         // the segment files' system calls; null = PosixSegmentIo()
+  // Free space on the disk that growing the log never takes, so the index
+  // beside it can always write its log and recover at the next open.
+  // kAutoReserve = min(64 MiB, 1/8 of the filesystem).
+  uint64_t reserve_bytes = kAutoReserve;
 };
 
 class ValueLog {
@@ -87,6 +93,9 @@ class ValueLog {
   explicit ValueLog(const ValueLogOptions& options);
   Result<std::shared_ptr<Segment>> NewSegmentLocked();
   std::shared_ptr<Segment> Find(uint64_t id) const;
+  uint64_t ReserveFor(uint64_t filesystem_bytes) const;
+  // ResourceExhausted when growing the log by `stored` would eat into the reserve.
+  Status CheckHeadroom(uint64_t stored);
   void AddHoleLocked(Segment& seg, uint64_t offset, uint64_t len);
   std::optional<SpillLocation> TakeHoleLocked(uint64_t stored);
   void EraseSegmentLocked(std::map<uint64_t, std::shared_ptr<Segment>>::iterator it);

@@ -84,6 +84,10 @@ struct SpillOptions {
   uint64_t index_cache_bytes = 32ull << 20;
   // The value segments' system calls; null = the real ones. Tests inject disk faults here.
   std::shared_ptr<SegmentIo> segment_io;
+  // Free disk space values never take, kept for the index (its log, and what
+  // it writes when it reopens after a crash); a Put that would eat into it is
+  // ResourceExhausted. ~0 = min(64 MiB, 1/8 of the filesystem).
+  uint64_t disk_reserve_bytes = ~0ull;
 };
 
 class RocksDbSpill final : public SpillStore {

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace kvstore::tiers {
 
@@ -28,6 +29,13 @@ class SegmentIo {
   // (FALLOC_FL_KEEP_SIZE), so a full disk is found before any byte is written.
   // -EOPNOTSUPP where the filesystem cannot; the caller then writes anyway.
   virtual int Fallocate(uint64_t segment, int fd, uint64_t offset, uint64_t n) = 0;
+  // Space left to unprivileged writers on the filesystem holding `dir`, and its
+  // size (statvfs), or -errno in `available`.
+  struct Space {
+    int64_t available = 0;
+    uint64_t total = 0;
+  };
+  virtual Space FreeSpace(const std::string& dir) = 0;
 };
 
 // The real calls (pwrite, pread, fdatasync, fallocate). Shared, stateless.

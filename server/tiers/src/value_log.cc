@@ -260,7 +260,6 @@ std::optional<SpillLocation> ValueLog::TakeHoleLocked(uint64_t stored) {
       if (rest > 0) seg->holes.emplace(loc.offset + stored, rest);
       hole_bytes_ -= stored;
       seg->live += stored;
-      seg->dirty = true;
       live_bytes_ += stored;
       return loc;
     }
@@ -329,7 +328,6 @@ Result<SpillLocation> ValueLog::Append(std::span<const std::byte> value, bool sy
       seg->live += stored;
       live_bytes_ += stored;
       disk_bytes_ += stored;
-      seg->dirty = true;
     }
   }
 
@@ -364,6 +362,12 @@ Result<SpillLocation> ValueLog::Append(std::span<const std::byte> value, bool sy
     Status s = WriteError(what, err, Where(size, id, loc.offset, seg->path));
     Release(loc);
     return s;
+  }
+  if (!sync) {
+    // Marked only now that the bytes are written: a Sync that began meanwhile
+    // must not clear the mark before they are there to be synced.
+    std::lock_guard lock(mu_);
+    seg->dirty = true;
   }
   return loc;
 }

@@ -65,6 +65,7 @@
 #include "kvstore/server/server_options.h"
 #include "kvstore/server/waiters.h"
 #include "kvstore/status.h"
+#include "kvstore/tiers/durable_writer.h"
 #include "kvstore/tiers/spill_store.h"
 #include "kvstore/types.h"
 
@@ -279,6 +280,9 @@ class Store {
                                                std::optional<uint64_t> computed_checksum);
   bool InstallLocked(std::unique_ptr<Entry> e, std::optional<DeviceSlot> up, const Reservation& r,
                      Callbacks* cbs);
+  // Durable mode (durable_commit.cc): writes a prepared entry through to spill
+  // before it is installed; on an error frees its slot and reservation.
+  Status WriteThroughAtCommit(Entry& e, const Reservation& r);
   bool WorkerWantedLocked() const;
   void SelectImpl(NamespaceId ns, std::span<const Key> keys, const DeliveryCallback& callback,
                   bool may_promote);
@@ -380,6 +384,7 @@ class Store {
   uint64_t spill_value_bytes_ = 0;            // GUARDED_BY(mu_): indexed spill-tier entries
   uint64_t spill_entries_ = 0;                // GUARDED_BY(mu_)
   std::unique_ptr<DeviceMemory> device_;  // null = no device tier; Allocate/Free GUARDED_BY(mu_)
+  std::unique_ptr<tiers::DurableWriter> durable_;  // --durability sync with spill; else null
 
   uint64_t device_value_bytes_ = 0;     // GUARDED_BY(mu_)
   uint64_t device_entries_ = 0;         // GUARDED_BY(mu_)

@@ -320,6 +320,11 @@ TEST_F(RocksDbSpillTest, FreedSpaceIsReusedBeforeTheLogGrows) {
   PutValue(*s, 7, v[7]);
   EXPECT_EQ(s->Stats().disk_bytes, full) << "after reopen";
   for (uint32_t i : {0u, 3u, 5u, 6u, 7u}) ExpectValue(*s, i, v[i]);
+  // Everything removed: no segment is left, the head one included.
+  for (uint32_t i : {0u, 3u, 5u, 6u, 7u}) ASSERT_OK(s->Delete(MakeKey(i)));
+  EXPECT_EQ(s->Stats().disk_bytes, 0u);
+  PutValue(*s, 8, v[0]);
+  ExpectValue(*s, 8, v[0]);
 }
 
 }  // namespace

@@ -204,6 +204,7 @@ TEST_F(SegmentFaultTest, NearlyFullDiskKeepsAReserveForTheIndex) {
   spill_ = std::move(reopened).value();
   const auto v1 = MakeValue(300 * KiB, 1), v2 = MakeValue(200 * KiB, 2);
   ASSERT_OK(spill_->Put(MakeKey(1), MetaFor(v1), v1));
+  ASSERT_OK(spill_->Put(MakeKey(3), MetaFor(v1), v1));  // keeps the segment when 1 goes
 
   io_->available = 8 * MiB + 100 * KiB;  // 100 KiB above the reserve
   Status s = spill_->Put(MakeKey(2), MetaFor(v2), v2);
@@ -227,6 +228,7 @@ TEST_F(SegmentFaultTest, NearlyFullDiskKeepsAReserveForTheIndex) {
   ASSERT_OK(reopened);
   spill_ = std::move(reopened).value();
   ExpectValue(2, v2);
+  ExpectValue(3, v1);
 }
 
 }  // namespace

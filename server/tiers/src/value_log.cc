@@ -271,6 +271,7 @@ void ValueLog::EraseSegmentLocked(std::map<uint64_t, std::shared_ptr<Segment>>::
   unlink(it->second->path.c_str());  // readers still holding the segment keep its fd
   disk_bytes_ -= it->second->size;
   for (const auto& [off, len] : it->second->holes) hole_bytes_ -= len;
+  if (it->second == active_) active_.reset();
   segments_.erase(it);
 }
 
@@ -429,7 +430,10 @@ void ValueLog::Release(const SpillLocation& loc) {
   Segment& seg = *it->second;
   seg.live -= std::min(seg.live, loc.stored_bytes);
   live_bytes_ -= std::min(live_bytes_, loc.stored_bytes);
-  if (seg.live == 0 && it->second != active_) {
+  // The head segment too: with nothing live in it no append is in flight there
+  // (an append counts as live from its reservation), and the next one starts a
+  // new segment, so removing everything brings the disk back to empty.
+  if (seg.live == 0) {
     EraseSegmentLocked(it);
   } else {
     AddHoleLocked(seg, loc.offset, loc.stored_bytes);

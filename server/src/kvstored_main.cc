@@ -160,8 +160,9 @@ int main(int argc, char** argv) {
   }
   o.store.durability = durability == "sync" ? Durability::kSync : Durability::kNone;
   if (o.store.durability == Durability::kSync && o.store.spill_bytes == 0) {
-    return Fail("--durability sync needs a spill tier (--data-dir and --spill): acknowledged "
-                "inserts are written through to it");
+    return Fail(
+        "--durability sync needs a spill tier (--data-dir and --spill): acknowledged "
+        "inserts are written through to it");
   }
   if (!token_file.empty()) {
     std::ifstream in(token_file);

@@ -85,8 +85,8 @@ int Main(int argc, char** argv) {
   std::string sizes_text = "64KiB,1MiB,4MiB";
   std::vector<int> client_counts = {1, 4};
   int rounds = 3;
-  uint64_t bytes_per_case = 256ull << 20;
-  std::string memory = "1GiB", spill = "4GiB";
+  std::string bytes_text = "64MiB";
+  std::string memory = "256MiB", spill = "2GiB";
   int io_threads = 2;
   app.add_option("--sizes", sizes_text, "value sizes, comma-separated")->capture_default_str();
   app.add_option("--clients", client_counts, "concurrent clients, comma-separated")
@@ -95,13 +95,18 @@ int Main(int argc, char** argv) {
   app.add_option("--rounds", rounds, "interleaved rounds")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
-  app.add_option("--bytes", bytes_per_case, "bytes inserted per case and round")
-      ->capture_default_str();
+  app.add_option("--bytes", bytes_text, "bytes inserted per case and round")->capture_default_str();
   app.add_option("--memory", memory, "kvstored --memory")->capture_default_str();
   app.add_option("--spill", spill, "kvstored --spill (both modes)")->capture_default_str();
   app.add_option("--io-threads", io_threads, "kvstored --io-threads")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
+  auto bytes = ParseSize(bytes_text);
+  if (!bytes.ok()) {
+    std::fprintf(stderr, "--bytes: %s\n", bytes.status().ToString().c_str());
+    return 2;
+  }
+  const uint64_t bytes_per_case = *bytes;
   std::vector<uint64_t> sizes;
   for (size_t at = 0; at <= sizes_text.size();) {
     size_t comma = std::min(sizes_text.find(',', at), sizes_text.size());

@@ -11,42 +11,18 @@
 #include <gtest/gtest.h>
 
 #include <xxhash.h>
+#include "spill_test_util.h"
 #include "status_matchers.h"
 
 namespace kvstore::tiers {
 namespace {
 
-constexpr uint64_t KiB = 1024, MiB = 1024 * 1024;
-
-Key MakeKey(uint32_t i) {
-  Key k;
-  for (size_t j = 0; j < Key::kSize; ++j) k.bytes[j] = std::byte((i >> (8 * (j % 4))) + j * 31);
-  return k;
-}
-
-std::vector<std::byte> MakeValue(uint64_t size, uint32_t seed) {
-  std::vector<std::byte> v(size);
-  std::mt19937_64 rng(seed);
-  for (auto& b : v) b = std::byte(rng());
-  return v;
-}
-
-EntryMeta MetaFor(std::span<const std::byte> v) {
-  EntryMeta m;
-  m.size = v.size();
-  m.checksum = XXH3_64bits(v.data(), v.size());
-  m.layout = "test/f16";
-  m.producer = "spill-test";
-  m.created_unix_ms = 1700000000000ull;
-  return m;
-}
+using namespace test;  // NOLINT: the helpers of spill_test_util.h
 
 class RocksDbSpillTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/kvstore-spill-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = test::MakeSpillDir("kvstore-spill-test");
     opts_.dir = dir_;
     opts_.capacity_bytes = 256 * MiB;
     opts_.segment_bytes = 16 * MiB;

@@ -5,19 +5,18 @@
 // the store works again once the disk does.
 #include <cerrno>
 #include <filesystem>
-#include <random>
 #include <vector>
 
 #include <gtest/gtest.h>
 
-#include <xxhash.h>
 #include "kvstore/tiers/rocksdb_spill.h"
+#include "spill_test_util.h"
 #include "status_matchers.h"
 
 namespace kvstore::tiers {
 namespace {
 
-constexpr uint64_t KiB = 1024, MiB = 1024 * 1024;
+using namespace test;  // NOLINT: the helpers of spill_test_util.h
 
 // The real calls, each of which can be told to fail with an errno. write_after
 // lets that many pwrite calls through first (a value written half-way).
@@ -58,36 +57,11 @@ class FaultyIo final : public SegmentIo {
   std::shared_ptr<SegmentIo> real_ = PosixSegmentIo();
 };
 
-Key MakeKey(uint32_t i) {
-  Key k;
-  for (size_t j = 0; j < Key::kSize; ++j) k.bytes[j] = std::byte((i >> (8 * (j % 4))) + j * 17);
-  return k;
-}
-
-std::vector<std::byte> MakeValue(uint64_t size, uint32_t seed) {
-  std::vector<std::byte> v(size);
-  std::mt19937_64 rng(seed);
-  for (auto& b : v) b = std::byte(rng());
-  return v;
-}
-
-EntryMeta MetaFor(std::span<const std::byte> v) {
-  EntryMeta m;
-  m.size = v.size();
-  m.checksum = XXH3_64bits(v.data(), v.size());
-  return m;
-}
-
 class SegmentFaultTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/kvstore-segment-fault-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    opts_.dir = dir_;
-    opts_.capacity_bytes = 64 * MiB;
-    opts_.segment_bytes = 4 * MiB;
-    opts_.segment_io = io_;
+    dir_ = test::MakeSpillDir("kvstore-segment-fault");
+    opts_ = {.dir = dir_, .capacity_bytes = 64 * MiB, .segment_bytes = 4 * MiB, .segment_io = io_};
     auto s = RocksDbSpill::Open(opts_);
     ASSERT_OK(s);
     spill_ = std::move(s).value();

@@ -15,6 +15,7 @@
 
 namespace {
 
+using kvstore::server::Durability;
 using kvstore::server::ServerOptions;
 
 int Fail(const std::string& what) {
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   std::string device_memory = "0";
   std::string stall = "30s", ack = "60s", hello = "5s", token_file, lease_ttl = "10s";
   std::string unix_socket = "(default)";
+  std::string durability = "none";
   bool no_flush = false;
   bool no_local = false;
   bool no_mlock = false;
@@ -54,6 +56,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--ttl", ttl,
                  "Unclaimed entries expire after this long (e.g. 10m, 30s); 0 = never")
+      ->capture_default_str();
+  app.add_option("--durability", durability,
+                 "When an insert is acknowledged: none (in memory; kill -9 loses the host tier) "
+                 "or sync (written through to the spill tier and synced first, group commit; "
+                 "needs --spill)")
+      ->check(CLI::IsMember({"none", "sync"}))
       ->capture_default_str();
   app.add_flag("--no-flush-on-shutdown", no_flush,
                "On SIGTERM, do not write the host tier to spill first");
@@ -149,6 +157,12 @@ int main(int argc, char** argv) {
   if (o.store.memory_bytes == 0) return Fail("--memory must be larger than 0");
   if (o.store.spill_bytes > 0 && o.store.data_dir.empty()) {
     return Fail("--spill needs --data-dir: the spill tier lives on disk");
+  }
+  o.store.durability = durability == "sync" ? Durability::kSync : Durability::kNone;
+  if (o.store.durability == Durability::kSync && o.store.spill_bytes == 0) {
+    return Fail(
+        "--durability sync needs a spill tier (--data-dir and --spill): acknowledged "
+        "inserts are written through to it");
   }
   if (!token_file.empty()) {
     std::ifstream in(token_file);

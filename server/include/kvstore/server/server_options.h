@@ -16,6 +16,12 @@ class Collectable;
 
 namespace kvstore::server {
 
+// When an insert is acknowledged (--durability).
+enum class Durability {
+  kNone,  // once in memory: kill -9 loses what only the host tier held
+  kSync,  // once written through to the spill tier and synced (group commit)
+};
+
 struct StoreOptions {
   uint64_t memory_bytes = 512ull << 20;  // host tier capacity (--memory)
   // Device (GPU) tier above host (--device-memory); 0 = off. Absent without a GPU.
@@ -29,6 +35,7 @@ struct StoreOptions {
   double low_watermark = 0.75;                  // and stops below this
   bool flush_on_shutdown = true;                // SIGTERM writes the host tier to spill first
   bool lock_memory = true;                      // mlock the host arena when allowed
+  Durability durability = Durability::kNone;    // --durability none|sync; sync needs spill
 };
 
 struct ServerOptions {

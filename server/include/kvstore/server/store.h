@@ -65,6 +65,7 @@
 #include "kvstore/server/server_options.h"
 #include "kvstore/server/waiters.h"
 #include "kvstore/status.h"
+#include "kvstore/tiers/durable_writer.h"
 #include "kvstore/tiers/spill_store.h"
 #include "kvstore/types.h"
 
@@ -279,6 +280,9 @@ class Store {
                                                std::optional<uint64_t> computed_checksum);
   bool InstallLocked(std::unique_ptr<Entry> e, std::optional<DeviceSlot> up, const Reservation& r,
                      Callbacks* cbs);
+  // Durable mode (durable_commit.cc): writes a prepared entry through to spill
+  // before it is installed; on an error frees its slot and reservation.
+  Status WriteThroughAtCommit(Entry& e, const Reservation& r);
   bool WorkerWantedLocked() const;
   void SelectImpl(NamespaceId ns, std::span<const Key> keys, const DeliveryCallback& callback,
                   bool may_promote);
@@ -293,8 +297,9 @@ class Store {
   void WorkerLoop();
   void QueuePromotionLocked(NamespaceId ns, std::vector<Key> keys, DeliveryCallback then_select,
                             std::vector<Key> select_keys = {});
-  // Promotes one spilled entry; returns false when it could not.
-  bool Promote(const NsKey& key);
+  // Promotes one spilled entry; returns false when it could not, and then sets
+  // *io_error (if given and still OK) when the disk failed the read.
+  bool Promote(const NsKey& key, Status* io_error = nullptr);
   // Promotion when both tiers are full; see tier_mover.cc.
   std::optional<Slot> SwapIn(Entry* e, const NsKey& key, uint64_t size);
   // Puts a promoted value's slot into its entry and wakes its waiters.
@@ -379,6 +384,7 @@ class Store {
   uint64_t spill_value_bytes_ = 0;            // GUARDED_BY(mu_): indexed spill-tier entries
   uint64_t spill_entries_ = 0;                // GUARDED_BY(mu_)
   std::unique_ptr<DeviceMemory> device_;  // null = no device tier; Allocate/Free GUARDED_BY(mu_)
+  std::unique_ptr<tiers::DurableWriter> durable_;  // --durability sync with spill; else null
 
   uint64_t device_value_bytes_ = 0;     // GUARDED_BY(mu_)
   uint64_t device_entries_ = 0;         // GUARDED_BY(mu_)

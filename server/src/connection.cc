@@ -1,15 +1,21 @@
 #include "connection.h"
 
+#include <sys/socket.h>
+
 #include <spdlog/spdlog.h>
 
 #include "connection_registry.h"
 #include "kvstore/rdma/negotiation.h"
+#include "kvstore/units.h"
 
 namespace kvstore::server {
 
 namespace {
 
 constexpr size_t kMaxQueuedReplies = 4096;  // a client that never reads is cut off
+// What a waiting drop_select holds per key it names (its key lists in the
+// connection and the store's waiter index): 65,536 keys cost about 2.8 MiB.
+constexpr uint64_t kWaitingKeyBytes = 48;
 
 // The one table from a request's kind to the metric label its reply counts under.
 Op OpOf(wire::Request::Which which) {
@@ -56,7 +62,9 @@ Connection::Connection(StreamSocket socket, ServiceContext* ctx, uint64_t id, Pe
       id_(id),
       peer_info_(std::move(peer)),
       hello_timer_(strand_),
-      stall_timer_(strand_) {
+      stall_timer_(strand_),
+      insert_timer_(strand_),
+      write_timer_(strand_) {
   boost::system::error_code ec;
   if (!peer_info_.is_unix && !peer_info_.tls) {
     socket_.set_option(tcp::no_delay(true), ec);
@@ -138,6 +146,27 @@ Status Connection::CheckWaiterQuota() const {
   return Status::Ok();
 }
 
+Status Connection::CheckPendingBytes(uint64_t n, const std::string& what) {
+  const uint64_t cap = ctx_->options->max_pending_bytes;
+  const uint64_t held = ctx_->pending_bytes.load();
+  if (cap == 0 || held + n <= cap) return Status::Ok();
+  ctx_->metrics->LimitRefused("pending_bytes");
+  return Status::ResourceExhausted(
+      "kvstored holds " + FormatSize(held) + " for calls not yet answered and " + what + " needs " +
+      FormatSize(n) + " more, over its limit of " + FormatSize(cap) +
+      " (--max-pending-bytes); retry once replies are read, or raise --max-pending-bytes");
+}
+
+Status Connection::CheckKeyCount(size_t n, Op op) {
+  const size_t cap = ctx_->options->max_keys_per_request;
+  if (n <= cap) return Status::Ok();
+  ctx_->metrics->LimitRefused("keys_per_request");
+  return Status::InvalidArgument(std::string(OpName(op)) + " names " + std::to_string(n) +
+                                 " keys; kvstored takes at most " + std::to_string(cap) +
+                                 " per request (--max-keys-per-request): split the call, or "
+                                 "raise --max-keys-per-request");
+}
+
 void Connection::Dispatch() {
   // Anything thrown by the Cap'n Proto reader means the message is malformed:
   // the frame boundaries are still known, so answer and go on.
@@ -202,7 +231,7 @@ void Connection::Dispatch() {
         if (Allowed(id, Op::kDropSelect)) HandleSelect(id, req.getDropSelect(), true);
         break;
       case wire::Request::MATCH_PREFIX: {
-        auto keys = ParseKeys(req.getMatchPrefix().getKeys());
+        auto keys = ParseKeys(req.getMatchPrefix().getKeys(), Op::kMatchPrefix);
         if (!keys.ok()) {
           ReplyStatus(id, Op::kMatchPrefix, keys.status());
           break;
@@ -213,7 +242,7 @@ void Connection::Dispatch() {
       }
       case wire::Request::RETAIN: {
         if (!Allowed(id, Op::kRetain)) break;
-        auto keys = ParseKeys(req.getRetain().getKeys());
+        auto keys = ParseKeys(req.getRetain().getKeys(), Op::kRetain);
         if (!keys.ok()) {
           ReplyStatus(id, Op::kRetain, keys.status());
           break;
@@ -224,7 +253,7 @@ void Connection::Dispatch() {
       }
       case wire::Request::REMOVE: {
         if (!Allowed(id, Op::kRemove)) break;
-        auto keys = ParseKeys(req.getRemove().getKeys());
+        auto keys = ParseKeys(req.getRemove().getKeys(), Op::kRemove);
         if (!keys.ok()) {
           ReplyStatus(id, Op::kRemove, keys.status());
           break;
@@ -413,6 +442,7 @@ void Connection::HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64
   }
   reservation_ = std::move(res).value();
   XXH3_64bits_reset(hash_.get());
+  ArmInsertDeadline(id, meta.size);
   ReadBulk(reservation_->bytes(), [this, id, trailer] {
     if (trailer) {
       ReadTrailer([this, id](uint64_t checksum) {
@@ -426,6 +456,7 @@ void Connection::HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64
 }
 
 void Connection::FinishInsert(uint64_t id) {
+  DisarmInsertDeadline();
   auto committed = ctx_->store->Commit(std::move(*reservation_), XXH3_64bits_digest(hash_.get()));
   reservation_.reset();
   if (!committed.ok()) {
@@ -441,7 +472,7 @@ void Connection::FinishInsert(uint64_t id) {
 
 void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool drop) {
   Op op = drop ? Op::kDropSelect : Op::kSelect;
-  auto keys = ParseKeys(r.getKeys());
+  auto keys = ParseKeys(r.getKeys(), op);
   if (!keys.ok()) {
     ctx_->metrics->ProtocolError("bad_key");
     ReplyStatus(id, op, keys.status());
@@ -504,9 +535,28 @@ void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool d
                                             std::to_string(waits_.size()) + ")"));
     return;
   }
+  const size_t max_waiters = ctx_->options->max_waiters;
+  if (max_waiters != 0 && ctx_->waiters.load() >= max_waiters) {
+    ctx_->metrics->LimitRefused("waiters");
+    ReplyStatus(id, op,
+                Status::ResourceExhausted(
+                    "kvstored already has " + std::to_string(max_waiters) +
+                    " drop_select calls waiting across all connections, its limit "
+                    "(--max-waiters); retry once some are served, or raise --max-waiters"));
+    return;
+  }
+  const uint64_t key_bytes = keys->size() * kWaitingKeyBytes;
+  if (Status s = CheckPendingBytes(
+          key_bytes, "a waiting drop_select of " + std::to_string(keys->size()) + " keys");
+      !s.ok()) {
+    ReplyStatus(id, op, s);
+    return;
+  }
   if (push) push_targets_[id] = std::move(*push);
   PendingWait& w = waits_[id];
   w.started = SteadyClock::now();
+  w.waiter = PendingCharge(&ctx_->waiters, 1);
+  w.bytes = PendingCharge(&ctx_->pending_bytes, key_bytes);
   ctx_->usage->waiters[ns_].fetch_add(1);
   uint64_t waiter = ctx_->store->DropSelect(*keys, callback, StoreNs());
   if (waiter == 0) return;  // resolved at once; OnDelivery will erase the entry
@@ -605,6 +655,16 @@ void Connection::HandleList(uint64_t id, wire::ListRequest::Reader r) {
 template <typename Fill>
 void Connection::Reply(uint64_t id, Op op, const Status& status, Fill&& fill,
                        std::unique_ptr<Delivery> delivery) {
+  uint64_t bulk = delivery ? delivery->total_bytes() : 0;
+  if (bulk > 0 && !closed_) {
+    // Values waiting in the queue stay pinned (a removed entry's slot too):
+    // they count against --max-pending-bytes until the peer has read them.
+    if (Status s = CheckPendingBytes(bulk, "this reply's values"); !s.ok()) {
+      delivery->Finish(false);  // drop_select: the entries stay for the next taker
+      ReplyStatus(id, op, s);
+      return;
+    }
+  }
   ctx_->metrics->CountRequest(op, status.code(), SecondsSince(frame_started_));
   if (ctx_->credentials->required() && tenant_ != nullptr) {
     ctx_->metrics->CountNamespaceRequest(ctx_->credentials->NamespaceName(ns_), op, status.code());
@@ -616,13 +676,13 @@ void Connection::Reply(uint64_t id, Op op, const Status& status, Fill&& fill,
   r.setCode(CodeToWire(status.code()));
   if (!status.ok()) r.setMessage(status.message());
   fill(r);
-  uint64_t bulk = delivery ? delivery->total_bytes() : 0;
   if (write_queue_.size() >= kMaxQueuedReplies) {
     ctx_->metrics->ProtocolError("not_reading");
     Close("client does not read its replies (" + std::to_string(write_queue_.size()) + " queued)");
     return;
   }
-  write_queue_.push_back({EncodeFrame(msg, bulk), std::move(delivery), id});
+  write_queue_.push_back(
+      {EncodeFrame(msg, bulk), std::move(delivery), id, PendingCharge(&ctx_->pending_bytes, bulk)});
   WriteNext();
 }
 
@@ -667,6 +727,7 @@ void Connection::WriteNext() {
       Unacked& u = unacked_[out.request_id];
       u.started = SteadyClock::now();
       u.delivery = std::move(out.delivery);
+      u.bytes = std::move(out.bytes);
       u.timer = std::make_unique<asio::steady_timer>(strand_);
       u.timer->expires_after(ctx_->options->ack_timeout);
       uint64_t rid = out.request_id;
@@ -680,10 +741,20 @@ void Connection::WriteNext() {
       });
     }
   }
-  asio::async_write(socket_, buffers, TransferAllLarge(),
+  // The write deadline: every step of the write notes that bytes moved.
+  auto noting_progress = [this](const boost::system::error_code& ec, size_t so_far) {
+    write_progress_ = SteadyClock::now();
+    return TransferAllLarge()(ec, so_far);
+  };
+  write_progress_ = SteadyClock::now();
+  ++write_generation_;
+  ArmWriteDeadline(write_progress_ + ctx_->options->stall_timeout);
+  asio::async_write(socket_, buffers, noting_progress,
                     asio::bind_executor(
                         strand_, [self = shared_from_this()](boost::system::error_code ec, size_t) {
                           self->writing_ = false;
+                          ++self->write_generation_;
+                          self->write_timer_.cancel();
                           Outgoing out = std::move(self->write_queue_.front());
                           self->write_queue_.pop_front();
                           if (ec) {
@@ -702,7 +773,50 @@ void Connection::WriteNext() {
                         }));
 }
 
+void Connection::ArmWriteDeadline(SteadyClock::time_point at) {
+  write_timer_.expires_at(at);
+  write_timer_.async_wait([self = shared_from_this(),
+                           gen = write_generation_](boost::system::error_code ec) {
+    if (ec || gen != self->write_generation_ || self->closed_ || !self->writing_) return;
+    const auto stall = self->ctx_->options->stall_timeout;
+    const auto quiet_until = self->write_progress_ + stall;
+    if (SteadyClock::now() < quiet_until) {  // bytes moved since: wait for the rest
+      self->ArmWriteDeadline(quiet_until);
+      return;
+    }
+    self->ctx_->metrics->ProtocolError("write_stalled");
+    self->ctx_->log_limit->Warn(
+        "write_stalled",
+        "connection {} from {}: the peer read none of its reply for {} ms (--stall-timeout); "
+        "closing it and freeing what its {} queued and {} unacknowledged replies pinned",
+        self->id_, self->peer_, stall.count(), self->write_queue_.size(), self->unacked_.size());
+    self->Close("the peer does not read its replies");
+  });
+}
+
 // ---------------------------------------------------------------- teardown
+
+void Connection::CloseWithReply(uint64_t id, Op op, const Status& status, const std::string& why) {
+  ctx_->metrics->CountRequest(op, status.code(), SecondsSince(frame_started_));
+  if (!closed_ && !writing_ && write_queue_.empty()) {
+    capnp::MallocMessageBuilder msg;
+    auto r = msg.initRoot<wire::Response>();
+    r.setId(id);
+    r.setCode(CodeToWire(status.code()));
+    r.setMessage(status.message());
+    r.setNone();
+    OutFrame frame = EncodeFrame(msg, 0);
+    auto control = frame.control_bytes();
+    std::array<iovec, 2> iov{iovec{frame.header.data(), frame.header.size()},
+                             iovec{const_cast<std::byte*>(control.data()), control.size()}};
+    msghdr mh{};
+    mh.msg_iov = iov.data();
+    mh.msg_iovlen = iov.size();
+    // Never blocks: a peer that does not read learns the reason from the close alone.
+    (void)::sendmsg(socket_.native_handle(), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
+  Close(why);
+}
 
 void Connection::Fail(std::string_view reason, const std::string& detail) {
   ctx_->metrics->ProtocolError(reason);
@@ -737,6 +851,9 @@ void Connection::Close(const std::string& why) {
   socket_.shutdown(StreamSocket::shutdown_both, ignored);
   socket_.close(ignored);
   DisarmStallTimer();
+  DisarmInsertDeadline();
+  ++write_generation_;
+  write_timer_.cancel();
   if (remote_) {
     // Destroyed later, off this call stack (a transfer's completion may be what
     // closes the connection); the transport goes before the slot its pull may
@@ -759,7 +876,7 @@ void Connection::Close(const std::string& why) {
     if (w.waiter_id != 0) ctx_->store->CancelWaiter(w.waiter_id);
   }
   ctx_->usage->waiters[ns_].fetch_sub(waits_.size());
-  waits_.clear();
+  waits_.clear();  // their charges against the global caps go with them
   if (counted_in_namespace_) {
     ctx_->usage->connections[ns_].fetch_sub(1);
     counted_in_namespace_ = false;

@@ -15,6 +15,7 @@
 
 #include <utility>  // before asio: Boost 1.74 Asio under C++20 needs std::exchange
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -98,6 +99,38 @@ struct ServiceContext {
   std::string unix_socket;  // the daemon's Unix socket, told to same-host TCP clients; "" = none
   std::string instance_id;  // random per process: lets a client tell this daemon's socket
   RateLimitedLog* log_limit = nullptr;
+  // Across all connections, for the global caps (--max-waiters, --max-pending-bytes).
+  std::atomic<uint64_t> waiters{0};
+  std::atomic<uint64_t> pending_bytes{0};
+};
+
+// A share of a global counter held by one pending call; given back when the
+// call's record is destroyed, however it ends.
+class PendingCharge {
+ public:
+  PendingCharge() = default;
+  PendingCharge(std::atomic<uint64_t>* counter, uint64_t n) : counter_(counter), n_(n) {
+    counter_->fetch_add(n_);
+  }
+  PendingCharge(PendingCharge&& o) noexcept
+      : counter_(std::exchange(o.counter_, nullptr)), n_(o.n_) {}
+  PendingCharge& operator=(PendingCharge&& o) noexcept {
+    if (this != &o) {
+      Release();
+      counter_ = std::exchange(o.counter_, nullptr);
+      n_ = o.n_;
+    }
+    return *this;
+  }
+  ~PendingCharge() { Release(); }
+
+ private:
+  void Release() {
+    if (counter_ != nullptr) counter_->fetch_sub(n_);
+    counter_ = nullptr;
+  }
+  std::atomic<uint64_t>* counter_ = nullptr;
+  uint64_t n_ = 0;
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -117,16 +150,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
     OutFrame frame;
     std::unique_ptr<Delivery> delivery;  // value bytes to send after the frame
     uint64_t request_id = 0;
+    PendingCharge bytes;  // the values' share of --max-pending-bytes
   };
   struct PendingWait {
     uint64_t waiter_id = 0;
     std::unique_ptr<asio::steady_timer> timer;
     SteadyClock::time_point started;
+    PendingCharge waiter;  // one of --max-waiters
+    PendingCharge bytes;   // its keys' share of --max-pending-bytes
   };
   struct Unacked {
     std::unique_ptr<Delivery> delivery;
     std::unique_ptr<asio::steady_timer> timer;
     SteadyClock::time_point started;
+    PendingCharge bytes;  // the values stay pinned until acknowledged
   };
 
   // Read path.
@@ -144,6 +181,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void DrainBulk(uint64_t bytes, std::function<void()> done);
   void ArmStallTimer();
   void DisarmStallTimer();
+  // An insert whose value is arriving must be in by stall_timeout + size /
+  // min_insert_rate, however steadily its bytes trickle in.
+  void ArmInsertDeadline(uint64_t id, uint64_t size);
+  void DisarmInsertDeadline();
+  // A reply being written closes the connection when the peer takes none of
+  // its bytes for stall_timeout; checked again at `at`.
+  void ArmWriteDeadline(SteadyClock::time_point at);
 
   // Requests.
   void HandleHello(uint64_t id, wire::Hello::Reader r);
@@ -185,11 +229,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The store's id of this connection's namespace (auth.h).
   NamespaceId StoreNs() const { return ctx_->credentials->StoreId(ns_); }
   Status CheckWaiterQuota() const;
+  // Refuses (and counts) `n` more bytes held for pending calls beyond --max-pending-bytes.
+  Status CheckPendingBytes(uint64_t n, const std::string& what);
+  // Refuses (and counts) a request naming more keys than --max-keys-per-request.
+  Status CheckKeyCount(size_t n, Op op);
   // A store refusal, with the tenant's namespace named (its quotas are per namespace).
   Status NameNamespace(const Status& s);
   void ArmHelloTimer();
   void Close(const std::string& why);
-  Result<std::vector<Key>> ParseKeys(capnp::List<capnp::Data>::Reader keys);
+  // Tells the peer `status` as the reply to `id` if the socket takes it now
+  // (best effort, never waiting), then closes.
+  void CloseWithReply(uint64_t id, Op op, const Status& status, const std::string& why);
+  Result<std::vector<Key>> ParseKeys(capnp::List<capnp::Data>::Reader keys, Op op);
   bool ReadingStopped() const { return closed_ || stop_reading_; }
   // Shutting down: closes once replies are out and deliveries are acknowledged.
   void MaybeFinishShutdown();
@@ -228,6 +279,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   asio::steady_timer stall_timer_;
   uint64_t stall_generation_ = 0;
+  asio::steady_timer insert_timer_;
+  uint64_t insert_generation_ = 0;
+  asio::steady_timer write_timer_;
+  uint64_t write_generation_ = 0;
+  SteadyClock::time_point write_progress_;  // when the reply being written last moved
 
   std::deque<Outgoing> write_queue_;
   bool writing_ = false;

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "connection.h"
+#include "kvstore/units.h"
 
 namespace kvstore::server {
 
@@ -152,6 +153,40 @@ void Connection::DisarmStallTimer() {
   stall_timer_.cancel();
 }
 
+void Connection::ArmInsertDeadline(uint64_t id, uint64_t size) {
+  const uint64_t rate = ctx_->options->min_insert_rate;
+  if (rate == 0) return;  // the stall timer alone bounds it
+  const auto stall = ctx_->options->stall_timeout;
+  const auto limit =
+      stall + std::chrono::milliseconds(size / rate * 1000 + size % rate * 1000 / rate);
+  uint64_t gen = ++insert_generation_;
+  insert_timer_.expires_after(limit);
+  insert_timer_.async_wait([self = shared_from_this(), gen, id, size, limit,
+                            stall](boost::system::error_code ec) {
+    if (ec || gen != self->insert_generation_ || self->closed_ || !self->reservation_) return;
+    self->ctx_->metrics->ProtocolError("insert_too_slow");
+    const std::string rate = FormatSize(self->ctx_->options->min_insert_rate) + "/s";
+    self->ctx_->log_limit->Warn(
+        "insert_too_slow",
+        "connection {} from {}: insert of {} not in after {} ms (--stall-timeout {} ms + size / "
+        "--min-insert-rate {}); closing it and freeing its reservation",
+        self->id_, self->peer_, FormatSize(size), limit.count(), stall.count(), rate);
+    self->CloseWithReply(
+        id, Op::kInsert,
+        Status::Timeout("insert of " + FormatSize(size) + " did not arrive within " +
+                        std::to_string(limit.count()) + " ms (--stall-timeout + size / " +
+                        "--min-insert-rate " + rate +
+                        "); nothing was stored and the connection is closed: send faster, or "
+                        "ask the operator to lower --min-insert-rate"),
+        "insert slower than --min-insert-rate");
+  });
+}
+
+void Connection::DisarmInsertDeadline() {
+  ++insert_generation_;
+  insert_timer_.cancel();
+}
+
 void Connection::SetReceiveLowWater(size_t bytes) {
   // Unix sockets wake readers for any byte whatever the mark: nothing to gain.
   if (bytes == rcvlowat_ || peer_info_.is_unix || peer_info_.tls) return;
@@ -229,12 +264,8 @@ void Connection::DrainBulk(uint64_t bytes, std::function<void()> done) {
                        }));
 }
 
-Result<std::vector<Key>> Connection::ParseKeys(capnp::List<capnp::Data>::Reader keys) {
-  if (keys.size() > ctx_->options->max_keys_per_request) {
-    return Status::InvalidArgument("request names " + std::to_string(keys.size()) +
-                                   " keys; the limit is " +
-                                   std::to_string(ctx_->options->max_keys_per_request));
-  }
+Result<std::vector<Key>> Connection::ParseKeys(capnp::List<capnp::Data>::Reader keys, Op op) {
+  KVSTORE_RETURN_IF_ERROR(CheckKeyCount(keys.size(), op));
   std::vector<Key> out;
   out.reserve(keys.size());
   for (auto k : keys) {

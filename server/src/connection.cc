@@ -64,7 +64,8 @@ Connection::Connection(StreamSocket socket, ServiceContext* ctx, uint64_t id, Pe
       hello_timer_(strand_),
       stall_timer_(strand_),
       insert_timer_(strand_),
-      write_timer_(strand_) {
+      write_timer_(strand_),
+      grace_timer_(strand_) {
   boost::system::error_code ec;
   if (!peer_info_.is_unix && !peer_info_.tls) {
     socket_.set_option(tcp::no_delay(true), ec);
@@ -624,7 +625,9 @@ void Connection::HandleAck(uint64_t request_id) {
 }
 
 void Connection::MaybeFinishShutdown() {
-  if (shutting_down_ && !closed_ && !writing_ && write_queue_.empty() && unacked_.empty()) {
+  // Idle: nothing being received, waited for, pushed, written or awaiting its ack.
+  if (shutting_down_ && !closed_ && !reservation_ && waits_.empty() && push_targets_.empty() &&
+      !writing_ && write_queue_.empty() && unacked_.empty()) {
     Close("kvstored is shutting down");
   }
 }
@@ -836,10 +839,16 @@ void Connection::Shutdown(std::chrono::milliseconds grace) {
     self->shutting_down_ = true;
     self->MaybeFinishShutdown();
     if (self->closed_) return;
-    // Let queued replies go out and their acknowledgements come in.
-    auto t = std::make_shared<asio::steady_timer>(self->strand_, grace);
-    t->async_wait(
-        [self, t](boost::system::error_code) { self->Close("kvstored is shutting down"); });
+    // Requests in flight get `grace` to finish (an insert's value to arrive,
+    // replies to go out, acknowledgements to come in); the timer goes with
+    // the connection, so it holds the daemon no longer than they take.
+    self->grace_timer_.expires_after(grace);
+    self->grace_timer_.async_wait([self](boost::system::error_code ec) {
+      if (ec || self->closed_) return;
+      spdlog::info("connection {} from {}: still busy after the shutdown grace; closing it",
+                   self->id_, self->peer_);
+      self->Close("kvstored is shutting down");
+    });
   });
 }
 
@@ -882,6 +891,7 @@ void Connection::Close(const std::string& why) {
     counted_in_namespace_ = false;
   }
   hello_timer_.cancel();
+  grace_timer_.cancel();
   for (auto& [rid, u] : unacked_) {
     u.timer->cancel();
     u.delivery->Finish(false);  // the client never confirmed: the next taker gets them

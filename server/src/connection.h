@@ -141,7 +141,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Closes the connection from any thread (an unauthenticated one whose place
   // is needed, or one past its hello deadline).
   void Evict(const std::string& why);
-  // Stops reading, lets queued replies go out (up to `grace`), then closes.
+  // Stops taking requests and closes once idle: at once when nothing is in
+  // flight, else when the last request in flight is done, at most after `grace`.
   void Shutdown(std::chrono::milliseconds grace);
   uint64_t id() const { return id_; }
 
@@ -284,6 +285,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::steady_timer write_timer_;
   uint64_t write_generation_ = 0;
   SteadyClock::time_point write_progress_;  // when the reply being written last moved
+  asio::steady_timer grace_timer_;          // shutting down: the bound on requests in flight
 
   std::deque<Outgoing> write_queue_;
   bool writing_ = false;

@@ -559,7 +559,7 @@ class Server::Impl {
     signals_.cancel(ignored);
     ttl_timer_.cancel();
     store_->FailAllWaiters("kvstored is shutting down; reconnect to another store or retry later");
-    for (auto& c : registry_.Snapshot()) c->Shutdown(std::chrono::milliseconds(2000));
+    for (auto& c : registry_.Snapshot()) c->Shutdown(options_.shutdown_grace);
     work_.clear();
   }
 

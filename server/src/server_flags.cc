@@ -70,7 +70,11 @@ void AddServerOptions(CLI::App& app, ServerOptions& o) {
       [&o](const std::string& path) {
         std::ifstream in(path);
         if (!in) throw CLI::ValidationError("--token-file", "cannot read " + path);
-        std::getline(in, o.token);
+        // A token is one short line; never read more than that (a device, a huge file).
+        std::string head(4096, '\0');
+        in.read(head.data(), static_cast<std::streamsize>(head.size()));
+        head.resize(static_cast<size_t>(in.gcount()));
+        o.token = head.substr(0, head.find('\n'));
         while (!o.token.empty() && (o.token.back() == '\r' || o.token.back() == ' ')) {
           o.token.pop_back();
         }

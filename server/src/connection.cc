@@ -5,7 +5,6 @@
 #include <spdlog/spdlog.h>
 
 #include "connection_registry.h"
-#include "kvstore/rdma/negotiation.h"
 #include "kvstore/units.h"
 
 namespace kvstore::server {

@@ -34,6 +34,7 @@
 #include "kvstore/server/metrics.h"
 #include "kvstore/server/server_options.h"
 #include "kvstore/server/store.h"
+#include "kvstore/transport/negotiation.h"
 #include "kvstore/transport/rdma_transport.h"
 #include "kvstore/transport/transport.h"
 #include "kvstore/wire_convert.h"
@@ -99,6 +100,7 @@ struct ServiceContext {
   std::string unix_socket;  // the daemon's Unix socket, told to same-host TCP clients; "" = none
   std::string instance_id;  // random per process: lets a client tell this daemon's socket
   RateLimitedLog* log_limit = nullptr;
+  transport::ChoiceLog* transport_log = nullptr;  // this daemon's "bulk transport: ..." lines
   // Across all connections, for the global caps (--max-waiters, --max-pending-bytes).
   std::atomic<uint64_t> waiters{0};
   std::atomic<uint64_t> pending_bytes{0};

@@ -203,6 +203,7 @@ class Server::Impl {
     ctx_.credentials = &credentials_;
     ctx_.usage = usage_.get();
     ctx_.log_limit = &log_limit_;
+    ctx_.transport_log = &transport_log_;
     ctx_.instance_id = RandomInstanceId();
     registry_.SetLimits(options_.max_unauthenticated, options_.max_unauthenticated_per_peer);
     LogAuth();
@@ -583,6 +584,7 @@ class Server::Impl {
   Credentials credentials_;
   std::unique_ptr<NamespaceCounters> usage_;
   RateLimitedLog log_limit_;
+  transport::ChoiceLog transport_log_;
   ConnectionRegistry registry_;
   ServiceContext ctx_{};
   std::unique_ptr<MetricsHttpServer> metrics_http_;

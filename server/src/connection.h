@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,6 +51,10 @@ using StreamSocket = asio::generic::stream_protocol::socket;
 using SteadyClock = std::chrono::steady_clock;
 
 class ConnectionRegistry;
+
+inline double SecondsSince(SteadyClock::time_point t) {
+  return std::chrono::duration<double>(SteadyClock::now() - t).count();
+}
 
 // The bytes of a Cap'n Proto Data field.
 inline std::span<const std::byte> Bytes(capnp::Data::Reader d) {
@@ -215,8 +220,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnWaitTimeout(uint64_t id);
 
   // Write path.
-  template <typename Fill>
-  void Reply(uint64_t id, Op op, const Status& status, Fill&& fill,
+  using FillReply = std::function<void(wire::Response::Builder)>;
+  void Reply(uint64_t id, Op op, const Status& status, const FillReply& fill,
              std::unique_ptr<Delivery> delivery = nullptr);
   void ReplyStatus(uint64_t id, Op op, const Status& status);
   void ReplyCount(uint64_t id, Op op, uint64_t n);

@@ -9,7 +9,6 @@
 #include <spdlog/spdlog.h>
 
 #include "connection.h"
-#include "kvstore/units.h"
 
 namespace kvstore::server {
 
@@ -151,40 +150,6 @@ void Connection::ArmStallTimer() {
 void Connection::DisarmStallTimer() {
   ++stall_generation_;
   stall_timer_.cancel();
-}
-
-void Connection::ArmInsertDeadline(uint64_t id, uint64_t size) {
-  const uint64_t rate = ctx_->options->min_insert_rate;
-  if (rate == 0) return;  // the stall timer alone bounds it
-  const auto stall = ctx_->options->stall_timeout;
-  const auto limit =
-      stall + std::chrono::milliseconds(size / rate * 1000 + size % rate * 1000 / rate);
-  uint64_t gen = ++insert_generation_;
-  insert_timer_.expires_after(limit);
-  insert_timer_.async_wait([self = shared_from_this(), gen, id, size, limit,
-                            stall](boost::system::error_code ec) {
-    if (ec || gen != self->insert_generation_ || self->closed_ || !self->reservation_) return;
-    self->ctx_->metrics->ProtocolError("insert_too_slow");
-    const std::string rate = FormatSize(self->ctx_->options->min_insert_rate) + "/s";
-    self->ctx_->log_limit->Warn(
-        "insert_too_slow",
-        "connection {} from {}: insert of {} not in after {} ms (--stall-timeout {} ms + size / "
-        "--min-insert-rate {}); closing it and freeing its reservation",
-        self->id_, self->peer_, FormatSize(size), limit.count(), stall.count(), rate);
-    self->CloseWithReply(
-        id, Op::kInsert,
-        Status::Timeout("insert of " + FormatSize(size) + " did not arrive within " +
-                        std::to_string(limit.count()) + " ms (--stall-timeout + size / " +
-                        "--min-insert-rate " + rate +
-                        "); nothing was stored and the connection is closed: send faster, or "
-                        "ask the operator to lower --min-insert-rate"),
-        "insert slower than --min-insert-rate");
-  });
-}
-
-void Connection::DisarmInsertDeadline() {
-  ++insert_generation_;
-  insert_timer_.cancel();
 }
 
 void Connection::SetReceiveLowWater(size_t bytes) {

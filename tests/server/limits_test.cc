@@ -70,14 +70,14 @@ TEST(Limits, RepliesNobodyReadsAreCutAtTheStallTimeoutAndFreeWhatTheyPinned) {
 }
 
 TEST(Limits, AnInsertTricklingBelowTheMinimumRateIsCutAndItsReservationFreed) {
-  auto d = StartDaemon({"--stall-timeout", "1s", "--min-insert-rate", "1MiB", "--memory", "12MiB",
+  auto d = StartDaemon({"--stall-timeout", "3s", "--min-insert-rate", "4MiB", "--memory", "12MiB",
                         "--max-value", "8MiB"});
   ASSERT_NE(d, nullptr);
   auto c = ConnectTo(*d);
   ASSERT_NE(c, nullptr);
   // Declares 8 MiB, then sends 300 KiB (more than the daemon's read low-water
-  // mark) every 600 ms: inside the stall timeout each time, but at half the
-  // minimum rate. Its deadline is 1 s + 8 s.
+  // mark) about every 300 ms: well inside the stall timeout each time, but at a
+  // quarter of the minimum rate. Its deadline is 3 s + 2 s.
   RawConn raw(d->address());
   ASSERT_TRUE(raw.connected());
   const uint64_t size = 8 << 20;
@@ -102,7 +102,7 @@ TEST(Limits, AnInsertTricklingBelowTheMinimumRateIsCutAndItsReservationFreed) {
       closed = true;
       break;
     }
-    reply = raw.ReadReply(600);  // paces the trickle; the cut's reply ends it
+    reply = raw.ReadReply(300);  // paces the trickle; the cut's reply ends it
     closed = reply.has_value();
   }
   ASSERT_TRUE(closed) << "the whole value trickled in without the connection being cut";

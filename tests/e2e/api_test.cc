@@ -1,6 +1,8 @@
 // The engine's request parsing and small helpers, without processes.
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include "kvstore/engine/completion_api.h"
 #include "kvstore/engine/engine_options.h"
 #include "kvstore/engine/http_client.h"
@@ -240,10 +242,10 @@ TEST(EngineOptions, RolesPoliciesAndUrls) {
   EXPECT_EQ(*ParseKvMissPolicy("fail"), KvMissPolicy::kFail);
   EXPECT_FALSE(ParseKvMissPolicy("retry").ok());
   std::string host, port;
-  ASSERT_TRUE(ParseHttpUrl("http://127.0.0.1:8100/v1", &host, &port).ok());
+  ASSERT_OK(ParseHttpUrl("http://127.0.0.1:8100/v1", &host, &port));
   EXPECT_EQ(host, "127.0.0.1");
   EXPECT_EQ(port, "8100");
-  EXPECT_TRUE(ParseHttpUrl("localhost:9", &host, &port).ok());
+  EXPECT_OK(ParseHttpUrl("localhost:9", &host, &port));
   EXPECT_FALSE(ParseHttpUrl("https://x:1", &host, &port).ok());
   EXPECT_FALSE(ParseHttpUrl("http://nohost", &host, &port).ok());
 }

@@ -4,6 +4,8 @@
 // every process exiting cleanly.
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <signal.h>
 
 #include <future>
@@ -225,24 +227,24 @@ TEST_F(DisaggTest, HealthMetricsAndBadRequests) {
   for (EngineProcess* p :
        {cluster_->both(), cluster_->prefill(), cluster_->decode(), cluster_->proxy()}) {
     auto h = engine::HttpGet(p->url(), "/health");
-    ASSERT_TRUE(h.ok()) << h.status().ToString();
+    ASSERT_OK(h);
     EXPECT_EQ(h->status, 200) << h->body;
     auto m = engine::HttpGet(p->url(), "/metrics");
-    ASSERT_TRUE(m.ok());
+    ASSERT_OK(m);
     EXPECT_NE(m->body.find("kvstore_engine_requests_total"), std::string::npos);
   }
   auto bad = engine::HttpPost(cluster_->proxy()->url(), "/v1/completions",
                               R"({"prompt": [1, 2, 99999], "max_tokens": 3})");
-  ASSERT_TRUE(bad.ok());
+  ASSERT_OK(bad);
   EXPECT_EQ(bad->status, 400) << bad->body;
   EXPECT_NE(bad->body.find("outside the vocabulary"), std::string::npos) << bad->body;
   auto text = engine::HttpPost(
       cluster_->proxy()->url(), "/v1/completions",
       R"({"prompt": "Hello, kvstore! Tell me about disaggregation.", "max_tokens": 4})");
-  ASSERT_TRUE(text.ok());
+  ASSERT_OK(text);
   EXPECT_EQ(text->status, 200) << text->body;
   auto none = engine::HttpGet(cluster_->both()->url(), "/nope");
-  ASSERT_TRUE(none.ok());
+  ASSERT_OK(none);
   EXPECT_EQ(none->status, 404);
 }
 

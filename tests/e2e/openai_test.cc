@@ -7,6 +7,8 @@
 // text prompts, multi-byte streaming, stop strings and EOS lists exactly.
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <unistd.h>
 
 #include <filesystem>
@@ -47,7 +49,7 @@ json PostOk(const std::string& url, const std::string& path, const json& body) {
 std::vector<json> Stream(const std::string& url, const std::string& path, json body) {
   body["stream"] = true;
   auto r = engine::HttpPost(url, path, body.dump());
-  EXPECT_TRUE(r.ok());
+  EXPECT_OK(r);
   std::vector<json> events;
   if (!r.ok()) return events;
   EXPECT_EQ(r->status, 200) << r->body;
@@ -120,7 +122,7 @@ TEST_F(OpenAiBuiltinTest, ModelsOnEveryRoleAndMethodErrors) {
   for (EngineProcess* e :
        {cluster_->both(), cluster_->prefill(), cluster_->decode(), cluster_->proxy()}) {
     auto r = engine::HttpGet(e->url(), "/v1/models");
-    ASSERT_TRUE(r.ok());
+    ASSERT_OK(r);
     ASSERT_EQ(r->status, 200) << r->body;
     json m = json::parse(r->body);
     EXPECT_EQ(m["object"], "list");
@@ -128,17 +130,17 @@ TEST_F(OpenAiBuiltinTest, ModelsOnEveryRoleAndMethodErrors) {
     EXPECT_EQ(m["data"][0]["object"], "model");
     for (const char* path : {"/v1/completions", "/v1/chat/completions"}) {
       auto g = engine::HttpGet(e->url(), path);
-      ASSERT_TRUE(g.ok());
+      ASSERT_OK(g);
       EXPECT_EQ(g->status, 405) << e->url() << path;
       json err = json::parse(g->body);
       EXPECT_EQ(err["error"]["code"], "method_not_allowed");
       EXPECT_NE(err["error"]["message"].get<std::string>().find("POST"), std::string::npos);
     }
     auto p = engine::HttpPost(e->url(), "/v1/models", "{}");
-    ASSERT_TRUE(p.ok());
+    ASSERT_OK(p);
     EXPECT_EQ(p->status, 405);
     auto n = engine::HttpGet(e->url(), "/v1/nothing");
-    ASSERT_TRUE(n.ok());
+    ASSERT_OK(n);
     EXPECT_EQ(n->status, 404);
   }
 }
@@ -378,7 +380,7 @@ void WriteBigramCheckpoint(const fs::path& dir) {
     next[static_cast<unsigned char>(kCycle[i])] = static_cast<unsigned char>(kCycle[i + 1]);
   next[static_cast<unsigned char>(kCycle.back())] = kEot;
   for (int t = 0; t < c.vocab_size; ++t) w.lm_head[size_t(next[t]) * h + t] = 1.0f;
-  ASSERT_TRUE(engine::SaveHfCheckpoint(dir.string(), c, w, engine::DType::kF32).ok());
+  ASSERT_OK(engine::SaveHfCheckpoint(dir.string(), c, w, engine::DType::kF32));
 }
 
 // GPT-2's byte -> printable code point map, written out independently.

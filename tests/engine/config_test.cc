@@ -3,6 +3,8 @@
 // the model does not implement refused at load with its name.
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <unistd.h>
 
 #include <cmath>
@@ -74,7 +76,7 @@ TEST(RopeScaling, RopeCpuRotatesByTheScaledAnglesUpToLongPositions) {
   std::vector<float> x(pos.size() * hd);
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37 * double(i)) + 0.1;
   std::vector<float> y = x;
-  ASSERT_TRUE(kernels::RopeCpu(y.data(), pos.data(), int(pos.size()), 1, hd, RopeParamsOf(c)).ok());
+  ASSERT_OK(kernels::RopeCpu(y.data(), pos.data(), int(pos.size()), 1, hd, RopeParamsOf(c)));
   double worst_vs_unscaled = 0;
   for (size_t t = 0; t < pos.size(); ++t)
     for (int i = 0; i < hd / 2; ++i) {
@@ -103,15 +105,16 @@ TEST(RopeScaling, ModelMatchesTheReferenceWithLinearAndLlama3Scaling) {
     plain.rope_scaling = kernels::RopeScaling::kNone;
     auto m = Model::Create(c, w, {});
     auto p = Model::Create(plain, w, {});
-    ASSERT_TRUE(m.ok() && p.ok());
+    ASSERT_OK(m);
+    ASSERT_OK(p);
     const auto tokens = testing::Prompt(48, 5);
     auto seq = (*m)->kv_cache().CreateSequence();
     auto logits = (*m)->Prefill(seq, tokens);
-    ASSERT_TRUE(logits.ok());
+    ASSERT_OK(logits);
     ASSERT_NO_FATAL_FAILURE(testing::ExpectNearAll(*logits, ReferenceLogits(c, w, tokens), 2e-3f));
     auto pseq = (*p)->kv_cache().CreateSequence();
     auto plain_logits = (*p)->Prefill(pseq, tokens);
-    ASSERT_TRUE(plain_logits.ok());
+    ASSERT_OK(plain_logits);
     float diff = 0;
     for (size_t i = 0; i < logits->size(); ++i)
       diff = std::max(diff, std::abs((*logits)[i] - (*plain_logits)[i]));
@@ -127,10 +130,10 @@ std::string BaseConfig(const std::string& extra) {
 
 TEST(HfConfig, EosTokenIdAsIntOrList) {
   auto one = ParseHfConfig(BaseConfig(R"(,"eos_token_id":7)"));
-  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  ASSERT_OK(one);
   EXPECT_EQ(one->eos_token_ids, (std::vector<int>{7}));
   auto list = ParseHfConfig(BaseConfig(R"(,"eos_token_id":[128001,128008,128009])"));
-  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  ASSERT_OK(list);
   EXPECT_EQ(list->eos_token_ids, (std::vector<int>{128001, 128008, 128009}));
   EXPECT_EQ(list->eos_token_id, 128001);
   EXPECT_FALSE(ParseHfConfig(BaseConfig(R"(,"eos_token_id":[])")).ok());
@@ -140,12 +143,12 @@ TEST(HfConfig, RopeScalingParsedOrRefusedByName) {
   auto l3 = ParseHfConfig(
       BaseConfig(R"(,"rope_scaling":{"rope_type":"llama3","factor":8.0,"low_freq_factor":1.0,)"
                  R"("high_freq_factor":4.0,"original_max_position_embeddings":8192})"));
-  ASSERT_TRUE(l3.ok()) << l3.status().ToString();
+  ASSERT_OK(l3);
   EXPECT_EQ(l3->rope_scaling, kernels::RopeScaling::kLlama3);
   EXPECT_EQ(l3->rope_factor, 8.0f);
   EXPECT_EQ(l3->rope_original_max_position, 8192);
   auto lin = ParseHfConfig(BaseConfig(R"(,"rope_scaling":{"type":"linear","factor":2.0})"));
-  ASSERT_TRUE(lin.ok());
+  ASSERT_OK(lin);
   EXPECT_EQ(lin->rope_scaling, kernels::RopeScaling::kLinear);
   auto missing = ParseHfConfig(BaseConfig(R"(,"rope_scaling":{"rope_type":"llama3","factor":8})"));
   ASSERT_FALSE(missing.ok());
@@ -170,7 +173,7 @@ TEST(HfConfig, UnsupportedFieldsAreRefusedNamingThem) {
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
     EXPECT_NE(r.status().message().find(c.named), std::string::npos) << r.status().message();
   }
-  EXPECT_TRUE(ParseHfConfig(BaseConfig(R"(,"hidden_act":"silu","attention_bias":false)")).ok());
+  EXPECT_OK(ParseHfConfig(BaseConfig(R"(,"hidden_act":"silu","attention_bias":false)")));
 }
 
 class CheckpointDir : public ::testing::Test {
@@ -189,19 +192,19 @@ class CheckpointDir : public ::testing::Test {
 TEST_F(CheckpointDir, UnexpectedTensorsAreRefusedNamingThem) {
   ModelConfig c = SmallTestConfig("extra-tensors");
   ModelWeights w = RandomWeights(c, 1);
-  ASSERT_TRUE(SaveHfCheckpoint(dir_.string(), c, w, DType::kF32).ok());
-  ASSERT_TRUE(LoadHfCheckpoint(dir_.string()).ok());
+  ASSERT_OK(SaveHfCheckpoint(dir_.string(), c, w, DType::kF32));
+  ASSERT_OK(LoadHfCheckpoint(dir_.string()));
   // A buffer older checkpoints ship is fine...
   std::vector<float> inv(c.head_dim / 2, 1.0f);
   std::vector<TensorToWrite> rot = {
       {"model.layers.0.self_attn.rotary_emb.inv_freq", {c.head_dim / 2}, &inv}};
-  ASSERT_TRUE(WriteSafetensors((dir_ / "rot.safetensors").string(), rot, DType::kF32).ok());
-  ASSERT_TRUE(LoadHfCheckpoint(dir_.string()).ok());
+  ASSERT_OK(WriteSafetensors((dir_ / "rot.safetensors").string(), rot, DType::kF32));
+  ASSERT_OK(LoadHfCheckpoint(dir_.string()));
   // ... a bias is not.
   std::vector<float> bias(c.num_heads * c.head_dim, 0.5f);
   std::vector<TensorToWrite> extra = {
       {"model.layers.1.self_attn.q_proj.bias", {c.num_heads * c.head_dim}, &bias}};
-  ASSERT_TRUE(WriteSafetensors((dir_ / "extra.safetensors").string(), extra, DType::kF32).ok());
+  ASSERT_OK(WriteSafetensors((dir_ / "extra.safetensors").string(), extra, DType::kF32));
   auto r = LoadHfCheckpoint(dir_.string());
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("model.layers.1.self_attn.q_proj.bias"), std::string::npos)
@@ -212,13 +215,13 @@ TEST_F(CheckpointDir, EosListRoundTripsAndGenerationStopsAtAnyOfThem) {
   ModelConfig c = SmallTestConfig("eos-list");
   ModelWeights w = RandomWeights(c, 2);
   auto m = Model::Create(c, w, {});
-  ASSERT_TRUE(m.ok());
+  ASSERT_OK(m);
   GenerateOptions go;
   go.max_new_tokens = 12;
   go.stop_at_eos = false;
   const auto prompt = testing::Prompt(9, 1);
   auto free_run = Generate(**m, (*m)->kv_cache().CreateSequence(), prompt, go);
-  ASSERT_TRUE(free_run.ok());
+  ASSERT_OK(free_run);
   // Make the 5th generated token one of two EOS ids: generation stops there.
   const int32_t stop = (*free_run)[4];
   const size_t first = std::find(free_run->begin(), free_run->end(), stop) - free_run->begin();
@@ -226,13 +229,13 @@ TEST_F(CheckpointDir, EosListRoundTripsAndGenerationStopsAtAnyOfThem) {
   while (std::find(free_run->begin(), free_run->end(), other) != free_run->end()) --other;
   c.eos_token_ids = {other, stop};
   c.eos_token_id = c.eos_token_ids[0];
-  ASSERT_TRUE(SaveHfCheckpoint(dir_.string(), c, w, DType::kF32).ok());
+  ASSERT_OK(SaveHfCheckpoint(dir_.string(), c, w, DType::kF32));
   auto loaded = Model::LoadHf(dir_.string(), {});
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_OK(loaded);
   EXPECT_EQ((*loaded)->config().eos_token_ids, c.eos_token_ids);
   go.stop_at_eos = true;
   auto stopped = Generate(**loaded, (*loaded)->kv_cache().CreateSequence(), prompt, go);
-  ASSERT_TRUE(stopped.ok());
+  ASSERT_OK(stopped);
   EXPECT_EQ(stopped->size(), first + 1);
   EXPECT_EQ(stopped->back(), stop);
 }

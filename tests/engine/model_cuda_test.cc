@@ -4,6 +4,8 @@
 // backend-selection tests for a machine without one skip when a GPU is there.
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -36,7 +38,7 @@ std::unique_ptr<Model> MakeModel(Backend backend, uint64_t seed = 7) {
   opts.kv_cache_blocks = 64;
   opts.block_size = 16;
   auto m = Model::Create(c, RandomWeights(c, seed), opts);
-  EXPECT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_OK(m);
   return m.ok() ? std::move(m).value() : nullptr;
 }
 
@@ -55,7 +57,7 @@ int32_t Argmax(const std::vector<float>& v) {
 
 std::vector<std::byte> Pack(const Model& m, SequenceId seq, int first, int count) {
   std::vector<std::byte> out(count * m.kv_cache().PackedBlockBytes());
-  EXPECT_TRUE(m.kv_cache().PackBlocks(seq, first, count, out).ok());
+  EXPECT_OK(m.kv_cache().PackBlocks(seq, first, count, out));
   return out;
 }
 
@@ -89,8 +91,8 @@ TEST(ModelCudaSelection, AutoWithoutGpuRunsOnTheCpu) {
   const SequenceId b = cpu->kv_cache().CreateSequence();
   auto la = autom->Prefill(a, prompt);
   auto lb = cpu->Prefill(b, prompt);
-  ASSERT_TRUE(la.ok()) << la.status().ToString();
-  ASSERT_TRUE(lb.ok()) << lb.status().ToString();
+  ASSERT_OK(la);
+  ASSERT_OK(lb);
   EXPECT_EQ(*la, *lb);  // the same backend: bit-identical
 }
 
@@ -116,16 +118,16 @@ TEST(ModelCuda, PrefillAndGreedyDecodeMatchCpu) {
   const SequenceId sg = gpu->kv_cache().CreateSequence();
   auto lc = cpu->Prefill(sc, prompt);
   auto lg = gpu->Prefill(sg, prompt);
-  ASSERT_TRUE(lc.ok()) << lc.status().ToString();
-  ASSERT_TRUE(lg.ok()) << lg.status().ToString();
+  ASSERT_OK(lc);
+  ASSERT_OK(lg);
   ExpectNearAll(*lg, *lc, kLogitTolerance);
   for (int step = 0; step < 16; ++step) {  // crosses the block boundary at 48
     const int32_t tc = Argmax(*lc), tg = Argmax(*lg);
     ASSERT_EQ(tg, tc) << "greedy token differs at step " << step;
     lc = cpu->Decode(sc, tc);
     lg = gpu->Decode(sg, tg);
-    ASSERT_TRUE(lc.ok()) << lc.status().ToString();
-    ASSERT_TRUE(lg.ok()) << lg.status().ToString();
+    ASSERT_OK(lc);
+    ASSERT_OK(lg);
     ExpectNearAll(*lg, *lc, kLogitTolerance);
   }
   EXPECT_EQ(gpu->kv_cache().NumTokens(sg), cpu->kv_cache().NumTokens(sc));
@@ -140,8 +142,8 @@ TEST(ModelCuda, PackedKvMatchesCpuAndUnpackRoundTripsExactly) {
   const SequenceId sc = cpu->kv_cache().CreateSequence();
   const SequenceId sg = gpu->kv_cache().CreateSequence();
   auto lc = cpu->Prefill(sc, prompt);
-  ASSERT_TRUE(lc.ok()) << lc.status().ToString();
-  ASSERT_TRUE(gpu->Prefill(sg, prompt).ok());
+  ASSERT_OK(lc);
+  ASSERT_OK(gpu->Prefill(sg, prompt));
 
   // The GPU path wrote its KV back into the host cache: same values as the CPU's.
   ExpectNearAll(AsFloats(Pack(*gpu, sg, 0, 3)), AsFloats(Pack(*cpu, sc, 0, 3)), kKvTolerance);
@@ -150,9 +152,9 @@ TEST(ModelCuda, PackedKvMatchesCpuAndUnpackRoundTripsExactly) {
   // them (synced to the device) and leaves them byte-for-byte as unpacked.
   const std::vector<std::byte> payload = Pack(*cpu, sc, 0, 2);
   const SequenceId consumer = gpu->kv_cache().CreateSequence();
-  ASSERT_TRUE(gpu->kv_cache().UnpackBlocks(consumer, payload, 32).ok());
+  ASSERT_OK(gpu->kv_cache().UnpackBlocks(consumer, payload, 32));
   auto tail = gpu->Prefill(consumer, prompt);
-  ASSERT_TRUE(tail.ok()) << tail.status().ToString();
+  ASSERT_OK(tail);
   ExpectNearAll(*tail, *lc, kLogitTolerance);
   const std::vector<std::byte> repacked = Pack(*gpu, consumer, 0, 2);
   ASSERT_EQ(repacked.size(), payload.size());
@@ -160,9 +162,9 @@ TEST(ModelCuda, PackedKvMatchesCpuAndUnpackRoundTripsExactly) {
 
   // And the other way: GPU-produced blocks decode on the CPU model.
   const SequenceId cpu_consumer = cpu->kv_cache().CreateSequence();
-  ASSERT_TRUE(cpu->kv_cache().UnpackBlocks(cpu_consumer, Pack(*gpu, sg, 0, 2), 32).ok());
+  ASSERT_OK(cpu->kv_cache().UnpackBlocks(cpu_consumer, Pack(*gpu, sg, 0, 2), 32));
   auto cpu_tail = cpu->Prefill(cpu_consumer, prompt);
-  ASSERT_TRUE(cpu_tail.ok()) << cpu_tail.status().ToString();
+  ASSERT_OK(cpu_tail);
   ExpectNearAll(*cpu_tail, *lc, kLogitTolerance);
 }
 
@@ -181,16 +183,16 @@ TEST(ModelCuda, DecodeBatchAndPrefixSharingMatchCpu) {
     Model& m = *models[which];
     PagedKvCache& cache = m.kv_cache();
     const SequenceId a = cache.CreateSequence();
-    ASSERT_TRUE(m.Prefill(a, prompt).ok());
-    ASSERT_TRUE(cache.PublishBlock(a, 0, keys[0]).ok());
-    ASSERT_TRUE(cache.PublishBlock(a, 1, keys[1]).ok());
+    ASSERT_OK(m.Prefill(a, prompt));
+    ASSERT_OK(cache.PublishBlock(a, 0, keys[0]));
+    ASSERT_OK(cache.PublishBlock(a, 1, keys[1]));
     const SequenceId b = cache.CreateSequence();
-    ASSERT_TRUE(cache.AttachPrefix(b, keys).ok());
-    ASSERT_TRUE(m.Prefill(b, prompt).ok());
+    ASSERT_OK(cache.AttachPrefix(b, keys));
+    ASSERT_OK(m.Prefill(b, prompt));
     const SequenceId seqs[2] = {a, b};
     const int32_t toks[2] = {17, 99};
     auto out = m.DecodeBatch(seqs, toks);
-    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    ASSERT_OK(out);
     batch_logits[which] = std::move(out).value();
   }
   ASSERT_EQ(batch_logits[1].size(), 2u);

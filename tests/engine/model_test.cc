@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <cmath>
 
 #include "kvstore/engine/tokenizer.h"
@@ -25,7 +27,7 @@ std::unique_ptr<Model> MakeModel(const ModelConfig& c, uint64_t seed, ModelOptio
   opts.backend = Backend::kCpu;
   if (opts.kv_cache_blocks == ModelOptions{}.kv_cache_blocks) opts.kv_cache_blocks = 64;
   auto m = Model::Create(c, RandomWeights(c, seed), opts);
-  EXPECT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_OK(m);
   return std::move(m).value();
 }
 
@@ -38,7 +40,7 @@ int Argmax(const std::vector<float>& v) {
 
 TEST(Model, BuiltinConfigAndLayout) {
   auto m = Model::CreateBuiltin(1, ModelOptions{});
-  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  ASSERT_OK(m);
   // kAuto runs on the GPU when one is usable (model_cuda_test.cc), else on the CPU.
   EXPECT_EQ((*m)->backend(), kernels::CudaDeviceStatus().ok() ? Backend::kCuda : Backend::kCpu);
   EXPECT_EQ((*m)->KvLayout(), "llama/f32/L4/kv2/d32/b16/v1");
@@ -61,7 +63,7 @@ TEST(Model, PagedPrefillAndDecodeMatchUnpagedReference) {
   std::vector<int32_t> tokens = Prompt(37);
   const SequenceId seq = m->kv_cache().CreateSequence();
   auto logits = m->Prefill(seq, tokens);
-  ASSERT_TRUE(logits.ok()) << logits.status().ToString();
+  ASSERT_OK(logits);
   for (int step = 0; step < 12; ++step) {  // crosses the block boundary at 48
     auto ref = ReferenceLogits(c, m->weights(), tokens);
     ExpectNearAll(*logits, ref, kRefTolerance);
@@ -69,18 +71,18 @@ TEST(Model, PagedPrefillAndDecodeMatchUnpagedReference) {
     const int32_t next = Argmax(*logits);
     tokens.push_back(next);
     logits = m->Decode(seq, next);
-    ASSERT_TRUE(logits.ok()) << logits.status().ToString();
+    ASSERT_OK(logits);
   }
   EXPECT_EQ(m->kv_cache().NumTokens(seq), 49);
 }
 
 TEST(Model, BuiltinModelMatchesReferenceOnAShortPrompt) {
   auto m = Model::CreateBuiltin(3, ModelOptions{});
-  ASSERT_TRUE(m.ok());
+  ASSERT_OK(m);
   auto tokens = ByteTokenizer::Encode("paged attention!");
   const SequenceId seq = (*m)->kv_cache().CreateSequence();
   auto logits = (*m)->Prefill(seq, tokens);
-  ASSERT_TRUE(logits.ok());
+  ASSERT_OK(logits);
   ExpectNearAll(*logits, ReferenceLogits((*m)->config(), (*m)->weights(), tokens), kRefTolerance);
 }
 
@@ -90,13 +92,13 @@ TEST(Model, SamePromptSeedAndBackendGiveTheSameTokens) {
     std::vector<int32_t> runs[2];
     for (auto& run : runs) {
       auto m = Model::CreateBuiltin(42, ModelOptions{});
-      ASSERT_TRUE(m.ok());
+      ASSERT_OK(m);
       GenerateOptions g;
       g.max_new_tokens = 24;
       g.stop_at_eos = false;
       g.sampling = {temperature, 40, 1234};
       auto out = Generate(**m, (*m)->kv_cache().CreateSequence(), prompt, g);
-      ASSERT_TRUE(out.ok());
+      ASSERT_OK(out);
       run = *out;
     }
     EXPECT_EQ(runs[0], runs[1]) << "temperature " << temperature;
@@ -112,9 +114,9 @@ TEST(Model, ThreadedForwardIsBitIdentical) {
     o.num_threads = threads;
     auto m = MakeModel(TinyConfig(), 5, o);
     const SequenceId seq = m->kv_cache().CreateSequence();
-    ASSERT_TRUE(m->Prefill(seq, prompt).ok());
+    ASSERT_OK(m->Prefill(seq, prompt));
     auto l = m->Decode(seq, 65);
-    ASSERT_TRUE(l.ok());
+    ASSERT_OK(l);
     out[threads - 1] = *l;
   }
   EXPECT_EQ(out[0], out[1]);
@@ -131,30 +133,31 @@ TEST(Model, PrefillOfTailAfterUnpackedBlocksEqualsFullPrefill) {
     const auto tokens = Prompt(n, n);
     const SequenceId ps = producer->kv_cache().CreateSequence();
     auto full = producer->Prefill(ps, tokens);
-    ASSERT_TRUE(full.ok());
+    ASSERT_OK(full);
     for (int k = 0; k * bs <= n; ++k) {
       // Occupy a block first so the consumer's block ids differ from the producer's.
       const SequenceId filler = consumer->kv_cache().CreateSequence();
-      ASSERT_TRUE(consumer->Prefill(filler, Prompt(3)).ok());
+      ASSERT_OK(consumer->Prefill(filler, Prompt(3)));
       const SequenceId cs = consumer->kv_cache().CreateSequence();
       if (k > 0) {
         std::vector<std::byte> payload(k * producer->kv_cache().PackedBlockBytes());
-        ASSERT_TRUE(producer->kv_cache().PackBlocks(ps, 0, k, payload).ok());
-        ASSERT_TRUE(consumer->kv_cache().UnpackBlocks(cs, payload, k * bs).ok());
+        ASSERT_OK(producer->kv_cache().PackBlocks(ps, 0, k, payload));
+        ASSERT_OK(consumer->kv_cache().UnpackBlocks(cs, payload, k * bs));
       }
       auto tail = consumer->Prefill(cs, tokens);
-      ASSERT_TRUE(tail.ok()) << tail.status().ToString();
+      ASSERT_OK(tail);
       // Same arithmetic per row whatever the batch: exact, not just close.
       EXPECT_EQ(*tail, *full) << "n=" << n << " k=" << k;
       // And decoding continues identically.
       auto a = producer->Decode(ps, 100), b = consumer->Decode(cs, 100);
-      ASSERT_TRUE(a.ok() && b.ok());
+      ASSERT_OK(a);
+      ASSERT_OK(b);
       EXPECT_EQ(*a, *b) << "n=" << n << " k=" << k;
-      ASSERT_TRUE(producer->kv_cache().SetNumTokens(ps, n).ok());  // undo the decode
-      ASSERT_TRUE(consumer->kv_cache().FreeSequence(cs).ok());
-      ASSERT_TRUE(consumer->kv_cache().FreeSequence(filler).ok());
+      ASSERT_OK(producer->kv_cache().SetNumTokens(ps, n));  // undo the decode
+      ASSERT_OK(consumer->kv_cache().FreeSequence(cs));
+      ASSERT_OK(consumer->kv_cache().FreeSequence(filler));
     }
-    ASSERT_TRUE(producer->kv_cache().FreeSequence(ps).ok());
+    ASSERT_OK(producer->kv_cache().FreeSequence(ps));
   }
 }
 
@@ -165,18 +168,18 @@ TEST(Model, DecodeBatchEqualsSeparateDecodes) {
   std::vector<std::vector<float>> single;
   for (int i = 0; i < 3; ++i) {
     const SequenceId s = m->kv_cache().CreateSequence();
-    ASSERT_TRUE(m->Prefill(s, Prompt(5 + 14 * i, i)).ok());
+    ASSERT_OK(m->Prefill(s, Prompt(5 + 14 * i, i)));
     seqs.push_back(s);
     next.push_back(60 + i);
   }
   for (int i = 0; i < 3; ++i) {
     auto l = m->Decode(seqs[i], next[i]);
-    ASSERT_TRUE(l.ok());
+    ASSERT_OK(l);
     single.push_back(*l);
-    ASSERT_TRUE(m->kv_cache().SetNumTokens(seqs[i], m->kv_cache().NumTokens(seqs[i]) - 1).ok());
+    ASSERT_OK(m->kv_cache().SetNumTokens(seqs[i], m->kv_cache().NumTokens(seqs[i]) - 1));
   }
   auto batch = m->DecodeBatch(seqs, next);
-  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  ASSERT_OK(batch);
   for (int i = 0; i < 3; ++i) EXPECT_EQ((*batch)[i], single[i]) << i;
 }
 
@@ -186,18 +189,18 @@ TEST(Model, PrefixSharingReusesPublishedBlocks) {
   const auto tokens = Prompt(40);
   const SequenceId a = cache.CreateSequence();
   auto la = m->Prefill(a, tokens);
-  ASSERT_TRUE(la.ok());
+  ASSERT_OK(la);
   const std::vector<BlockKey> keys = {"k0", "k1"};
-  ASSERT_TRUE(cache.PublishBlock(a, 0, keys[0]).ok());
-  ASSERT_TRUE(cache.PublishBlock(a, 1, keys[1]).ok());
+  ASSERT_OK(cache.PublishBlock(a, 0, keys[0]));
+  ASSERT_OK(cache.PublishBlock(a, 1, keys[1]));
   EXPECT_FALSE(cache.PublishBlock(a, 2, "k2").ok());  // partial block
-  ASSERT_TRUE(cache.FreeSequence(a).ok());            // published blocks stay cached
+  ASSERT_OK(cache.FreeSequence(a));                   // published blocks stay cached
   EXPECT_EQ(cache.MatchPrefix(keys), 2);
   const SequenceId b = cache.CreateSequence();
-  ASSERT_TRUE(cache.AttachPrefix(b, keys).ok());
+  ASSERT_OK(cache.AttachPrefix(b, keys));
   EXPECT_EQ(cache.NumTokens(b), 32);
   auto lb = m->Prefill(b, tokens);
-  ASSERT_TRUE(lb.ok());
+  ASSERT_OK(lb);
   EXPECT_EQ(*lb, *la);
 }
 
@@ -211,7 +214,7 @@ TEST(Model, RejectsBadInput) {
   EXPECT_EQ(m->Prefill(s, {}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(m->Prefill(s, Prompt(40)).status().code(), StatusCode::kResourceExhausted);
   EXPECT_EQ(m->kv_cache().NumTokens(s), 0);
-  ASSERT_TRUE(m->Prefill(s, Prompt(20)).ok());
+  ASSERT_OK(m->Prefill(s, Prompt(20)));
   EXPECT_EQ(m->Prefill(s, Prompt(10)).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(m->Decode(999, 1).status().code(), StatusCode::kNotFound);
 }

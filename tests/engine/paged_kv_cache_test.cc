@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <cstring>
 
 #include "kvstore/engine/model.h"
@@ -31,15 +33,15 @@ void Fill(PagedKvCache& c, SequenceId s, int from, int to, float salt = 0) {
 TEST(PagedKvCache, AllocatesPerBlockAndFrees) {
   PagedKvCache c(Shape());
   const SequenceId s = c.CreateSequence();
-  ASSERT_TRUE(c.PrepareAppend(s, 9).ok());
+  ASSERT_OK(c.PrepareAppend(s, 9));
   EXPECT_EQ(c.BlockTable(s).size(), 3u);
   EXPECT_EQ(c.NumTokens(s), 0);
-  ASSERT_TRUE(c.SetNumTokens(s, 9).ok());
+  ASSERT_OK(c.SetNumTokens(s, 9));
   EXPECT_EQ(c.NumAvailableBlocks(), 5);
-  ASSERT_TRUE(c.SetNumTokens(s, 4).ok());  // truncation releases blocks past the end
+  ASSERT_OK(c.SetNumTokens(s, 4));  // truncation releases blocks past the end
   EXPECT_EQ(c.BlockTable(s).size(), 1u);
   EXPECT_EQ(c.NumAvailableBlocks(), 7);
-  ASSERT_TRUE(c.FreeSequence(s).ok());
+  ASSERT_OK(c.FreeSequence(s));
   EXPECT_EQ(c.NumAvailableBlocks(), 8);
   EXPECT_EQ(c.FreeSequence(s).code(), StatusCode::kNotFound);
 }
@@ -47,7 +49,7 @@ TEST(PagedKvCache, AllocatesPerBlockAndFrees) {
 TEST(PagedKvCache, ExhaustionLeavesTheSequenceUnchanged) {
   PagedKvCache c(Shape(2));
   const SequenceId s = c.CreateSequence();
-  ASSERT_TRUE(c.PrepareAppend(s, 4).ok());
+  ASSERT_OK(c.PrepareAppend(s, 4));
   EXPECT_EQ(c.PrepareAppend(s, 20).code(), StatusCode::kResourceExhausted);
   EXPECT_EQ(c.BlockTable(s).size(), 1u);
   EXPECT_EQ(c.NumAvailableBlocks(), 1);
@@ -56,22 +58,23 @@ TEST(PagedKvCache, ExhaustionLeavesTheSequenceUnchanged) {
 TEST(PagedKvCache, SharedBlockIsCopiedBeforeWrite) {
   PagedKvCache c(Shape());
   const SequenceId a = c.CreateSequence();
-  ASSERT_TRUE(c.PrepareAppend(a, 8).ok());
+  ASSERT_OK(c.PrepareAppend(a, 8));
   Fill(c, a, 0, 8);
-  ASSERT_TRUE(c.SetNumTokens(a, 8).ok());
-  ASSERT_TRUE(c.PublishBlock(a, 1, "p1").ok());
-  ASSERT_TRUE(c.PublishBlock(a, 0, "p0").ok());
+  ASSERT_OK(c.SetNumTokens(a, 8));
+  ASSERT_OK(c.PublishBlock(a, 1, "p1"));
+  ASSERT_OK(c.PublishBlock(a, 0, "p0"));
   const std::vector<BlockKey> keys = {"p0", "p1"};
   const SequenceId b = c.CreateSequence();
-  ASSERT_TRUE(c.AttachPrefix(b, keys).ok());
+  ASSERT_OK(c.AttachPrefix(b, keys));
   EXPECT_EQ(c.BlockTable(b), c.BlockTable(a));
   // b rewrites its last position: block 1 must be copied, a's stays put.
-  ASSERT_TRUE(c.SetNumTokens(b, 7).ok());
-  ASSERT_TRUE(c.PrepareAppend(b, 8).ok());
+  ASSERT_OK(c.SetNumTokens(b, 7));
+  ASSERT_OK(c.PrepareAppend(b, 8));
   EXPECT_EQ(c.BlockTable(b)[0], c.BlockTable(a)[0]);
   EXPECT_NE(c.BlockTable(b)[1], c.BlockTable(a)[1]);
   auto pa = c.PackBlock(a, 1), pb = c.PackBlock(b, 1);
-  ASSERT_TRUE(pa.ok() && pb.ok());
+  ASSERT_OK(pa);
+  ASSERT_OK(pb);
   EXPECT_EQ(*pa, *pb);  // the copy carries the data
 }
 
@@ -80,16 +83,16 @@ TEST(PagedKvCache, PublishedBlocksAreEvictedLeastRecentlyReleasedFirst) {
   std::vector<SequenceId> seqs;
   for (int i = 0; i < 3; ++i) {
     const SequenceId s = c.CreateSequence();
-    ASSERT_TRUE(c.PrepareAppend(s, 4).ok());
-    ASSERT_TRUE(c.SetNumTokens(s, 4).ok());
-    ASSERT_TRUE(c.PublishBlock(s, 0, "key" + std::to_string(i)).ok());
+    ASSERT_OK(c.PrepareAppend(s, 4));
+    ASSERT_OK(c.SetNumTokens(s, 4));
+    ASSERT_OK(c.PublishBlock(s, 0, "key" + std::to_string(i)));
     seqs.push_back(s);
   }
-  ASSERT_TRUE(c.FreeSequence(seqs[1]).ok());
-  ASSERT_TRUE(c.FreeSequence(seqs[0]).ok());
+  ASSERT_OK(c.FreeSequence(seqs[1]));
+  ASSERT_OK(c.FreeSequence(seqs[0]));
   EXPECT_EQ(c.NumAvailableBlocks(), 2);
   const SequenceId n = c.CreateSequence();
-  ASSERT_TRUE(c.PrepareAppend(n, 4).ok());  // evicts key1, released first
+  ASSERT_OK(c.PrepareAppend(n, 4));  // evicts key1, released first
   const std::vector<BlockKey> k0 = {"key0"}, k1 = {"key1"}, k2 = {"key2"};
   EXPECT_EQ(c.MatchPrefix(k1), 0);
   EXPECT_EQ(c.MatchPrefix(k0), 1);
@@ -102,27 +105,27 @@ TEST(PagedKvCache, PublishedBlocksAreEvictedLeastRecentlyReleasedFirst) {
 void RoundTrip(int n) {
   PagedKvCache src(Shape()), dst(Shape());
   const SequenceId other = dst.CreateSequence();  // shifts dst's block ids
-  ASSERT_TRUE(dst.PrepareAppend(other, 5).ok());
+  ASSERT_OK(dst.PrepareAppend(other, 5));
   const SequenceId s = src.CreateSequence();
-  ASSERT_TRUE(src.PrepareAppend(s, n).ok());
+  ASSERT_OK(src.PrepareAppend(s, n));
   Fill(src, s, 0, n);
-  ASSERT_TRUE(src.SetNumTokens(s, n).ok());
+  ASSERT_OK(src.SetNumTokens(s, n));
   const int blocks = (n + 3) / 4;
   std::vector<std::byte> payload(blocks * src.PackedBlockBytes());
-  ASSERT_TRUE(src.PackBlocks(s, 0, blocks, payload).ok());
+  ASSERT_OK(src.PackBlocks(s, 0, blocks, payload));
   // Block by block must equal the batch.
   for (int b = 0; b < blocks; ++b) {
     auto one = src.PackBlock(s, b);
-    ASSERT_TRUE(one.ok());
+    ASSERT_OK(one);
     EXPECT_EQ(0, std::memcmp(one->data(), payload.data() + b * src.PackedBlockBytes(),
                              src.PackedBlockBytes()));
   }
   const SequenceId d = dst.CreateSequence();
-  ASSERT_TRUE(dst.UnpackBlocks(d, payload, n).ok());
+  ASSERT_OK(dst.UnpackBlocks(d, payload, n));
   EXPECT_EQ(dst.NumTokens(d), n);
   EXPECT_NE(dst.BlockTable(d), src.BlockTable(s));
   std::vector<std::byte> again(payload.size());
-  ASSERT_TRUE(dst.PackBlocks(d, 0, blocks, again).ok());
+  ASSERT_OK(dst.PackBlocks(d, 0, blocks, again));
   EXPECT_EQ(again, payload) << "n=" << n;
 }
 
@@ -133,14 +136,14 @@ TEST(PagedKvCache, PackUnpackRoundTripIsByteExact) {
 TEST(PagedKvCache, UnpackInTwoSteps) {
   PagedKvCache src(Shape()), dst(Shape());
   const SequenceId s = src.CreateSequence();
-  ASSERT_TRUE(src.PrepareAppend(s, 10).ok());
+  ASSERT_OK(src.PrepareAppend(s, 10));
   Fill(src, s, 0, 10, 0.5f);
-  ASSERT_TRUE(src.SetNumTokens(s, 10).ok());
+  ASSERT_OK(src.SetNumTokens(s, 10));
   auto b0 = src.PackBlock(s, 0), b1 = src.PackBlock(s, 1), b2 = src.PackBlock(s, 2);
   const SequenceId d = dst.CreateSequence();
-  ASSERT_TRUE(dst.UnpackBlocks(d, *b0, 4).ok());
-  ASSERT_TRUE(dst.UnpackBlocks(d, *b1, 4).ok());
-  ASSERT_TRUE(dst.UnpackBlocks(d, *b2, 2).ok());
+  ASSERT_OK(dst.UnpackBlocks(d, *b0, 4));
+  ASSERT_OK(dst.UnpackBlocks(d, *b1, 4));
+  ASSERT_OK(dst.UnpackBlocks(d, *b2, 2));
   EXPECT_EQ(dst.NumTokens(d), 10);
   EXPECT_EQ(*dst.PackBlock(d, 2), *b2);
   // The sequence now ends inside a block: no more unpacking.
@@ -150,8 +153,8 @@ TEST(PagedKvCache, UnpackInTwoSteps) {
 TEST(PagedKvCache, PackAndUnpackRejectBadArguments) {
   PagedKvCache c(Shape());
   const SequenceId s = c.CreateSequence();
-  ASSERT_TRUE(c.PrepareAppend(s, 6).ok());
-  ASSERT_TRUE(c.SetNumTokens(s, 6).ok());
+  ASSERT_OK(c.PrepareAppend(s, 6));
+  ASSERT_OK(c.SetNumTokens(s, 6));
   std::vector<std::byte> one(c.PackedBlockBytes());
   std::vector<std::byte> two(2 * c.PackedBlockBytes());
   EXPECT_EQ(c.PackBlocks(s, 1, 2, two).code(),
@@ -171,25 +174,27 @@ TEST(PagedKvCache, ModelKvSurvivesTransfer) {
     ModelOptions o;
     o.kv_cache_blocks = 32;
     auto a = Model::CreateBuiltin(21, o), b = Model::CreateBuiltin(21, o);
-    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_OK(a);
+    ASSERT_OK(b);
     std::vector<int32_t> prompt;
     for (int i = 0; i < n; ++i) prompt.push_back((i * 7) % 256);
     const SequenceId sa = (*a)->kv_cache().CreateSequence();
-    ASSERT_TRUE((*a)->Prefill(sa, prompt).ok());
+    ASSERT_OK((*a)->Prefill(sa, prompt));
     const int blocks = (n + 15) / 16;
     std::vector<std::byte> payload(blocks * (*a)->kv_cache().PackedBlockBytes());
-    ASSERT_TRUE((*a)->kv_cache().PackBlocks(sa, 0, blocks, payload).ok());
+    ASSERT_OK((*a)->kv_cache().PackBlocks(sa, 0, blocks, payload));
     const SequenceId sb = (*b)->kv_cache().CreateSequence();
-    ASSERT_TRUE((*b)->kv_cache().UnpackBlocks(sb, payload, n).ok());
+    ASSERT_OK((*b)->kv_cache().UnpackBlocks(sb, payload, n));
     std::vector<std::byte> again(payload.size());
-    ASSERT_TRUE((*b)->kv_cache().PackBlocks(sb, 0, blocks, again).ok());
+    ASSERT_OK((*b)->kv_cache().PackBlocks(sb, 0, blocks, again));
     EXPECT_EQ(again, payload);
     GenerateOptions g;
     g.max_new_tokens = 8;
     g.stop_at_eos = false;
-    ASSERT_TRUE((*a)->kv_cache().SetNumTokens(sa, n).ok());
+    ASSERT_OK((*a)->kv_cache().SetNumTokens(sa, n));
     auto ta = Generate(**a, sa, prompt, g), tb = Generate(**b, sb, prompt, g);
-    ASSERT_TRUE(ta.ok() && tb.ok());
+    ASSERT_OK(ta);
+    ASSERT_OK(tb);
     EXPECT_EQ(*ta, *tb) << "n=" << n;
   }
 }

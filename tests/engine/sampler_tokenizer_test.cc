@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <map>
 
 #include "kvstore/engine/model_config.h"
@@ -72,7 +74,7 @@ TEST(ModelConfig, ParsesHfConfigAndNamesTheLayout) {
   auto c = ParseHfConfig(R"({"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008,
     "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
     "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "model_type": "llama"})");
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_OK(c);
   EXPECT_EQ(c->head_dim, 128);
   EXPECT_EQ(c->num_kv_heads, 8);
   EXPECT_FLOAT_EQ(c->rope_theta, 500000.0f);

@@ -3,6 +3,8 @@
 // library's trainer.
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <unistd.h>
 
 #include <filesystem>
@@ -74,14 +76,14 @@ TEST(BpeTokenizer, PreTokenizerFollowsTheLlama3Pattern) {
 
 TEST(BpeTokenizer, MergesByRankSpecialTokensAndRoundTrips) {
   auto t = BpeTokenizer::FromJson(TestTokenizerJson().dump(), "test");
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_OK(t);
   // "hello" -> h e l l o -> he l l o -> he ll o -> hell o; " world" -> Ġw o r l d.
   auto ids = (*t)->EncodeText("hello world", /*add_bos=*/true);
-  ASSERT_TRUE(ids.ok());
+  ASSERT_OK(ids);
   EXPECT_EQ(*ids, (std::vector<int32_t>{256, 263, 'o', 264, 'o', 'r', 'l', 'd'}));
   // Special tokens written in the text become their ids and have no text.
   auto special = (*t)->EncodeText("a<|eot_id|>b", false);
-  ASSERT_TRUE(special.ok());
+  ASSERT_OK(special);
   EXPECT_EQ(*special, (std::vector<int32_t>{'a', 258, 'b'}));
   EXPECT_EQ((*t)->TokenBytes(258), "");
   EXPECT_EQ((*t)->SpecialTokenId("<|start_header_id|>"), 259);
@@ -92,7 +94,7 @@ TEST(BpeTokenizer, MergesByRankSpecialTokensAndRoundTrips) {
                                 "na\u00efve caf\u00e9 \u4e2d\u6587 \U0001F600!",
                                 "tabs\tand\nnewlines\r\n", std::string("\x01\x7f\xff bytes", 10)}) {
     auto e = (*t)->EncodeText(text, false);
-    ASSERT_TRUE(e.ok());
+    ASSERT_OK(e);
     EXPECT_EQ((*t)->DecodeBytes(*e), text);
   }
 }
@@ -101,7 +103,7 @@ TEST(BpeTokenizer, IgnoreMergesTakesWholePiecesFromTheVocabulary) {
   json j = TestTokenizerJson();
   j["model"]["ignore_merges"] = true;
   auto t = BpeTokenizer::FromJson(j.dump(), "test");
-  ASSERT_TRUE(t.ok());
+  ASSERT_OK(t);
   EXPECT_EQ(*(*t)->EncodeText("hello", false), (std::vector<int32_t>{265}));
   j["model"]["ignore_merges"] = false;
   auto u = BpeTokenizer::FromJson(j.dump(), "test");
@@ -151,11 +153,12 @@ class TokenizerDir : public ::testing::Test {
 
 TEST_F(TokenizerDir, CheckpointWithoutTokenizerFilesHasNone) {
   auto t = LoadCheckpointTokenizer(dir_.string());
-  ASSERT_TRUE(t.ok());
+  ASSERT_OK(t);
   EXPECT_EQ(*t, nullptr);
   std::ofstream(dir_ / "tokenizer.json") << TestTokenizerJson().dump();
   auto u = LoadCheckpointTokenizer(dir_.string());
-  ASSERT_TRUE(u.ok() && *u != nullptr);
+  ASSERT_OK(u);
+  ASSERT_NE(*u, nullptr);
   EXPECT_EQ((*u)->Name(), "bpe (tokenizer.json)");
 }
 
@@ -174,31 +177,31 @@ TEST_F(TokenizerDir, SentencePieceModelTrainedHereRoundTrips) {
                            " --vocab_size=320 --model_type=bpe --byte_fallback=true"
                            " --character_coverage=1.0 --normalization_rule_name=identity"
                            " --remove_extra_whitespaces=false --minloglevel=2";
-  ASSERT_TRUE(sentencepiece::SentencePieceTrainer::Train(args).ok());
+  ASSERT_OK(sentencepiece::SentencePieceTrainer::Train(args));
   ASSERT_TRUE(fs::exists(dir_ / "tokenizer.model"));
   auto t = LoadCheckpointTokenizer(dir_.string());
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_OK(t);
   ASSERT_NE(*t, nullptr);
   EXPECT_EQ((*t)->Name(), "sentencepiece (tokenizer.model)");
   sentencepiece::SentencePieceProcessor sp;
-  ASSERT_TRUE(sp.Load((dir_ / "tokenizer.model").string()).ok());
+  ASSERT_OK(sp.Load((dir_ / "tokenizer.model").string()));
   for (const std::string& text :
        std::vector<std::string>{"the lazy fox", "prefill  and   decode",
                                 "r\u00e9sum\u00e9 \u4e2d\u6587", "unseen \U0001F600 bytes"}) {
     auto ids = (*t)->EncodeText(text, /*add_bos=*/true);
-    ASSERT_TRUE(ids.ok());
+    ASSERT_OK(ids);
     EXPECT_EQ(ids->front(), *(*t)->BosId());
     // Same ids as the library; our bytes-per-token decode equals the text
     // with SentencePiece's dummy-prefix space in front.
     std::vector<int> lib;
-    ASSERT_TRUE(sp.Encode(text, &lib).ok());
+    ASSERT_OK(sp.Encode(text, &lib));
     EXPECT_EQ(std::vector<int32_t>(ids->begin() + 1, ids->end()),
               std::vector<int32_t>(lib.begin(), lib.end()));
     EXPECT_EQ((*t)->DecodeBytes(*ids), " " + text);
   }
   // Byte fallback: the emoji is not in the corpus, so it travels as 4 byte pieces.
   auto e = (*t)->EncodeText("\U0001F600", false);
-  ASSERT_TRUE(e.ok());
+  ASSERT_OK(e);
   std::string joined;
   for (int32_t id : *e) joined += (*t)->TokenBytes(id);
   EXPECT_EQ(joined, " \U0001F600");

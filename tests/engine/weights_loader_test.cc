@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -45,7 +47,7 @@ class WeightsLoaderTest : public ::testing::Test {
   void Rewrite(const std::function<void(std::vector<TensorToWrite>&)>& edit,
                std::vector<std::vector<float>>* keep) {
     auto file = SafetensorsFile::Open((dir_ / "model.safetensors").string());
-    ASSERT_TRUE(file.ok());
+    ASSERT_OK(file);
     std::vector<TensorToWrite> t;
     keep->reserve((*file)->tensors().size() + 1);
     for (const auto& [name, info] : (*file)->tensors()) {
@@ -53,7 +55,7 @@ class WeightsLoaderTest : public ::testing::Test {
       t.push_back({name, info.shape, &keep->back()});
     }
     edit(t);
-    ASSERT_TRUE(WriteSafetensors((dir_ / "model.safetensors").string(), t, DType::kF32).ok());
+    ASSERT_OK(WriteSafetensors((dir_ / "model.safetensors").string(), t, DType::kF32));
   }
 
   fs::path dir_;
@@ -62,9 +64,9 @@ class WeightsLoaderTest : public ::testing::Test {
 TEST_F(WeightsLoaderTest, F32RoundTripIsExactAndRunsTheSameModel) {
   const ModelConfig c = Config();
   const ModelWeights w = RandomWeights(c, 5);
-  ASSERT_TRUE(SaveHfCheckpoint(dir(), c, w, DType::kF32).ok());
+  ASSERT_OK(SaveHfCheckpoint(dir(), c, w, DType::kF32));
   auto loaded = LoadHfCheckpoint(dir());
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_OK(loaded);
   EXPECT_EQ(loaded->config.num_layers, 2);
   EXPECT_EQ(loaded->config.head_dim, 8);
   EXPECT_FLOAT_EQ(loaded->config.rope_theta, 50000.0f);
@@ -78,11 +80,13 @@ TEST_F(WeightsLoaderTest, F32RoundTripIsExactAndRunsTheSameModel) {
   o.kv_cache_blocks = 8;
   auto from_dir = Model::LoadHf(dir(), o);
   auto direct = Model::Create(c, w, o);
-  ASSERT_TRUE(from_dir.ok() && direct.ok());
+  ASSERT_OK(from_dir);
+  ASSERT_OK(direct);
   const std::vector<int32_t> prompt = {1, 2, 3, 39, 0, 7};
   auto a = (*from_dir)->Prefill((*from_dir)->kv_cache().CreateSequence(), prompt);
   auto b = (*direct)->Prefill((*direct)->kv_cache().CreateSequence(), prompt);
-  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_OK(a);
+  ASSERT_OK(b);
   EXPECT_EQ(*a, *b);
 }
 
@@ -90,9 +94,9 @@ TEST_F(WeightsLoaderTest, HalfPrecisionCheckpointsConvert) {
   const ModelConfig c = Config();
   const ModelWeights w = RandomWeights(c, 6);
   for (DType dt : {DType::kF16, DType::kBF16}) {
-    ASSERT_TRUE(SaveHfCheckpoint(dir(), c, w, dt).ok());
+    ASSERT_OK(SaveHfCheckpoint(dir(), c, w, dt));
     auto loaded = LoadHfCheckpoint(dir());
-    ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+    ASSERT_OK(loaded);
     const auto& got = loaded->weights.layers[0].wq;
     ASSERT_EQ(got.size(), w.layers[0].wq.size());
     for (size_t i = 0; i < got.size(); ++i) {
@@ -124,17 +128,17 @@ TEST_F(WeightsLoaderTest, TiedEmbeddingsNeedNoLmHead) {
   ModelConfig c = Config();
   c.tie_word_embeddings = true;
   const ModelWeights w = RandomWeights(c, 7);
-  ASSERT_TRUE(SaveHfCheckpoint(dir(), c, w, DType::kF32).ok());
+  ASSERT_OK(SaveHfCheckpoint(dir(), c, w, DType::kF32));
   auto f = SafetensorsFile::Open((dir_ / "model.safetensors").string());
-  ASSERT_TRUE(f.ok());
+  ASSERT_OK(f);
   EXPECT_EQ((*f)->tensors().count("lm_head.weight"), 0u);
   auto loaded = LoadHfCheckpoint(dir());
-  ASSERT_TRUE(loaded.ok());
+  ASSERT_OK(loaded);
   EXPECT_EQ(loaded->weights.lm_head, w.embed);
 }
 
 TEST_F(WeightsLoaderTest, MissingTensorIsNotFoundAndNamed) {
-  ASSERT_TRUE(SaveHfCheckpoint(dir(), Config(), RandomWeights(Config(), 1), DType::kF32).ok());
+  ASSERT_OK(SaveHfCheckpoint(dir(), Config(), RandomWeights(Config(), 1), DType::kF32));
   std::vector<std::vector<float>> keep;
   Rewrite(
       [](std::vector<TensorToWrite>& t) {
@@ -151,7 +155,7 @@ TEST_F(WeightsLoaderTest, MissingTensorIsNotFoundAndNamed) {
 }
 
 TEST_F(WeightsLoaderTest, WrongShapeIsInvalidArgumentWithBothShapes) {
-  ASSERT_TRUE(SaveHfCheckpoint(dir(), Config(), RandomWeights(Config(), 1), DType::kF32).ok());
+  ASSERT_OK(SaveHfCheckpoint(dir(), Config(), RandomWeights(Config(), 1), DType::kF32));
   std::vector<std::vector<float>> keep;
   Rewrite(
       [](std::vector<TensorToWrite>& t) {
@@ -167,7 +171,7 @@ TEST_F(WeightsLoaderTest, WrongShapeIsInvalidArgumentWithBothShapes) {
 }
 
 TEST_F(WeightsLoaderTest, UnsupportedDtypeIsInvalidArgument) {
-  ASSERT_TRUE(SaveHfCheckpoint(dir(), Config(), RandomWeights(Config(), 1), DType::kF32).ok());
+  ASSERT_OK(SaveHfCheckpoint(dir(), Config(), RandomWeights(Config(), 1), DType::kF32));
   // The final norm moves to a second shard, as I32 (same byte size as F32).
   std::vector<std::vector<float>> keep;
   Rewrite(
@@ -191,7 +195,7 @@ TEST_F(WeightsLoaderTest, UnsupportedDtypeIsInvalidArgument) {
 }
 
 TEST_F(WeightsLoaderTest, TensorInTwoShardsIsInvalidArgument) {
-  ASSERT_TRUE(SaveHfCheckpoint(dir(), Config(), RandomWeights(Config(), 1), DType::kF32).ok());
+  ASSERT_OK(SaveHfCheckpoint(dir(), Config(), RandomWeights(Config(), 1), DType::kF32));
   fs::copy_file(dir_ / "model.safetensors", dir_ / "model-copy.safetensors");
   auto r = LoadHfCheckpoint(dir());
   ASSERT_FALSE(r.ok());
@@ -201,7 +205,7 @@ TEST_F(WeightsLoaderTest, TensorInTwoShardsIsInvalidArgument) {
 TEST_F(WeightsLoaderTest, MissingConfigOrDirectoryOrCorruptFile) {
   EXPECT_EQ(LoadHfCheckpoint(dir()).status().code(), StatusCode::kNotFound);  // no config.json
   EXPECT_EQ(LoadHfCheckpoint(dir() + "/nope").status().code(), StatusCode::kNotFound);
-  ASSERT_TRUE(SaveHfCheckpoint(dir(), Config(), RandomWeights(Config(), 1), DType::kF32).ok());
+  ASSERT_OK(SaveHfCheckpoint(dir(), Config(), RandomWeights(Config(), 1), DType::kF32));
   {
     std::ofstream out(dir_ / "model.safetensors", std::ios::binary | std::ios::trunc);
     uint64_t n = 1000;

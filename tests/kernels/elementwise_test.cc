@@ -1,6 +1,8 @@
 // CPU element-wise kernels against plain double-precision references.
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <cmath>
 
 #include "kvstore/kernels/cpu_ops.h"
@@ -16,7 +18,7 @@ TEST(RmsNormCpu, MatchesReference) {
   const int rows = 5, dim = 77;
   auto x = RandomFloats(rows * dim, 1), w = RandomFloats(dim, 2);
   PoisonedBuffer<float> out(rows * dim);
-  ASSERT_TRUE(RmsNormCpu(x.data(), w.data(), out.data(), rows, dim, 1e-5f).ok());
+  ASSERT_OK(RmsNormCpu(x.data(), w.data(), out.data(), rows, dim, 1e-5f));
   EXPECT_TRUE(out.GuardsIntact());
   for (int r = 0; r < rows; ++r) {
     double ss = 0;
@@ -31,8 +33,8 @@ TEST(RmsNormCpu, InPlace) {
   const int dim = 64;
   auto x = RandomFloats(dim, 3), w = RandomFloats(dim, 4);
   std::vector<float> expected(dim);
-  ASSERT_TRUE(RmsNormCpu(x.data(), w.data(), expected.data(), 1, dim, 1e-6f).ok());
-  ASSERT_TRUE(RmsNormCpu(x.data(), w.data(), x.data(), 1, dim, 1e-6f).ok());
+  ASSERT_OK(RmsNormCpu(x.data(), w.data(), expected.data(), 1, dim, 1e-6f));
+  ASSERT_OK(RmsNormCpu(x.data(), w.data(), x.data(), 1, dim, 1e-6f));
   EXPECT_EQ(x, expected);
 }
 
@@ -43,7 +45,7 @@ TEST(RopeCpu, MatchesReferenceRotateHalf) {
   const int32_t pos[tokens] = {0, 7, 1000};
   PoisonedBuffer<float> buf(x.size());
   std::copy(x.begin(), x.end(), buf.data());
-  ASSERT_TRUE(RopeCpu(buf.data(), pos, tokens, heads, hd, theta).ok());
+  ASSERT_OK(RopeCpu(buf.data(), pos, tokens, heads, hd, theta));
   EXPECT_TRUE(buf.GuardsIntact());
   for (int t = 0; t < tokens; ++t)
     for (int h = 0; h < heads; ++h)
@@ -63,7 +65,7 @@ TEST(RopeCpu, PositionZeroIsIdentity) {
   auto x = RandomFloats(32, 6);
   auto y = x;
   const int32_t pos = 0;
-  ASSERT_TRUE(RopeCpu(y.data(), &pos, 1, 1, 32, 10000.0f).ok());
+  ASSERT_OK(RopeCpu(y.data(), &pos, 1, 1, 32, 10000.0f));
   EXPECT_EQ(x, y);
 }
 
@@ -77,7 +79,7 @@ TEST(SwiGluCpu, MatchesReference) {
   const int n = 301;
   auto g = RandomFloats(n, 7, -6, 6), u = RandomFloats(n, 8);
   PoisonedBuffer<float> out(n);
-  ASSERT_TRUE(SwiGluCpu(g.data(), u.data(), out.data(), n).ok());
+  ASSERT_OK(SwiGluCpu(g.data(), u.data(), out.data(), n));
   EXPECT_TRUE(out.GuardsIntact());
   for (int i = 0; i < n; ++i)
     EXPECT_NEAR(out[i], g[i] / (1.0 + std::exp(-double(g[i]))) * u[i], 1e-6);
@@ -88,7 +90,7 @@ TEST(ResidualAddCpu, Adds) {
   auto x = RandomFloats(n, 9), y = RandomFloats(n, 10);
   PoisonedBuffer<float> buf(n);
   std::copy(x.begin(), x.end(), buf.data());
-  ASSERT_TRUE(ResidualAddCpu(buf.data(), y.data(), n).ok());
+  ASSERT_OK(ResidualAddCpu(buf.data(), y.data(), n));
   EXPECT_TRUE(buf.GuardsIntact());
   for (int i = 0; i < n; ++i) EXPECT_EQ(buf[i], x[i] + y[i]);
 }
@@ -98,7 +100,7 @@ TEST(EmbeddingCpu, CopiesRowsAndZeroesOutOfRange) {
   auto table = RandomFloats(vocab * dim, 11);
   const int32_t tokens[4] = {3, 0, 9, 10};
   PoisonedBuffer<float> out(4 * dim);
-  ASSERT_TRUE(EmbeddingCpu(table.data(), tokens, out.data(), 4, vocab, dim).ok());
+  ASSERT_OK(EmbeddingCpu(table.data(), tokens, out.data(), 4, vocab, dim));
   EXPECT_TRUE(out.GuardsIntact());
   for (int t = 0; t < 3; ++t)
     for (int d = 0; d < dim; ++d) EXPECT_EQ(out[t * dim + d], table[tokens[t] * dim + d]);
@@ -110,7 +112,7 @@ TEST(ArgmaxCpu, LargestSmallestIndexOnTiesNanLoses) {
                                NAN, -1, -3, -1,  //
                                0,   0,  0,  7};
   PoisonedBuffer<int32_t> out(3);
-  ASSERT_TRUE(ArgmaxCpu(logits, out.data(), 3, 4).ok());
+  ASSERT_OK(ArgmaxCpu(logits, out.data(), 3, 4));
   EXPECT_TRUE(out.GuardsIntact());
   EXPECT_EQ(out[0], 1);
   EXPECT_EQ(out[1], 1);

@@ -2,6 +2,8 @@
 // the slots and blocks named.
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include "kvstore/kernels/cpu_ops.h"
 #include "poisoned_buffer.h"
 
@@ -16,9 +18,8 @@ TEST(KvWriteCpu, WritesOnlyTheMappedSlots) {
   auto k = RandomFloats(nt * row, 1), v = RandomFloats(nt * row, 2);
   const int32_t slots[nt] = {13, -1, 2};  // block 3 offset 1; skipped; block 0 offset 2
   PoisonedBuffer<float> kc(num_blocks * bs * row), vc(num_blocks * bs * row);
-  ASSERT_TRUE(
-      KvWriteCpu(k.data(), v.data(), slots, kc.data(), vc.data(), nt, num_blocks, bs, kvh, hd)
-          .ok());
+  ASSERT_OK(
+      KvWriteCpu(k.data(), v.data(), slots, kc.data(), vc.data(), nt, num_blocks, bs, kvh, hd));
   EXPECT_TRUE(kc.GuardsIntact());
   EXPECT_TRUE(vc.GuardsIntact());
   for (int slot = 0; slot < num_blocks * bs; ++slot)
@@ -60,7 +61,7 @@ TEST(KvPackCpu, GathersBlocksInPayloadOrder) {
   auto cache = RandomFloats(size_t(LayerCacheOffset(s, s.num_layers, 0)), 3);
   const int32_t ids[3] = {5, 2, 0};
   PoisonedBuffer<float> out(3 * PackedBlockElems(s));
-  ASSERT_TRUE(KvPackCpu(cache.data(), ids, 3, out.data(), s).ok());
+  ASSERT_OK(KvPackCpu(cache.data(), ids, 3, out.data(), s));
   EXPECT_TRUE(out.GuardsIntact());
   size_t i = 0;  // payload: [n, layers, 2, block_size, kv_heads, head_dim]
   for (int n = 0; n < 3; ++n)
@@ -78,9 +79,9 @@ TEST(KvUnpackCpu, ScattersIntoNamedBlocksOnly) {
   auto src = RandomFloats(size_t(LayerCacheOffset(s, s.num_layers, 0)), 4);
   const int32_t from[2] = {1, 4}, to[2] = {3, 0};
   std::vector<float> payload(2 * PackedBlockElems(s));
-  ASSERT_TRUE(KvPackCpu(src.data(), from, 2, payload.data(), s).ok());
+  ASSERT_OK(KvPackCpu(src.data(), from, 2, payload.data(), s));
   PoisonedBuffer<float> dst(size_t(LayerCacheOffset(s, s.num_layers, 0)));
-  ASSERT_TRUE(KvUnpackCpu(payload.data(), to, 2, dst.data(), s).ok());
+  ASSERT_OK(KvUnpackCpu(payload.data(), to, 2, dst.data(), s));
   EXPECT_TRUE(dst.GuardsIntact());
   const auto d = dst.Interior();
   for (int l = 0; l < s.num_layers; ++l)

@@ -1,6 +1,8 @@
 // CPU matmul against a naive triple loop in double precision.
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <cmath>
 
 #include "kvstore/kernels/cpu_ops.h"
@@ -15,7 +17,7 @@ using testing::RandomFloats;
 void CheckMatmul(int m, int n, int k, ThreadPool* pool) {
   auto x = RandomFloats(size_t(m) * k, 100 + m), w = RandomFloats(size_t(n) * k, 200 + n);
   PoisonedBuffer<float> y(size_t(m) * n);
-  ASSERT_TRUE(MatmulCpu(x.data(), w.data(), y.data(), m, n, k, pool).ok());
+  ASSERT_OK(MatmulCpu(x.data(), w.data(), y.data(), m, n, k, pool));
   EXPECT_TRUE(y.GuardsIntact());
   for (int i = 0; i < m; ++i)
     for (int j = 0; j < n; ++j) {
@@ -36,8 +38,8 @@ TEST(MatmulCpu, ThreadedMatchesSerialBitForBit) {
   const int m = 9, n = 133, k = 96;
   auto x = RandomFloats(size_t(m) * k, 1), w = RandomFloats(size_t(n) * k, 2);
   std::vector<float> a(m * n), b(m * n);
-  ASSERT_TRUE(MatmulCpu(x.data(), w.data(), a.data(), m, n, k, nullptr).ok());
-  ASSERT_TRUE(MatmulCpu(x.data(), w.data(), b.data(), m, n, k, &pool).ok());
+  ASSERT_OK(MatmulCpu(x.data(), w.data(), a.data(), m, n, k, nullptr));
+  ASSERT_OK(MatmulCpu(x.data(), w.data(), b.data(), m, n, k, &pool));
   EXPECT_EQ(a, b);
   CheckMatmul(m, n, k, &pool);
 }
@@ -47,8 +49,8 @@ TEST(MatmulCpu, RowResultIndependentOfBatch) {
   const int m = 6, n = 50, k = 70;
   auto x = RandomFloats(size_t(m) * k, 3), w = RandomFloats(size_t(n) * k, 4);
   std::vector<float> all(m * n), one(n);
-  ASSERT_TRUE(MatmulCpu(x.data(), w.data(), all.data(), m, n, k).ok());
-  ASSERT_TRUE(MatmulCpu(x.data() + 4 * k, w.data(), one.data(), 1, n, k).ok());
+  ASSERT_OK(MatmulCpu(x.data(), w.data(), all.data(), m, n, k));
+  ASSERT_OK(MatmulCpu(x.data() + 4 * k, w.data(), one.data(), 1, n, k));
   EXPECT_EQ(std::vector<float>(all.begin() + 4 * n, all.begin() + 5 * n), one);
 }
 

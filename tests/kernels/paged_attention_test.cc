@@ -3,6 +3,8 @@
 // kernel that reads outside a sequence's blocks produces NaN and fails.
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -70,9 +72,8 @@ void RunCase(const Case& c, ThreadPool* pool) {
     std::vector<int32_t> slots(len);
     for (int p = 0; p < len; ++p)
       slots[p] = int32_t(PositionSlot(&tables[s * max_blocks], p, c.block_size));
-    ASSERT_TRUE(KvWriteCpu(ks[s].data(), vs[s].data(), slots.data(), k_cache.data(), v_cache.data(),
-                           len, num_blocks, c.block_size, c.kv_heads, c.head_dim)
-                    .ok());
+    ASSERT_OK(KvWriteCpu(ks[s].data(), vs[s].data(), slots.data(), k_cache.data(), v_cache.data(),
+                         len, num_blocks, c.block_size, c.kv_heads, c.head_dim));
   }
   const int nt = static_cast<int>(c.queries.size());
   auto q = RandomFloats(size_t(nt) * c.num_heads * c.head_dim, 7);
@@ -88,9 +89,8 @@ void RunCase(const Case& c, ThreadPool* pool) {
   p.max_blocks_per_seq = max_blocks;
   p.scale = 1.0f / std::sqrt(float(c.head_dim));
   PoisonedBuffer<float> out(size_t(nt) * c.num_heads * c.head_dim);
-  ASSERT_TRUE(PagedAttentionCpu(q.data(), k_cache.data(), v_cache.data(), tables.data(),
-                                token_seq.data(), token_pos.data(), out.data(), p, pool)
-                  .ok());
+  ASSERT_OK(PagedAttentionCpu(q.data(), k_cache.data(), v_cache.data(), tables.data(),
+                              token_seq.data(), token_pos.data(), out.data(), p, pool));
   EXPECT_TRUE(out.GuardsIntact());
   EXPECT_TRUE(k_cache.GuardsIntact());
   const int group = c.num_heads / c.kv_heads;

@@ -89,7 +89,8 @@ class Loopback : public ::testing::Test {
     // Through the wire format, as the Hello exchange will carry them.
     auto pa = QpParams::Decode(a_->LocalParams().Encode());
     auto pb = QpParams::Decode(b_->LocalParams().Encode());
-    ASSERT_TRUE(pa.ok() && pb.ok());
+    ASSERT_OK(pa);
+    ASSERT_OK(pb);
     ASSERT_OK(a_->Connect(*pb));
     ASSERT_OK(b_->Connect(*pa));
   }

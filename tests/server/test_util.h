@@ -59,7 +59,7 @@ inline std::unique_ptr<Client> ConnectTo(const TestDaemon& d, size_t max_connect
   o.max_connections = max_connections;
   o.transport = TestTransport();
   auto c = Client::Connect(o);
-  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_OK(c);
   return c.ok() ? std::move(c).value() : nullptr;
 }
 

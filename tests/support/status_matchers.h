@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "kvstore/status.h"
 
 namespace kvstore::testing {
@@ -16,11 +18,27 @@ const Status& StatusOf(const Result<T>& r) {
   return r.status();
 }
 
+// The store's Status/Result, or any other status-like value with ok() and
+// message() (the kernels' own Status, which does not link the base library).
+template <typename T>
+std::string DescribeStatus(const T& value) {
+  if constexpr (requires { StatusOf(value); }) {
+    return StatusOf(value).ToString();
+  } else {
+    return value.message();
+  }
+}
+
 template <typename T>
 ::testing::AssertionResult IsOk(const char* expr, const T& value) {
-  const Status& s = StatusOf(value);
-  if (s.ok()) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << expr << " is not OK: " << s.ToString();
+  bool ok;
+  if constexpr (requires { StatusOf(value); }) {
+    ok = StatusOf(value).ok();
+  } else {
+    ok = value.ok();
+  }
+  if (ok) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << expr << " is not OK: " << DescribeStatus(value);
 }
 
 }  // namespace kvstore::testing

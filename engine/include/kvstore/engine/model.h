@@ -12,7 +12,7 @@
 // KV on the CUDA backend: the host PagedKvCache stays authoritative, so
 // kv_cache() and its Pack/Unpack/prefix calls behave exactly as on the CPU.
 // Each forward step copies the KV blocks of the batch's sequences to a device
-// mirror and the blocks it wrote back to the host (see engine/src/cuda_forward.h).
+// mirror and the blocks it wrote back to the host (see engine/src/model/cuda_forward.h).
 //
 // Typical prefill side:   seq = cache.CreateSequence(); Prefill(seq, prompt);
 //                         cache.PackBlocks(seq, 0, full_blocks, buf) -> store

@@ -35,7 +35,7 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:7400";   // control + TCP data plane (--listen)
   std::string metrics = "127.0.0.1:9400";  // Prometheus /metrics (--metrics); empty = off
   std::string log_level = "info";          // trace|debug|info|warn|error (--log-level)
-  // Authentication (server/src/auth.h). With neither, no token is required.
+  // Authentication (server/src/service/auth.h). With neither, no token is required.
   std::string token;        // one shared secret (--token-file): the admin of namespace "default"
   std::string tokens_file;  // tenants with namespaces, roles and quotas (--tokens-file)
   // Same-host clients (--unix-socket): a Unix-domain socket beside the TCP

@@ -31,7 +31,9 @@ class ArenaMemory final : public HostMemory {
   std::string Describe() const override {
     return std::string("one mmap'd, pre-faulted arena, ") +
            (arena_->locked() ? "pinned (mlock)" : "not pinned (--no-mlock or mlock refused)") +
-           (arena_->huge_pages() ? ", transparent huge pages" : "") +
+           (arena_->huge_pages()
+                ? ", transparent huge pages (khugepaged collapses them in the background)"
+                : "") +
            ", size-class allocator (slots from 64 B)";
   }
   std::span<std::byte> arena() const override { return {arena_->data(), arena_->size()}; }

@@ -1,0 +1,39 @@
+// Fuzzes what a client reads from etcd about the cluster: member records (JSON
+// written by any process that can write under the cluster's prefix), the
+// base64 of the JSON gateway's keys and values, and the etcd:// address a user
+// types. A malformed record must be refused with a message, never crash the
+// engine or the CLI; what decodes must encode and decode to the same member.
+#include <string>
+#include <string_view>
+
+#include "fuzz_util.h"
+#include "kvstore/cluster/etcd_client.h"
+#include "kvstore/cluster/membership.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace kvstore::cluster;
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+
+  if (auto m = DecodeMember(text); m.ok()) {
+    FUZZ_CHECK(!m->id.empty() && !m->address.empty());
+    auto again = DecodeMember(EncodeMember(*m));
+    FUZZ_CHECK(again.ok());
+    FUZZ_CHECK(*again == *m);
+  }
+
+  if (auto raw = Base64Decode(text); raw.ok()) {
+    auto back = Base64Decode(Base64Encode(*raw));
+    FUZZ_CHECK(back.ok() && *back == *raw);
+  }
+  auto enc = Base64Encode(text);
+  auto dec = Base64Decode(enc);
+  FUZZ_CHECK(dec.ok() && *dec == text);
+
+  if (auto url = ParseClusterUrl(text); url.ok()) {
+    FUZZ_CHECK(!url->endpoints.empty());
+    FUZZ_CHECK(!url->name.empty());
+    FUZZ_CHECK(MembersPrefix(*url).find(url->name) != std::string::npos);
+  }
+  (void)IsClusterUrl(text);
+  return 0;
+}

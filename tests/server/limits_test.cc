@@ -38,11 +38,24 @@ std::unique_ptr<capnp::MallocMessageBuilder> SelectMsg(uint64_t id, const std::v
   return msg;
 }
 
-TEST(Limits, RepliesNobodyReadsAreCutAtTheStallTimeoutAndFreeWhatTheyPinned) {
-  auto d = StartDaemon({"--stall-timeout", "500ms", "--memory", "64MiB", "--max-value", "16MiB"});
-  ASSERT_NE(d, nullptr);
-  auto c = ConnectTo(*d);
-  ASSERT_NE(c, nullptr);
+class Limits : public ::testing::Test {
+ protected:
+  // Starts kvstored with `args` and connects a client to it.
+  void Start(std::vector<std::string> args) {
+    daemon_ = StartDaemon(std::move(args));
+    ASSERT_NE(daemon_, nullptr);
+    client_ = ConnectTo(*daemon_);
+    ASSERT_NE(client_, nullptr);
+  }
+  std::unique_ptr<TestDaemon> daemon_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(Limits, RepliesNobodyReadsAreCutAtTheStallTimeoutAndFreeWhatTheyPinned) {
+  ASSERT_NO_FATAL_FAILURE(
+      Start({"--stall-timeout", "500ms", "--memory", "64MiB", "--max-value", "16MiB"}));
+  auto& d = daemon_;
+  auto& c = client_;
   const Key big = TestKey(1);
   ASSERT_OK(c->Insert(big, RandomBytes(8 << 20, 1)));
   // Slow readers: several connections each pipeline selects of the 8 MiB value
@@ -69,12 +82,11 @@ TEST(Limits, RepliesNobodyReadsAreCutAtTheStallTimeoutAndFreeWhatTheyPinned) {
   for (uint32_t i = 2; i < 8; ++i) ASSERT_OK(c->Insert(TestKey(i), RandomBytes(8 << 20, i)));
 }
 
-TEST(Limits, AnInsertTricklingBelowTheMinimumRateIsCutAndItsReservationFreed) {
-  auto d = StartDaemon({"--stall-timeout", "3s", "--min-insert-rate", "4MiB", "--memory", "12MiB",
-                        "--max-value", "8MiB"});
-  ASSERT_NE(d, nullptr);
-  auto c = ConnectTo(*d);
-  ASSERT_NE(c, nullptr);
+TEST_F(Limits, AnInsertTricklingBelowTheMinimumRateIsCutAndItsReservationFreed) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--stall-timeout", "3s", "--min-insert-rate", "4MiB", "--memory",
+                                 "12MiB", "--max-value", "8MiB"}));
+  auto& d = daemon_;
+  auto& c = client_;
   // Declares 8 MiB, then sends 300 KiB (more than the daemon's read low-water
   // mark) about every 300 ms: well inside the stall timeout each time, but at a
   // quarter of the minimum rate. Its deadline is 3 s + 2 s.
@@ -118,9 +130,10 @@ TEST(Limits, AnInsertTricklingBelowTheMinimumRateIsCutAndItsReservationFreed) {
   ASSERT_OK(c->Insert(TestKey(2), RandomBytes(6 << 20, 2)));
 }
 
-TEST(Limits, WaitersAcrossConnectionsAreCapped) {
-  auto d = StartDaemon({"--max-waiters", "3"});
-  ASSERT_NE(d, nullptr);
+TEST_F(Limits, WaitersAcrossConnectionsAreCapped) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--max-waiters", "3"}));
+  auto& d = daemon_;
+  auto& c = client_;
   // Three drop_selects wait, on three connections.
   std::vector<std::unique_ptr<RawConn>> waiting;
   for (uint32_t i = 0; i < 3; ++i) {
@@ -128,8 +141,6 @@ TEST(Limits, WaitersAcrossConnectionsAreCapped) {
     ASSERT_TRUE(waiting.back()->SendFrame(*SelectMsg(1, {TestKey(100 + i)}, true, 60000), {}));
   }
   ASSERT_TRUE(Eventually([&] { return d->Metric("kvstore_waiters") == 3.0; }));
-  auto c = ConnectTo(*d);
-  ASSERT_NE(c, nullptr);
   std::vector<Key> keys{TestKey(1)};
   auto got = c->DropSelect(keys, 10s);
   ASSERT_FALSE(got.ok());
@@ -144,11 +155,10 @@ TEST(Limits, WaitersAcrossConnectionsAreCapped) {
   ASSERT_OK(c->DropSelect(keys, 10s));
 }
 
-TEST(Limits, KeysPerRequestAreCappedForEveryCallThatNamesKeys) {
-  auto d = StartDaemon({"--max-keys-per-request", "8"});
-  ASSERT_NE(d, nullptr);
-  auto c = ConnectTo(*d);
-  ASSERT_NE(c, nullptr);
+TEST_F(Limits, KeysPerRequestAreCappedForEveryCallThatNamesKeys) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--max-keys-per-request", "8"}));
+  auto& d = daemon_;
+  auto& c = client_;
   std::vector<Key> nine, eight;
   for (uint32_t i = 0; i < 9; ++i) nine.push_back(TestKey(i));
   eight.assign(nine.begin(), nine.begin() + 8);
@@ -169,12 +179,11 @@ TEST(Limits, KeysPerRequestAreCappedForEveryCallThatNamesKeys) {
   EXPECT_EQ(*n, 8u);
 }
 
-TEST(Limits, MemoryHeldForPendingCallsIsCapped) {
-  auto d = StartDaemon({"--max-pending-bytes", "16MiB", "--memory", "64MiB", "--max-value", "16MiB",
-                        "--stall-timeout", "60s"});
-  ASSERT_NE(d, nullptr);
-  auto c = ConnectTo(*d);
-  ASSERT_NE(c, nullptr);
+TEST_F(Limits, MemoryHeldForPendingCallsIsCapped) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--max-pending-bytes", "16MiB", "--memory", "64MiB", "--max-value",
+                                 "16MiB", "--stall-timeout", "60s"}));
+  auto& d = daemon_;
+  auto& c = client_;
   std::vector<Key> keys{TestKey(1)};
   ASSERT_OK(c->Insert(keys[0], RandomBytes(4 << 20, 1)));
   // A reader that does not read: its queued replies hold the value's bytes.
@@ -198,7 +207,7 @@ TEST(Limits, MemoryHeldForPendingCallsIsCapped) {
   EXPECT_EQ(waited.status().code(), StatusCode::kResourceExhausted);
 }
 
-TEST(Limits, SigtermClosesIdleClientsAtOnceAndTheDataDirIsFreeRightAfter) {
+TEST_F(Limits, SigtermClosesIdleClientsAtOnceAndTheDataDirIsFreeRightAfter) {
   TempDir dir;
   // A grace far longer than the test may wait: only requests in flight may use it.
   const std::vector<std::string> args{"--memory",         "64MiB", "--spill", "64MiB",

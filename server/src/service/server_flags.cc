@@ -8,38 +8,39 @@ namespace kvstore::server {
 
 namespace {
 
-// A size option ("512MiB", "4GiB") written into `out`; its default is what `out` holds now.
-CLI::Option* AddSize(CLI::App& app, const std::string& name, uint64_t& out,
-                     const std::string& help) {
+// An option whose text `parse` turns into the value stored in `out` (a size,
+// a duration); its default in --help is `shown`.
+template <typename T, typename Parse>
+CLI::Option* AddParsed(CLI::App& app, const std::string& name, T& out, const std::string& help,
+                       Parse parse, std::string shown) {
   return app
       .add_option_function<std::string>(
           name,
-          [&out, name](const std::string& text) {
-            auto v = ParseSize(text);
+          [&out, name, parse](const std::string& text) {
+            auto v = parse(text);
             if (!v.ok()) throw CLI::ValidationError(name, v.status().message());
-            out = *v;
+            out = T(*v);
           },
           help)
-      ->default_str(out == 0 ? "0" : FormatSize(out));
+      ->default_str(std::move(shown));
+}
+
+// A size option ("512MiB", "4GiB") written into `out`; its default is what `out` holds now.
+CLI::Option* AddSize(CLI::App& app, const std::string& name, uint64_t& out,
+                     const std::string& help) {
+  return AddParsed(app, name, out, help, ParseSize, out == 0 ? "0" : FormatSize(out));
 }
 
 // A duration option ("250ms", "30s", "10m") written into `out`.
 template <typename Duration>
 CLI::Option* AddDuration(CLI::App& app, const std::string& name, Duration& out,
                          const std::string& help) {
-  return app
-      .add_option_function<std::string>(
-          name,
-          [&out, name](const std::string& text) {
-            auto v = ParseDuration(text);
-            if (!v.ok()) throw CLI::ValidationError(name, v.status().message());
-            out = std::chrono::duration_cast<Duration>(*v);
-          },
-          help)
-      ->default_str(
-          out.count() == 0
-              ? "0"
-              : FormatDuration(std::chrono::duration_cast<std::chrono::milliseconds>(out)));
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(out);
+  auto parse = [](const std::string& text) -> Result<Duration> {
+    KVSTORE_ASSIGN_OR_RETURN(std::chrono::milliseconds v, ParseDuration(text));
+    return std::chrono::duration_cast<Duration>(v);
+  };
+  return AddParsed(app, name, out, help, parse, ms.count() == 0 ? "0" : FormatDuration(ms));
 }
 
 }  // namespace

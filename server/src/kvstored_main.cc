@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 2;  // --help is 0; every usage error 2, as Fail's
   }
   if (kvstore::Status s = kvstore::server::FinishServerOptions(app, o); !s.ok()) {
     return Fail(s.message());

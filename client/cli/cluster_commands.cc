@@ -142,31 +142,21 @@ int Stats(const GlobalOptions& g, ClusterClient& c) {
 }
 
 int List(const GlobalOptions& g, const ListCmdOptions& o, ClusterClient& c) {
+  ListOptions lo;
   const uint64_t want = o.limit == 0 ? UINT64_MAX : o.limit;
   std::vector<std::pair<std::string, EntryInfo>> entries;
   bool more = false;
-  for (const auto& m : c.membership()->members()) {
-    auto client = c.Node(m.address);
-    if (!client.ok()) {
-      PrintError("ls: skipping " + m.address + ": " + client.status().ToString());
-      continue;
+  while (entries.size() < want) {
+    lo.limit = static_cast<uint32_t>(std::min<uint64_t>(1000, want - entries.size()));
+    auto page = c.List(lo);
+    if (!page.ok()) return CallFailed(g, "ls", page.status());
+    for (const auto& node : page->skipped) PrintError("ls: skipping unreachable node " + node);
+    for (size_t i = 0; i < page->entries.size(); ++i) {
+      entries.emplace_back(page->nodes[i], std::move(page->entries[i]));
     }
-    ListOptions lo;
-    while (entries.size() < want) {
-      lo.limit = static_cast<uint32_t>(std::min<uint64_t>(1000, want - entries.size()));
-      auto page = (*client)->List(lo);
-      if (!page.ok()) {
-        PrintError("ls: " + m.address + ": " + page.status().ToString());
-        break;
-      }
-      for (auto& e : page->entries) entries.emplace_back(m.address, std::move(e));
-      if (page->next_cursor.empty() || page->entries.empty()) break;
-      lo.cursor = std::move(page->next_cursor);
-    }
-    if (entries.size() >= want) {
-      more = true;
-      break;
-    }
+    more = !page->next_cursor.empty();
+    if (!more || page->entries.empty()) break;
+    lo.cursor = std::move(page->next_cursor);
   }
   if (g.json) {
     nlohmann::json arr = nlohmann::json::array();

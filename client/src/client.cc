@@ -15,6 +15,18 @@ Client::~Client() = default;
 
 const ClientOptions& Client::options() const { return impl_->options_; }
 
+cluster::ClusterClient* Client::cluster() const { return impl_->cluster_.get(); }
+
+namespace {
+// A single kvstored can serve only calls meant for itself.
+Status CheckNode(const ClientOptions& options, const CallOptions& call) {
+  if (call.node.empty() || call.node == options.address) return Status::Ok();
+  return Status::InvalidArgument("the call names cluster node " + call.node +
+                                 " but this client is connected to the single kvstored at " +
+                                 options.address + "; connect with an etcd:// address");
+}
+}  // namespace
+
 Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   if (options.max_connections == 0) {
     return Status::InvalidArgument("ClientOptions::max_connections must be at least 1");
@@ -86,14 +98,17 @@ Result<bool> Client::InsertSpan(const Key& key, std::span<const std::byte> value
   return resp.isCount() && resp.getCount() == 1;
 }
 
-Result<std::vector<Entry>> Client::Select(std::span<const Key> keys) {
-  if (impl_->cluster_) return impl_->cluster_->Select(keys);
+Result<std::vector<Entry>> Client::Select(std::span<const Key> keys, const CallOptions& call) {
+  if (impl_->cluster_) return impl_->cluster_->Select(keys, call.node);
+  KVSTORE_RETURN_IF_ERROR(CheckNode(impl_->options_, call));
   return impl_->SelectOwned(false, keys, {});
 }
 
 Result<std::vector<Entry>> Client::DropSelect(std::span<const Key> keys,
-                                              std::chrono::milliseconds timeout) {
-  if (impl_->cluster_) return impl_->cluster_->DropSelect(keys, timeout);
+                                              std::chrono::milliseconds timeout,
+                                              const CallOptions& call) {
+  if (impl_->cluster_) return impl_->cluster_->DropSelect(keys, timeout, call.node);
+  KVSTORE_RETURN_IF_ERROR(CheckNode(impl_->options_, call));
   return impl_->SelectOwned(true, keys, timeout);
 }
 
@@ -123,22 +138,26 @@ std::vector<Client::Impl::OneSidedTarget> RegionTargets(std::span<const RegionSl
 }  // namespace
 
 Result<std::vector<EntryInfo>> Client::SelectInto(
-    std::span<const Key> keys, std::span<const std::span<std::byte>> destinations) {
+    std::span<const Key> keys, std::span<const std::span<std::byte>> destinations,
+    const CallOptions& call) {
   if (destinations.size() != keys.size()) {
     return Status::InvalidArgument("SelectInto needs one destination buffer per key");
   }
-  if (impl_->cluster_) return impl_->cluster_->SelectInto(keys, destinations);
+  if (impl_->cluster_) return impl_->cluster_->SelectInto(keys, destinations, call.node);
+  KVSTORE_RETURN_IF_ERROR(CheckNode(impl_->options_, call));
   auto targets = SpanTargets(destinations);
   return impl_->SelectImpl(false, keys, {}, IntoBuffers(destinations), false, targets);
 }
 
 Result<std::vector<EntryInfo>> Client::DropSelectInto(
     std::span<const Key> keys, std::span<const std::span<std::byte>> destinations,
-    std::chrono::milliseconds timeout) {
+    std::chrono::milliseconds timeout, const CallOptions& call) {
   if (destinations.size() != keys.size()) {
     return Status::InvalidArgument("DropSelectInto needs one destination buffer per key");
   }
-  if (impl_->cluster_) return impl_->cluster_->DropSelectInto(keys, destinations, timeout);
+  if (impl_->cluster_)
+    return impl_->cluster_->DropSelectInto(keys, destinations, timeout, call.node);
+  KVSTORE_RETURN_IF_ERROR(CheckNode(impl_->options_, call));
   auto targets = SpanTargets(destinations);
   return impl_->SelectImpl(true, keys, timeout, IntoBuffers(destinations), false, targets);
 }
@@ -172,8 +191,9 @@ Result<std::vector<std::span<std::byte>>> ResolveAll(const internal::RegionTable
 }
 }  // namespace
 
-Result<std::vector<EntryInfo>> Client::SelectIntoRegions(
-    std::span<const Key> keys, std::span<const RegionSlice> destinations) {
+Result<std::vector<EntryInfo>> Client::SelectIntoRegions(std::span<const Key> keys,
+                                                         std::span<const RegionSlice> destinations,
+                                                         const CallOptions& call) {
   KVSTORE_ASSIGN_OR_RETURN(auto spans, ResolveAll(impl_->regions_, destinations));
   if (spans.size() != keys.size()) {
     return Status::InvalidArgument("SelectIntoRegions needs one destination per key");
@@ -181,14 +201,15 @@ Result<std::vector<EntryInfo>> Client::SelectIntoRegions(
   if (impl_->cluster_ &&
       std::none_of(destinations.begin(), destinations.end(),
                    [&](const RegionSlice& d) { return impl_->regions_.IsDevice(d.region); }))
-    return impl_->cluster_->SelectInto(keys, spans);
+    return impl_->cluster_->SelectInto(keys, spans, call.node);
+  KVSTORE_RETURN_IF_ERROR(CheckNode(impl_->options_, call));
   return impl_->SelectImpl(false, keys, {}, IntoBuffers(spans), /*registered=*/true,
                            RegionTargets(destinations));
 }
 
 Result<std::vector<EntryInfo>> Client::DropSelectIntoRegions(
     std::span<const Key> keys, std::span<const RegionSlice> destinations,
-    std::chrono::milliseconds timeout) {
+    std::chrono::milliseconds timeout, const CallOptions& call) {
   KVSTORE_ASSIGN_OR_RETURN(auto spans, ResolveAll(impl_->regions_, destinations));
   if (spans.size() != keys.size()) {
     return Status::InvalidArgument("DropSelectIntoRegions needs one destination per key");
@@ -196,7 +217,8 @@ Result<std::vector<EntryInfo>> Client::DropSelectIntoRegions(
   if (impl_->cluster_ &&
       std::none_of(destinations.begin(), destinations.end(),
                    [&](const RegionSlice& d) { return impl_->regions_.IsDevice(d.region); }))
-    return impl_->cluster_->DropSelectInto(keys, spans, timeout);
+    return impl_->cluster_->DropSelectInto(keys, spans, timeout, call.node);
+  KVSTORE_RETURN_IF_ERROR(CheckNode(impl_->options_, call));
   return impl_->SelectImpl(true, keys, timeout, IntoBuffers(spans), /*registered=*/true,
                            RegionTargets(destinations));
 }
@@ -212,13 +234,15 @@ ClientTransferStats Client::TransferStats() const {
   return s;
 }
 
-Result<size_t> Client::MatchPrefix(std::span<const Key> keys) {
-  if (impl_->cluster_) return impl_->cluster_->MatchPrefix(keys);
+Result<size_t> Client::MatchPrefix(std::span<const Key> keys, const CallOptions& call) {
+  if (impl_->cluster_) return impl_->cluster_->MatchPrefix(keys, call.node);
+  KVSTORE_RETURN_IF_ERROR(CheckNode(impl_->options_, call));
   return impl_->KeysCall(keys, [](wire::Request::Builder r) { return r.initMatchPrefix(); });
 }
 
-Result<size_t> Client::Retain(std::span<const Key> keys) {
-  if (impl_->cluster_) return impl_->cluster_->Retain(keys);
+Result<size_t> Client::Retain(std::span<const Key> keys, const CallOptions& call) {
+  if (impl_->cluster_) return impl_->cluster_->Retain(keys, call.node);
+  KVSTORE_RETURN_IF_ERROR(CheckNode(impl_->options_, call));
   return impl_->KeysCall(keys, [](wire::Request::Builder r) { return r.initRetain(); });
 }
 
@@ -238,8 +262,10 @@ Result<StoreStats> Client::Stats() {
 }
 
 Result<ListPage> Client::List(const ListOptions& options) {
-  if (impl_->cluster_)
-    return Status::InvalidArgument("list one node at a time (kvstore-cli --cluster URL ls)");
+  if (impl_->cluster_) {
+    KVSTORE_ASSIGN_OR_RETURN(auto page, impl_->cluster_->List(options));
+    return ListPage{std::move(page.entries), std::move(page.next_cursor)};
+  }
   KVSTORE_ASSIGN_OR_RETURN(InFrame in, impl_->SimpleCall([&](wire::Request::Builder r) {
     auto l = r.initList();
     l.setCursor({reinterpret_cast<const kj::byte*>(options.cursor.data()), options.cursor.size()});

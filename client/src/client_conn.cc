@@ -25,6 +25,7 @@
 #include <capnp/message.h>
 #include <xxhash.h>
 
+#include "kvstore/transport/negotiation.h"
 #include "kvstore/units.h"
 #include "kvstore/wire_convert.h"
 
@@ -311,8 +312,9 @@ Status ClientConn::Hello(const ClientOptions& options, const TransportSetup& set
   hello.setToken(token);
   hello.setClientName(options.client_name);
   using transport::Preference;
-  hello.setSharedMemory(setup.preference == Preference::kAuto ||
-                        setup.preference == Preference::kLocal);
+  const bool shares_memory =
+      setup.preference == Preference::kAuto || setup.preference == Preference::kLocal;
+  hello.setSharedMemory(shares_memory);
   std::vector<std::byte> rdma_params;
   if (!is_unix_ && setup.rdma_device &&
       (setup.preference == Preference::kAuto || setup.preference == Preference::kRdma)) {
@@ -337,19 +339,32 @@ Status ClientConn::Hello(const ClientOptions& options, const TransportSetup& set
   instance_id_.assign(reinterpret_cast<const char*>(h.getInstanceId().begin()),
                       h.getInstanceId().size());
   std::string chosen = h.getBulkTransport().cStr();
+  transport::Kind server_kind = transport::Kind::kTcp;
   if (!chosen.empty()) {
-    KVSTORE_ASSIGN_OR_RETURN(kind_, transport::ParseKind(chosen));
+    KVSTORE_ASSIGN_OR_RETURN(server_kind, transport::ParseKind(chosen));
   }
+  // The same decision the daemon made, from this end: it must agree.
+  auto params = h.getRdmaParams();
+  const std::span<const std::byte> server_params{reinterpret_cast<const std::byte*>(params.begin()),
+                                                 params.size()};
+  transport::NegotiationInput mine_in;
+  mine_in.server = false;
+  mine_in.unix_socket = is_unix_;
+  mine_in.local_memory = shares_memory;
+  mine_in.peer_memory = server_kind == transport::Kind::kLocal;
+  mine_in.local_rdma = rdma_ != nullptr;
+  mine_in.peer_rdma_params = server_params;
+  const transport::Choice mine = transport::Negotiate(mine_in);
+  if (mine.kind != server_kind) {
+    return Status::Internal("kvstored chose the " + std::string(transport::KindName(server_kind)) +
+                            " transport but this client's hello allows " +
+                            std::string(transport::KindName(mine.kind)) + " (" + mine.reason + ")");
+  }
+  kind_ = server_kind;
   if (kind_ == transport::Kind::kRdma) {
-    auto params = h.getRdmaParams();
-    if (!rdma_) return Status::Internal("kvstored chose rdma but this client offered none");
-    KVSTORE_RETURN_IF_ERROR(
-        rdma_->Connect({reinterpret_cast<const std::byte*>(params.begin()), params.size()}));
+    KVSTORE_RETURN_IF_ERROR(rdma_->Connect(server_params));
   } else {
     rdma_.reset();
-  }
-  if (kind_ == transport::Kind::kLocal && !is_unix_) {
-    return Status::Internal("kvstored chose the local transport on a TCP connection");
   }
   return Status::Ok();
 }

@@ -10,10 +10,10 @@
 #
 # hash  (default) engines use --store etcd://.../demo: every block lives at its
 #       rendezvous home among the three nodes.
-# local each prefill writes to its own node (etcd://.../demo?placement=local&node=N)
-#       and its decode partner reads from that node; the proxy pairs them in turn.
-#       A request whose prefill and decode sit on different nodes misses and is
-#       recomputed (the engines do not yet pass the node in the request).
+# local each engine's store is its own node (etcd://.../demo?placement=local&node=N);
+#       a prefill answers the node it wrote to (kv_transfer_params.remote_store_node),
+#       the proxy passes it on and the decode pulls from that node in one hop,
+#       whichever node the decode itself sits on.
 #
 # Environment: BUILD_DIR (default build), KEEP_LOGS=1 keeps the temp dir.
 # Exit status: 0 when every answer matched, before and after the node loss.
@@ -71,7 +71,7 @@ wait_for "3 members" bash -c "[ \$('$CLI' --cluster '$CLUSTER' members --json | 
 "$CLI" --cluster "$CLUSTER" members
 
 say "3/5 2 prefill + 2 decode ($PLACEMENT placement), proxy, colocated reference"
-store_for() {  # engine index -> its --store
+store_for() {  # node index -> an engine's --store
   if [ "$PLACEMENT" = local ]; then echo "$CLUSTER?placement=local&node=${NODES[$1]}"; else echo "$CLUSTER"; fi
 }
 PF=(); DC=()
@@ -83,7 +83,8 @@ start_engine() {  # name args...
 for i in 0 1; do
   p=$(free_port); d=$(free_port); PF+=("$p"); DC+=("$d")
   start_engine "prefill$i" --role prefill --listen "127.0.0.1:$p" --store "$(store_for "$i")"
-  start_engine "decode$i" --role decode --listen "127.0.0.1:$d" --store "$(store_for "$i")" --kv-timeout 5s
+  # decode i sits on the other node: under local placement every handoff crosses nodes.
+  start_engine "decode$i" --role decode --listen "127.0.0.1:$d" --store "$(store_for $((1 - i)))" --kv-timeout 5s
 done
 BOTH=$(free_port); PROXY=$(free_port)
 start_engine both --role both --listen "127.0.0.1:$BOTH"

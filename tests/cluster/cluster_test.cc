@@ -379,6 +379,77 @@ TEST_F(ClusterTest, PlainClientTakesAClusterAddress) {
   EXPECT_EQ(Client::Connect(o).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST_F(ClusterTest, WatchSeesJoinsAndLeavesWithoutWaitingForAPoll) {
+  cluster::ClusterClientOptions o;
+  o.url = etcd_->Url(kName);
+  o.poll_interval = std::chrono::hours(1);  // only the watch stream can notice in time
+  auto c = ClusterClient::Connect(o);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_TRUE(Eventually([&] { return (*c)->Stats().watching; }));
+  ASSERT_TRUE((*c)->WaitForMembers(3, 20s).ok());  // the nodes register as they start
+  const auto before = (*c)->Stats();
+  auto fourth = StartNode();
+  ASSERT_NE(fourth, nullptr);
+  EXPECT_TRUE(Eventually([&] { return (*c)->membership()->members().size() == 4; }));
+  ASSERT_EQ(fourth->StopWith(SIGTERM), 0);  // revokes its lease
+  EXPECT_TRUE(Eventually([&] { return (*c)->membership()->members().size() == 3; }));
+  const auto s = (*c)->Stats();
+  EXPECT_EQ(s.joins - before.joins, 1u);
+  EXPECT_EQ(s.leaves - before.leaves, 1u);
+}
+
+TEST_F(ClusterTest, ListPagesThroughEveryNodeAndResumesEachWhereItStopped) {
+  auto placed = NewClient();
+  ASSERT_TRUE(placed);
+  const auto keys = Keys("list", 250);
+  std::map<std::string, int> per_node;
+  for (const auto& k : keys) {
+    ASSERT_TRUE(placed->Insert(k, Value(k, 64)).ok());
+    per_node[placed->Home(k)->address]++;
+  }
+  ASSERT_EQ(per_node.size(), 3u);  // every node holds some
+  ClientOptions o;
+  o.address = etcd_->Url(kName);
+  auto c = Client::Connect(o);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+
+  std::multiset<std::string> seen;
+  ListOptions lo;
+  lo.limit = 40;
+  int pages = 0;
+  std::unique_ptr<TestDaemon> fourth;
+  std::vector<Key> late;
+  while (true) {
+    auto page = (*c)->List(lo);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    EXPECT_LE(page->entries.size(), 40u);
+    for (const auto& e : page->entries) seen.insert(e.key.ToHex());
+    ++pages;
+    if (page->next_cursor.empty()) break;
+    lo.cursor = page->next_cursor;
+    if (pages == 2) {
+      // A node joining mid-listing is listed from its start.
+      fourth = StartNode();
+      ASSERT_NE(fourth, nullptr);
+      ASSERT_TRUE(placed->WaitForMembers(4, 20s).ok());
+      auto direct = placed->Node(fourth->address());
+      ASSERT_TRUE(direct.ok());
+      late = Keys("late", 5);
+      for (const auto& k : late) ASSERT_TRUE((*direct)->Insert(k, Value(k, 64)).ok());
+      ASSERT_TRUE(Eventually([&] { return (*c)->cluster()->membership()->members().size() == 4; }));
+    }
+    ASSERT_LT(pages, 100);
+  }
+  EXPECT_GE(pages, 7);  // 255 entries at most 40 a page
+  EXPECT_EQ(seen.size(), keys.size() + late.size());
+  for (const auto& k : keys) EXPECT_EQ(seen.count(k.ToHex()), 1u) << k.ToHex();
+  for (const auto& k : late) EXPECT_EQ(seen.count(k.ToHex()), 1u) << k.ToHex();
+
+  ListOptions bad;
+  bad.cursor = {std::byte{1}, std::byte{2}};
+  EXPECT_EQ((*c)->List(bad).status().code(), StatusCode::kInvalidArgument);
+}
+
 #ifdef KVSTORE_CLI_PATH
 // Runs kvstore-cli with `args`; returns its exit code and stdout.
 int Cli(const std::string& args, std::string* out) {
@@ -413,6 +484,14 @@ TEST_F(ClusterTest, CliShowsMembersStatsAndWhereAKeyLives) {
   EXPECT_EQ(inserts, 1u) << out;
   ASSERT_EQ(Cli("--cluster " + url + " ls", &out), 0) << out;
   EXPECT_NE(out.find(k.ToHex()), std::string::npos) << out;
+  for (const auto& other : Keys("cli-ls", 30)) ASSERT_TRUE(c->Insert(other, Value(other)).ok());
+  ASSERT_EQ(Cli("--cluster " + url + " ls --limit 0 --json", &out), 0) << out;
+  const auto listed = nlohmann::json::parse(out);
+  EXPECT_EQ(listed["entries"].size(), 31u) << out;
+  EXPECT_EQ(listed["more"], false);
+  std::set<std::string> nodes;
+  for (const auto& e : listed["entries"]) nodes.insert(e["node"].get<std::string>());
+  EXPECT_EQ(nodes.size(), 3u) << out;
   EXPECT_EQ(Cli("members", &out), 2) << out;  // needs --cluster
 }
 #endif

@@ -105,6 +105,21 @@ TEST(MemberRecord, RoundTrips) {
   EXPECT_EQ(DecodeMember("not json").status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(Membership, NumbersOutOfTypeAreRefusedByName) {
+  // A float far beyond 2^64, a negative count, a string, a non-object record:
+  // each refused naming what is wrong, never converted.
+  for (const char* bad : {R"({"id":"n1","address":"h:1","started_unix_ms":3.7e33})",
+                          R"({"id":"n1","address":"h:1","capacity_bytes":-5})",
+                          R"({"id":"n1","address":"h:1","spill_bytes":"12"})", R"([1,2])"}) {
+    auto m = DecodeMember(bad);
+    ASSERT_FALSE(m.ok()) << bad;
+    EXPECT_EQ(m.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  auto m = DecodeMember(R"({"id":"n1","address":"h:1","capacity_bytes":1.5})");
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("capacity_bytes"), std::string::npos) << m.status().message();
+}
+
 TEST(Base64, RoundTripsEveryLength) {
   std::string s;
   for (int i = 0; i < 40; ++i) {

@@ -11,7 +11,7 @@
 #include "fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace kvstore;
+  using namespace kvstore::server;
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto creds = Credentials::Parse(text, "fuzz.tokens");
   if (!creds.ok()) {

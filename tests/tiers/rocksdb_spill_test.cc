@@ -11,42 +11,18 @@
 #include <gtest/gtest.h>
 
 #include <xxhash.h>
+#include "spill_test_util.h"
 #include "status_matchers.h"
 
 namespace kvstore::tiers {
 namespace {
 
-constexpr uint64_t KiB = 1024, MiB = 1024 * 1024;
-
-Key MakeKey(uint32_t i) {
-  Key k;
-  for (size_t j = 0; j < Key::kSize; ++j) k.bytes[j] = std::byte((i >> (8 * (j % 4))) + j * 31);
-  return k;
-}
-
-std::vector<std::byte> MakeValue(uint64_t size, uint32_t seed) {
-  std::vector<std::byte> v(size);
-  std::mt19937_64 rng(seed);
-  for (auto& b : v) b = std::byte(rng());
-  return v;
-}
-
-EntryMeta MetaFor(std::span<const std::byte> v) {
-  EntryMeta m;
-  m.size = v.size();
-  m.checksum = XXH3_64bits(v.data(), v.size());
-  m.layout = "test/f16";
-  m.producer = "spill-test";
-  m.created_unix_ms = 1700000000000ull;
-  return m;
-}
+using namespace test;  // NOLINT: the helpers of spill_test_util.h
 
 class RocksDbSpillTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/kvstore-spill-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = test::MakeSpillDir("kvstore-spill-test");
     opts_.dir = dir_;
     opts_.capacity_bytes = 256 * MiB;
     opts_.segment_bytes = 16 * MiB;
@@ -291,4 +267,41 @@ TEST_F(RocksDbSpillTest, ASecondOpenOfAHeldDirNamesTheHolder) {
   EXPECT_OK(third);
 }
 
+}  // namespace kvstore::tiers
+
+namespace kvstore::tiers {
+namespace {
+
+// A value written after another was deleted takes the dead one's place (when
+// it fits) instead of growing the log, also after a reopen, and nothing moves
+// or is damaged by it.
+TEST_F(RocksDbSpillTest, FreedSpaceIsReusedBeforeTheLogGrows) {
+  auto s = Open();
+  std::vector<std::vector<std::byte>> v;
+  for (uint32_t i = 0; i < 6; ++i) {
+    v.push_back(MakeValue(256 * KiB - 100 * i, i));
+    PutValue(*s, i, v[i]);
+  }
+  const uint64_t full = s->Stats().disk_bytes;
+  ASSERT_OK(s->Delete(MakeKey(1)));
+  ASSERT_OK(s->Delete(MakeKey(2)));  // adjacent to 1: one 512 KiB hole
+  v.push_back(MakeValue(400 * KiB, 60));
+  PutValue(*s, 6, v[6]);
+  EXPECT_EQ(s->Stats().disk_bytes, full) << "a 400 KiB value did not go into a 512 KiB hole";
+
+  s.reset();  // the holes are found again from the index at open
+  s = Open();
+  ASSERT_OK(s->Delete(MakeKey(4)));
+  v.push_back(MakeValue(200 * KiB, 70));
+  PutValue(*s, 7, v[7]);
+  EXPECT_EQ(s->Stats().disk_bytes, full) << "after reopen";
+  for (uint32_t i : {0u, 3u, 5u, 6u, 7u}) ExpectValue(*s, i, v[i]);
+  // Everything removed: no segment is left, the head one included.
+  for (uint32_t i : {0u, 3u, 5u, 6u, 7u}) ASSERT_OK(s->Delete(MakeKey(i)));
+  EXPECT_EQ(s->Stats().disk_bytes, 0u);
+  PutValue(*s, 8, v[0]);
+  ExpectValue(*s, 8, v[0]);
+}
+
+}  // namespace
 }  // namespace kvstore::tiers

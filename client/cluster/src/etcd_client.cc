@@ -11,34 +11,20 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include "etcd_internal.h"
+
 namespace kvstore::cluster {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using json = nlohmann::json;
+using detail::Int;
+using detail::SplitEndpoint;
 
 namespace {
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-// The gateway writes int64 fields as JSON strings ("revision":"12"); accept both.
-int64_t Int(const json& j, const char* field) {
-  auto it = j.find(field);
-  if (it == j.end() || it->is_null()) return 0;
-  if (it->is_string()) return std::stoll(it->get<std::string>());
-  return it->get<int64_t>();
-}
-
-Status SplitEndpoint(const std::string& endpoint, std::string* host, std::string* port) {
-  auto colon = endpoint.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == endpoint.size()) {
-    return Status::InvalidArgument("etcd endpoint '" + endpoint + "' is not HOST:PORT");
-  }
-  *host = endpoint.substr(0, colon);
-  *port = endpoint.substr(colon + 1);
-  return Status::Ok();
-}
 
 }  // namespace
 

@@ -1,6 +1,7 @@
 #include "kvstore/cluster/membership.h"
 
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 namespace kvstore::cluster {
 
@@ -61,18 +62,36 @@ std::string EncodeMember(const Member& m) {
   return j.dump();
 }
 
+namespace {
+
+// An unsigned integer field, absent = 0. A float, a negative number or a
+// string there is refused by name (a float converted to an integer out of its
+// range is undefined behaviour, so it is never converted).
+uint64_t UnsignedField(const nlohmann::json& j, const char* field) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) return 0;
+  if (!it->is_number_unsigned()) {
+    throw std::invalid_argument(std::string("\"") + field +
+                                "\" must be a non-negative integer, not " + it->dump());
+  }
+  return it->get<uint64_t>();
+}
+
+}  // namespace
+
 Result<Member> DecodeMember(std::string_view text) {
   try {
     auto j = nlohmann::json::parse(text);
+    if (!j.is_object()) throw std::invalid_argument("not a JSON object");
     Member m;
     m.id = j.at("id").get<std::string>();
     m.address = j.at("address").get<std::string>();
-    m.capacity_bytes = j.value("capacity_bytes", uint64_t{0});
-    m.spill_bytes = j.value("spill_bytes", uint64_t{0});
+    m.capacity_bytes = UnsignedField(j, "capacity_bytes");
+    m.spill_bytes = UnsignedField(j, "spill_bytes");
     m.transports = j.value("transports", std::vector<std::string>{});
     m.metrics = j.value("metrics", "");
     m.version = j.value("version", "");
-    m.started_unix_ms = j.value("started_unix_ms", uint64_t{0});
+    m.started_unix_ms = UnsignedField(j, "started_unix_ms");
     if (m.id.empty() || m.address.empty()) {
       return Status::InvalidArgument("member record without id or address: " + std::string(text));
     }

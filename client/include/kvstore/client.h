@@ -66,11 +66,27 @@ struct InsertOptions {
   std::optional<uint64_t> checksum;
 };
 
+// Per-call routing, for a client connected to a cluster (an etcd:// address;
+// see kvstore/cluster/cluster_client.h).
+struct CallOptions {
+  // HOST:PORT of the cluster node that holds the keys (as the node advertises
+  // itself). A consumer under the `local` placement is told it by its producer
+  // (as vLLM passes kv_transfer_params) and the call goes to that node alone:
+  // one network hop per handoff. Empty (the default): the client's placement
+  // decides. A single-node client accepts only empty or its own address and
+  // refuses any other node with InvalidArgument (it cannot reach it).
+  std::string node;
+};
+
 struct ListOptions {
   std::vector<std::byte> cursor;  // from ListPage::next_cursor; empty = start
   uint32_t limit = 1000;
   int tier = -1;  // -1 = all, else a Tier value
 };
+
+namespace cluster {
+class ClusterClient;
+}
 
 // Caller memory registered once for transfers (Client::RegisterRegion).
 struct RegionId {
@@ -117,20 +133,25 @@ class Client {
   Result<bool> Insert(const Key& key, std::span<const std::byte> value,
                       const InsertOptions& options = {});
 
+  // The reading calls (select, drop_select, match_prefix, retain) take
+  // CallOptions: which cluster node holds the keys, when the caller was told.
   // Reads without removing. NotFound unless every key is stored.
-  Result<std::vector<Entry>> Select(std::span<const Key> keys);
+  Result<std::vector<Entry>> Select(std::span<const Key> keys, const CallOptions& call = {});
   // Reads into caller buffers, one per key; InvalidArgument if a buffer is smaller than
   // its value. Returns each value's meta (meta.size = bytes written).
   Result<std::vector<EntryInfo>> SelectInto(std::span<const Key> keys,
-                                            std::span<const std::span<std::byte>> destinations);
+                                            std::span<const std::span<std::byte>> destinations,
+                                            const CallOptions& call = {});
 
   // Blocks until every key is stored (or `timeout` passes: Timeout), hands the
   // entries to this caller alone and removes them from the store.
   Result<std::vector<Entry>> DropSelect(std::span<const Key> keys,
-                                        std::chrono::milliseconds timeout);
+                                        std::chrono::milliseconds timeout,
+                                        const CallOptions& call = {});
   Result<std::vector<EntryInfo>> DropSelectInto(std::span<const Key> keys,
                                                 std::span<const std::span<std::byte>> destinations,
-                                                std::chrono::milliseconds timeout);
+                                                std::chrono::milliseconds timeout,
+                                                const CallOptions& call = {});
 
   // Registers caller memory once; transfers then name (region, offset, length) and
   // move bytes straight between the transport and this memory. Over TCP that is
@@ -162,28 +183,35 @@ class Client {
   Result<bool> InsertFromRegion(const Key& key, const RegionSlice& source,
                                 const InsertOptions& options = {});
   Result<std::vector<EntryInfo>> SelectIntoRegions(std::span<const Key> keys,
-                                                   std::span<const RegionSlice> destinations);
+                                                   std::span<const RegionSlice> destinations,
+                                                   const CallOptions& call = {});
   Result<std::vector<EntryInfo>> DropSelectIntoRegions(std::span<const Key> keys,
                                                        std::span<const RegionSlice> destinations,
-                                                       std::chrono::milliseconds timeout);
+                                                       std::chrono::milliseconds timeout,
+                                                       const CallOptions& call = {});
   ClientTransferStats TransferStats() const;
 
   // Number of leading keys stored now; never blocks.
-  Result<size_t> MatchPrefix(std::span<const Key> keys);
+  Result<size_t> MatchPrefix(std::span<const Key> keys, const CallOptions& call = {});
   // Adds one pending taker to each leading stored key (stops at the first absent
   // key) and returns how many were retained. A producer that reuses blocks
   // another request already stored calls this instead of inserting them again,
   // so each consumer's drop_select finds them (the last taker removes them).
-  Result<size_t> Retain(std::span<const Key> keys);
+  Result<size_t> Retain(std::span<const Key> keys, const CallOptions& call = {});
   // Removes what is present; returns how many were removed.
   Result<size_t> Remove(std::span<const Key> keys);
   Result<StoreStats> Stats();
+  // Over a cluster address: every live node's entries, node after node; the
+  // cursor resumes where the previous page stopped (node and position).
   Result<ListPage> List(const ListOptions& options);
   // Metadata of one entry without its bytes; NotFound when absent.
   Result<EntryInfo> Show(const Key& key);
   Status Ping();
 
   const ClientOptions& options() const;
+  // The cluster behind an etcd:// address (membership, placement, per-node
+  // traffic); null for a single kvstored. Owned by this Client.
+  cluster::ClusterClient* cluster() const;
 
  public:
   class Impl;  // private to the library (client.cc)

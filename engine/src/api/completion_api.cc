@@ -1,6 +1,7 @@
 // Parsing of /v1/completions and /v1/chat/completions bodies.
 #include "kvstore/engine/completion_api.h"
 
+#include <algorithm>
 #include <set>
 
 namespace kvstore::engine {
@@ -347,15 +348,30 @@ std::optional<std::vector<CompletionRequest>> ParseRequest(Endpoint endpoint, st
                 j.contains("logit_bias") && j["logit_bias"].is_object() && j["logit_bias"].empty(),
                 "{}");
   if (c.Has("user") && !j["user"].is_string()) c.Fail("user", "\"user\" must be a string");
+  std::vector<std::string> kv_nodes;  // one for every prompt, or one per prompt
   if (c.Has("kv_transfer_params")) {
     const json& k = j["kv_transfer_params"];
     if (!k.is_object()) {
       c.Fail("kv_transfer_params", "\"kv_transfer_params\" must be an object");
-    } else if (k.contains("remote_prefill")) {
-      if (!k["remote_prefill"].is_boolean())
-        c.Fail("kv_transfer_params.remote_prefill", "remote_prefill must be true or false");
-      else
-        r.remote_prefill = k["remote_prefill"].get<bool>();
+    } else {
+      if (k.contains("remote_prefill")) {
+        if (!k["remote_prefill"].is_boolean())
+          c.Fail("kv_transfer_params.remote_prefill", "remote_prefill must be true or false");
+        else
+          r.remote_prefill = k["remote_prefill"].get<bool>();
+      }
+      if (k.contains("remote_store_node")) {
+        const json& n = k["remote_store_node"];
+        if (n.is_string()) {
+          kv_nodes.push_back(n.get<std::string>());
+        } else if (n.is_array() &&
+                   std::all_of(n.begin(), n.end(), [](const json& e) { return e.is_string(); })) {
+          kv_nodes = n.get<std::vector<std::string>>();
+        } else {
+          c.Fail("kv_transfer_params.remote_store_node",
+                 "remote_store_node must be HOST:PORT or an array of them, one per prompt");
+        }
+      }
     }
   }
 
@@ -411,6 +427,10 @@ std::optional<std::vector<CompletionRequest>> ParseRequest(Endpoint endpoint, st
         Prompts(c, j["prompt"], ctx, &prompts, &texts);
     }
   }
+  if (kv_nodes.size() > 1 && kv_nodes.size() != prompts.size())
+    c.Fail("kv_transfer_params.remote_store_node",
+           "remote_store_node lists " + std::to_string(kv_nodes.size()) + " nodes for " +
+               std::to_string(prompts.size()) + " prompts");
   if (c.failed()) return std::nullopt;
 
   std::vector<CompletionRequest> out;
@@ -418,6 +438,7 @@ std::optional<std::vector<CompletionRequest>> ParseRequest(Endpoint endpoint, st
     CompletionRequest p = r;
     p.prompt = std::move(prompts[i]);
     p.choice_base = static_cast<int>(i) * r.n;
+    if (!kv_nodes.empty()) p.kv_node = kv_nodes[kv_nodes.size() == 1 ? 0 : i];
     if (echo) {
       p.echo_text = !texts[i].empty() || ctx.tokenizer == nullptr
                         ? texts[i]

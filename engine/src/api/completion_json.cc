@@ -172,6 +172,20 @@ json ResponseJson(const ResponseContext& ctx, const std::vector<CompletionResult
   j["choices"] = std::move(choices);
   j["usage"] = Usage(prompts);
   j["kvstore"] = KvJson(prompts);
+  // Where each prompt's KV went (cluster, local placement), for the proxy to
+  // pass to the decode as vLLM passes a producer's kv_transfer_params.
+  // A prompt shorter than a block stored nothing: "" (the decode needs none).
+  json nodes = json::array();
+  bool any = false;
+  for (const CompletionResult& r : prompts) {
+    nodes.push_back(r.kv.node);
+    any = any || !r.kv.node.empty();
+  }
+  if (any) {
+    bool same =
+        std::all_of(nodes.begin(), nodes.end(), [&](const json& n) { return n == nodes[0]; });
+    j["kv_transfer_params"] = {{"remote_store_node", same ? nodes[0] : nodes}};
+  }
   return j;
 }
 

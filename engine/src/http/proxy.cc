@@ -1,5 +1,6 @@
 #include "kvstore/engine/proxy.h"
 
+#include <algorithm>
 #include <chrono>
 #include <limits>
 
@@ -98,6 +99,24 @@ json PrefillBody(const json& body) {
   return p;
 }
 
+// Sets kv_transfer_params.<name> for the decode, keeping what else the
+// request carries there (a malformed one is left for the decode to refuse).
+void SetKvParam(json& body, const char* name, json value) {
+  json& k = body["kv_transfer_params"];
+  if (k.is_null()) k = json::object();
+  if (k.is_object()) k[name] = std::move(value);
+}
+
+// kv_transfer_params.remote_store_node of a prefill answer ("" when absent).
+std::string RemoteStoreNode(const std::string& answer) {
+  json j = json::parse(answer, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("kv_transfer_params")) return "";
+  const json& k = j["kv_transfer_params"];
+  if (!k.is_object() || !k.contains("remote_store_node") || !k["remote_store_node"].is_string())
+    return "";
+  return k["remote_store_node"].get<std::string>();
+}
+
 }  // namespace
 
 asio::awaitable<void> Proxy::Models(HttpResponder& res) {
@@ -124,8 +143,9 @@ asio::awaitable<void> Proxy::Models(HttpResponder& res) {
                 "upstream_error", 502));
 }
 
-asio::awaitable<Proxy::PrefillAnswer> Proxy::CallPrefill(const Upstream& p, std::string path,
+asio::awaitable<Proxy::PrefillAnswer> Proxy::CallPrefill(size_t index, std::string path,
                                                          std::string body) {
+  const Upstream& p = prefill_[index];
   PrefillAnswer a;
   try {
     beast::tcp_stream stream(co_await asio::this_coro::executor);
@@ -137,15 +157,20 @@ asio::awaitable<Proxy::PrefillAnswer> Proxy::CallPrefill(const Upstream& p, std:
     a.ok = pres.result() == http::status::ok;
     a.body = pres.body();
     if (!a.ok) a.error = "HTTP " + std::to_string(a.status) + ": " + a.body;
+    if (a.ok) {
+      a.kv_node = RemoteStoreNode(a.body);
+      std::lock_guard lock(kv_nodes_mu_);
+      prefill_kv_node_[index] = a.kv_node;
+    }
   } catch (const boost::system::system_error& e) {
     a.error = e.what();
   }
   co_return a;
 }
 
-asio::awaitable<void> Proxy::PrefillInBackground(const Upstream& p, std::string path,
-                                                 std::string body) {
-  PrefillAnswer a = co_await CallPrefill(p, std::move(path), std::move(body));
+asio::awaitable<void> Proxy::PrefillInBackground(size_t index, std::string path, std::string body) {
+  const Upstream& p = prefill_[index];
+  PrefillAnswer a = co_await CallPrefill(index, std::move(path), std::move(body));
   if (!a.ok) {
     metrics_->UpstreamError("prefill");
     spdlog::warn("prefill engine {} failed ({}); its decode will miss the KV", p.url, a.error);
@@ -181,16 +206,26 @@ asio::awaitable<void> Proxy::Complete(HttpRequest& req, HttpResponder& res, std:
   } else {
     pbodies.push_back(PrefillBody(body));
   }
+  // Per prompt: the store node its prefill put the KV on (a cluster's local
+  // placement), passed to the decode in kv_transfer_params; "" = not said.
+  std::vector<std::string> kv_nodes;
   for (const json& pbody : pbodies) {
-    const Upstream& p = prefill_[next_prefill_.fetch_add(1) % prefill_.size()];
+    const size_t pi = next_prefill_.fetch_add(1) % prefill_.size();
+    const Upstream& p = prefill_[pi];
     if (options_.proxy_overlap) {
       // Decode goes out now and its drop_select waits for the blocks as they
-      // land; the prefill answer is only logged.
+      // land; the prefill answer is only logged. Its node is the one this
+      // prefill engine answered last (unknown before its first answer).
+      {
+        std::lock_guard lock(kv_nodes_mu_);
+        kv_nodes.push_back(prefill_kv_node_[pi]);
+      }
       asio::co_spawn(co_await asio::this_coro::executor,
-                     PrefillInBackground(p, path, DumpJson(pbody)), asio::detached);
+                     PrefillInBackground(pi, path, DumpJson(pbody)), asio::detached);
       continue;
     }
-    PrefillAnswer a = co_await CallPrefill(p, path, DumpJson(pbody));
+    PrefillAnswer a = co_await CallPrefill(pi, path, DumpJson(pbody));
+    kv_nodes.push_back(a.kv_node);
     if (a.status >= 400 && a.status < 500) {  // the client's error: pass it on
       co_await res.Send(static_cast<http::status>(a.status), "application/json", a.body);
       metrics_->RequestDone(false);
@@ -202,8 +237,13 @@ asio::awaitable<void> Proxy::Complete(HttpRequest& req, HttpResponder& res, std:
           "prefill engine {} failed ({}); sending the request to decode with "
           "remote_prefill=false so it applies its --on-kv-miss policy",
           p.url, a.error);
-      body["kv_transfer_params"] = {{"remote_prefill", false}};
+      SetKvParam(body, "remote_prefill", false);
     }
+  }
+  if (std::any_of(kv_nodes.begin(), kv_nodes.end(), [](const auto& n) { return !n.empty(); })) {
+    const bool same = std::all_of(kv_nodes.begin(), kv_nodes.end(),
+                                  [&](const auto& n) { return n == kv_nodes[0]; });
+    SetKvParam(body, "remote_store_node", same ? json(kv_nodes[0]) : json(kv_nodes));
   }
 
   // 2. decode: relay its answer as it arrives.

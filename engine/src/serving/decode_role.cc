@@ -59,11 +59,13 @@ void Scheduler::LoadKv(const std::shared_ptr<Job>& job) {
     for (size_t i = 0; i < n; ++i)
       dst.push_back(std::span(job->kv_payload).subspan(i * block_bytes_, block_bytes_));
   }
+  // The prefill's store node when it said (a cluster's local placement): one hop.
+  const CallOptions at{job->request.kv_node};
   auto drop_select = [&](size_t count, std::chrono::milliseconds timeout) {
     std::span<const Key> keys = std::span(job->keys).first(count);
     return slices.empty()
-               ? client_->DropSelectInto(keys, std::span(dst).first(count), timeout)
-               : client_->DropSelectIntoRegions(keys, std::span(slices).first(count), timeout);
+               ? client_->DropSelectInto(keys, std::span(dst).first(count), timeout, at)
+               : client_->DropSelectIntoRegions(keys, std::span(slices).first(count), timeout, at);
   };
 
   Status miss;
@@ -111,7 +113,7 @@ void Scheduler::LoadKv(const std::shared_ptr<Job>& job) {
     // half-way), and recompute the rest.
     int partial = 0;
     if (!bad_layout) {
-      auto m = client_->MatchPrefix(job->keys);
+      auto m = client_->MatchPrefix(job->keys, at);
       if (m.ok() && *m > 0) {
         auto got = drop_select(*m, std::chrono::milliseconds(1000));
         if (got.ok()) partial = static_cast<int>(*m);

@@ -15,6 +15,57 @@ p::Histogram::BucketBoundaries Buckets(double start, double factor, double end) 
   return b;
 }
 
+p::ClientMetric Sample(std::vector<p::ClientMetric::Label> labels, double value, bool counter) {
+  p::ClientMetric m;
+  m.label = std::move(labels);
+  (counter ? m.counter.value : m.gauge.value) = value;
+  return m;
+}
+
+// The store cluster as the engine's client sees it (see the header).
+std::vector<p::MetricFamily> ClusterFamilies(const cluster::ClusterClientStats& s,
+                                             const std::string& role) {
+  auto family = [](const char* name, const char* help, p::MetricType type) {
+    return p::MetricFamily{name, help, type, {}};
+  };
+  auto requests =
+      family("kvstore_engine_store_requests_total",
+             "Calls sent to each store node of the cluster, by op", p::MetricType::Counter);
+  auto bytes = family("kvstore_engine_store_bytes_total",
+                      "Value bytes sent (insert) or received (select, drop_select) per store node",
+                      p::MetricType::Counter);
+  auto failures =
+      family("kvstore_engine_store_failures_total",
+             "Calls or connections that found a store node unreachable", p::MetricType::Counter);
+  for (const auto& n : s.nodes) {
+    failures.metric.push_back(
+        Sample({{"role", role}, {"node", n.address}}, static_cast<double>(n.failures), true));
+    for (const auto& o : n.ops) {
+      std::vector<p::ClientMetric::Label> l = {
+          {"role", role}, {"node", n.address}, {"op", std::string(cluster::NodeOpName(o.op))}};
+      requests.metric.push_back(Sample(l, static_cast<double>(o.requests), true));
+      bytes.metric.push_back(Sample(l, static_cast<double>(o.bytes), true));
+    }
+  }
+  auto changes = family("kvstore_engine_store_membership_changes_total",
+                        "Store nodes that joined or left the cluster while this engine ran",
+                        p::MetricType::Counter);
+  changes.metric.push_back(
+      Sample({{"role", role}, {"change", "join"}}, static_cast<double>(s.joins), true));
+  changes.metric.push_back(
+      Sample({{"role", role}, {"change", "leave"}}, static_cast<double>(s.leaves), true));
+  auto members =
+      family("kvstore_engine_store_members",
+             "Live store nodes in the membership this engine places keys by", p::MetricType::Gauge);
+  members.metric.push_back(Sample({{"role", role}}, static_cast<double>(s.members), false));
+  auto etcd = family("kvstore_engine_store_etcd_reachable",
+                     "1 when the last read of the membership from etcd succeeded, else 0 (the "
+                     "engine keeps the last membership it saw)",
+                     p::MetricType::Gauge);
+  etcd.metric.push_back(Sample({{"role", role}}, s.etcd_reachable ? 1 : 0, false));
+  return {requests, bytes, failures, changes, members, etcd};
+}
+
 }  // namespace
 
 EngineMetrics::EngineMetrics(std::string role)
@@ -124,7 +175,19 @@ std::string EngineMetrics::Render() {
       window_start_ = std::chrono::steady_clock::now();
     }
   }
-  return p::TextSerializer().Serialize(registry_->Collect());
+  auto families = registry_->Collect();
+  {
+    std::lock_guard<std::mutex> lock(cluster_mu_);
+    if (cluster_stats_) {
+      for (auto& f : ClusterFamilies(cluster_stats_(), role_)) families.push_back(std::move(f));
+    }
+  }
+  return p::TextSerializer().Serialize(families);
+}
+
+void EngineMetrics::SetStoreCluster(std::function<cluster::ClusterClientStats()> stats) {
+  std::lock_guard<std::mutex> lock(cluster_mu_);
+  cluster_stats_ = std::move(stats);
 }
 
 }  // namespace kvstore::engine

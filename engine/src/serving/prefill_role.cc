@@ -36,6 +36,7 @@ Result<std::vector<float>> Scheduler::PrefillWithStore(const std::shared_ptr<Job
     }
   }
   job->kv.reused_blocks = retained;
+  if (n > 0) job->kv.node = kv_node_;
   metrics_->AddKvBlocks("reused", retained);
 
   // 2. Blocks this engine computed before: attach from the local prefix cache.

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "job.h"
+#include "kvstore/cluster/cluster_client.h"
 #include "kvstore/engine/tokenizer.h"
 
 namespace kvstore::engine {
@@ -85,6 +86,11 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const EngineOptions& option
       return c.status().WithContext("connecting to kvstored at --store " + options.store +
                                     " (is it running?)");
     s->client_ = std::move(c).value();
+    if (const cluster::ClusterClient* cc = s->client_->cluster()) {
+      if (cc->options().placement == cluster::PlacementKind::kLocal)
+        s->kv_node_ = cc->options().local_node;
+      metrics->SetStoreCluster([cc] { return cc->Stats(); });
+    }
     spdlog::info("kvstored at {}: KV blocks move over {} (--kv-transport {})", options.store,
                  s->client_->TransferStats().transport, options.kv_transport);
   }
@@ -122,6 +128,7 @@ Scheduler::~Scheduler() {
   }
   cv_.notify_all();
   load_cv_.notify_all();
+  if (client_ && client_->cluster()) metrics_->SetStoreCluster({});
   for (auto& t : loaders_) t.join();
   if (worker_.joinable()) worker_.join();
   publisher_.reset();  // drains pending inserts; their callbacks only touch jobs and slots

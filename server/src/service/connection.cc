@@ -3,13 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include "connection_registry.h"
-#include "kvstore/rdma/negotiation.h"
+#include "kvstore/units.h"
 
 namespace kvstore::server {
 
 namespace {
-
-constexpr size_t kMaxQueuedReplies = 4096;  // a client that never reads is cut off
 
 // The one table from a request's kind to the metric label its reply counts under.
 Op OpOf(wire::Request::Which which) {
@@ -43,10 +41,6 @@ Op OpOf(wire::Request::Which which) {
   return Op::kUnknown;
 }
 
-double SecondsSince(SteadyClock::time_point t) {
-  return std::chrono::duration<double>(SteadyClock::now() - t).count();
-}
-
 }  // namespace
 
 Connection::Connection(StreamSocket socket, ServiceContext* ctx, uint64_t id, PeerInfo peer)
@@ -56,7 +50,10 @@ Connection::Connection(StreamSocket socket, ServiceContext* ctx, uint64_t id, Pe
       id_(id),
       peer_info_(std::move(peer)),
       hello_timer_(strand_),
-      stall_timer_(strand_) {
+      stall_timer_(strand_),
+      insert_timer_(strand_),
+      write_timer_(strand_),
+      grace_timer_(strand_) {
   boost::system::error_code ec;
   if (!peer_info_.is_unix && !peer_info_.tls) {
     socket_.set_option(tcp::no_delay(true), ec);
@@ -138,6 +135,27 @@ Status Connection::CheckWaiterQuota() const {
   return Status::Ok();
 }
 
+Status Connection::CheckPendingBytes(uint64_t n, const std::string& what) {
+  const uint64_t cap = ctx_->options->max_pending_bytes;
+  const uint64_t held = ctx_->pending_bytes.load();
+  if (cap == 0 || held + n <= cap) return Status::Ok();
+  ctx_->metrics->LimitRefused("pending_bytes");
+  return Status::ResourceExhausted(
+      "kvstored holds " + FormatSize(held) + " for calls not yet answered and " + what + " needs " +
+      FormatSize(n) + " more, over its limit of " + FormatSize(cap) +
+      " (--max-pending-bytes); retry once replies are read, or raise --max-pending-bytes");
+}
+
+Status Connection::CheckKeyCount(size_t n, Op op) {
+  const size_t cap = ctx_->options->max_keys_per_request;
+  if (n <= cap) return Status::Ok();
+  ctx_->metrics->LimitRefused("keys_per_request");
+  return Status::InvalidArgument(std::string(OpName(op)) + " names " + std::to_string(n) +
+                                 " keys; kvstored takes at most " + std::to_string(cap) +
+                                 " per request (--max-keys-per-request): split the call, or "
+                                 "raise --max-keys-per-request");
+}
+
 void Connection::Dispatch() {
   // Anything thrown by the Cap'n Proto reader means the message is malformed:
   // the frame boundaries are still known, so answer and go on.
@@ -202,7 +220,7 @@ void Connection::Dispatch() {
         if (Allowed(id, Op::kDropSelect)) HandleSelect(id, req.getDropSelect(), true);
         break;
       case wire::Request::MATCH_PREFIX: {
-        auto keys = ParseKeys(req.getMatchPrefix().getKeys());
+        auto keys = ParseKeys(req.getMatchPrefix().getKeys(), Op::kMatchPrefix);
         if (!keys.ok()) {
           ReplyStatus(id, Op::kMatchPrefix, keys.status());
           break;
@@ -213,7 +231,7 @@ void Connection::Dispatch() {
       }
       case wire::Request::RETAIN: {
         if (!Allowed(id, Op::kRetain)) break;
-        auto keys = ParseKeys(req.getRetain().getKeys());
+        auto keys = ParseKeys(req.getRetain().getKeys(), Op::kRetain);
         if (!keys.ok()) {
           ReplyStatus(id, Op::kRetain, keys.status());
           break;
@@ -224,7 +242,7 @@ void Connection::Dispatch() {
       }
       case wire::Request::REMOVE: {
         if (!Allowed(id, Op::kRemove)) break;
-        auto keys = ParseKeys(req.getRemove().getKeys());
+        auto keys = ParseKeys(req.getRemove().getKeys(), Op::kRemove);
         if (!keys.ok()) {
           ReplyStatus(id, Op::kRemove, keys.status());
           break;
@@ -371,210 +389,10 @@ void Connection::HandleHello(uint64_t id, wire::Hello::Reader r) {
   });
 }
 
-void Connection::HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64_t bulk_len) {
-  auto refuse = [this, id, bulk_len](Status s) {
-    DrainBulk(bulk_len, [this, id, s = std::move(s)] {
-      ReplyStatus(id, Op::kInsert, s);
-      ReadHeader();
-    });
-  };
-  auto key = KeyFromWire(r.getKey());
-  if (!key.ok()) {
-    ctx_->metrics->ProtocolError("bad_key");
-    refuse(key.status());
-    return;
-  }
-  EntryMeta meta = MetaFromWire(r.getMeta());
-  if (bulk_len == 0 && r.hasSource() && r.getSource().getLength() > 0) {
-    pull_checksum_by_store_ = r.getChecksumByStore();
-    InsertByPull(id, *key, meta, std::chrono::milliseconds(r.getTtlMs()), r.getSource());
-    return;
-  }
-  const bool trailer = r.getChecksumTrailer();
-  const uint64_t trailer_len = trailer ? kChecksumTrailerBytes : 0;
-  if (bulk_len < trailer_len || meta.size != bulk_len - trailer_len) {
-    ctx_->metrics->ProtocolError("size_mismatch");
-    refuse(Status::InvalidArgument("insert declares " + std::to_string(meta.size) + " value bytes" +
-                                   (trailer ? " plus an 8-byte checksum trailer" : "") +
-                                   " but the frame carries " + std::to_string(bulk_len)));
-    return;
-  }
-  auto res = ctx_->store->Reserve(*key, meta, std::chrono::milliseconds(r.getTtlMs()), StoreNs());
-  if (!res.ok()) {
-    refuse(NameNamespace(res.status()));
-    return;
-  }
-  if (res->exists) {
-    DrainBulk(bulk_len, [this, id] {
-      ReplyCount(id, Op::kInsert, 0);
-      ReadHeader();
-    });
-    return;
-  }
-  reservation_ = std::move(res).value();
-  XXH3_64bits_reset(hash_.get());
-  ReadBulk(reservation_->bytes(), [this, id, trailer] {
-    if (trailer) {
-      ReadTrailer([this, id](uint64_t checksum) {
-        reservation_->meta.checksum = checksum;
-        FinishInsert(id);
-      });
-      return;
-    }
-    FinishInsert(id);
-  });
-}
-
-void Connection::FinishInsert(uint64_t id) {
-  auto committed = ctx_->store->Commit(std::move(*reservation_), XXH3_64bits_digest(hash_.get()));
-  reservation_.reset();
-  if (!committed.ok()) {
-    spdlog::warn("connection {} from {}: insert refused: {}", id_, peer_,
-                 committed.status().ToString());
-    ReplyStatus(id, Op::kInsert, committed.status());
-  } else {
-    uint64_t n = *committed ? 1 : 0;
-    ReplyCount(id, Op::kInsert, n);
-  }
-  ReadHeader();
-}
-
-void Connection::HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool drop) {
-  Op op = drop ? Op::kDropSelect : Op::kSelect;
-  auto keys = ParseKeys(r.getKeys());
-  if (!keys.ok()) {
-    ctx_->metrics->ProtocolError("bad_key");
-    ReplyStatus(id, op, keys.status());
-    return;
-  }
-  if (keys->empty()) {
-    ReplyStatus(id, op, Status::InvalidArgument("select names no keys"));
-    return;
-  }
-  std::optional<std::vector<PushTarget>> push;  // one-sided: where each value goes
-  if (r.getDestinations().size() > 0) {
-    if (r.getDestinations().size() != keys->size() || push_targets_.contains(id)) {
-      ReplyStatus(id, op,
-                  Status::InvalidArgument(
-                      push_targets_.contains(id)
-                          ? "request id " + std::to_string(id) + " is already in flight"
-                          : "select names " + std::to_string(keys->size()) + " keys but " +
-                                std::to_string(r.getDestinations().size()) + " destinations"));
-      return;
-    }
-    push.emplace();
-    for (auto b : r.getDestinations()) {
-      auto addr = ResolveRemote(b);
-      if (!addr.ok()) {
-        ReplyStatus(id, op, addr.status());
-        return;
-      }
-      push->push_back({std::move(*addr), b.getLength()});
-    }
-  }
-  std::weak_ptr<Connection> weak = weak_from_this();
-  auto callback = [weak, strand = strand_, id, op](Result<std::unique_ptr<Delivery>> result) {
-    auto self = weak.lock();
-    if (!self) return;  // the Delivery's destructor hands the entries back
-    // Inline when already on this connection's strand (resolved at once); posted
-    // when another connection's insert resolved it.
-    asio::dispatch(strand, [self, id, op,
-                            result = std::make_shared<Result<std::unique_ptr<Delivery>>>(
-                                std::move(result))]() mutable {
-      self->OnDelivery(id, op, std::move(*result));
-    });
-  };
-  if (!drop) {
-    frame_started_ = SteadyClock::now();
-    if (push) push_targets_[id] = std::move(*push);
-    ctx_->store->Select(*keys, callback, StoreNs());
-    return;
-  }
-  if (Status q = CheckWaiterQuota(); !q.ok()) {
-    ctx_->metrics->QuotaRefused(ctx_->credentials->NamespaceName(ns_), "waiters");
-    ReplyStatus(id, op, q);
-    return;
-  }
-  if (waits_.size() >= ctx_->options->max_waiters_per_connection || waits_.contains(id)) {
-    ReplyStatus(
-        id, op,
-        Status::ResourceExhausted(waits_.contains(id)
-                                      ? "request id " + std::to_string(id) + " is already waiting"
-                                      : "too many drop_select calls waiting on this connection (" +
-                                            std::to_string(waits_.size()) + ")"));
-    return;
-  }
-  if (push) push_targets_[id] = std::move(*push);
-  PendingWait& w = waits_[id];
-  w.started = SteadyClock::now();
-  ctx_->usage->waiters[ns_].fetch_add(1);
-  uint64_t waiter = ctx_->store->DropSelect(*keys, callback, StoreNs());
-  if (waiter == 0) return;  // resolved at once; OnDelivery will erase the entry
-  w.waiter_id = waiter;
-  auto timeout = std::chrono::milliseconds(r.getTimeoutMs());
-  w.timer = std::make_unique<asio::steady_timer>(strand_);
-  w.timer->expires_after(timeout);
-  w.timer->async_wait([self = shared_from_this(), id](boost::system::error_code ec) {
-    if (!ec) self->OnWaitTimeout(id);
-  });
-}
-
-void Connection::OnWaitTimeout(uint64_t id) {
-  auto it = waits_.find(id);
-  if (it == waits_.end() || closed_) return;
-  if (!ctx_->store->CancelWaiter(it->second.waiter_id)) return;  // delivery is on its way
-  double waited = SecondsSince(it->second.started);
-  waits_.erase(it);
-  ctx_->usage->waiters[ns_].fetch_sub(1);
-  push_targets_.erase(id);
-  ctx_->metrics->ObserveWait(waited);
-  ReplyStatus(
-      id, Op::kDropSelect,
-      Status::Timeout("drop_select waited " + std::to_string(static_cast<int64_t>(waited * 1000)) +
-                      " ms and its keys were not all inserted; the producer may be slow "
-                      "or gone: recompute, or retry with a longer timeout"));
-}
-
-void Connection::OnDelivery(uint64_t id, Op op, Result<std::unique_ptr<Delivery>> result) {
-  if (op == Op::kDropSelect) {
-    auto it = waits_.find(id);
-    if (it != waits_.end()) {
-      if (it->second.timer) it->second.timer->cancel();
-      ctx_->metrics->ObserveWait(SecondsSince(it->second.started));
-      waits_.erase(it);
-      ctx_->usage->waiters[ns_].fetch_sub(1);
-    }
-  }
-  if (closed_) return;  // the Delivery goes back to the store as it is destroyed
-  if (!result.ok()) {
-    push_targets_.erase(id);
-    ReplyStatus(id, op, result.status());
-    return;
-  }
-  std::unique_ptr<Delivery> d = std::move(result).value();
-  if (push_targets_.contains(id)) {
-    PushDelivery(id, op, std::move(d));
-    return;
-  }
-  const Delivery& entries = *d;
-  ReplyEntries(id, op, entries, std::move(d));
-}
-
-void Connection::HandleAck(uint64_t request_id) {
-  auto it = unacked_.find(request_id);
-  if (it == unacked_.end()) {
-    ctx_->metrics->ProtocolError("unknown_ack");
-    return;
-  }
-  it->second.timer->cancel();
-  it->second.delivery->Finish(true);
-  ctx_->metrics->CountRequest(Op::kAck, StatusCode::kOk, SecondsSince(it->second.started));
-  unacked_.erase(it);
-  MaybeFinishShutdown();
-}
-
 void Connection::MaybeFinishShutdown() {
-  if (shutting_down_ && !closed_ && !writing_ && write_queue_.empty() && unacked_.empty()) {
+  // Idle: nothing being received, waited for, pushed, written or awaiting its ack.
+  if (shutting_down_ && !closed_ && !reservation_ && waits_.empty() && push_targets_.empty() &&
+      !writing_ && write_queue_.empty() && unacked_.empty()) {
     Close("kvstored is shutting down");
   }
 }
@@ -600,108 +418,6 @@ void Connection::HandleList(uint64_t id, wire::ListRequest::Reader r) {
   });
 }
 
-// ---------------------------------------------------------------- write path
-
-template <typename Fill>
-void Connection::Reply(uint64_t id, Op op, const Status& status, Fill&& fill,
-                       std::unique_ptr<Delivery> delivery) {
-  ctx_->metrics->CountRequest(op, status.code(), SecondsSince(frame_started_));
-  if (ctx_->credentials->required() && tenant_ != nullptr) {
-    ctx_->metrics->CountNamespaceRequest(ctx_->credentials->NamespaceName(ns_), op, status.code());
-  }
-  if (closed_) return;
-  capnp::MallocMessageBuilder msg;
-  auto r = msg.initRoot<wire::Response>();
-  r.setId(id);
-  r.setCode(CodeToWire(status.code()));
-  if (!status.ok()) r.setMessage(status.message());
-  fill(r);
-  uint64_t bulk = delivery ? delivery->total_bytes() : 0;
-  if (write_queue_.size() >= kMaxQueuedReplies) {
-    ctx_->metrics->ProtocolError("not_reading");
-    Close("client does not read its replies (" + std::to_string(write_queue_.size()) + " queued)");
-    return;
-  }
-  write_queue_.push_back({EncodeFrame(msg, bulk), std::move(delivery), id});
-  WriteNext();
-}
-
-void Connection::ReplyStatus(uint64_t id, Op op, const Status& status) {
-  Reply(id, op, status, [](wire::Response::Builder r) { r.setNone(); });
-}
-
-void Connection::ReplyCount(uint64_t id, Op op, uint64_t n) {
-  Reply(id, op, Status::Ok(), [n](wire::Response::Builder r) { r.setCount(n); });
-}
-
-void Connection::ReplyEntries(uint64_t id, Op op, const Delivery& d,
-                              std::unique_ptr<Delivery> values) {
-  Reply(
-      id, op, Status::Ok(),
-      [&d](wire::Response::Builder r) {
-        auto list = r.initEntries(static_cast<unsigned>(d.entries().size()));
-        for (size_t i = 0; i < d.entries().size(); ++i) {
-          list[i].setKey(KeyToWire(d.entries()[i].key));
-          MetaToWire(d.entries()[i].meta, list[i].initMeta());
-        }
-      },
-      std::move(values));
-}
-
-void Connection::WriteNext() {
-  if (writing_ || write_queue_.empty() || closed_) return;
-  writing_ = true;
-  Outgoing& out = write_queue_.front();
-  std::vector<asio::const_buffer> buffers;
-  buffers.emplace_back(out.frame.header.data(), out.frame.header.size());
-  auto control = out.frame.control_bytes();
-  buffers.emplace_back(control.data(), control.size());
-  if (out.delivery) {
-    for (const auto& e : out.delivery->entries()) {
-      if (!e.bytes.empty()) buffers.emplace_back(e.bytes.data(), e.bytes.size());
-    }
-    ctx_->metrics->AddBytesOut(out.delivery->total_bytes());
-    if (out.delivery->drop()) {
-      // Held until the client confirms it has every byte. Registered before the
-      // write: the acknowledgement can be read before this write's handler runs.
-      Unacked& u = unacked_[out.request_id];
-      u.started = SteadyClock::now();
-      u.delivery = std::move(out.delivery);
-      u.timer = std::make_unique<asio::steady_timer>(strand_);
-      u.timer->expires_after(ctx_->options->ack_timeout);
-      uint64_t rid = out.request_id;
-      u.timer->async_wait([self = shared_from_this(), rid](boost::system::error_code ec) {
-        if (ec || self->closed_) return;
-        spdlog::warn(
-            "connection {} from {}: drop_select {} not acknowledged in {} ms; "
-            "its entries go back to the store and the connection closes",
-            self->id_, self->peer_, rid, self->ctx_->options->ack_timeout.count());
-        self->Close("delivery not acknowledged");
-      });
-    }
-  }
-  asio::async_write(socket_, buffers, TransferAllLarge(),
-                    asio::bind_executor(
-                        strand_, [self = shared_from_this()](boost::system::error_code ec, size_t) {
-                          self->writing_ = false;
-                          Outgoing out = std::move(self->write_queue_.front());
-                          self->write_queue_.pop_front();
-                          if (ec) {
-                            // An unacknowledged drop_select goes back to the store in Close.
-                            self->Close("write failed: " + ec.message());
-                            return;
-                          }
-                          if (out.delivery)
-                            out.delivery->Finish(true);  // select: the bytes are out
-                          if (self->write_queue_.empty() && self->close_after_write_) {
-                            self->Close("request refused");
-                            return;
-                          }
-                          self->WriteNext();
-                          self->MaybeFinishShutdown();
-                        }));
-}
-
 // ---------------------------------------------------------------- teardown
 
 void Connection::Fail(std::string_view reason, const std::string& detail) {
@@ -722,10 +438,16 @@ void Connection::Shutdown(std::chrono::milliseconds grace) {
     self->shutting_down_ = true;
     self->MaybeFinishShutdown();
     if (self->closed_) return;
-    // Let queued replies go out and their acknowledgements come in.
-    auto t = std::make_shared<asio::steady_timer>(self->strand_, grace);
-    t->async_wait(
-        [self, t](boost::system::error_code) { self->Close("kvstored is shutting down"); });
+    // Requests in flight get `grace` to finish (an insert's value to arrive,
+    // replies to go out, acknowledgements to come in); the timer goes with
+    // the connection, so it holds the daemon no longer than they take.
+    self->grace_timer_.expires_after(grace);
+    self->grace_timer_.async_wait([self](boost::system::error_code ec) {
+      if (ec || self->closed_) return;
+      spdlog::info("connection {} from {}: still busy after the shutdown grace; closing it",
+                   self->id_, self->peer_);
+      self->Close("kvstored is shutting down");
+    });
   });
 }
 
@@ -737,6 +459,9 @@ void Connection::Close(const std::string& why) {
   socket_.shutdown(StreamSocket::shutdown_both, ignored);
   socket_.close(ignored);
   DisarmStallTimer();
+  DisarmInsertDeadline();
+  ++write_generation_;
+  write_timer_.cancel();
   if (remote_) {
     // Destroyed later, off this call stack (a transfer's completion may be what
     // closes the connection); the transport goes before the slot its pull may
@@ -759,12 +484,13 @@ void Connection::Close(const std::string& why) {
     if (w.waiter_id != 0) ctx_->store->CancelWaiter(w.waiter_id);
   }
   ctx_->usage->waiters[ns_].fetch_sub(waits_.size());
-  waits_.clear();
+  waits_.clear();  // their charges against the global caps go with them
   if (counted_in_namespace_) {
     ctx_->usage->connections[ns_].fetch_sub(1);
     counted_in_namespace_ = false;
   }
   hello_timer_.cancel();
+  grace_timer_.cancel();
   for (auto& [rid, u] : unacked_) {
     u.timer->cancel();
     u.delivery->Finish(false);  // the client never confirmed: the next taker gets them

@@ -15,8 +15,10 @@
 
 #include <utility>  // before asio: Boost 1.74 Asio under C++20 needs std::exchange
 
+#include <atomic>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +35,7 @@
 #include "kvstore/server/metrics.h"
 #include "kvstore/server/server_options.h"
 #include "kvstore/server/store.h"
+#include "kvstore/transport/negotiation.h"
 #include "kvstore/transport/rdma_transport.h"
 #include "kvstore/transport/transport.h"
 #include "kvstore/wire_convert.h"
@@ -48,6 +51,10 @@ using StreamSocket = asio::generic::stream_protocol::socket;
 using SteadyClock = std::chrono::steady_clock;
 
 class ConnectionRegistry;
+
+inline double SecondsSince(SteadyClock::time_point t) {
+  return std::chrono::duration<double>(SteadyClock::now() - t).count();
+}
 
 // The bytes of a Cap'n Proto Data field.
 inline std::span<const std::byte> Bytes(capnp::Data::Reader d) {
@@ -98,6 +105,39 @@ struct ServiceContext {
   std::string unix_socket;  // the daemon's Unix socket, told to same-host TCP clients; "" = none
   std::string instance_id;  // random per process: lets a client tell this daemon's socket
   RateLimitedLog* log_limit = nullptr;
+  transport::ChoiceLog* transport_log = nullptr;  // this daemon's "bulk transport: ..." lines
+  // Across all connections, for the global caps (--max-waiters, --max-pending-bytes).
+  std::atomic<uint64_t> waiters{0};
+  std::atomic<uint64_t> pending_bytes{0};
+};
+
+// A share of a global counter held by one pending call; given back when the
+// call's record is destroyed, however it ends.
+class PendingCharge {
+ public:
+  PendingCharge() = default;
+  PendingCharge(std::atomic<uint64_t>* counter, uint64_t n) : counter_(counter), n_(n) {
+    counter_->fetch_add(n_);
+  }
+  PendingCharge(PendingCharge&& o) noexcept
+      : counter_(std::exchange(o.counter_, nullptr)), n_(o.n_) {}
+  PendingCharge& operator=(PendingCharge&& o) noexcept {
+    if (this != &o) {
+      Release();
+      counter_ = std::exchange(o.counter_, nullptr);
+      n_ = o.n_;
+    }
+    return *this;
+  }
+  ~PendingCharge() { Release(); }
+
+ private:
+  void Release() {
+    if (counter_ != nullptr) counter_->fetch_sub(n_);
+    counter_ = nullptr;
+  }
+  std::atomic<uint64_t>* counter_ = nullptr;
+  uint64_t n_ = 0;
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -108,7 +148,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Closes the connection from any thread (an unauthenticated one whose place
   // is needed, or one past its hello deadline).
   void Evict(const std::string& why);
-  // Stops reading, lets queued replies go out (up to `grace`), then closes.
+  // Stops taking requests and closes once idle: at once when nothing is in
+  // flight, else when the last request in flight is done, at most after `grace`.
   void Shutdown(std::chrono::milliseconds grace);
   uint64_t id() const { return id_; }
 
@@ -117,16 +158,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
     OutFrame frame;
     std::unique_ptr<Delivery> delivery;  // value bytes to send after the frame
     uint64_t request_id = 0;
+    PendingCharge bytes;  // the values' share of --max-pending-bytes
   };
   struct PendingWait {
     uint64_t waiter_id = 0;
     std::unique_ptr<asio::steady_timer> timer;
     SteadyClock::time_point started;
+    PendingCharge waiter;  // one of --max-waiters
+    PendingCharge bytes;   // its keys' share of --max-pending-bytes
   };
   struct Unacked {
     std::unique_ptr<Delivery> delivery;
     std::unique_ptr<asio::steady_timer> timer;
     SteadyClock::time_point started;
+    PendingCharge bytes;  // the values stay pinned until acknowledged
   };
 
   // Read path.
@@ -144,6 +189,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void DrainBulk(uint64_t bytes, std::function<void()> done);
   void ArmStallTimer();
   void DisarmStallTimer();
+  // An insert whose value is arriving must be in by stall_timeout + size /
+  // min_insert_rate, however steadily its bytes trickle in.
+  void ArmInsertDeadline(uint64_t id, uint64_t size);
+  void DisarmInsertDeadline();
+  // A reply being written closes the connection when the peer takes none of
+  // its bytes for stall_timeout; checked again at `at`.
+  void ArmWriteDeadline(SteadyClock::time_point at);
 
   // Requests.
   void HandleHello(uint64_t id, wire::Hello::Reader r);
@@ -168,8 +220,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnWaitTimeout(uint64_t id);
 
   // Write path.
-  template <typename Fill>
-  void Reply(uint64_t id, Op op, const Status& status, Fill&& fill,
+  using FillReply = std::function<void(wire::Response::Builder)>;
+  void Reply(uint64_t id, Op op, const Status& status, const FillReply& fill,
              std::unique_ptr<Delivery> delivery = nullptr);
   void ReplyStatus(uint64_t id, Op op, const Status& status);
   void ReplyCount(uint64_t id, Op op, uint64_t n);
@@ -185,11 +237,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The store's id of this connection's namespace (auth.h).
   NamespaceId StoreNs() const { return ctx_->credentials->StoreId(ns_); }
   Status CheckWaiterQuota() const;
+  // Refuses (and counts) `n` more bytes held for pending calls beyond --max-pending-bytes.
+  Status CheckPendingBytes(uint64_t n, const std::string& what);
+  // Refuses (and counts) a request naming more keys than --max-keys-per-request.
+  Status CheckKeyCount(size_t n, Op op);
   // A store refusal, with the tenant's namespace named (its quotas are per namespace).
   Status NameNamespace(const Status& s);
   void ArmHelloTimer();
   void Close(const std::string& why);
-  Result<std::vector<Key>> ParseKeys(capnp::List<capnp::Data>::Reader keys);
+  // Tells the peer `status` as the reply to `id` if the socket takes it now
+  // (best effort, never waiting), then closes.
+  void CloseWithReply(uint64_t id, Op op, const Status& status, const std::string& why);
+  Result<std::vector<Key>> ParseKeys(capnp::List<capnp::Data>::Reader keys, Op op);
   bool ReadingStopped() const { return closed_ || stop_reading_; }
   // Shutting down: closes once replies are out and deliveries are acknowledged.
   void MaybeFinishShutdown();
@@ -228,6 +287,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   asio::steady_timer stall_timer_;
   uint64_t stall_generation_ = 0;
+  asio::steady_timer insert_timer_;
+  uint64_t insert_generation_ = 0;
+  asio::steady_timer write_timer_;
+  uint64_t write_generation_ = 0;
+  SteadyClock::time_point write_progress_;  // when the reply being written last moved
+  asio::steady_timer grace_timer_;          // shutting down: the bound on requests in flight
 
   std::deque<Outgoing> write_queue_;
   bool writing_ = false;

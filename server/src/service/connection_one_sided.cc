@@ -4,35 +4,25 @@
 #include <spdlog/spdlog.h>
 
 #include "connection.h"
-#include "kvstore/rdma/negotiation.h"
+#include "kvstore/transport/negotiation.h"
 
 namespace kvstore::server {
 
 void Connection::NegotiateTransport(wire::Hello::Reader r) {
-  // On the Unix socket: local when the client would share memory (memfds it
-  // passes with its region announcements). Nothing the client says names a
-  // process or an address; what it shares is all the store can reach.
-  if (peer_info_.is_unix) {
-    if (r.getSharedMemory() && ctx_->local_transport) {
-      remote_ = transport::MakeLocalAccess();
-      regions_.set_kind(transport::Kind::kLocal);
-      rdma::LogTransportChoiceOnce("local",
-                                   "same-host client on the Unix socket: values move through "
-                                   "memfd memory it shares with the store");
-      return;
-    }
-    rdma::LogTransportChoiceOnce(
-        "tcp", r.getSharedMemory()
-                   ? "local transport disabled on this kvstored (--no-local-transport); values "
-                     "travel in the Unix socket's frames"
-                   : "the same-host client shares no memory; values travel in the Unix "
-                     "socket's frames");
-    return;
-  }
-  rdma::TransportChoice choice =
-      rdma::NegotiateBulkTransport(ctx_->rdma_available && ctx_->rdma_device != nullptr,
-                                   Bytes(r.getRdmaParams()), ctx_->rdma_unavailable);
-  if (choice.transport == rdma::BulkTransport::kRdma) {
+  // Nothing the client says names a process or an address: on the Unix socket
+  // what it shares is all the store can reach.
+  transport::NegotiationInput in;
+  in.server = true;
+  in.unix_socket = peer_info_.is_unix;
+  in.local_memory = ctx_->local_transport;
+  in.peer_memory = r.getSharedMemory();
+  in.local_rdma = ctx_->rdma_available && ctx_->rdma_device != nullptr;
+  in.local_rdma_unavailable = ctx_->rdma_unavailable;
+  in.peer_rdma_params = Bytes(r.getRdmaParams());
+  transport::Choice choice = transport::Negotiate(in);
+  if (choice.kind == transport::Kind::kLocal) {
+    remote_ = transport::MakeLocalAccess();
+  } else if (choice.kind == transport::Kind::kRdma) {
     std::weak_ptr<Connection> weak = weak_from_this();
     auto rdma =
         transport::AcceptRdma(*ctx_->rdma_device, Bytes(r.getRdmaParams()), ctx_->rdma_local_lkey,
@@ -43,24 +33,21 @@ void Connection::NegotiateTransport(wire::Hello::Reader r) {
                               });
     if (rdma.ok()) {
       remote_ = std::move(rdma).value();
-      regions_.set_kind(transport::Kind::kRdma);
-      rdma::LogTransportChoiceOnce(choice);
-      return;
+    } else {
+      choice = {transport::Kind::kTcp, "RDMA queue pair setup failed: " + rdma.status().message(),
+                std::nullopt};
     }
-    choice = {
-        rdma::BulkTransport::kTcp, "RDMA queue pair setup failed: " + rdma.status().message(), {}};
   }
-  // Here the choice is tcp: say why not rdma and, when local was asked for, why not local.
-  std::string local_why;
-  if (r.getSharedMemory()) {
-    local_why = !ctx_->local_transport ? "disabled on this kvstored (--no-local-transport)"
-                : ctx_->unix_socket.empty()
-                    ? "this kvstored has no Unix socket (--unix-socket)"
-                    : "the client is told the Unix socket " + ctx_->unix_socket;
+  if (remote_) regions_.set_kind(choice.kind);
+  // A TCP client that asked to share memory: say why not local.
+  if (!peer_info_.is_unix && choice.kind == transport::Kind::kTcp && r.getSharedMemory()) {
+    choice.reason +=
+        std::string("; local transport: ") +
+        (!ctx_->local_transport      ? "disabled on this kvstored (--no-local-transport)"
+         : ctx_->unix_socket.empty() ? "this kvstored has no Unix socket (--unix-socket)"
+                                     : "the client is told the Unix socket " + ctx_->unix_socket);
   }
-  rdma::LogTransportChoiceOnce(
-      rdma::BulkTransportName(choice.transport),
-      choice.reason + (local_why.empty() ? "" : "; local transport: " + local_why));
+  ctx_->transport_log->LogOnce(choice);
 }
 
 void Connection::HandleRegion(uint64_t id, const wire::Request::Reader& req) {

@@ -229,12 +229,8 @@ void Connection::DrainBulk(uint64_t bytes, std::function<void()> done) {
                        }));
 }
 
-Result<std::vector<Key>> Connection::ParseKeys(capnp::List<capnp::Data>::Reader keys) {
-  if (keys.size() > ctx_->options->max_keys_per_request) {
-    return Status::InvalidArgument("request names " + std::to_string(keys.size()) +
-                                   " keys; the limit is " +
-                                   std::to_string(ctx_->options->max_keys_per_request));
-  }
+Result<std::vector<Key>> Connection::ParseKeys(capnp::List<capnp::Data>::Reader keys, Op op) {
+  KVSTORE_RETURN_IF_ERROR(CheckKeyCount(keys.size(), op));
   std::vector<Key> out;
   out.reserve(keys.size());
   for (auto k : keys) {

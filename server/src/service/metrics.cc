@@ -226,6 +226,12 @@ Metrics::Metrics() : registry_(std::make_shared<p::Registry>()) {
                              "Requests refused because a namespace was at a quota, by "
                              "namespace and quota.")
                          .Register(*registry_);
+  limit_refusals_ = &p::BuildCounter()
+                         .Name("kvstore_limit_refusals_total")
+                         .Help(
+                             "Requests refused because the daemon was at a global limit "
+                             "(waiters, keys_per_request, pending_bytes).")
+                         .Register(*registry_);
   namespace_requests_ = &p::BuildCounter()
                              .Name("kvstore_namespace_requests_total")
                              .Help("Requests of tenants, by namespace, operation and result.")
@@ -289,6 +295,11 @@ void Metrics::OneSidedTransfer(std::string_view transport, std::string_view dire
 void Metrics::QuotaRefused(std::string_view ns, std::string_view quota) {
   std::lock_guard lock(mu_);
   quota_refusals_->Add({{"namespace", std::string(ns)}, {"quota", std::string(quota)}}).Increment();
+}
+
+void Metrics::LimitRefused(std::string_view limit) {
+  std::lock_guard lock(mu_);
+  limit_refusals_->Add({{"limit", std::string(limit)}}).Increment();
 }
 
 void Metrics::CountNamespaceRequest(std::string_view ns, Op op, StatusCode result) {

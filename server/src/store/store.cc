@@ -38,7 +38,10 @@ Store::Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory,
       device_(std::move(device)),
       index_(std::make_unique<EntryIndex>()),
       strings_(std::make_unique<StringTable>()),
-      lists_(std::make_unique<EntryLists>()) {
+      lists_(std::make_unique<EntryLists>()),
+      durable_(options.durability == Durability::kSync && spill_
+                   ? std::make_unique<tiers::DurableWriter>(spill_.get())
+                   : nullptr) {
   if (spill_ != nullptr) spill_memory_ = std::make_unique<SpillTierMemory>(spill_.get());
   auto add = [&](Tier kind, const TierMemory* memory, bool quota_on_move_in) {
     if (memory == nullptr) return;
@@ -236,6 +239,7 @@ bool Store::WorkerWantedLocked() const {
 Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_checksum) {
   if (r.exists) return false;
   KVSTORE_ASSIGN_OR_RETURN(std::unique_ptr<Entry> e, PrepareCommit(r, computed_checksum));
+  KVSTORE_RETURN_IF_ERROR(WriteThroughAtCommit(*e, r));
   // Device tier: copied up before the entry is visible, so no reader sees it mid-move.
   std::optional<DeviceSlot> up = CopyUpAtCommit(e->id(), e->bytes());
   Callbacks cbs;
@@ -318,6 +322,10 @@ std::vector<Result<bool>> Store::CommitMany(std::span<Reservation> rs,
     auto e = PrepareCommit(rs[i], i < checksums.size() ? checksums[i] : std::nullopt);
     if (!e.ok()) {
       out[i] = e.status();
+      continue;
+    }
+    if (Status s = WriteThroughAtCommit(**e, rs[i]); !s.ok()) {
+      out[i] = s;
       continue;
     }
     ready[i].second = CopyUpAtCommit((*e)->id(), (*e)->bytes());

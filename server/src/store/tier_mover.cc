@@ -135,9 +135,12 @@ void Store::WorkerLoop() {
       PromoteTask task = std::move(promotions_.front());
       promotions_.pop_front();
       lock.unlock();
-      for (const Key& k : task.keys) Promote(NsKey{task.ns, k});
-      // The whole select again, not only the keys that had to be brought in.
-      if (task.then_select) {
+      Status io_error;
+      for (const Key& k : task.keys) Promote(NsKey{task.ns, k}, &io_error);
+      // A failing disk is the answer, not "retry": the entries stay on disk.
+      if (task.then_select && !io_error.ok()) {
+        task.then_select(io_error);
+      } else if (task.then_select) {  // the whole select again, not only the promoted keys
         SelectImpl(task.ns, task.select_keys, task.then_select, /*may_promote=*/false);
       }
       lock.lock();
@@ -321,7 +324,7 @@ std::optional<Slot> Store::SwapIn(Entry* e, const NsKey& key, uint64_t size) {
   return slot;
 }
 
-bool Store::Promote(const NsKey& key) {
+bool Store::Promote(const NsKey& key, Status* io_error) {
   Entry* e = nullptr;
   uint64_t size = 0;
   bool device_resident = false;
@@ -370,6 +373,7 @@ bool Store::Promote(const NsKey& key) {
       e->in_spill = false;  // the spill tier dropped it already
     } else {
       spdlog::warn("promotion of key {} failed: {}", key.key.ToHex(), s.ToString());
+      if (io_error && io_error->ok() && s.code() != StatusCode::kResourceExhausted) *io_error = s;
     }
     const bool erase = lost && e->indexed;  // an indexed entry is never doomed: survives the unpin
     UnpinAfterMoveLocked(e);

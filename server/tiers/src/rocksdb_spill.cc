@@ -27,6 +27,7 @@ namespace kvstore::tiers {
 namespace {
 
 constexpr uint64_t kAlign = 4096;
+constexpr uint64_t kMinFreeAtOpen = 1ull << 20;
 uint64_t RoundUp(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
 // The index key: the 32 key bytes for the default namespace (the format of
@@ -149,8 +150,24 @@ Result<std::unique_ptr<RocksDbSpill>> RocksDbSpill::Open(const SpillOptions& opt
 
   std::unique_ptr<RocksDbSpill> spill(new RocksDbSpill(options));
   KVSTORE_RETURN_IF_ERROR(LockDir(options.dir, &spill->dir_lock_.fd));
+  // RocksDB aborts (an assertion in its file writer) when it hits a full disk
+  // while recovering its log at open; the value log keeps a reserve free so
+  // that cannot come from us, and a disk filled by something else is refused here.
+  std::shared_ptr<SegmentIo> io = options.segment_io ? options.segment_io : PosixSegmentIo();
+  if (const SegmentIo::Space space = io->FreeSpace(options.dir);
+      space.available >= 0 && static_cast<uint64_t>(space.available) < kMinFreeAtOpen) {
+    return Status::ResourceExhausted(
+        "spill: the disk of " + options.dir + " is full (" + std::to_string(space.available >> 10) +
+        " KiB free; opening the index needs " + std::to_string(kMinFreeAtOpen >> 10) +
+        " KiB to recover its log); free space on that "
+        "disk, then start again");
+  }
   rocksdb::Options ro;
   ro.create_if_missing = true;
+  // Records are ~100 bytes: no need to preallocate log space (which fails first on a full disk),
+  // nor to write a table file from the recovered log before serving.
+  ro.allow_fallocate = false;
+  ro.avoid_flush_during_recovery = true;
   ro.write_buffer_size = 16ull << 20;
   ro.max_open_files = 512;
   rocksdb::BlockBasedTableOptions table;
@@ -163,8 +180,9 @@ Result<std::unique_ptr<RocksDbSpill>> RocksDbSpill::Open(const SpillOptions& opt
       FromRocks(rocksdb::DB::Open(ro, options.dir + "/index", &db), "spill: open index"));
   spill->db_.reset(db);
 
-  KVSTORE_ASSIGN_OR_RETURN(spill->log_, ValueLog::Open({options.dir + "/values",
-                                                        options.segment_bytes, options.direct_io}));
+  KVSTORE_ASSIGN_OR_RETURN(spill->log_,
+                           ValueLog::Open({options.dir + "/values", options.segment_bytes,
+                                           options.direct_io, options.segment_io}));
   KVSTORE_RETURN_IF_ERROR(spill->Rebuild());
   return spill;
 }
@@ -277,10 +295,24 @@ Status RocksDbSpill::Get(const SpillKey& key, std::span<std::byte> dst, EntryMet
                                    " bytes for a value of " + std::to_string(rec.meta.size));
   }
   auto out = dst.first(rec.meta.size);
-  Status s = log_->Read(rec.location, out);
-  if (s.ok() && XXH3_64bits(out.data(), out.size()) != rec.meta.checksum) {
-    s = Status::DataLoss("spill get: checksum mismatch for key " + ShortHex(key) +
-                         "; the entry was removed");
+  Status s;
+  for (int attempt = 0;; ++attempt) {
+    s = log_->Read(rec.location, out);
+    if (s.ok() && XXH3_64bits(out.data(), out.size()) != rec.meta.checksum) {
+      s = Status::DataLoss("spill get: checksum mismatch for key " + ShortHex(key) +
+                           "; the entry was removed");
+    }
+    if (s.code() != StatusCode::kDataLoss || attempt == 2) break;
+    // A compaction may have moved the value meanwhile, and its old place been
+    // deleted or refilled: only bytes at the place the record names now count.
+    auto now = ReadRecord(key);
+    if (!now.ok() || (now->location.segment == rec.location.segment &&
+                      now->location.offset == rec.location.offset)) {
+      break;
+    }
+    rec = std::move(*now);
+    if (dst.size() < rec.meta.size) break;
+    out = dst.first(rec.meta.size);
   }
   if (s.code() == StatusCode::kDataLoss) {
     checksum_failures_.fetch_add(1, std::memory_order_relaxed);
@@ -289,7 +321,7 @@ Status RocksDbSpill::Get(const SpillKey& key, std::span<std::byte> dst, EntryMet
     if (!d.ok() && d.code() != StatusCode::kNotFound) spdlog::error("{}", d.ToString());
     return s;
   }
-  KVSTORE_RETURN_IF_ERROR(s);
+  KVSTORE_RETURN_IF_ERROR(s.WithContext("spill get of key " + ShortHex(key)));
   read_bytes_.fetch_add(out.size(), std::memory_order_relaxed);
   if (meta != nullptr) *meta = rec.meta;
   return Status::Ok();
@@ -371,7 +403,9 @@ Status RocksDbSpill::CompactSegment(uint64_t segment) {
       (void)d;
       continue;
     }
-    KVSTORE_ASSIGN_OR_RETURN(SpillLocation loc, log_->Append(bytes, options_.sync_writes));
+    // At the head, not into holes: filling the victim's own holes would keep it alive.
+    KVSTORE_ASSIGN_OR_RETURN(SpillLocation loc,
+                             log_->Append(bytes, options_.sync_writes, /*fill_holes=*/false));
     std::lock_guard lock(mu_);
     auto now = ReadRecord(key);
     if (!now.ok() || now->location.segment != rec.location.segment ||

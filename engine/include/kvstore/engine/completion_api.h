@@ -9,7 +9,9 @@
 //                16 strings; the match is not emitted, finish_reason "stop"),
 //                stop_token_ids, ignore_eos, user, frequency_penalty and
 //                presence_penalty (0 only), logit_bias (empty only),
-//                kv_transfer_params (the proxy's).
+//                kv_transfer_params (the proxy's: remote_prefill, and
+//                remote_store_node, a HOST:PORT or one per prompt, that a
+//                prefill answers in its own kv_transfer_params).
 //   completions: prompt (string, token ids, or an array of either; choice
 //                index = prompt index * n + i), logprobs (0-20 alternatives),
 //                echo (not with logprobs: prompt logprobs are not computed),
@@ -61,6 +63,10 @@ struct CompletionRequest {
   int logprobs = -1;           // -1: none; else alternatives per token (0-20)
   bool remote_prefill = true;  // decode: false when the proxy says prefill failed,
                                // so decode does not wait for KV that will not come
+  // decode: the store node holding this prompt's KV, as the prefill engine
+  // answered it (kv_transfer_params.remote_store_node, a cluster's local
+  // placement); empty = the store client's own placement decides.
+  std::string kv_node;
 };
 
 // What a request needs to know about the engine.
@@ -98,6 +104,9 @@ struct KvReport {
   std::string miss;           // decode: empty, or why KV was missing ("timeout", ...)
   uint64_t bytes = 0;         // KV bytes pushed (prefill) or pulled (decode)
   int registered_blocks = 0;  // blocks moved through the registered staging region
+  // prefill under a cluster's local placement: the store node its blocks went
+  // to; answered as kv_transfer_params.remote_store_node for the decode.
+  std::string node;
 };
 
 struct TokenLogprob {

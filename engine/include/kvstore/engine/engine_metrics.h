@@ -15,6 +15,14 @@
 //                                          bad_layout / prefill_failed / error
 //   kvstore_engine_upstream_errors_total{upstream} proxy: prefill / decode
 //   kvstore_engine_running_requests       in flight
+// With --store etcd://... (a store cluster), what the store client sees, with role=:
+//   kvstore_engine_store_requests_total{node,op}  calls sent to each store node, by op
+//   kvstore_engine_store_bytes_total{node,op}     value bytes sent (insert) or received
+//                                                 (select, drop_select) per node
+//   kvstore_engine_store_failures_total{node}     calls or connections that found it unreachable
+//   kvstore_engine_store_membership_changes_total{change}  join / leave
+//   kvstore_engine_store_members                  live members in use
+//   kvstore_engine_store_etcd_reachable           1 when the last membership read succeeded
 //
 // Thread-safety: every method is safe from any thread.
 #pragma once
@@ -22,6 +30,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,6 +40,8 @@
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+
+#include "kvstore/cluster/cluster_client.h"
 
 namespace kvstore::engine {
 
@@ -53,6 +64,10 @@ class EngineMetrics {
   void UpstreamError(const std::string& upstream);
   void RunningDelta(int delta) { running_->Increment(delta); }
 
+  // The store client's view of its cluster, read at each Render; empty to stop
+  // (before the client goes away).
+  void SetStoreCluster(std::function<cluster::ClusterClientStats()> stats);
+
   // Prometheus text exposition format 0.0.4.
   std::string Render();
 
@@ -73,6 +88,9 @@ class EngineMetrics {
   prometheus::Family<prometheus::Counter>* kv_misses_;
   prometheus::Family<prometheus::Counter>* upstream_errors_;
   prometheus::Gauge* running_;
+
+  std::mutex cluster_mu_;
+  std::function<cluster::ClusterClientStats()> cluster_stats_;  // guarded by cluster_mu_
 
   std::mutex rate_mu_;
   std::chrono::steady_clock::time_point window_start_ = std::chrono::steady_clock::now();

@@ -6,6 +6,11 @@
 //      kvstored); a 4xx from prefill (the client's mistake) is passed on;
 //   2. sends the original request to the next decode engine and relays its
 //      answer (streamed when the client asked for stream) byte for byte.
+// Under a cluster's local placement the prefill answers where it put the KV
+// (kv_transfer_params.remote_store_node) and the decode request carries it
+// (one node per prompt when they differ), so the decode pulls from that node
+// in one hop wherever it runs; with --overlap the node is the one that prefill
+// engine answered last.
 // If the prefill fails, the decode request says so (kv_transfer_params.
 // remote_prefill=false) and the decode engine applies its --on-kv-miss policy
 // at once instead of waiting for KV that will not come.
@@ -17,6 +22,8 @@
 #pragma once
 
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -50,12 +57,14 @@ class Proxy {
     bool ok = false;
     int status = 0;  // 0 when no HTTP answer came
     std::string body;
-    std::string error;  // when !ok
+    std::string error;    // when !ok
+    std::string kv_node;  // its kv_transfer_params.remote_store_node, "" when none
   };
-  boost::asio::awaitable<PrefillAnswer> CallPrefill(const Upstream& p, std::string path,
+  // index: into prefill_.
+  boost::asio::awaitable<PrefillAnswer> CallPrefill(size_t index, std::string path,
                                                     std::string body);
-  // --overlap: the prefill request, detached; p lives in prefill_.
-  boost::asio::awaitable<void> PrefillInBackground(const Upstream& p, std::string path,
+  // --overlap: the prefill request, detached.
+  boost::asio::awaitable<void> PrefillInBackground(size_t index, std::string path,
                                                    std::string body);
 
   EngineOptions options_;
@@ -64,6 +73,9 @@ class Proxy {
   std::vector<Upstream> decode_;
   std::atomic<uint64_t> next_prefill_{0};
   std::atomic<uint64_t> next_decode_{0};
+  std::mutex kv_nodes_mu_;
+  // By prefill index: the store node it answered last (for --overlap).
+  std::map<size_t, std::string> prefill_kv_node_;  // GUARDED_BY(kv_nodes_mu_)
 };
 
 }  // namespace kvstore::engine

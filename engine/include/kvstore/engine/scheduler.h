@@ -120,6 +120,9 @@ class Scheduler {
   std::unique_ptr<KvPublisher> publisher_;  // prefill role
   std::string key_ns_;
   std::string kv_layout_;
+  // prefill under a cluster's local placement: its own store node, answered
+  // to the proxy (kv_transfer_params.remote_store_node); else empty.
+  std::string kv_node_;
   size_t block_bytes_ = 0;
 
   std::mutex mu_;

@@ -60,6 +60,9 @@ class Metrics {
   void AddBytesOut(uint64_t n) { bytes_out_->Increment(static_cast<double>(n)); }
   // A request refused because namespace `ns` is at `quota` (connections, waiters, bytes, entries).
   void QuotaRefused(std::string_view ns, std::string_view quota);
+  // A request refused because the daemon is at a global `limit` (waiters,
+  // keys_per_request, pending_bytes); the error names the flag that raises it.
+  void LimitRefused(std::string_view limit);
   // A request of a tenant in namespace `ns` (only when tenants are configured).
   void CountNamespaceRequest(std::string_view ns, Op op, StatusCode result);
   void ConnectionOpened();
@@ -84,6 +87,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* transports_;
   prometheus::Family<prometheus::Counter>* one_sided_;
   prometheus::Family<prometheus::Counter>* quota_refusals_;
+  prometheus::Family<prometheus::Counter>* limit_refusals_;
   prometheus::Family<prometheus::Counter>* namespace_requests_;
   prometheus::Counter* bytes_in_;
   prometheus::Counter* bytes_out_;

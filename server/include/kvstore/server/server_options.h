@@ -16,6 +16,12 @@ class Collectable;
 
 namespace kvstore::server {
 
+// When an insert is acknowledged (--durability).
+enum class Durability {
+  kNone,  // once in memory: kill -9 loses what only the host tier held
+  kSync,  // once written through to the spill tier and synced (group commit)
+};
+
 struct StoreOptions {
   uint64_t memory_bytes = 512ull << 20;  // host tier capacity (--memory)
   // Device (GPU) tier above host (--device-memory); 0 = off. Absent without a GPU.
@@ -29,6 +35,7 @@ struct StoreOptions {
   double low_watermark = 0.75;                  // and stops below this
   bool flush_on_shutdown = true;                // SIGTERM writes the host tier to spill first
   bool lock_memory = true;                      // mlock the host arena when allowed
+  Durability durability = Durability::kNone;    // --durability none|sync; sync needs spill
 };
 
 struct ServerOptions {
@@ -59,10 +66,27 @@ struct ServerOptions {
   size_t max_unauthenticated = 128;
   size_t max_unauthenticated_per_peer = 32;
   size_t max_waiters_per_connection = 4096;  // pending drop_selects per connection
+  // Pending drop_selects across all connections (--max-waiters); 0 = no cap.
+  size_t max_waiters = 65536;
+  // Keys one drop_select / select / match_prefix / retain / remove may name
+  // (--max-keys-per-request).
   size_t max_keys_per_request = 65536;
+  // Memory held for calls not yet answered, across all connections
+  // (--max-pending-bytes): value bytes of replies queued or awaiting their
+  // acknowledgement plus the keys of waiting drop_selects; 0 = no cap.
+  uint64_t max_pending_bytes = 4ull << 30;
   // A frame that stops arriving half-way for this long closes its connection
-  // (its partial insert is discarded). Idle connections between frames stay open.
+  // (its partial insert is discarded), and so does a reply the peer does not
+  // read for this long (what it pinned is freed). Idle connections between
+  // frames stay open.
   std::chrono::milliseconds stall_timeout{30000};
+  // An insert of S bytes must arrive within stall_timeout + S / min_insert_rate
+  // (--min-insert-rate, bytes per second), so a peer trickling bytes cannot
+  // hold a large reservation; 0 = only the stall timeout applies.
+  uint64_t min_insert_rate = 1ull << 20;
+  // SIGTERM: connections with replies in flight or deliveries unacknowledged
+  // get this long to finish (--shutdown-grace); idle connections close at once.
+  std::chrono::milliseconds shutdown_grace{2000};
   // A drop_select delivery not acknowledged within this time goes back to the store.
   std::chrono::milliseconds ack_timeout{60000};
   // Serve same-host clients on the Unix socket one-sided through memory they

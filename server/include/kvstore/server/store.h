@@ -69,6 +69,7 @@
 #include "kvstore/server/server_options.h"
 #include "kvstore/server/waiters.h"
 #include "kvstore/status.h"
+#include "kvstore/tiers/durable_writer.h"
 #include "kvstore/tiers/spill_store.h"
 #include "kvstore/types.h"
 
@@ -295,6 +296,9 @@ class Store {
                                                std::optional<uint64_t> computed_checksum);
   bool InstallLocked(std::unique_ptr<Entry> e, std::optional<DeviceSlot> up, const Reservation& r,
                      Callbacks* cbs);
+  // Durable mode (durable_commit.cc): writes a prepared entry through to spill
+  // before it is installed; on an error frees its slot and reservation.
+  Status WriteThroughAtCommit(Entry& e, const Reservation& r);
   // REQUIRES mu_ held: some tier needs the worker to demote.
   bool WorkerWantedLocked() const;
   void SelectImpl(NamespaceId ns, std::span<const Key> keys, const DeliveryCallback& callback,
@@ -313,8 +317,9 @@ class Store {
   void WorkerLoop();
   void QueuePromotionLocked(NamespaceId ns, std::vector<Key> keys, DeliveryCallback then_select,
                             std::vector<Key> select_keys = {});
-  // Promotes one spilled entry; returns false when it could not.
-  bool Promote(const NsKey& key);
+  // Promotes one spilled entry; returns false when it could not, and then sets
+  // *io_error (if given and still OK) when the disk failed the read.
+  bool Promote(const NsKey& key, Status* io_error = nullptr);
   // Promotion when both tiers are full; see tier_mover.cc.
   std::optional<Slot> SwapIn(Entry* e, const NsKey& key, uint64_t size);
   // Puts a promoted value's slot into its entry and wakes its waiters.
@@ -409,7 +414,8 @@ class Store {
   std::unordered_map<NamespaceId, NamespaceState> namespaces_;  // GUARDED_BY(mu_)
   // GUARDED_BY(mu_): the expiry buckets (entry_list.h).
   std::unique_ptr<EntryLists> lists_;
-  std::deque<PromoteTask> promotions_;  // GUARDED_BY(mu_)
+  std::unique_ptr<tiers::DurableWriter> durable_;  // --durability sync with spill; else null
+  std::deque<PromoteTask> promotions_;             // GUARDED_BY(mu_)
   std::condition_variable worker_cv_;
   bool stop_worker_ = false;  // GUARDED_BY(mu_)
   std::thread worker_;

@@ -1,6 +1,8 @@
 // ClusterClient: libkvstore over a cluster of kvstored nodes whose membership
 // lives in etcd. No master on the data path: this client reads the membership,
-// keeps it fresh by polling (keeping the last one it saw while etcd is
+// keeps it fresh from an etcd watch stream (each change re-reads the members;
+// a broken or compacted watch is reopened after a full re-read; while no watch
+// can be opened it polls, keeping the last membership it saw while etcd is
 // unreachable) and places every key itself (see placement.h), so all clients
 // with the same membership agree on every key's home.
 //
@@ -71,25 +73,64 @@ struct ClusterClientOptions {
   // local placement: HOST:PORT of this producer's own node (as it advertises
   // itself); inserts go there. Empty with local placement: InvalidArgument.
   std::string local_node;
-  std::chrono::milliseconds poll_interval{250};         // membership refresh from etcd
+  // Follow membership changes on an etcd watch stream; false = poll only.
+  bool watch = true;
+  // Membership re-read from etcd this often while no watch stream is open
+  // (etcd down or the watch refused), or always when !watch.
+  std::chrono::milliseconds poll_interval{250};
   std::chrono::milliseconds reissue_interval{500};      // drop_select re-checks homes this often
   std::chrono::milliseconds node_retry_interval{1000};  // a node that refused is skipped this long
   std::chrono::milliseconds etcd_timeout{2000};         // per etcd request
 };
 
+// What a call to one node was, for the per-node traffic counters.
+enum class NodeOp : uint8_t {
+  kInsert,
+  kSelect,
+  kDropSelect,
+  kMatchPrefix,
+  kRetain,
+  kRemove,
+  kShow,
+  kList,
+  kStats,
+  kPing,
+};
+inline constexpr size_t kNodeOps = 10;
+// "insert", "select", "drop_select", ... (the daemon's op names).
+std::string_view NodeOpName(NodeOp op);
+
 // What this client sees of the membership and what it sent where.
 struct ClusterClientStats {
   size_t members = 0;
   int64_t revision = 0;             // etcd revision of the membership in use
-  bool etcd_reachable = false;      // the last poll succeeded
+  bool etcd_reachable = false;      // the last membership read succeeded
+  bool watching = false;            // a watch stream is open (else membership is polled)
   uint64_t membership_changes = 0;  // times the member set changed
-  uint64_t etcd_failures = 0;       // polls that failed
-  struct Node {
-    std::string address;
-    uint64_t requests = 0;  // calls sent to this node
+  uint64_t joins = 0;               // members that appeared after the first read
+  uint64_t leaves = 0;              // members that disappeared
+  uint64_t etcd_failures = 0;       // membership reads that failed
+  struct Op {
+    NodeOp op = NodeOp::kInsert;
+    uint64_t requests = 0;  // calls of this op sent to the node
+    uint64_t bytes = 0;     // value bytes sent (insert) or received (select, drop_select)
     uint64_t failures = 0;  // of them, failed with Unavailable
   };
+  struct Node {
+    std::string address;
+    uint64_t requests = 0;  // calls sent to this node (every op)
+    uint64_t failures = 0;  // calls or connections that failed with Unavailable
+    std::vector<Op> ops;    // the ops sent at least once
+  };
   std::vector<Node> nodes;  // every node this client has talked to
+};
+
+// A page of ClusterClient::List: entries with the node that holds each.
+struct ClusterListPage {
+  std::vector<EntryInfo> entries;
+  std::vector<std::string> nodes;      // per entry: HOST:PORT of the node holding it
+  std::vector<std::byte> next_cursor;  // empty = every node listed to its end
+  std::vector<std::string> skipped;    // nodes that could not be reached (their entries missing)
 };
 
 class ClusterClient {
@@ -127,6 +168,14 @@ class ClusterClient {
   // Client's whole-store calls through a cluster address.
   Status Ping();  // Ok when every member answers; else names the first that does not
   Result<StoreStats> TotalStats();  // summed over the members that answer
+  // Every live node's entries, a page at a time: each page asks the nodes not
+  // yet listed to their end in parallel (the limit shared among them) and
+  // lists them in address order. The cursor holds each node's own cursor, so
+  // the next page resumes every node where it stopped; a node that joined
+  // since starts from its beginning, one that left is dropped, and one that
+  // cannot be reached is skipped (named in `skipped`). InvalidArgument for a
+  // cursor that is not from a cluster list.
+  Result<ClusterListPage> List(const ListOptions& options);
 
   // Operators.
   std::shared_ptr<const Placement> membership() const;
@@ -143,7 +192,8 @@ class ClusterClient {
   struct NodeState;
   explicit ClusterClient(ClusterClientOptions options, ClusterUrl url);
   Status Refresh();
-  void PollLoop();
+  // Follows membership changes: the watch stream, else polling (see the header).
+  void FollowLoop();
   // Where `key` goes for this call (see `node` above).
   Result<std::string> Target(const Key& key, const std::string& node,
                              const Placement& placement) const;
@@ -155,7 +205,9 @@ class ClusterClient {
                                             const std::string& node,
                                             std::span<const std::span<std::byte>> dsts,
                                             std::vector<Entry>* owned);
-  void CountCall(const std::string& address, bool unavailable);
+  // Counts one call of `op` to `address` that moved `bytes` of values; an
+  // Unavailable `result` also marks the node down for node_retry_interval.
+  void CountCall(const std::string& address, NodeOp op, uint64_t bytes, const Status& result);
   // A counting call (match_prefix, retain, remove) on each node's share of `keys`.
   struct NodeCounts {
     std::vector<std::pair<std::string, std::vector<size_t>>> groups;
@@ -164,11 +216,13 @@ class ClusterClient {
     size_t Leading(size_t n) const;
   };
   using CountFn = std::function<Result<size_t>(Client&, std::span<const Key>)>;
-  Result<NodeCounts> CountPerNode(std::span<const Key> keys, const std::string& node, CountFn call);
+  Result<NodeCounts> CountPerNode(std::span<const Key> keys, const std::string& node, NodeOp op,
+                                  CountFn call);
 
   ClusterClientOptions options_;
   ClusterUrl url_;
   EtcdClient etcd_;
+  EtcdWatch watch_;  // used by FollowLoop's thread; Stop from the destructor
 
   mutable std::mutex mu_;
   std::condition_variable changed_;
@@ -176,12 +230,15 @@ class ClusterClient {
   int64_t revision_ = 0;                        // GUARDED_BY(mu_)
   int64_t revision_seen_ = 0;        // GUARDED_BY(mu_): revision of the first membership read
   bool etcd_reachable_ = false;      // GUARDED_BY(mu_)
+  bool watching_ = false;            // GUARDED_BY(mu_)
   uint64_t membership_changes_ = 0;  // GUARDED_BY(mu_)
+  uint64_t joins_ = 0;               // GUARDED_BY(mu_)
+  uint64_t leaves_ = 0;              // GUARDED_BY(mu_)
   uint64_t etcd_failures_ = 0;       // GUARDED_BY(mu_)
   bool stopping_ = false;            // GUARDED_BY(mu_)
   std::map<std::string, std::shared_ptr<NodeState>> nodes_;  // GUARDED_BY(mu_), by address
 
-  std::thread poller_;  // last: started once everything above exists
+  std::thread follower_;  // last: started once everything above exists
 };
 
 // Client::Connect's path for an etcd:// address:

@@ -8,9 +8,9 @@
 // client port), it needs no protobuf/gRPC code generation in our build and no
 // further dependencies (Beast is in Boost, JSON in nlohmann_json, both already
 // used), and membership traffic is a handful of small requests a second, where
-// gRPC's efficiency buys nothing. Changes are noticed by polling a range with
-// its revision (the gateway's streaming /v3/watch would save the polls, not
-// latency that matters here).
+// gRPC's efficiency buys nothing. Changes arrive on a streaming watch
+// (EtcdWatch, the gateway's /v3/watch), each followed by a full re-read of the
+// range; polling the range is the fallback while the watch cannot be opened.
 //
 // Endpoints are tried in order; a failed one moves the client to the next, so
 // a multi-member etcd keeps working while one member is down.
@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -82,6 +83,44 @@ class EtcdClient {
   std::mutex mu_;
   size_t current_ = 0;                // GUARDED_BY(mu_): index into endpoints
   std::unique_ptr<Connection> conn_;  // GUARDED_BY(mu_)
+};
+
+// One response of a watch stream.
+struct EtcdWatchResponse {
+  int64_t revision = 0;  // the store's revision when etcd sent it
+  size_t events = 0;     // changed keys under the prefix (0: the stream's creation)
+};
+
+// A streaming watch of every key under a prefix (the gateway's POST /v3/watch:
+// one HTTP response whose chunked body carries a JSON message per change), on
+// its own connection. Run blocks its thread for the life of the stream; Stop
+// ends it from any other thread.
+//
+// Thread-safety: Run from one thread at a time; Stop from any thread.
+class EtcdWatch {
+ public:
+  // REQUIRES: options.endpoints is not empty.
+  explicit EtcdWatch(EtcdOptions options);
+  ~EtcdWatch();
+  EtcdWatch(const EtcdWatch&) = delete;
+  EtcdWatch& operator=(const EtcdWatch&) = delete;
+
+  // Watches `prefix` from `start_revision` and calls `on_response` for each
+  // response, until the stream ends: Unavailable when etcd cannot be reached
+  // or the connection breaks (the next Run tries the next endpoint), NotFound
+  // when etcd cancelled the watch (e.g. start_revision was compacted: re-read
+  // and watch again), Ok only after Stop.
+  Status Run(const std::string& prefix, int64_t start_revision,
+             const std::function<void(const EtcdWatchResponse&)>& on_response);
+  // Ends the current Run and every later one. Thread-safe.
+  void Stop();
+
+ private:
+  EtcdOptions options_;
+  std::mutex mu_;
+  bool stopped_ = false;  // GUARDED_BY(mu_)
+  int socket_ = -1;       // GUARDED_BY(mu_): the stream's fd while Run reads, for Stop
+  size_t current_ = 0;    // Run's thread only: index into endpoints
 };
 
 // The end of a prefix range: `prefix` with its last byte incremented (etcd's rule).

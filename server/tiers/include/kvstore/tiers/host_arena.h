@@ -25,8 +25,8 @@
 namespace kvstore::tiers {
 
 struct HostArenaOptions {
-  // Bytes to reserve; rounded up to a multiple of 4 KiB. Must be > 0.
-  uint64_t bytes = 64ull << 20;
+  // Bytes to reserve; rounded up to a multiple of 4 KiB.
+  uint64_t bytes = 0;  // REQUIRED: > 0 (kvstored passes StoreOptions::memory_bytes, --memory)
   // madvise(MADV_HUGEPAGE) on the region (transparent huge pages).
   bool huge_pages = true;
   // Touch every page once at Create() so later copies hit warm memory.

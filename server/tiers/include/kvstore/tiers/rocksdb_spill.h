@@ -28,11 +28,15 @@
 // Records whose segment is missing or too short are dropped at Open.
 //
 // Space: capacity_bytes bounds the live values (4 KiB-rounded). Deleted and
-// replaced values leave garbage in their segments; a segment is deleted when
+// replaced values leave holes in their segments, which later values of at most
+// their size fill before the log grows (so a read-back that swaps a value out
+// of spill and another in does not grow the disk); a segment is deleted when
 // its last live value goes, and when garbage passes max_garbage_bytes a Put
 // also compacts the sealed segment with the least live share (re-appends its
 // live values), so disk use stays within capacity + max_garbage_bytes + one
-// segment.
+// segment. A hole is reused only after the index no longer points at it; Get
+// re-reads the record when the bytes fail their checksum, so a read racing a
+// compaction that moved its value follows it instead of dropping the entry.
 //
 // Thread-safety: as SpillStore: safe for concurrent calls on different keys.
 // Value I/O runs outside the internal mutex, so a large Put does not hold up
@@ -45,6 +49,7 @@
 #include <mutex>
 #include <string>
 
+#include "kvstore/tiers/segment_io.h"
 #include "kvstore/tiers/spill_store.h"
 
 namespace rocksdb {
@@ -77,6 +82,12 @@ struct SpillOptions {
   bool verify_checksum_on_put = false;
   // RocksDB block cache for the index.
   uint64_t index_cache_bytes = 32ull << 20;
+  // The value segments' system calls; null = the real ones. Tests inject disk faults here.
+  std::shared_ptr<SegmentIo> segment_io;
+  // Free disk space values never take, kept for the index (its log, and what
+  // it writes when it reopens after a crash); a Put that would eat into it is
+  // ResourceExhausted. ~0 = min(64 MiB, 1/8 of the filesystem).
+  uint64_t disk_reserve_bytes = ~0ull;
 };
 
 class RocksDbSpill final : public SpillStore {

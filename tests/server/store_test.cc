@@ -98,6 +98,39 @@ TEST(Store, ChecksumMismatchIsNotStored) {
   EXPECT_EQ(s.counters().checksum_failures.load(), 1u);
 }
 
+// Durable mode: the old copy of a key, claimed by a drop_select, is delivered
+// after a re-insert of the key wrote its disk copy and before that insert's
+// entry is in the index. Freeing the old copy must not delete the new disk copy:
+// after a stop without flush (what survives kill -9), the new value is there.
+TEST(StoreDurable, AnOldCopyDeliveredDuringAWriteThroughKeepsTheNewDiskCopy) {
+  SpillDir dir;
+  StoreOptions o = Opts(4 * kMiB);
+  o.durability = Durability::kSync;
+  o.flush_on_shutdown = false;
+  {
+    Store s(o, MakeHeapMemory(4 * kMiB), dir.Open());
+    ASSERT_OK(s.Open());
+    ASSERT_OK(Put(s, K(1), Value(4096, 1)));
+    auto old = Take(s, {K(1)}, /*drop=*/true);
+    ASSERT_OK(old);
+    bool delivered = false;
+    s.SetCommitHookForTests([&] {
+      (*old)->Finish(true);
+      delivered = true;
+    });
+    ASSERT_OK(Put(s, K(1), Value(4096, 2)));
+    s.SetCommitHookForTests(nullptr);
+    ASSERT_TRUE(delivered);
+    ASSERT_OK(s.Close());
+  }
+  Store again(o, MakeHeapMemory(4 * kMiB), dir.Open());
+  auto found = again.Open();
+  ASSERT_OK(found);
+  EXPECT_EQ(*found, 1u);
+  EXPECT_EQ(TakeBytes(again, K(1), /*drop=*/true), Value(4096, 2));
+  ASSERT_OK(again.Close());
+}
+
 }  // namespace
 }  // namespace kvstore::server
 

@@ -11,6 +11,13 @@ namespace kvstore::server {
 
 Status Store::WriteThroughAtCommit(Entry& e, const Reservation& r) {
   if (options_.durability == Durability::kNone) return Status::Ok();
+  // From the write until InstallLocked puts the entry in the index, an older
+  // entry under the same key that goes away (a delivery acknowledged, a remove)
+  // must not delete the disk copy this write makes: FreeEntryLocked checks.
+  if (durable_ != nullptr) {
+    std::lock_guard lock(mu_);
+    ++durable_in_flight_[e.id()];
+  }
   Status s = durable_ == nullptr
                  ? Status::InvalidArgument(
                        "durability sync needs a spill tier to write inserts through to; "
@@ -30,12 +37,19 @@ Status Store::WriteThroughAtCommit(Entry& e, const Reservation& r) {
   counters_.spill_errors.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard lock(mu_);
+    if (durable_ != nullptr) EndWriteThroughLocked(e.id());
     memory_->Free(e.slot());
     e.clear_place();
     ReleaseReservationLocked(e.ns, e.meta.size);
   }
   return s.WithContext("insert of key " + e.key.ToHex() +
                        " not acknowledged (durable mode: it must reach the spill tier first)");
+}
+
+void Store::EndWriteThroughLocked(const NsKey& key) {
+  auto it = durable_in_flight_.find(key);
+  if (it == durable_in_flight_.end()) return;
+  if (--it->second == 0) durable_in_flight_.erase(it);
 }
 
 }  // namespace kvstore::server

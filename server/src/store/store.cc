@@ -205,6 +205,7 @@ Result<std::unique_ptr<Entry>> Store::PrepareCommit(Reservation& r,
 
 bool Store::InstallLocked(std::unique_ptr<Entry> e, std::optional<DeviceSlot> up,
                           const Reservation& r, Callbacks* cbs) {
+  if (e->in_spill) EndWriteThroughLocked(e->id());  // durable mode: now in the index
   if (up) {
     memory_->Free(e->slot());
     e->clear_place();
@@ -240,6 +241,7 @@ Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_che
   if (r.exists) return false;
   KVSTORE_ASSIGN_OR_RETURN(std::unique_ptr<Entry> e, PrepareCommit(r, computed_checksum));
   KVSTORE_RETURN_IF_ERROR(WriteThroughAtCommit(*e, r));
+  if (commit_hook_for_tests_) commit_hook_for_tests_();
   // Device tier: copied up before the entry is visible, so no reader sees it mid-move.
   std::optional<DeviceSlot> up = CopyUpAtCommit(e->id(), e->bytes());
   Callbacks cbs;
@@ -384,9 +386,10 @@ void Store::FreeEntryLocked(Entry* e) {
   if (e->in_host()) memory_->Free(e->slot());
   if (e->in_device()) device_->Free(e->dev());
   if (e->in_spill && spill_ != nullptr) {
-    // Unless a newer entry under the same key owns the disk copy now.
+    // Unless a newer entry under the same key owns the disk copy now, or is
+    // being written through to it (durable mode) and not yet in the index.
     Entry* now = index_->Find(e->ns, e->key);
-    if (now == nullptr || !now->in_spill) {
+    if ((now == nullptr || !now->in_spill) && !durable_in_flight_.contains(e->id())) {
       Status s = spill_->Delete(tiers::SpillKey(e->key, e->ns));
       if (!s.ok() && s.code() != StatusCode::kNotFound) {
         counters_.spill_errors.fetch_add(1, std::memory_order_relaxed);

@@ -299,6 +299,17 @@ std::optional<Slot> Store::SwapIn(Entry* e, const NsKey& key, uint64_t size) {
   EntryMeta meta;
   Status s = spill_->Get(sk, temp, &meta);
   if (!s.ok()) return std::nullopt;  // Promote's own read reports the failure
+  // In durable mode an acknowledged value never leaves the disk: the swap then
+  // only succeeds if room appears without giving up this value's disk copy.
+  const bool keep_disk_copy = options_.durability == Durability::kSync;
+  if (keep_disk_copy) {
+    std::optional<Slot> slot = AllocateHostDemoting(size);
+    if (!slot) return std::nullopt;
+    std::memcpy(slot->data, temp.data(), size);
+    slot->size = size;
+    counters_.spill_read_bytes.fetch_add(size, std::memory_order_relaxed);
+    return slot;
+  }
   if (!spill_->Delete(sk).ok()) return std::nullopt;
   {
     std::lock_guard lock(mu_);

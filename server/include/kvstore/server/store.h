@@ -283,6 +283,10 @@ class Store {
   // TEST ONLY: runs between two slices of long work, with the mutex released
   // (on the calling thread). Set before the Store is shared between threads.
   void SetSliceHookForTests(std::function<void()> hook) { slice_hook_for_tests_ = std::move(hook); }
+  // Runs in Commit after durable mode's write-through, before the entry is installed.
+  void SetCommitHookForTests(std::function<void()> hook) {
+    commit_hook_for_tests_ = std::move(hook);
+  }
 
  private:
   friend class Delivery;
@@ -299,6 +303,8 @@ class Store {
   // Durable mode (durable_commit.cc): writes a prepared entry through to spill
   // before it is installed; on an error frees its slot and reservation.
   Status WriteThroughAtCommit(Entry& e, const Reservation& r);
+  // The write-through of `key` is over (its entry is being installed, or it failed).
+  void EndWriteThroughLocked(const NsKey& key);
   // REQUIRES mu_ held: some tier needs the worker to demote.
   bool WorkerWantedLocked() const;
   void SelectImpl(NamespaceId ns, std::span<const Key> keys, const DeliveryCallback& callback,
@@ -415,13 +421,17 @@ class Store {
   // GUARDED_BY(mu_): the expiry buckets (entry_list.h).
   std::unique_ptr<EntryLists> lists_;
   std::unique_ptr<tiers::DurableWriter> durable_;  // --durability sync with spill; else null
-  std::deque<PromoteTask> promotions_;             // GUARDED_BY(mu_)
+  // Durable mode: keys whose write-through is done or under way but whose entry
+  // is not in the index yet, with how many such writes (GUARDED_BY(mu_)).
+  std::unordered_map<NsKey, uint32_t, NsKeyHash> durable_in_flight_;
+  std::deque<PromoteTask> promotions_;  // GUARDED_BY(mu_)
   std::condition_variable worker_cv_;
   bool stop_worker_ = false;  // GUARDED_BY(mu_)
   std::thread worker_;
   WaiterTable waiters_;        // GUARDED_BY(mu_)
   uint64_t held_entries_ = 0;  // GUARDED_BY(mu_): claimed or doomed
   std::function<void()> slice_hook_for_tests_;
+  std::function<void()> commit_hook_for_tests_;
 };
 
 }  // namespace kvstore::server

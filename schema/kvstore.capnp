@@ -107,6 +107,39 @@ struct InsertRequest {
   checksumByStore @5 :Bool;
 }
 
+# Many values in one request (a prefill engine publishing a whole request's
+# blocks, or one layer of many blocks, in one round trip). The bulk part holds
+# the values back to back in `items` order, nothing between them: its length
+# must equal the sum of items[i].meta.size, else the whole request is refused
+# (InvalidArgument, nothing stored). Each meta needs size and checksum (no
+# trailer); TCP / Unix socket bulk only (no one-sided source). The bulk part,
+# like any frame's, is at most --max-value bytes (libkvstore splits larger
+# batches into several requests). The number of
+# items counts against --max-keys-per-request and the insert deadline is
+# --stall-timeout + total size / --min-insert-rate; over either, nothing is
+# stored. Otherwise the reply's code is ok and `insertResults` has one result
+# per item, in order (per-key status, not all-or-nothing): stored, already
+# present (not an error: a prefix cache keeps the first copy; a key repeated
+# within the batch is stored once, its later copies answer stored = false),
+# or that key's own error (resourceExhausted when full or over its namespace's
+# quota, dataLoss when the checksum does not match, invalidArgument when over
+# the value size limit). A failed key never affects the others.
+struct InsertManyRequest {
+  items @0 :List(InsertItem);
+  ttlMs @1 :UInt64;          # 0 = the store's default TTL; applies to every item
+}
+
+struct InsertItem {
+  key @0 :Data;              # 32 bytes
+  meta @1 :EntryMeta;        # size and checksum required; layout/producer optional
+}
+
+struct InsertResult {
+  code @0 :Code;             # ok: see `stored`
+  message @1 :Text;          # why, when code is not ok
+  stored @2 :Bool;           # true = stored now, false = already present
+}
+
 struct SelectRequest {
   keys @0 :List(Data);
   timeoutMs @1 :UInt64;      # drop_select only; 0 = return Timeout at once if absent
@@ -152,6 +185,7 @@ struct Request {
     # One-sided transports: announce / withdraw a client region on this connection.
     registerRegion @12 :RegionAnnouncement;
     unregisterRegion @13 :UInt32;
+    insertMany @14 :InsertManyRequest;
   }
 }
 
@@ -197,6 +231,7 @@ struct Response {
     count @6 :UInt64;             # matchPrefix, remove, insert (1 = stored now, 0 = already present)
     stats @7 :StoreStats;
     list @8 :ListReply;
+    insertResults @9 :List(InsertResult);  # insertMany: one per item, in order
   }
 }
 

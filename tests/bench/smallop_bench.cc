@@ -5,11 +5,15 @@
 //   kvstore-smallop-bench --addr 127.0.0.1:7400 --threads 8 --seconds 5 --json
 //
 // Every case runs with 1 thread and with --threads threads sharing one Client.
+// Then the batched case: --batch single inserts of --batch-value bytes against
+// one InsertMany of the same, interleaved, in 3 rounds (median and min-max of
+// the rounds' medians, and their ratio).
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -41,6 +45,79 @@ std::string Fixed(double v, int decimals) {
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%.*f", decimals, v);
   return buf;
+}
+
+struct Spread {
+  double median = 0, min = 0, max = 0;
+};
+
+Spread SpreadOf(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return {v[v.size() / 2], v.front(), v.back()};
+}
+
+std::string Show(const Spread& s, int decimals) {
+  return Fixed(s.median, decimals) + " (" + Fixed(s.min, decimals) + "-" + Fixed(s.max, decimals) +
+         ")";
+}
+
+struct BatchResult {
+  Spread singles_us, batched_us, ratio;  // per batch of N values; ratio = singles / batched
+  std::string error;
+};
+
+// N single inserts against one InsertMany of N, `reps` of each per round,
+// interleaved so both see the same machine; each round gives the median of its reps.
+BatchResult RunBatched(Client& client, uint64_t run, size_t n, size_t value_bytes, int rounds,
+                       int reps) {
+  std::vector<std::byte> value(value_bytes);
+  for (size_t i = 0; i < value.size(); ++i) value[i] = static_cast<std::byte>(i * 31 + 3);
+  BatchResult out;
+  std::vector<double> singles, batched, ratios;
+  for (int r = 0; r < rounds; ++r) {
+    std::vector<double> s_us, b_us;
+    for (int rep = 0; rep < reps; ++rep) {
+      const auto tag = static_cast<uint32_t>(r * reps + rep);
+      std::vector<Key> keys;
+      auto t0 = std::chrono::steady_clock::now();
+      for (size_t i = 0; i < n; ++i) {
+        keys.push_back(MakeKey(run, 100, tag, i));
+        auto ins = client.Insert(keys.back(), value);
+        if (!ins.ok() || !*ins) {
+          out.error = "single insert: " + (ins.ok() ? "not stored" : ins.status().ToString());
+          return out;
+        }
+      }
+      auto t1 = std::chrono::steady_clock::now();
+      std::vector<InsertItem> items;
+      for (size_t i = 0; i < n; ++i) items.push_back({MakeKey(run, 101, tag, i), value, {}});
+      auto t2 = std::chrono::steady_clock::now();
+      auto many = client.InsertMany(items);
+      auto t3 = std::chrono::steady_clock::now();
+      if (!many.ok()) {
+        out.error = "insert_many: " + many.status().ToString();
+        return out;
+      }
+      for (auto& one : *many) {
+        if (!one.ok() || !*one) {
+          out.error = "insert_many item: " + (one.ok() ? "not stored" : one.status().ToString());
+          return out;
+        }
+      }
+      s_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+      b_us.push_back(std::chrono::duration<double, std::micro>(t3 - t2).count());
+      (void)client.Remove(keys);
+      for (auto& it : items) keys.push_back(it.key);
+      (void)client.Remove(keys);
+    }
+    singles.push_back(SpreadOf(s_us).median);
+    batched.push_back(SpreadOf(b_us).median);
+    ratios.push_back(singles.back() / batched.back());
+  }
+  out.singles_us = SpreadOf(singles);
+  out.batched_us = SpreadOf(batched);
+  out.ratio = SpreadOf(ratios);
+  return out;
 }
 
 struct Row {
@@ -87,6 +164,8 @@ int Main(int argc, char** argv) {
   double seconds = 2;
   int threads = 4;
   bool json = false;
+  size_t batch = 64;
+  size_t batch_value = 1024;
   app.add_option("--addr", addr, "benchmark a running kvstored at HOST:PORT");
   app.add_option("--kvstored", kvstored, "daemon to start when --addr is not given")
       ->capture_default_str();
@@ -97,6 +176,10 @@ int Main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
   app.add_flag("--json", json, "print JSON instead of a table");
+  app.add_option("--batch", batch, "values per InsertMany in the batched case (0 = skip it)")
+      ->capture_default_str();
+  app.add_option("--batch-value", batch_value, "bytes per value in the batched case")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   DaemonProcess daemon;
@@ -204,6 +287,9 @@ int Main(int argc, char** argv) {
   (void)client.Remove(prefix);
   (void)client.Remove(select_keys);
 
+  BatchResult batched;
+  if (batch > 0) batched = RunBatched(client, run, batch, batch_value, 3, 20);
+
   if (json) {
     nlohmann::json cases = nlohmann::json::array();
     for (const Row& row : rows) {
@@ -223,15 +309,35 @@ int Main(int argc, char** argv) {
     std::cout << nlohmann::json{{"addr", addr},
                                 {"value_bytes", kValueSize},
                                 {"seconds_per_case", seconds},
-                                {"cases", cases}}
+                                {"cases", cases},
+                                {"batched",
+                                 {{"values", batch},
+                                  {"value_bytes", batch_value},
+                                  {"singles_us_median", batched.singles_us.median},
+                                  {"insert_many_us_median", batched.batched_us.median},
+                                  {"ratio_median", batched.ratio.median},
+                                  {"ratio_min", batched.ratio.min},
+                                  {"ratio_max", batched.ratio.max},
+                                  {"error", batched.error}}}}
                      .dump(2)
               << std::endl;
   } else {
     PrintRows(rows);
+    if (batch > 0 && batched.error.empty()) {
+      std::cout << "\nbatched insert, " << batch << " x " << batch_value
+                << " B, 3 interleaved rounds (median of 20 each; median (min-max) of rounds):\n"
+                << "  " << batch << " single inserts: " << Show(batched.singles_us, 0) << " us\n"
+                << "  one insert_many:    " << Show(batched.batched_us, 0) << " us\n"
+                << "  singles / insert_many: " << Show(batched.ratio, 2) << "x\n";
+    }
+  }
+  if (!batched.error.empty()) {
+    std::cerr << "kvstore-smallop-bench: batched case failed: " << batched.error << std::endl;
   }
   connected->reset();
   int errors = 0;
   for (const Row& row : rows) errors += row.r.errors > 0;
+  errors += batched.error.empty() ? 0 : 1;
   daemon.Stop();  // reports on stderr if it died or exited badly
   return errors > 0 ? 5 : 0;
 }

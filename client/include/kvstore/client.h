@@ -66,6 +66,13 @@ struct InsertOptions {
   std::optional<uint64_t> checksum;
 };
 
+// One value of an InsertMany.
+struct InsertItem {
+  Key key;
+  std::span<const std::byte> value;  // must stay valid for the call
+  std::optional<uint64_t> checksum;  // XXH3-64 when the caller has it; else hashed here
+};
+
 // Per-call routing, for a client connected to a cluster (an etcd:// address;
 // see kvstore/cluster/cluster_client.h).
 struct CallOptions {
@@ -132,6 +139,21 @@ class Client {
   // ResourceExhausted when the store is full; nothing already stored is affected.
   Result<bool> Insert(const Key& key, std::span<const std::byte> value,
                       const InsertOptions& options = {});
+
+  // Stores many values in one request and one round trip (a prefill engine
+  // publishing a request's blocks). Per-key results, in `items` order: true
+  // stored now, false already present (also a key repeated in `items`, after
+  // its first copy), or that key's error (ResourceExhausted when full or over
+  // quota; others are unaffected). The call itself fails, with nothing
+  // stored, when the request is refused as a whole: more items than the
+  // daemon's --max-keys-per-request (split the batch), or an I/O error.
+  // options.layout/producer/ttl apply to every item (options.checksum is
+  // unused: see InsertItem). Values always travel in the frame, even when a
+  // one-sided transport is negotiated; a batch larger than the daemon's value
+  // limit goes as several requests (earlier ones stay stored if a later one
+  // fails). A cluster client inserts key by key.
+  Result<std::vector<Result<bool>>> InsertMany(std::span<const InsertItem> items,
+                                               const InsertOptions& options = {});
 
   // The reading calls (select, drop_select, match_prefix, retain) take
   // CallOptions: which cluster node holds the keys, when the caller was told.

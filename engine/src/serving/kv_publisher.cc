@@ -34,16 +34,54 @@ void KvPublisher::EnqueueRegion(const Key& key, RegionSlice value, Done done) {
 
 void KvPublisher::Run() {
   for (;;) {
-    Item item;
+    std::vector<Item> batch;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stop_ and drained
-      item = std::move(queue_.front());
-      queue_.pop_front();
+      // Every host block ready now goes in one request, in queue order.
+      do {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      } while (!queue_.empty() && batch.size() < kMaxBatch && !batch.front().region &&
+               !queue_.front().region);
+    }
+    if (batch.size() > 1) {
+      PublishMany(batch);
+      continue;
     }
     Status error;
-    PublishOutcome outcome = Publish(item, &error);
+    PublishOutcome outcome = Publish(batch[0], &error);
+    if (batch[0].done) batch[0].done(outcome, error);
+  }
+}
+
+void KvPublisher::PublishMany(std::vector<Item>& items) {
+  std::vector<InsertItem> wire;
+  wire.reserve(items.size());
+  for (const Item& item : items) wire.push_back({item.key, item.value, std::nullopt});
+  Result<std::vector<Result<bool>>> results = client_->InsertMany(wire, options_);
+  if (!results.ok()) {
+    spdlog::warn("insert_many of {} KV blocks refused ({}); publishing them one by one",
+                 items.size(), results.status().ToString());
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    Item& item = items[i];
+    Status error;
+    PublishOutcome outcome;
+    if (!results.ok() || ((*results)[i].ok() && !*(*results)[i])) {
+      outcome = Publish(item, &error);  // refused as a whole, or present: retain it
+    } else if ((*results)[i].ok()) {
+      outcome = PublishOutcome::kInserted;
+    } else {
+      error = (*results)[i].status().WithContext("insert of KV block " +
+                                                 item.key.ToHex().substr(0, 16));
+      spdlog::warn(
+          "{} ({} bytes); its decode will recompute it. Check kvstored is up at {} "
+          "and has room (--memory).",
+          error.ToString(), item.value.size(), client_->options().address);
+      outcome = PublishOutcome::kFailed;
+    }
     if (item.done) item.done(outcome, error);
   }
 }

@@ -202,6 +202,7 @@ const Tenant* Credentials::Authenticate(std::string_view token) const {
 bool RoleAllows(Role role, Op op) {
   switch (op) {
     case Op::kInsert:
+    case Op::kInsertMany:
     case Op::kDropSelect:
     case Op::kRemove:
     case Op::kRetain:

@@ -37,6 +37,8 @@ Op OpOf(wire::Request::Which which) {
     case wire::Request::REGISTER_REGION:
     case wire::Request::UNREGISTER_REGION:
       return Op::kRegion;
+    case wire::Request::INSERT_MANY:
+      return Op::kInsertMany;
   }
   return Op::kUnknown;
 }
@@ -198,6 +200,14 @@ void Connection::Dispatch() {
       }
       HandleInsert(id, req.getInsert(), header_.bulk_len);
       return;  // continues reading when the value is in
+    }
+    if (which == wire::Request::INSERT_MANY) {
+      if (!Allowed(id, Op::kInsertMany)) {
+        DrainBulk(header_.bulk_len, [this] { ReadHeader(); });
+        return;
+      }
+      HandleInsertMany(id, req.getInsertMany(), header_.bulk_len);
+      return;  // continues reading when the values are in
     }
     if (header_.bulk_len != 0) {
       ctx_->metrics->ProtocolError("unexpected_bulk");
@@ -391,8 +401,8 @@ void Connection::HandleHello(uint64_t id, wire::Hello::Reader r) {
 
 void Connection::MaybeFinishShutdown() {
   // Idle: nothing being received, waited for, pushed, written or awaiting its ack.
-  if (shutting_down_ && !closed_ && !reservation_ && waits_.empty() && push_targets_.empty() &&
-      !writing_ && write_queue_.empty() && unacked_.empty()) {
+  if (shutting_down_ && !closed_ && !reservation_ && !batch_ && waits_.empty() &&
+      push_targets_.empty() && !writing_ && write_queue_.empty() && unacked_.empty()) {
     Close("kvstored is shutting down");
   }
 }
@@ -477,6 +487,12 @@ void Connection::Close(const std::string& why) {
   if (reservation_) {
     ctx_->store->Abort(std::move(*reservation_));  // a half-received insert leaves nothing behind
     reservation_.reset();
+  }
+  if (batch_) {
+    for (auto& r : batch_->reserved) {
+      if (r.ok() && !r->exists) ctx_->store->Abort(std::move(*r));
+    }
+    batch_.reset();
   }
   push_targets_.clear();
   for (auto& [rid, w] : waits_) {

@@ -191,7 +191,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void DisarmStallTimer();
   // An insert whose value is arriving must be in by stall_timeout + size /
   // min_insert_rate, however steadily its bytes trickle in.
-  void ArmInsertDeadline(uint64_t id, uint64_t size);
+  void ArmInsertDeadline(uint64_t id, uint64_t size, Op op = Op::kInsert);
   void DisarmInsertDeadline();
   // A reply being written closes the connection when the peer takes none of
   // its bytes for stall_timeout; checked again at `at`.
@@ -201,6 +201,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void HandleHello(uint64_t id, wire::Hello::Reader r);
   void HandleInsert(uint64_t id, wire::InsertRequest::Reader r, uint64_t bulk_len);
   void FinishInsert(uint64_t id);  // every byte is in: verify, commit, reply
+  // insertMany (connection_insert.cc): reserves every key, reads each value
+  // into its slot (draining those refused or already present), then commits
+  // them together and replies with one result per key.
+  void HandleInsertMany(uint64_t id, wire::InsertManyRequest::Reader r, uint64_t bulk_len);
+  void ReadBatchNext();
+  void FinishInsertMany();
   void HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool drop);
   void HandleAck(uint64_t request_id);
   void HandleList(uint64_t id, wire::ListRequest::Reader r);
@@ -275,6 +281,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   SteadyClock::time_point frame_started_;
   kj::Array<capnp::word> control_;
   std::optional<Reservation> reservation_;  // an insert whose bytes are arriving
+  struct InsertBatch {                      // an insertMany whose values are arriving
+    uint64_t id = 0;
+    std::vector<uint64_t> sizes;
+    std::vector<Result<Reservation>> reserved;      // per item, from Store::ReserveMany
+    std::vector<std::optional<uint64_t>> computed;  // XXH3-64 of each value read
+    size_t next = 0;                                // the item whose bytes come next
+  };
+  std::optional<InsertBatch> batch_;
   // Hash of the arriving value, updated per chunk while the chunk is still in cache.
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> hash_{XXH3_createState(),
                                                                  &XXH3_freeState};

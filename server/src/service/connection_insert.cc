@@ -78,7 +78,140 @@ void Connection::FinishInsert(uint64_t id) {
   ReadHeader();
 }
 
-void Connection::ArmInsertDeadline(uint64_t id, uint64_t size) {
+void Connection::HandleInsertMany(uint64_t id, wire::InsertManyRequest::Reader r,
+                                  uint64_t bulk_len) {
+  auto refuse = [this, id, bulk_len](Status s) {
+    DrainBulk(bulk_len, [this, id, s = std::move(s)] {
+      ReplyStatus(id, Op::kInsertMany, s);
+      ReadHeader();
+    });
+  };
+  auto items = r.getItems();
+  if (Status s = CheckKeyCount(items.size(), Op::kInsertMany); !s.ok()) {
+    refuse(s);
+    return;
+  }
+  std::vector<Key> keys;
+  std::vector<EntryMeta> metas;
+  keys.reserve(items.size());
+  metas.reserve(items.size());
+  uint64_t total = 0;
+  for (unsigned i = 0; i < items.size(); ++i) {
+    auto key = KeyFromWire(items[i].getKey());
+    if (!key.ok()) {
+      ctx_->metrics->ProtocolError("bad_key");
+      refuse(Status(key.status().code(), "insert_many item " + std::to_string(i) + ": " +
+                                             key.status().message() + "; nothing was stored"));
+      return;
+    }
+    keys.push_back(*key);
+    metas.push_back(MetaFromWire(items[i].getMeta()));
+    // Sizes sum beyond the frame (or overflow): checked item by item.
+    if (metas.back().size > bulk_len - total) {
+      total = bulk_len + 1;
+      break;
+    }
+    total += metas.back().size;
+  }
+  if (total != bulk_len) {
+    ctx_->metrics->ProtocolError("size_mismatch");
+    refuse(Status::InvalidArgument(
+        "insert_many's " + std::to_string(items.size()) + " items declare " +
+        (total > bulk_len ? std::string("more") : std::to_string(total)) +
+        " value bytes but the frame carries " + std::to_string(bulk_len) +
+        "; the values must follow back to back, in item order; nothing was stored"));
+    return;
+  }
+  InsertBatch batch;
+  batch.id = id;
+  batch.sizes.reserve(metas.size());
+  for (const EntryMeta& m : metas) batch.sizes.push_back(m.size);
+  batch.reserved =
+      ctx_->store->ReserveMany(keys, metas, std::chrono::milliseconds(r.getTtlMs()), StoreNs());
+  for (auto& res : batch.reserved) {
+    if (!res.ok()) res = NameNamespace(res.status());
+  }
+  batch.computed.resize(metas.size());
+  batch_ = std::move(batch);
+  if (bulk_len > 0) ArmInsertDeadline(id, bulk_len, Op::kInsertMany);
+  ReadBatchNext();
+}
+
+void Connection::ReadBatchNext() {
+  InsertBatch& b = *batch_;
+  // Items with no bytes on the wire need no read: step over them here rather
+  // than through a chain of completions.
+  while (b.next < b.sizes.size() && b.sizes[b.next] == 0) {
+    if (b.reserved[b.next].ok() && !b.reserved[b.next]->exists) {
+      b.computed[b.next] = XXH3_64bits(nullptr, 0);
+    }
+    ++b.next;
+  }
+  if (b.next == b.sizes.size()) {
+    FinishInsertMany();
+    return;
+  }
+  const size_t i = b.next++;
+  auto& res = b.reserved[i];
+  if (!res.ok() || res->exists) {
+    DrainBulk(b.sizes[i], [this] { ReadBatchNext(); });
+    return;
+  }
+  XXH3_64bits_reset(hash_.get());
+  ReadBulk(res->bytes(), [this, i] {
+    batch_->computed[i] = XXH3_64bits_digest(hash_.get());
+    ReadBatchNext();
+  });
+}
+
+void Connection::FinishInsertMany() {
+  DisarmInsertDeadline();
+  InsertBatch b = std::move(*batch_);
+  batch_.reset();
+  // Commit every reserved value together; the rest already have their answer.
+  std::vector<Reservation> pending;
+  std::vector<std::optional<uint64_t>> checksums;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < b.reserved.size(); ++i) {
+    if (!b.reserved[i].ok() || b.reserved[i]->exists) continue;
+    pending.push_back(std::move(*b.reserved[i]));
+    checksums.push_back(b.computed[i]);
+    index.push_back(i);
+  }
+  std::vector<Result<bool>> committed = ctx_->store->CommitMany(pending, checksums);
+  std::vector<Result<bool>> results;
+  results.reserve(b.reserved.size());
+  for (auto& r : b.reserved) {
+    if (!r.ok()) {
+      results.push_back(r.status());
+    } else {
+      results.push_back(false);  // already present, unless committed below
+    }
+  }
+  for (size_t j = 0; j < index.size(); ++j) results[index[j]] = std::move(committed[j]);
+  size_t failed = 0;
+  for (const auto& r : results) failed += r.ok() ? 0 : 1;
+  if (failed > 0) {
+    spdlog::debug("connection {} from {}: insert_many stored {} of {} items; {} refused", id_,
+                  peer_, results.size() - failed, results.size(), failed);
+  }
+  Reply(b.id, Op::kInsertMany, Status::Ok(), [&results](wire::Response::Builder resp) {
+    auto out = resp.initInsertResults(static_cast<unsigned>(results.size()));
+    for (size_t i = 0; i < results.size(); ++i) {
+      auto o = out[static_cast<unsigned>(i)];
+      if (results[i].ok()) {
+        o.setCode(wire::Code::OK);
+        o.setStored(*results[i]);
+      } else {
+        o.setCode(CodeToWire(results[i].status().code()));
+        o.setMessage(results[i].status().message());
+      }
+    }
+  });
+  ReadHeader();
+}
+
+void Connection::ArmInsertDeadline(uint64_t id, uint64_t size, Op op) {
   const uint64_t rate = ctx_->options->min_insert_rate;
   if (rate == 0) return;  // the stall timer alone bounds it
   const auto stall = ctx_->options->stall_timeout;
@@ -86,9 +219,11 @@ void Connection::ArmInsertDeadline(uint64_t id, uint64_t size) {
       stall + std::chrono::milliseconds(size / rate * 1000 + size % rate * 1000 / rate);
   uint64_t gen = ++insert_generation_;
   insert_timer_.expires_after(limit);
-  insert_timer_.async_wait([self = shared_from_this(), gen, id, size, limit,
-                            stall](boost::system::error_code ec) {
-    if (ec || gen != self->insert_generation_ || self->closed_ || !self->reservation_) return;
+  insert_timer_.async_wait([self = shared_from_this(), gen, id, size, limit, stall,
+                            op](boost::system::error_code ec) {
+    if (ec || gen != self->insert_generation_ || self->closed_ ||
+        (!self->reservation_ && !self->batch_))
+      return;
     self->ctx_->metrics->ProtocolError("insert_too_slow");
     const std::string rate = FormatSize(self->ctx_->options->min_insert_rate) + "/s";
     self->ctx_->log_limit->Warn(
@@ -97,7 +232,7 @@ void Connection::ArmInsertDeadline(uint64_t id, uint64_t size) {
         "--min-insert-rate {}); closing it and freeing its reservation",
         self->id_, self->peer_, FormatSize(size), limit.count(), stall.count(), rate);
     self->CloseWithReply(
-        id, Op::kInsert,
+        id, op,
         Status::Timeout("insert of " + FormatSize(size) + " did not arrive within " +
                         std::to_string(limit.count()) + " ms (--stall-timeout + size / " +
                         "--min-insert-rate " + rate +

@@ -32,6 +32,8 @@ std::string_view OpName(Op op) {
       return "retain";
     case Op::kRegion:
       return "region";
+    case Op::kInsertMany:
+      return "insert_many";
     case Op::kMalformed:
       return "malformed";
     case Op::kUnknown:

@@ -1,7 +1,9 @@
 // KvPublisher: the prefill side's insert queue. The model thread packs each
 // full block as soon as it is computed and hands it here; one publisher
 // thread inserts it into kvstored while the model computes the next chunk,
-// so transfer overlaps compute.
+// so transfer overlaps compute. Host blocks queued together go out in one
+// InsertMany (one round trip for all of them, up to kMaxBatch); a region's
+// block moves one-sided, on its own.
 //
 // Prefix-reuse race: when the key is already stored (Insert returns false:
 // another request produced the same prefix block), the publisher Retains it
@@ -52,6 +54,10 @@ class KvPublisher {
   };
   void Run();
   PublishOutcome Publish(const Item& item, Status* error);
+  // Host blocks in one request; a block already present goes through Publish
+  // (to retain it), and a refused request falls back to Publish block by block.
+  void PublishMany(std::vector<Item>& items);
+  static constexpr size_t kMaxBatch = 64;
 
   Client* client_;
   InsertOptions options_;

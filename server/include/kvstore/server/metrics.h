@@ -37,12 +37,13 @@ enum class Op : uint8_t {
   kPing,
   kAck,
   kRetain,
-  kRegion,     // registerRegion / unregisterRegion
+  kRegion,  // registerRegion / unregisterRegion
+  kInsertMany,
   kMalformed,  // a frame or message that could not be read as a request
   kUnknown,    // a request kind this daemon does not know (a newer client)
   kCount_,
 };
-// The metric label of each kind: "hello", "insert", ..., "malformed", "unknown".
+// The metric label of each kind: "hello", "insert", "insert_many", ..., "malformed", "unknown".
 std::string_view OpName(Op op);
 
 class Metrics {

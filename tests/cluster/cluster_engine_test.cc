@@ -122,6 +122,42 @@ TEST_F(ClusterEngineTest, DecodePullsFromThePrefillsNodeInOneHopAndAnswersEqualC
   }));
 }
 
+// --overlap sends the decode before the prefill answers, so the proxy learns
+// each prefill engine's store node from its /health up front: even the first
+// request of each prefill carries the right node and nothing is recomputed.
+TEST_F(ClusterEngineTest, OverlapProxyCarriesThePrefillsNodeFromTheFirstRequest) {
+  TestDaemon& a = *nodes_[0];
+  TestDaemon& b = *nodes_[1];
+  auto both = Engine("both", {"--role", "both"});
+  auto prefill0 = Engine("prefill0", {"--role", "prefill", "--store", LocalStore(a)});
+  auto prefill1 = Engine("prefill1", {"--role", "prefill", "--store", LocalStore(b)});
+  auto decode0 =
+      Engine("decode0", {"--role", "decode", "--store", LocalStore(b), "--kv-timeout", "30s"});
+  auto decode1 =
+      Engine("decode1", {"--role", "decode", "--store", LocalStore(a), "--kv-timeout", "30s"});
+  ASSERT_TRUE(both && prefill0 && prefill1 && decode0 && decode1);
+  auto proxy = Engine("proxy", {"--role", "proxy", "--overlap", "--prefill",
+                                prefill0->url() + "," + prefill1->url(), "--decode",
+                                decode0->url() + "," + decode1->url()});
+  ASSERT_TRUE(proxy);
+
+  for (int n : {33, 48, 80, 64}) {
+    const std::string body = TokenPromptBody(Tokens(n, n + 1), 8);
+    Completion want = Complete(both->url(), body, false);
+    ASSERT_EQ(want.status, 200) << want.error;
+    Completion got = Complete(proxy->url(), body, false);
+    ASSERT_EQ(got.status, 200) << got.error;
+    EXPECT_EQ(got.tokens, want.tokens) << "prompt of " << n << " tokens";
+    auto kv = nlohmann::json::parse(got.body)["kvstore"];
+    EXPECT_EQ(kv["miss"], "") << "prompt of " << n << " tokens: " << got.body;
+    EXPECT_EQ(kv["loaded_blocks"], n / 16) << "prompt of " << n << " tokens: " << got.body;
+  }
+  for (EngineProcess* d : {decode0.get(), decode1.get()}) {
+    EXPECT_LE(EngineMetric(d->url(), "kvstore_engine_kv_misses_total"), 0);
+    EXPECT_LE(EngineMetric(d->url(), "kvstore_engine_kv_blocks_total", "recomputed"), 0);
+  }
+}
+
 TEST_F(ClusterEngineTest, PrefillAnswersItsNodeAndMetricsShowMembershipChanges) {
   TestDaemon& a = *nodes_[0];
   auto prefill = Engine("prefill", {"--role", "prefill", "--store", LocalStore(a)});

@@ -45,6 +45,21 @@ class ClusterEngineTest : public ClusterTest {
     EXPECT_NE(e, nullptr) << error;
     return e;
   }
+  // The proxy answers the prompt as the colocated engine does, and its decode
+  // took every full block from the store (no miss, nothing recomputed).
+  void ExpectColocatedAnswerFromTheStore(EngineProcess& both, EngineProcess& proxy,
+                                         const std::vector<int32_t>& prompt) {
+    const std::string body = TokenPromptBody(prompt, 8);
+    const size_t n = prompt.size();
+    Completion want = Complete(both.url(), body, false);
+    ASSERT_EQ(want.status, 200) << want.error;
+    Completion got = Complete(proxy.url(), body, false);
+    ASSERT_EQ(got.status, 200) << got.error;
+    EXPECT_EQ(got.tokens, want.tokens) << "prompt of " << n << " tokens";
+    auto kv = nlohmann::json::parse(got.body)["kvstore"];
+    EXPECT_EQ(kv["miss"], "") << "prompt of " << n << " tokens: " << got.body;
+    EXPECT_EQ(kv["loaded_blocks"], n / 16) << "prompt of " << n << " tokens: " << got.body;
+  }
   std::string LocalStore(TestDaemon& node) {
     return etcd_->Url(kName) + "?placement=local&node=" + node.address();
   }
@@ -74,16 +89,8 @@ TEST_F(ClusterEngineTest, DecodePullsFromThePrefillsNodeInOneHopAndAnswersEqualC
   int blocks = 0, even_blocks = 0;
   int request = 0;
   for (int n : {17, 33, 48, 80, 129, 64}) {
-    const std::string body = TokenPromptBody(Tokens(n, n), 8);
-    Completion want = Complete(both->url(), body, false);
-    ASSERT_EQ(want.status, 200) << want.error;
-    Completion got = Complete(proxy->url(), body, false);
-    ASSERT_EQ(got.status, 200) << got.error;
-    EXPECT_EQ(got.tokens, want.tokens) << "prompt of " << n << " tokens";
-    // The decode took every block from the store: nothing recomputed.
-    auto kv = nlohmann::json::parse(got.body)["kvstore"];
-    EXPECT_EQ(kv["miss"], "") << got.body;
-    EXPECT_EQ(kv["loaded_blocks"], n / 16) << got.body;
+    ExpectColocatedAnswerFromTheStore(*both, *proxy, Tokens(n, n));
+    if (HasFatalFailure()) return;
     blocks += n / 16;
     if (request % 2 == 0) even_blocks += n / 16;
     ++request;
@@ -120,6 +127,35 @@ TEST_F(ClusterEngineTest, DecodePullsFromThePrefillsNodeInOneHopAndAnswersEqualC
     return a.Metric("kvstore_entries", {{"tier", "host"}}).value_or(-1) == 0 &&
            b.Metric("kvstore_entries", {{"tier", "host"}}).value_or(-1) == 0;
   }));
+}
+
+// --overlap sends the decode before the prefill answers, so the proxy learns
+// each prefill engine's store node from its /health up front: even the first
+// request of each prefill carries the right node and nothing is recomputed.
+TEST_F(ClusterEngineTest, OverlapProxyCarriesThePrefillsNodeFromTheFirstRequest) {
+  TestDaemon& a = *nodes_[0];
+  TestDaemon& b = *nodes_[1];
+  auto both = Engine("both", {"--role", "both"});
+  auto prefill0 = Engine("prefill0", {"--role", "prefill", "--store", LocalStore(a)});
+  auto prefill1 = Engine("prefill1", {"--role", "prefill", "--store", LocalStore(b)});
+  auto decode0 =
+      Engine("decode0", {"--role", "decode", "--store", LocalStore(b), "--kv-timeout", "30s"});
+  auto decode1 =
+      Engine("decode1", {"--role", "decode", "--store", LocalStore(a), "--kv-timeout", "30s"});
+  ASSERT_TRUE(both && prefill0 && prefill1 && decode0 && decode1);
+  auto proxy = Engine("proxy", {"--role", "proxy", "--overlap", "--prefill",
+                                prefill0->url() + "," + prefill1->url(), "--decode",
+                                decode0->url() + "," + decode1->url()});
+  ASSERT_TRUE(proxy);
+
+  for (int n : {33, 48, 80, 64}) {
+    ExpectColocatedAnswerFromTheStore(*both, *proxy, Tokens(n, n + 1));
+    if (HasFatalFailure()) return;
+  }
+  for (EngineProcess* d : {decode0.get(), decode1.get()}) {
+    EXPECT_LE(EngineMetric(d->url(), "kvstore_engine_kv_misses_total"), 0);
+    EXPECT_LE(EngineMetric(d->url(), "kvstore_engine_kv_blocks_total", "recomputed"), 0);
+  }
 }
 
 TEST_F(ClusterEngineTest, PrefillAnswersItsNodeAndMetricsShowMembershipChanges) {

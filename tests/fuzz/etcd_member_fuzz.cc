@@ -1,13 +1,16 @@
 // Fuzzes what a client reads from etcd about the cluster: member records (JSON
 // written by any process that can write under the cluster's prefix), the
 // base64 of the JSON gateway's keys and values, and the etcd:// address a user
-// types. A malformed record must be refused with a message, never crash the
-// engine or the CLI; what decodes must encode and decode to the same member.
+// types, and the gateway's replies (range, put, delete, lease grant and
+// keep-alive, watch messages). A malformed record or reply must be refused with
+// a message, never crash the engine or the CLI nor convert a number undefinedly;
+// what decodes must encode and decode to the same member.
 #include <string>
 #include <string_view>
 
 #include "fuzz_util.h"
 #include "kvstore/cluster/etcd_client.h"
+#include "kvstore/cluster/etcd_decode.h"
 #include "kvstore/cluster/membership.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -35,5 +38,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(MembersPrefix(*url).find(url->name) != std::string::npos);
   }
   (void)IsClusterUrl(text);
+
+  if (auto range = DecodeEtcdRangeReply(text); range.ok()) {
+    for (const auto& kv : range->kvs) {
+      FUZZ_CHECK(Base64Decode(Base64Encode(kv.key)).ok());
+    }
+  } else {
+    FUZZ_CHECK(!range.status().message().empty());
+  }
+  (void)DecodeEtcdPutReply(text);
+  if (auto n = DecodeEtcdDeleteReply(text); n.ok()) FUZZ_CHECK(*n >= 0);
+  if (auto id = DecodeEtcdLeaseGrantReply(text); id.ok()) FUZZ_CHECK(*id != 0);
+  (void)DecodeEtcdLeaseKeepAliveReply(text);
+  (void)DecodeEtcdWatchMessage(text);
   return 0;
 }

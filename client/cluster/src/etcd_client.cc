@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "etcd_internal.h"
+#include "kvstore/cluster/etcd_decode.h"
 
 namespace kvstore::cluster {
 
@@ -19,7 +20,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using json = nlohmann::json;
-using detail::Int;
 using detail::SplitEndpoint;
 
 namespace {
@@ -183,80 +183,35 @@ Result<std::string> EtcdClient::Post(const std::string& path, const std::string&
 Result<EtcdRange> EtcdClient::RangePrefix(const std::string& prefix) {
   json req = {{"key", Base64Encode(prefix)}, {"range_end", Base64Encode(PrefixRangeEnd(prefix))}};
   KVSTORE_ASSIGN_OR_RETURN(std::string body, Post("/v3/kv/range", req.dump()));
-  EtcdRange out;
-  try {
-    auto j = json::parse(body);
-    out.revision = Int(j["header"], "revision");
-    if (j.contains("kvs")) {
-      for (const auto& kv : j["kvs"]) {
-        EtcdKeyValue e;
-        KVSTORE_ASSIGN_OR_RETURN(e.key, Base64Decode(kv.value("key", "")));
-        KVSTORE_ASSIGN_OR_RETURN(e.value, Base64Decode(kv.value("value", "")));
-        e.lease = Int(kv, "lease");
-        e.mod_revision = Int(kv, "mod_revision");
-        out.kvs.push_back(std::move(e));
-      }
-    }
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("etcd range reply is not the JSON expected: ") + e.what());
-  }
-  return out;
+  return DecodeEtcdRangeReply(body);
 }
 
 Result<EtcdKeyValue> EtcdClient::Get(const std::string& key) {
   json req = {{"key", Base64Encode(key)}};
   KVSTORE_ASSIGN_OR_RETURN(std::string body, Post("/v3/kv/range", req.dump()));
-  try {
-    auto j = json::parse(body);
-    if (!j.contains("kvs") || j["kvs"].empty()) return Status::NotFound("etcd: no key " + key);
-    const auto& kv = j["kvs"][0];
-    EtcdKeyValue e;
-    KVSTORE_ASSIGN_OR_RETURN(e.key, Base64Decode(kv.value("key", "")));
-    KVSTORE_ASSIGN_OR_RETURN(e.value, Base64Decode(kv.value("value", "")));
-    e.lease = Int(kv, "lease");
-    e.mod_revision = Int(kv, "mod_revision");
-    return e;
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("etcd range reply is not the JSON expected: ") + e.what());
-  }
+  KVSTORE_ASSIGN_OR_RETURN(EtcdRange range, DecodeEtcdRangeReply(body));
+  if (range.kvs.empty()) return Status::NotFound("etcd: no key " + key);
+  return std::move(range.kvs.front());
 }
 
 Result<int64_t> EtcdClient::Put(const std::string& key, const std::string& value, int64_t lease) {
   json req = {{"key", Base64Encode(key)}, {"value", Base64Encode(value)}};
   if (lease != 0) req["lease"] = std::to_string(lease);
   KVSTORE_ASSIGN_OR_RETURN(std::string body, Post("/v3/kv/put", req.dump()));
-  try {
-    return Int(json::parse(body)["header"], "revision");
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("etcd put reply is not the JSON expected: ") + e.what());
-  }
+  return DecodeEtcdPutReply(body);
 }
 
 Result<int64_t> EtcdClient::Delete(const std::string& key, bool prefix) {
   json req = {{"key", Base64Encode(key)}};
   if (prefix) req["range_end"] = Base64Encode(PrefixRangeEnd(key));
   KVSTORE_ASSIGN_OR_RETURN(std::string body, Post("/v3/kv/deleterange", req.dump()));
-  try {
-    return Int(json::parse(body), "deleted");
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("etcd delete reply is not the JSON expected: ") + e.what());
-  }
+  return DecodeEtcdDeleteReply(body);
 }
 
 Result<int64_t> EtcdClient::LeaseGrant(std::chrono::seconds ttl) {
   json req = {{"TTL", std::to_string(ttl.count())}};
   KVSTORE_ASSIGN_OR_RETURN(std::string body, Post("/v3/lease/grant", req.dump()));
-  try {
-    auto j = json::parse(body);
-    if (j.contains("error") && !j["error"].get<std::string>().empty()) {
-      return Status::Unavailable("etcd lease grant: " + j["error"].get<std::string>());
-    }
-    int64_t id = Int(j, "ID");
-    if (id == 0) return Status::Internal("etcd lease grant returned no lease id: " + body);
-    return id;
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("etcd lease reply is not the JSON expected: ") + e.what());
-  }
+  return DecodeEtcdLeaseGrantReply(body);
 }
 
 Result<std::chrono::seconds> EtcdClient::LeaseKeepAlive(int64_t lease) {
@@ -270,19 +225,9 @@ Result<std::chrono::seconds> EtcdClient::LeaseKeepAlive(int64_t lease) {
     std::lock_guard lock(mu_);
     if (conn_) conn_->MarkBroken();
   }
-  try {
-    std::string body = *r;
-    auto nl = body.find('\n');
-    if (nl != std::string::npos) body.resize(nl);
-    auto j = json::parse(body);
-    const json& res = j.contains("result") ? j["result"] : j;
-    int64_t ttl = Int(res, "TTL");
-    if (ttl <= 0) return Status::NotFound("etcd lease " + std::to_string(lease) + " has expired");
-    return std::chrono::seconds(ttl);
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("etcd keepalive reply is not the JSON expected: ") +
-                            e.what());
-  }
+  KVSTORE_ASSIGN_OR_RETURN(int64_t ttl, DecodeEtcdLeaseKeepAliveReply(*r));
+  if (ttl <= 0) return Status::NotFound("etcd lease " + std::to_string(lease) + " has expired");
+  return std::chrono::seconds(ttl);
 }
 
 Status EtcdClient::LeaseRevoke(int64_t lease) {

@@ -10,14 +10,6 @@
 
 namespace kvstore::cluster::detail {
 
-// The gateway writes int64 fields as JSON strings ("revision":"12"); accept both.
-inline int64_t Int(const nlohmann::json& j, const char* field) {
-  auto it = j.find(field);
-  if (it == j.end() || it->is_null()) return 0;
-  if (it->is_string()) return std::stoll(it->get<std::string>());
-  return it->get<int64_t>();
-}
-
 inline Status SplitEndpoint(const std::string& endpoint, std::string* host, std::string* port) {
   auto colon = endpoint.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == endpoint.size()) {

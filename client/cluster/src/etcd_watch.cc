@@ -12,6 +12,7 @@
 
 #include "etcd_internal.h"
 #include "kvstore/cluster/etcd_client.h"
+#include "kvstore/cluster/etcd_decode.h"
 
 namespace kvstore::cluster {
 
@@ -97,20 +98,13 @@ Status EtcdWatch::Run(const std::string& prefix, int64_t start_revision,
     pending.append(piece, sizeof(piece) - parser.get().body().size);
     // One JSON message per line.
     for (size_t nl; (nl = pending.find('\n')) != std::string::npos; pending.erase(0, nl + 1)) {
-      json j = json::parse(pending.substr(0, nl), nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded() || !j.is_object()) continue;
-      if (j.contains("error")) {
-        return Status::NotFound("etcd watch at " + endpoint + " failed: " + j["error"].dump());
+      auto resp = DecodeEtcdWatchMessage(std::string_view(pending).substr(0, nl));
+      if (resp.status().code() == StatusCode::kInvalidArgument) continue;  // not a message
+      if (resp.status().code() == StatusCode::kNotFound) {
+        return Status::NotFound(resp.status().message() + " at " + endpoint);
       }
-      const json& r = j.contains("result") ? j["result"] : j;
-      if (r.value("canceled", false) || detail::Int(r, "compact_revision") != 0) {
-        return Status::NotFound("etcd cancelled the watch at " + endpoint + " (" +
-                                r.value("cancel_reason", std::string("revision compacted")) + ")");
-      }
-      EtcdWatchResponse resp;
-      resp.revision = r.contains("header") ? detail::Int(r["header"], "revision") : 0;
-      resp.events = r.contains("events") ? r["events"].size() : 0;
-      on_response(resp);
+      KVSTORE_RETURN_IF_ERROR(resp.status());
+      on_response(*resp);
     }
   }
   std::lock_guard lock(mu_);

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
 
 #include "kvstore/engine/text_stream.h"
 
@@ -54,12 +55,14 @@ asio::awaitable<bool> HandleRouteErrors(HttpRequest& req, HttpResponder& res) {
 }
 
 asio::awaitable<bool> HandleCommonRoutes(HttpRequest& req, HttpResponder& res,
-                                         EngineMetrics* metrics, const Status& health, Role role) {
+                                         EngineMetrics* metrics, const Status& health, Role role,
+                                         const std::string& store_node) {
   std::string_view target(req.target().data(), req.target().size());
   if (req.method() == http::verb::get && target == "/health") {
     if (health.ok()) {
-      co_await res.Send(http::status::ok, "application/json",
-                        "{\"status\":\"ok\",\"role\":\"" + std::string(RoleName(role)) + "\"}");
+      nlohmann::json j = {{"status", "ok"}, {"role", std::string(RoleName(role))}};
+      if (!store_node.empty()) j["store_node"] = store_node;
+      co_await res.Send(http::status::ok, "application/json", j.dump());
     } else {
       co_await res.Send(http::status::service_unavailable, "application/json",
                         ErrorJson(health.ToString(), "unhealthy", 503));
@@ -78,7 +81,9 @@ asio::awaitable<void> CompletionHandler::Handle(HttpRequest& req, HttpResponder&
   if (co_await HandleRouteErrors(req, res)) co_return;
   if (target == "/health" || target == "/metrics") {
     Status health = target == "/health" ? scheduler_->Health() : Status::Ok();
-    if (co_await HandleCommonRoutes(req, res, metrics_, health, options_.role)) co_return;
+    if (co_await HandleCommonRoutes(req, res, metrics_, health, options_.role,
+                                    scheduler_->kv_node()))
+      co_return;
   }
   if (target == "/v1/models") {
     co_await res.Send(http::status::ok, "application/json", ModelsJson(options_.model_name));

@@ -168,6 +168,39 @@ asio::awaitable<Proxy::PrefillAnswer> Proxy::CallPrefill(size_t index, std::stri
   co_return a;
 }
 
+asio::awaitable<std::string> Proxy::PrefillNode(size_t index) {
+  {
+    std::lock_guard lock(kv_nodes_mu_);
+    if (auto it = prefill_kv_node_.find(index); it != prefill_kv_node_.end()) co_return it->second;
+  }
+  const Upstream& p = prefill_[index];
+  std::string error;
+  try {
+    beast::tcp_stream stream(co_await asio::this_coro::executor);
+    co_await Post(stream, p.host, p.port, "/health", "", options_.upstream_timeout,
+                  http::verb::get);
+    beast::flat_buffer buf;
+    http::response<http::string_body> r;
+    co_await http::async_read(stream, buf, r, use_awaitable);
+    json j = json::parse(r.body(), nullptr, /*allow_exceptions=*/false);
+    if (r.result() == http::status::ok && j.is_object()) {
+      std::string node;
+      if (auto it = j.find("store_node"); it != j.end() && it->is_string()) node = *it;
+      std::lock_guard lock(kv_nodes_mu_);
+      prefill_kv_node_.emplace(index, node);
+      co_return node;
+    }
+    error = "HTTP " + std::to_string(r.result_int()) + ": " + r.body();
+  } catch (const boost::system::system_error& e) {
+    error = e.what();
+  }
+  spdlog::warn(
+      "prefill engine {}: GET /health failed ({}); its store node is unknown, so this "
+      "--overlap decode may miss the KV under local placement",
+      p.url, error);
+  co_return std::string();
+}
+
 asio::awaitable<void> Proxy::PrefillInBackground(size_t index, std::string path, std::string body) {
   const Upstream& p = prefill_[index];
   PrefillAnswer a = co_await CallPrefill(index, std::move(path), std::move(body));
@@ -214,12 +247,9 @@ asio::awaitable<void> Proxy::Complete(HttpRequest& req, HttpResponder& res, std:
     const Upstream& p = prefill_[pi];
     if (options_.proxy_overlap) {
       // Decode goes out now and its drop_select waits for the blocks as they
-      // land; the prefill answer is only logged. Its node is the one this
-      // prefill engine answered last (unknown before its first answer).
-      {
-        std::lock_guard lock(kv_nodes_mu_);
-        kv_nodes.push_back(prefill_kv_node_[pi]);
-      }
+      // land; the prefill answer is only logged. Its node is this prefill
+      // engine's, learnt from its /health before its first request.
+      kv_nodes.push_back(co_await PrefillNode(pi));
       asio::co_spawn(co_await asio::this_coro::executor,
                      PrefillInBackground(pi, path, DumpJson(pbody)), asio::detached);
       continue;

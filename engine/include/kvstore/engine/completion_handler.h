@@ -37,10 +37,11 @@ class CompletionHandler {
 // unknown path; returns false when the route exists and the method is right.
 boost::asio::awaitable<bool> HandleRouteErrors(HttpRequest& req, HttpResponder& res);
 
-// Routes shared by every role: /health is "ok" when health is OK, /metrics
-// renders metrics. Returns false when the path is not one of them.
+// Routes shared by every role: /health is "ok" when health is OK (with
+// "store_node" when store_node is not empty), /metrics renders metrics.
+// Returns false when the path is not one of them.
 boost::asio::awaitable<bool> HandleCommonRoutes(HttpRequest& req, HttpResponder& res,
                                                 EngineMetrics* metrics, const Status& health,
-                                                Role role);
+                                                Role role, const std::string& store_node = "");
 
 }  // namespace kvstore::engine

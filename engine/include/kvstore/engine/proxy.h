@@ -63,6 +63,9 @@ class Proxy {
   // index: into prefill_.
   boost::asio::awaitable<PrefillAnswer> CallPrefill(size_t index, std::string path,
                                                     std::string body);
+  // --overlap: the store node prefill engine index writes to, asked once of its
+  // /health ("" when it has none or does not answer; asked again next time).
+  boost::asio::awaitable<std::string> PrefillNode(size_t index);
   // --overlap: the prefill request, detached.
   boost::asio::awaitable<void> PrefillInBackground(size_t index, std::string path,
                                                    std::string body);
@@ -74,7 +77,8 @@ class Proxy {
   std::atomic<uint64_t> next_prefill_{0};
   std::atomic<uint64_t> next_decode_{0};
   std::mutex kv_nodes_mu_;
-  // By prefill index: the store node it answered last (for --overlap).
+  // By prefill index: its store node, from its /health or its last answer (for
+  // --overlap); no entry = not known yet.
   std::map<size_t, std::string> prefill_kv_node_;  // GUARDED_BY(kv_nodes_mu_)
 };
 

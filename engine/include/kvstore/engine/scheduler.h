@@ -69,6 +69,9 @@ class Scheduler {
   // OK when the model is loaded and (prefill, decode) the store answers a ping.
   Status Health();
 
+  // Under a cluster's local placement: the store node this engine writes its
+  // KV to (its /health says it, so a --overlap proxy knows it up front); else "".
+  const std::string& kv_node() const { return kv_node_; }
   int vocab_size() const { return api_.vocab_size; }
   // What request parsing needs: vocabulary, tokenizer, chat template, limits.
   const ApiContext& api_context() const { return api_; }

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -58,10 +60,10 @@ class ClusterTest : public ::testing::Test {
     o.node.client_name = "cluster test";
     if (const char* t = std::getenv("KVSTORE_TEST_TRANSPORT")) o.node.transport = t;
     auto c = cluster::ClusterClient::Connect(o);
-    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    EXPECT_OK(c);
     if (!c.ok()) return nullptr;
     Status s = (*c)->WaitForMembers(expect_members, std::chrono::seconds(20));
-    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_OK(s);
     return std::move(c).value();
   }
 

@@ -3,6 +3,8 @@
 // node loss, etcd loss, and the local placement.
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <atomic>
 #include <csignal>
 #include <fstream>
@@ -29,16 +31,17 @@ TEST_F(ClusterTest, EveryClientAgreesAndKeysLiveAtTheirHome) {
   std::set<std::string> homes;
   for (const auto& k : keys) {
     auto ha = a->Home(k), hb = b->Home(k);
-    ASSERT_TRUE(ha.ok() && hb.ok());
+    ASSERT_OK(ha);
+    ASSERT_OK(hb);
     EXPECT_EQ(ha->id, hb->id);
     homes.insert(ha->address);
     auto v = Value(k);
-    ASSERT_TRUE(a->Insert(k, v).ok());
+    ASSERT_OK(a->Insert(k, v));
   }
   EXPECT_EQ(homes.size(), 3u) << "300 keys should reach all three nodes";
   // b reads what a wrote, in key order, byte-exact.
   auto got = b->Select(keys);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   for (size_t i = 0; i < keys.size(); ++i) {
     EXPECT_EQ((*got)[i].key, keys[i]);
     EXPECT_EQ((*got)[i].value, Value(keys[i]));
@@ -52,7 +55,7 @@ TEST_F(ClusterTest, EveryClientAgreesAndKeysLiveAtTheirHome) {
     }
   }
   auto m = b->MatchPrefix(keys);
-  ASSERT_TRUE(m.ok());
+  ASSERT_OK(m);
   EXPECT_EQ(*m, keys.size());
 }
 
@@ -64,7 +67,7 @@ TEST_F(ClusterTest, TenThousandKeysSpreadWithinTenPercentAndAFourthNodeTakesAQua
   std::vector<std::string> before;
   for (const auto& k : keys) {
     auto h = c->Home(k);
-    ASSERT_TRUE(h.ok());
+    ASSERT_OK(h);
     ++count[h->address];
     before.push_back(h->address);
   }
@@ -75,7 +78,7 @@ TEST_F(ClusterTest, TenThousandKeysSpreadWithinTenPercentAndAFourthNodeTakesAQua
   }
   auto fourth = StartNode();
   ASSERT_NE(fourth, nullptr);
-  ASSERT_TRUE(c->WaitForMembers(4, 20s).ok());
+  ASSERT_OK(c->WaitForMembers(4, 20s));
   size_t moved = 0;
   for (size_t i = 0; i < keys.size(); ++i) {
     auto h = c->Home(keys[i]);
@@ -101,13 +104,13 @@ TEST_F(ClusterTest, DropSelectBlockedBeforeTheInsertReceivesTheBytes) {
     for (auto& n : nodes_) w += n->Metric("kvstore_waiters").value_or(0);
     return w >= 1;
   }));
-  for (const auto& k : keys) ASSERT_TRUE(producer->Insert(k, Value(k)).ok());
+  for (const auto& k : keys) ASSERT_OK(producer->Insert(k, Value(k)));
   waiter.join();
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   for (size_t i = 0; i < keys.size(); ++i) EXPECT_EQ((*got)[i].value, Value(keys[i]));
   // Taken: gone from the cluster.
   auto m = producer->MatchPrefix(keys);
-  ASSERT_TRUE(m.ok());
+  ASSERT_OK(m);
   EXPECT_EQ(*m, 0u);
 }
 
@@ -124,11 +127,11 @@ TEST_F(ClusterTest, ExactlyOneOfSeveralWaitersWinsAndTheOthersTimeOut) {
     threads.emplace_back([&, i] { results[i] = clients[i]->DropSelect({&k, 1}, 3s); });
   }
   auto home = producer->Home(k);
-  ASSERT_TRUE(home.ok());
+  ASSERT_OK(home);
   TestDaemon* node = NodeAt(home->address);
   ASSERT_NE(node, nullptr);
   ASSERT_TRUE(Eventually([&] { return node->Metric("kvstore_waiters").value_or(0) >= kWaiters; }));
-  ASSERT_TRUE(producer->Insert(k, Value(k)).ok());
+  ASSERT_OK(producer->Insert(k, Value(k)));
   for (auto& t : threads) t.join();
   int won = 0, timed_out = 0;
   for (auto& r : results) {
@@ -159,7 +162,7 @@ TEST_F(ClusterTest, SigkilledNodeIsAMissAndTheRestStayIntact) {
   auto c = NewClient();
   ASSERT_TRUE(c);
   const auto keys = Keys("kill", 300);
-  for (const auto& k : keys) ASSERT_TRUE(c->Insert(k, Value(k)).ok());
+  for (const auto& k : keys) ASSERT_OK(c->Insert(k, Value(k)));
   const std::string victim = nodes_[1]->address();
   std::vector<Key> lost, kept;
   for (const auto& k : keys) (c->Home(k)->address == victim ? lost : kept).push_back(k);
@@ -169,11 +172,11 @@ TEST_F(ClusterTest, SigkilledNodeIsAMissAndTheRestStayIntact) {
   // Within the lease time (the victim is still a member): misses, not hangs.
   EXPECT_EQ(c->Select(lost).status().code(), StatusCode::kNotFound);
   auto m = c->MatchPrefix(lost);
-  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  ASSERT_OK(m);
   EXPECT_EQ(*m, 0u);
   EXPECT_EQ(c->DropSelect({&lost[0], 1}, 60s).status().code(), StatusCode::kUnavailable);
   auto rest = c->Select(kept);
-  ASSERT_TRUE(rest.ok()) << rest.status().ToString();
+  ASSERT_OK(rest);
   for (size_t i = 0; i < kept.size(); ++i) EXPECT_EQ((*rest)[i].value, Value(kept[i]));
 
   // The lease expires: the victim leaves and its keys get new homes that work.
@@ -181,10 +184,10 @@ TEST_F(ClusterTest, SigkilledNodeIsAMissAndTheRestStayIntact) {
   for (const auto& k : lost) {
     ASSERT_NE(c->Home(k)->address, victim);
     auto ins = c->Insert(k, Value(k));
-    ASSERT_TRUE(ins.ok()) << ins.status().ToString();
+    ASSERT_OK(ins);
   }
   auto again = c->Select(lost);
-  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  ASSERT_OK(again);
   EXPECT_EQ((*again)[0].value, Value(lost[0]));
 }
 
@@ -236,9 +239,9 @@ TEST_F(ClusterTest, DropSelectFollowsAKeyWhoseHomeMovesToAJoiningNode) {
   auto producer = NewClient(PlacementKind::kHash, "", 4);
   ASSERT_TRUE(producer);
   ASSERT_EQ(producer->Home(k)->address, fourth->address());
-  ASSERT_TRUE(producer->Insert(k, Value(k)).ok());
+  ASSERT_OK(producer->Insert(k, Value(k)));
   waiter.join();
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   EXPECT_EQ((*got)[0].value, Value(k));
 }
 
@@ -250,9 +253,9 @@ TEST_F(ClusterTest, EtcdDownKeepsTheLastMembershipAndConvergesWhenBack) {
   ASSERT_TRUE(Eventually([&] { return !c->Stats().etcd_reachable; }));
   // Reads and writes go on, on the last membership.
   const auto keys = Keys("etcd-down", 100);
-  for (const auto& k : keys) ASSERT_TRUE(c->Insert(k, Value(k)).ok());
+  for (const auto& k : keys) ASSERT_OK(c->Insert(k, Value(k)));
   auto got = c->Select(keys);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   EXPECT_EQ((*got)[99].value, Value(keys[99]));
   EXPECT_EQ(c->membership()->members(), before);
   for (auto& n : nodes_) {
@@ -278,11 +281,11 @@ TEST_F(ClusterTest, EtcdDownKeepsTheLastMembershipAndConvergesWhenBack) {
     EXPECT_EQ(c->membership()->members()[i].id, before[i].id);
   }
   auto still = c->Select(keys);
-  ASSERT_TRUE(still.ok()) << still.status().ToString();
+  ASSERT_OK(still);
   // A node joining afterwards is seen.
   auto fourth = StartNode();
   ASSERT_NE(fourth, nullptr);
-  EXPECT_TRUE(c->WaitForMembers(4, 20s).ok());
+  EXPECT_OK(c->WaitForMembers(4, 20s));
 }
 
 TEST_F(ClusterTest, LocalPlacementPullsFromTheProducersNodeOnly) {
@@ -301,18 +304,18 @@ TEST_F(ClusterTest, LocalPlacementPullsFromTheProducersNodeOnly) {
   };
   const double b0 = requests(nodes_[1].get()), c0 = requests(nodes_[2].get());
   const auto keys = Keys("local", 40);
-  for (const auto& k : keys) ASSERT_TRUE(producer->Insert(k, Value(k)).ok());
+  for (const auto& k : keys) ASSERT_OK(producer->Insert(k, Value(k)));
   // The request tells the consumer where the producer wrote.
   auto m = consumer->MatchPrefix(keys, home);
-  ASSERT_TRUE(m.ok());
+  ASSERT_OK(m);
   EXPECT_EQ(*m, keys.size());
   auto got = consumer->DropSelect(keys, 10s, home);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   for (size_t i = 0; i < keys.size(); ++i) EXPECT_EQ((*got)[i].value, Value(keys[i]));
   auto stats = producer->Node(home);
-  ASSERT_TRUE(stats.ok());
+  ASSERT_OK(stats);
   auto s = (*stats)->Stats();
-  ASSERT_TRUE(s.ok());
+  ASSERT_OK(s);
   EXPECT_GE(s->inserts, keys.size());
   EXPECT_EQ(requests(nodes_[1].get()), b0);
   EXPECT_EQ(requests(nodes_[2].get()), c0);
@@ -334,12 +337,12 @@ TEST_F(ClusterTest, RestartedNodeWithSpillComesBackWithItsIdAndItsEntries) {
     if (c->Home(k)->address == address) mine.push_back(k);
   }
   ASSERT_FALSE(mine.empty());
-  for (const auto& k : mine) ASSERT_TRUE(c->Insert(k, Value(k)).ok());
+  for (const auto& k : mine) ASSERT_OK(c->Insert(k, Value(k)));
 
   ASSERT_EQ(spilled->StopWith(SIGTERM), 0);  // flushes its memory tier to spill, revokes the lease
   ASSERT_TRUE(Eventually([&] { return c->membership()->FindById(id) == nullptr; }));
   auto gone = c->MatchPrefix(mine);  // homes moved to the other three
-  ASSERT_TRUE(gone.ok());
+  ASSERT_OK(gone);
   EXPECT_EQ(*gone, 0u);
 
   auto again = StartNode(dir.path(), {"--spill", "64MiB"});
@@ -348,7 +351,7 @@ TEST_F(ClusterTest, RestartedNodeWithSpillComesBackWithItsIdAndItsEntries) {
   // Same id, so the same homes, and the entries are back from spill (maybe on a new port).
   for (const auto& k : mine) EXPECT_EQ(c->Home(k)->id, id);
   auto got = c->Select(mine);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   for (size_t i = 0; i < mine.size(); ++i) EXPECT_EQ((*got)[i].value, Value(mine[i]));
 }
 
@@ -358,22 +361,22 @@ TEST_F(ClusterTest, PlainClientTakesAClusterAddress) {
   ClientOptions o;
   o.address = etcd_->Url(kName);
   auto c = Client::Connect(o);  // so its first read of the membership has all three
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_OK(c);
   const auto keys = Keys("plain", 30);
-  for (const auto& k : keys) ASSERT_TRUE((*c)->Insert(k, Value(k)).ok());
+  for (const auto& k : keys) ASSERT_OK((*c)->Insert(k, Value(k)));
   // Same homes as a ClusterClient computes.
-  for (const auto& k : keys) EXPECT_TRUE(placed->Show(k, placed->Home(k)->address).ok());
+  for (const auto& k : keys) EXPECT_OK(placed->Show(k, placed->Home(k)->address));
   auto m = (*c)->MatchPrefix(keys);
-  ASSERT_TRUE(m.ok());
+  ASSERT_OK(m);
   EXPECT_EQ(*m, keys.size());
-  EXPECT_TRUE((*c)->Ping().ok());
+  EXPECT_OK((*c)->Ping());
   auto stats = (*c)->Stats();
-  ASSERT_TRUE(stats.ok());
+  ASSERT_OK(stats);
   EXPECT_EQ(stats->inserts, keys.size());
   std::vector<std::vector<std::byte>> bufs(keys.size(), std::vector<std::byte>(4096));
   std::vector<std::span<std::byte>> dst(bufs.begin(), bufs.end());
   auto got = (*c)->DropSelectInto(keys, dst, 5s);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   for (size_t i = 0; i < keys.size(); ++i) EXPECT_EQ(bufs[i], Value(keys[i]));
   o.address = etcd_->Url(kName) + "?placement=bogus";
   EXPECT_EQ(Client::Connect(o).status().code(), StatusCode::kInvalidArgument);
@@ -384,9 +387,9 @@ TEST_F(ClusterTest, WatchSeesJoinsAndLeavesWithoutWaitingForAPoll) {
   o.url = etcd_->Url(kName);
   o.poll_interval = std::chrono::hours(1);  // only the watch stream can notice in time
   auto c = ClusterClient::Connect(o);
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_OK(c);
   ASSERT_TRUE(Eventually([&] { return (*c)->Stats().watching; }));
-  ASSERT_TRUE((*c)->WaitForMembers(3, 20s).ok());  // the nodes register as they start
+  ASSERT_OK((*c)->WaitForMembers(3, 20s));  // the nodes register as they start
   const auto before = (*c)->Stats();
   auto fourth = StartNode();
   ASSERT_NE(fourth, nullptr);
@@ -404,14 +407,14 @@ TEST_F(ClusterTest, ListPagesThroughEveryNodeAndResumesEachWhereItStopped) {
   const auto keys = Keys("list", 250);
   std::map<std::string, int> per_node;
   for (const auto& k : keys) {
-    ASSERT_TRUE(placed->Insert(k, Value(k, 64)).ok());
+    ASSERT_OK(placed->Insert(k, Value(k, 64)));
     per_node[placed->Home(k)->address]++;
   }
   ASSERT_EQ(per_node.size(), 3u);  // every node holds some
   ClientOptions o;
   o.address = etcd_->Url(kName);
   auto c = Client::Connect(o);
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_OK(c);
 
   std::multiset<std::string> seen;
   ListOptions lo;
@@ -421,7 +424,7 @@ TEST_F(ClusterTest, ListPagesThroughEveryNodeAndResumesEachWhereItStopped) {
   std::vector<Key> late;
   while (true) {
     auto page = (*c)->List(lo);
-    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    ASSERT_OK(page);
     EXPECT_LE(page->entries.size(), 40u);
     for (const auto& e : page->entries) seen.insert(e.key.ToHex());
     ++pages;
@@ -431,11 +434,11 @@ TEST_F(ClusterTest, ListPagesThroughEveryNodeAndResumesEachWhereItStopped) {
       // A node joining mid-listing is listed from its start.
       fourth = StartNode();
       ASSERT_NE(fourth, nullptr);
-      ASSERT_TRUE(placed->WaitForMembers(4, 20s).ok());
+      ASSERT_OK(placed->WaitForMembers(4, 20s));
       auto direct = placed->Node(fourth->address());
-      ASSERT_TRUE(direct.ok());
+      ASSERT_OK(direct);
       late = Keys("late", 5);
-      for (const auto& k : late) ASSERT_TRUE((*direct)->Insert(k, Value(k, 64)).ok());
+      for (const auto& k : late) ASSERT_OK((*direct)->Insert(k, Value(k, 64)));
       ASSERT_TRUE(Eventually([&] { return (*c)->cluster()->membership()->members().size() == 4; }));
     }
     ASSERT_LT(pages, 100);
@@ -472,7 +475,7 @@ TEST_F(ClusterTest, CliShowsMembersStatsAndWhereAKeyLives) {
   ASSERT_EQ(Cli("--cluster " + url + " members", &out), 0) << out;
   for (auto& n : nodes_) EXPECT_NE(out.find(n->address()), std::string::npos) << out;
   EXPECT_EQ(Cli("--cluster " + url + " locate " + k.ToHex(), &out), 3) << out;  // not stored
-  ASSERT_TRUE(c->Insert(k, Value(k)).ok());
+  ASSERT_OK(c->Insert(k, Value(k)));
   ASSERT_EQ(Cli("--cluster " + url + " locate " + k.ToHex() + " --json", &out), 0) << out;
   auto j = nlohmann::json::parse(out);
   EXPECT_EQ(j["home"]["address"], c->Home(k)->address);
@@ -484,7 +487,7 @@ TEST_F(ClusterTest, CliShowsMembersStatsAndWhereAKeyLives) {
   EXPECT_EQ(inserts, 1u) << out;
   ASSERT_EQ(Cli("--cluster " + url + " ls", &out), 0) << out;
   EXPECT_NE(out.find(k.ToHex()), std::string::npos) << out;
-  for (const auto& other : Keys("cli-ls", 30)) ASSERT_TRUE(c->Insert(other, Value(other)).ok());
+  for (const auto& other : Keys("cli-ls", 30)) ASSERT_OK(c->Insert(other, Value(other)));
   ASSERT_EQ(Cli("--cluster " + url + " ls --limit 0 --json", &out), 0) << out;
   const auto listed = nlohmann::json::parse(out);
   EXPECT_EQ(listed["entries"].size(), 31u) << out;

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "status_matchers.h"
+
 #include <map>
 
 #include "kvstore/cluster/etcd_client.h"
@@ -79,7 +81,7 @@ TEST(Placement, OrderOfMembersDoesNotMatter) {
 
 TEST(ClusterUrl, ParsesEndpointsAndName) {
   auto u = ParseClusterUrl("etcd://10.0.0.1:2379,10.0.0.2:2379/prod-a");
-  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  ASSERT_OK(u);
   EXPECT_EQ(u->endpoints, (std::vector<std::string>{"10.0.0.1:2379", "10.0.0.2:2379"}));
   EXPECT_EQ(u->name, "prod-a");
   EXPECT_EQ(MembersPrefix(*u), "/kvstore/prod-a/members/");
@@ -99,7 +101,7 @@ TEST(MemberRecord, RoundTrips) {
   m.version = "0.1.0";
   m.started_unix_ms = 123;
   auto back = DecodeMember(EncodeMember(m));
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_OK(back);
   EXPECT_EQ(*back, m);
   EXPECT_EQ(DecodeMember("{\"id\":\"x\"}").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(DecodeMember("not json").status().code(), StatusCode::kInvalidArgument);
@@ -124,7 +126,7 @@ TEST(Base64, RoundTripsEveryLength) {
   std::string s;
   for (int i = 0; i < 40; ++i) {
     auto back = Base64Decode(Base64Encode(s));
-    ASSERT_TRUE(back.ok());
+    ASSERT_OK(back);
     EXPECT_EQ(*back, s);
     s += static_cast<char>(i * 37 + 200);
   }

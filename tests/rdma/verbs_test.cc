@@ -114,7 +114,9 @@ TEST_F(Loopback, WriteThenReadMovesBytes) {
   auto msrc = dev_->RegisterMemory(src.data(), kLen);
   auto mdst = dev_->RegisterMemory(dst.data(), kLen);
   auto mback = dev_->RegisterMemory(back.data(), kLen);
-  ASSERT_TRUE(msrc.ok() && mdst.ok() && mback.ok()) << msrc.status().ToString();
+  ASSERT_OK(msrc);
+  ASSERT_OK(mdst);
+  ASSERT_OK(mback);
   // The peer's region goes over the wire; every offset is resolved against it.
   auto region = RemoteRegion::Decode((*mdst)->ToRemote().Encode());
   ASSERT_OK(region);

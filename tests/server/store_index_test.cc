@@ -39,8 +39,8 @@ Result<std::unique_ptr<Delivery>> SelectNow(Store& s, NamespaceId ns, std::vecto
 
 TEST(StoreNamespaces, SameKeyInTwoNamespacesIsTwoEntries) {
   Store s(Opts(), MakeHeapMemory(64 << 20));
-  ASSERT_TRUE(PutIn(s, 1, K(1), Bytes(100, 1)).ok());
-  ASSERT_TRUE(PutIn(s, 2, K(1), Bytes(200, 2)).ok());
+  ASSERT_OK(PutIn(s, 1, K(1), Bytes(100, 1)));
+  ASSERT_OK(PutIn(s, 2, K(1), Bytes(200, 2)));
   std::vector<Key> keys{K(1)};
   EXPECT_EQ(s.MatchPrefix(keys), 0u);  // the default namespace holds nothing
   EXPECT_EQ(s.MatchPrefix(keys, 1), 1u);
@@ -48,7 +48,7 @@ TEST(StoreNamespaces, SameKeyInTwoNamespacesIsTwoEntries) {
   EXPECT_EQ(s.MatchPrefix(keys, 3), 0u);
 
   auto d1 = SelectNow(s, 1, keys);
-  ASSERT_TRUE(d1.ok()) << d1.status().ToString();
+  ASSERT_OK(d1);
   EXPECT_EQ((*d1)->entries()[0].bytes.size(), 100u);
   (*d1)->Finish(true);
   auto d3 = SelectNow(s, 3, keys);
@@ -78,11 +78,11 @@ TEST(StoreNamespaces, AWaiterIsWokenOnlyByItsOwnNamespace) {
   uint64_t id = s.DropSelect(
       keys, [&](Result<std::unique_ptr<Delivery>> r) { got = std::move(r).value(); }, 5);
   ASSERT_NE(id, 0u);
-  ASSERT_TRUE(PutIn(s, 6, K(7), Bytes(10, 6)).ok());
-  ASSERT_TRUE(Put(s, K(7), Bytes(10, 0)).ok());  // default namespace
+  ASSERT_OK(PutIn(s, 6, K(7), Bytes(10, 6)));
+  ASSERT_OK(Put(s, K(7), Bytes(10, 0)));  // default namespace
   EXPECT_EQ(got, nullptr);
   EXPECT_EQ(s.Stats(5).waiters, 1u);
-  ASSERT_TRUE(PutIn(s, 5, K(7), Bytes(10, 5)).ok());
+  ASSERT_OK(PutIn(s, 5, K(7), Bytes(10, 5)));
   ASSERT_NE(got, nullptr);
   EXPECT_EQ(got->entries()[0].bytes[0], std::byte{5});
   got->Finish(true);
@@ -93,8 +93,8 @@ TEST(StoreNamespaces, AWaiterIsWokenOnlyByItsOwnNamespace) {
 
 TEST(StoreNamespaces, ListShowsOneNamespaceOrAllToAnAdmin) {
   Store s(Opts(), MakeHeapMemory(64 << 20));
-  for (uint32_t i = 0; i < 5; ++i) ASSERT_TRUE(PutIn(s, 1, K(i), Bytes(10, 1)).ok());
-  for (uint32_t i = 0; i < 3; ++i) ASSERT_TRUE(PutIn(s, 2, K(i), Bytes(10, 2)).ok());
+  for (uint32_t i = 0; i < 5; ++i) ASSERT_OK(PutIn(s, 1, K(i), Bytes(10, 1)));
+  for (uint32_t i = 0; i < 3; ++i) ASSERT_OK(PutIn(s, 2, K(i), Bytes(10, 2)));
   EXPECT_EQ(s.List({}, 0, -1, {}).entries.size(), 0u);
   EXPECT_EQ(s.List({}, 0, -1, {}, 1).entries.size(), 5u);
   EXPECT_EQ(s.List({}, 0, -1, {}, 2).entries.size(), 3u);
@@ -123,17 +123,17 @@ TEST(StoreNamespaces, ListShowsOneNamespaceOrAllToAnAdmin) {
 TEST(StoreNamespaces, QuotasRefuseWithAMessageNamingNamespaceAndQuota) {
   Store s(Opts(), MakeHeapMemory(64 << 20));
   s.SetNamespaceQuota(3, NamespaceQuota{.host_bytes = 0, .entries = 2, .waiters = 1});
-  ASSERT_TRUE(PutIn(s, 3, K(1), Bytes(10, 1)).ok());
-  ASSERT_TRUE(PutIn(s, 3, K(2), Bytes(10, 1)).ok());
+  ASSERT_OK(PutIn(s, 3, K(1), Bytes(10, 1)));
+  ASSERT_OK(PutIn(s, 3, K(2), Bytes(10, 1)));
   Status third = PutIn(s, 3, K(3), Bytes(10, 1));
   EXPECT_EQ(third.code(), StatusCode::kResourceExhausted);
   EXPECT_NE(third.message().find("namespace 3"), std::string::npos) << third.ToString();
   EXPECT_NE(third.message().find("2 entries"), std::string::npos) << third.ToString();
-  EXPECT_TRUE(PutIn(s, 4, K(3), Bytes(10, 1)).ok());  // other namespaces are not limited
-  EXPECT_TRUE(PutIn(s, 3, K(1), Bytes(10, 1)).ok());  // re-insert of a stored key: no new entry
+  EXPECT_OK(PutIn(s, 4, K(3), Bytes(10, 1)));  // other namespaces are not limited
+  EXPECT_OK(PutIn(s, 3, K(1), Bytes(10, 1)));  // re-insert of a stored key: no new entry
   std::vector<Key> one{K(1)};
   EXPECT_EQ(s.Remove(one, 3), 1u);
-  EXPECT_TRUE(PutIn(s, 3, K(3), Bytes(10, 1)).ok());  // room again
+  EXPECT_OK(PutIn(s, 3, K(3), Bytes(10, 1)));  // room again
 
   // Host bytes: reservations in flight count.
   s.SetNamespaceQuota(8, NamespaceQuota{.host_bytes = 1000});
@@ -141,14 +141,14 @@ TEST(StoreNamespaces, QuotasRefuseWithAMessageNamingNamespaceAndQuota) {
   m.size = 600;
   m.checksum = ValueChecksum(Bytes(600, 8));
   auto held = s.Reserve(K(1), m, {}, 8);
-  ASSERT_TRUE(held.ok());
+  ASSERT_OK(held);
   auto second = s.Reserve(K(2), m, {}, 8);
   EXPECT_EQ(second.status().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(second.status().message().find("namespace 8"), std::string::npos);
   EXPECT_NE(second.status().message().find("host-memory quota of 1000"), std::string::npos)
       << second.status().ToString();
   s.Abort(std::move(held).value());
-  EXPECT_TRUE(PutIn(s, 8, K(2), Bytes(600, 8)).ok());
+  EXPECT_OK(PutIn(s, 8, K(2), Bytes(600, 8)));
   EXPECT_EQ(s.NamespaceUsageOf(8).host_bytes, 600u);
   EXPECT_EQ(s.NamespaceUsageOf(8).reserved_bytes, 0u);
   EXPECT_GE(s.Stats(8).refused_inserts, 1u);
@@ -170,9 +170,9 @@ TEST(StoreNamespaces, QuotasRefuseWithAMessageNamingNamespaceAndQuota) {
 
 TEST(StoreNamespaces, StatsPerNamespace) {
   Store s(Opts(), MakeHeapMemory(64 << 20));
-  ASSERT_TRUE(PutIn(s, 1, K(1), Bytes(100, 1)).ok());
-  ASSERT_TRUE(PutIn(s, 1, K(2), Bytes(5000, 1)).ok());
-  ASSERT_TRUE(PutIn(s, 2, K(1), Bytes(300, 2)).ok());
+  ASSERT_OK(PutIn(s, 1, K(1), Bytes(100, 1)));
+  ASSERT_OK(PutIn(s, 1, K(2), Bytes(5000, 1)));
+  ASSERT_OK(PutIn(s, 2, K(1), Bytes(300, 2)));
   StoreStats one = s.Stats(1);
   EXPECT_EQ(one.tiers[0].entries, 2u);
   EXPECT_EQ(one.tiers[0].bytes, 5100u);
@@ -195,11 +195,11 @@ TEST(StoreNamespaces, SpillKeepsNamespacesApartAndARestartFindsThem) {
   SpillDir dir;
   {
     Store s(Opts(), MakeHeapMemory(1 * kMiB), dir.Open());
-    ASSERT_TRUE(s.Open().ok());
+    ASSERT_OK(s.Open());
     // 8 x 256 KiB per namespace through 1 MiB of host: most go to spill.
     for (uint32_t i = 0; i < 8; ++i) {
-      ASSERT_TRUE(PutIn(s, 1, K(i), Value(256 << 10, i)).ok());
-      ASSERT_TRUE(PutIn(s, 2, K(i), Value(256 << 10, 100 + i)).ok());
+      ASSERT_OK(PutIn(s, 1, K(i), Value(256 << 10, i)));
+      ASSERT_OK(PutIn(s, 2, K(i), Value(256 << 10, 100 + i)));
     }
     EXPECT_GT(s.NamespaceUsageOf(1).spill_bytes, 0u);
     EXPECT_GT(s.NamespaceUsageOf(2).spill_bytes, 0u);
@@ -207,11 +207,11 @@ TEST(StoreNamespaces, SpillKeepsNamespacesApartAndARestartFindsThem) {
       auto d = Take(s, {K(i)}, /*drop=*/false);
       (void)d;
     }
-    ASSERT_TRUE(s.Close().ok());
+    ASSERT_OK(s.Close());
   }
   Store again(Opts(), MakeHeapMemory(4 * kMiB), dir.Open());
   auto found = again.Open();
-  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_OK(found);
   EXPECT_EQ(*found, 16u);
   std::vector<Key> keys;
   for (uint32_t i = 0; i < 8; ++i) keys.push_back(K(i));
@@ -279,10 +279,10 @@ TEST(StoreTtl, ExpiryLooksOnlyAtWhatExpiresAmongAHugePopulation) {
   Store s(Opts(256 << 20), MakeArenaMemory(256 << 20, false).value());
   constexpr uint32_t kLong = 200000, kShort = 1000;
   for (uint32_t i = 0; i < kLong; ++i) {
-    ASSERT_TRUE(PutTtl(s, Big(i), 64, std::chrono::hours(1)).ok());
+    ASSERT_OK(PutTtl(s, Big(i), 64, std::chrono::hours(1)));
   }
   for (uint32_t i = 0; i < kShort; ++i) {
-    ASSERT_TRUE(PutTtl(s, K(i), 64, std::chrono::milliseconds(30)).ok());
+    ASSERT_OK(PutTtl(s, K(i), 64, std::chrono::milliseconds(30)));
   }
   // Nothing has expired yet whatever the pass finds: long TTLs are not looked at.
   size_t expired = 0;
@@ -303,11 +303,11 @@ TEST(StoreTtl, ExpiryLooksOnlyAtWhatExpiresAmongAHugePopulation) {
 
 TEST(StoreTtl, NoTtlCostsNothingAndAnEntryBeingReadIsFreedAfterTheRead) {
   Store s(Opts(), MakeHeapMemory(64 << 20));
-  for (uint32_t i = 0; i < 1000; ++i) ASSERT_TRUE(PutTtl(s, K(i), 10, {}).ok());  // --ttl 0
+  for (uint32_t i = 0; i < 1000; ++i) ASSERT_OK(PutTtl(s, K(i), 10, {}));  // --ttl 0
   EXPECT_EQ(s.ExpireTtl(), 0u);
   EXPECT_EQ(s.counters().ttl_examined.load(), 0u);
 
-  ASSERT_TRUE(PutTtl(s, K(5000), 5000, std::chrono::milliseconds(1)).ok());
+  ASSERT_OK(PutTtl(s, K(5000), 5000, std::chrono::milliseconds(1)));
   std::vector<Key> keys{K(5000)};
   std::unique_ptr<Delivery> reading;
   s.Select(keys, [&](Result<std::unique_ptr<Delivery>> r) { reading = std::move(r).value(); });
@@ -322,7 +322,7 @@ TEST(StoreTtl, NoTtlCostsNothingAndAnEntryBeingReadIsFreedAfterTheRead) {
 
 TEST(StoreTtl, AFailedDeliveryPutsTheEntryBackWithItsDeadline) {
   Store s(Opts(), MakeHeapMemory(64 << 20));
-  ASSERT_TRUE(PutTtl(s, K(1), 10, std::chrono::milliseconds(1)).ok());
+  ASSERT_OK(PutTtl(s, K(1), 10, std::chrono::milliseconds(1)));
   std::vector<Key> keys{K(1)};
   std::unique_ptr<Delivery> d;
   s.DropSelect(keys, [&](Result<std::unique_ptr<Delivery>> r) { d = std::move(r).value(); });
@@ -355,14 +355,14 @@ TEST(StoreIndex, KeysSharingTheirFirst24BytesDoNotCollide) {
     const uint64_t tail = i;
     std::memcpy(k.bytes.data() + 24, &tail, 8);
     keys.push_back(k);
-    ASSERT_TRUE(Put(s, k, Bytes(64, 1)).ok());
+    ASSERT_OK(Put(s, k, Bytes(64, 1)));
   }
   EXPECT_EQ(s.MatchPrefix(keys), kCount);
   // One chain of 40,000 made every insert a linear scan; spread keys give runs
   // of tens of slots in a table at most 3/4 full.
   EXPECT_LE(s.IndexLongestChain(), 512u);
   // Also within one namespace other than the default, and the same keys in two.
-  for (uint32_t i = 0; i < 1000; ++i) ASSERT_TRUE(PutIn(s, 9, keys[i], Bytes(64, 9)).ok());
+  for (uint32_t i = 0; i < 1000; ++i) ASSERT_OK(PutIn(s, 9, keys[i], Bytes(64, 9)));
   EXPECT_LE(s.IndexLongestChain(), 512u);
 }
 
@@ -380,12 +380,12 @@ using namespace store_test;
 TEST(StoreSpillReadBack, APromotionNeedingAWholeFreeRunIsNotRefused) {
   SpillDir dir;
   Store s(Opts(4 * kMiB), MakeArenaMemory(4 * kMiB, false).value(), dir.Open());
-  ASSERT_TRUE(s.Open().ok());
+  ASSERT_OK(s.Open());
   // One 300 KiB value (class 320 KiB), then 256 KiB values (class 256 KiB, 8 a
   // 2 MiB slab): the 300 KiB one goes to spill and 256 KiB slabs fill the arena.
   const auto odd = Value(300 << 10, 999);
-  ASSERT_TRUE(Put(s, K(999), odd).ok());
-  for (uint32_t i = 0; i < 24; ++i) ASSERT_TRUE(Put(s, K(i), Value(256 << 10, i)).ok());
+  ASSERT_OK(Put(s, K(999), odd));
+  for (uint32_t i = 0; i < 24; ++i) ASSERT_OK(Put(s, K(i), Value(256 << 10, i)));
   ASSERT_TRUE(Eventually([&] { return TierOf(s, K(999)) == Tier::kSpill; }));
   // Read it back, and the same again after it went out once more: every read succeeds.
   for (int pass = 0; pass < 3; ++pass) {
@@ -394,7 +394,7 @@ TEST(StoreSpillReadBack, APromotionNeedingAWholeFreeRunIsNotRefused) {
       EXPECT_EQ(TakeBytes(s, K(i), /*drop=*/false), Value(256 << 10, i)) << "key " << i;
     }
   }
-  ASSERT_TRUE(s.Close().ok());
+  ASSERT_OK(s.Close());
 }
 
 }  // namespace
@@ -408,7 +408,7 @@ using namespace store_test;
 
 TEST(StoreBatch, ReserveManyAndCommitManyStoreEveryValueAndWakeWaiters) {
   Store s(Opts(), MakeHeapMemory(64 << 20));
-  ASSERT_TRUE(PutIn(s, 4, K(2), Bytes(10, 9)).ok());  // already stored: reported as exists
+  ASSERT_OK(PutIn(s, 4, K(2), Bytes(10, 9)));  // already stored: reported as exists
   std::vector<Key> keys;
   std::vector<EntryMeta> metas;
   std::vector<std::vector<std::byte>> values;
@@ -431,7 +431,7 @@ TEST(StoreBatch, ReserveManyAndCommitManyStoreEveryValueAndWakeWaiters) {
   ASSERT_EQ(reserved.size(), keys.size());
   std::vector<Reservation> rs;
   for (size_t i = 0; i < reserved.size(); ++i) {
-    ASSERT_TRUE(reserved[i].ok()) << i << ": " << reserved[i].status().ToString();
+    ASSERT_OK(reserved[i]) << i << ": " << reserved[i].status().ToString();
     EXPECT_EQ(reserved[i]->exists, i == 2) << i;
     if (!reserved[i]->exists) {
       std::memcpy(reserved[i]->slot.data, values[i].data(), values[i].size());
@@ -445,7 +445,7 @@ TEST(StoreBatch, ReserveManyAndCommitManyStoreEveryValueAndWakeWaiters) {
     if (i == 5) {
       EXPECT_EQ(committed[i].status().code(), StatusCode::kDataLoss);
     } else {
-      ASSERT_TRUE(committed[i].ok()) << i << ": " << committed[i].status().ToString();
+      ASSERT_OK(committed[i]) << i << ": " << committed[i].status().ToString();
       EXPECT_EQ(*committed[i], i != 2) << i;
     }
   }
@@ -454,7 +454,7 @@ TEST(StoreBatch, ReserveManyAndCommitManyStoreEveryValueAndWakeWaiters) {
   EXPECT_TRUE(std::ranges::equal(waited->entries()[1].bytes, values[8]));
   waited->Finish(true);
   auto d = SelectNow(s, 4, {K(31)});
-  ASSERT_TRUE(d.ok());
+  ASSERT_OK(d);
   EXPECT_TRUE(std::ranges::equal((*d)->entries()[0].bytes, values[31]));
   EXPECT_EQ((*d)->entries()[0].meta.layout, "L1");
   (*d)->Finish(true);

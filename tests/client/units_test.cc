@@ -44,8 +44,8 @@ TEST(ParseSize, Units) {
 }
 
 TEST(ParseSize, Rejects) {
-  for (const char* bad :
-       {"", "GiB", "12XB", "-1", "1..5G", "1e3", "99999999999999999999", "20000000TiB", "17EiB", "4 G iB"}) {
+  for (const char* bad : {"", "GiB", "12XB", "-1", "1..5G", "1e3", "99999999999999999999",
+                          "20000000TiB", "17EiB", "4 G iB"}) {
     auto r = ParseSize(bad);
     EXPECT_FALSE(r.ok()) << bad;
     if (!r.ok()) {

@@ -71,6 +71,14 @@ TEST_F(Limits, RepliesNobodyReadsAreCutAtTheStallTimeoutAndFreeWhatTheyPinned) {
   // The entry goes; its slot stays pinned only as long as replies hold it.
   std::vector<Key> keys{big};
   ASSERT_TRUE(Eventually([&] { return d->Metric("kvstore_connected_clients") == 5.0; }));
+  // Every select answered (its reply queued, the value pinned) before the entry
+  // goes: a select handled after the remove would answer a small NotFound that
+  // fits the socket buffer, and that connection would rightly stay open.
+  ASSERT_TRUE(Eventually([&] {
+    return d->Metric("kvstore_requests_total", {{"op", "select"}, {"result", "ok"}}).value_or(0) >=
+           40.0;
+  })) << "selects answered: "
+      << d->Metric("kvstore_requests_total", {{"op", "select"}, {"result", "ok"}}).value_or(0);
   ASSERT_OK(c->Remove(keys));
   ASSERT_TRUE(Eventually([&] { return HostStored(*d) == 0 && HostUsed(*d) == 0; }, 20s))
       << "host used " << HostUsed(*d) << " for " << HostStored(*d) << " stored";

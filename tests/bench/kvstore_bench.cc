@@ -86,7 +86,8 @@ int Main(int argc, char** argv) {
   app.add_option("--warmup", limits.warmup_ops, "unmeasured ops per client before each case")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
-  app.add_option("--rounds", rounds, "interleaved rounds; the table shows each case's best")
+  app.add_option("--rounds", rounds,
+                 "interleaved rounds; the table shows each case's median round and the min-max")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   app.add_option("--redis-server", redis_binary, "redis-server to start for the baseline")

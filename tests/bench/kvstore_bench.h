@@ -142,8 +142,18 @@ struct BenchReport {
   double memcpy_gbps = 0;
 };
 
-// The best round (highest round-trip GB/s) of each system, size and client count.
-std::vector<BulkResult> BestOfRounds(const std::vector<BulkResult>& all);
+// The median round (by round-trip GB/s) of each system, size and client count;
+// errors summed over its rounds.
+std::vector<BulkResult> MedianOfRounds(const std::vector<BulkResult>& all);
+
+// A case's round-trip GB/s over its rounds, and its ratio to a baseline taken
+// round by round: median, min and max of each (0 when absent).
+struct RoundSpread {
+  double gbps_median = 0, gbps_min = 0, gbps_max = 0;
+  double ratio_median = 0, ratio_min = 0, ratio_max = 0;
+};
+RoundSpread SpreadOf(const std::vector<BulkResult>& all, const BulkResult& ours,
+                     const std::string& baseline);
 void PrintTable(const BenchReport& report);
 void PrintJson(const BenchReport& report);
 // The first three fields of /proc/loadavg, or "?".

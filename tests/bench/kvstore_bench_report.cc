@@ -68,39 +68,73 @@ std::string Cores(double cpu_seconds, double wall) {
 
 }  // namespace
 
-std::vector<BulkResult> BestOfRounds(const std::vector<BulkResult>& all) {
-  std::map<CaseKey, BulkResult> best;
+std::vector<BulkResult> MedianOfRounds(const std::vector<BulkResult>& all) {
+  std::map<CaseKey, std::vector<BulkResult>> rounds;
   std::vector<CaseKey> order;
   for (const BulkResult& r : all) {
     CaseKey k{r.size, r.clients, r.system};
-    auto it = best.find(k);
-    if (it == best.end()) {
-      order.push_back(k);
-      best[k] = r;
-    } else if (r.RoundTripGBps() > it->second.RoundTripGBps()) {
-      uint64_t errors = it->second.errors + r.errors;
-      std::string first = it->second.first_error.empty() ? r.first_error : it->second.first_error;
-      it->second = r;
-      it->second.errors = errors;
-      it->second.first_error = first;
-    } else {
-      it->second.errors += r.errors;
-      if (it->second.first_error.empty()) it->second.first_error = r.first_error;
-    }
+    if (!rounds.contains(k)) order.push_back(k);
+    rounds[k].push_back(r);
   }
   std::vector<BulkResult> out;
-  for (const CaseKey& k : order) out.push_back(best[k]);
+  for (const CaseKey& k : order) {
+    std::vector<BulkResult>& v = rounds[k];
+    uint64_t errors = 0;
+    std::string first;
+    for (const BulkResult& r : v) {
+      errors += r.errors;
+      if (first.empty()) first = r.first_error;
+    }
+    std::sort(v.begin(), v.end(), [](const BulkResult& x, const BulkResult& y) {
+      return x.RoundTripGBps() < y.RoundTripGBps();
+    });
+    BulkResult median = v[(v.size() - 1) / 2];  // the lower median for an even count
+    median.errors = errors;
+    median.first_error = first;
+    out.push_back(std::move(median));
+  }
+  return out;
+}
+
+RoundSpread SpreadOf(const std::vector<BulkResult>& all, const BulkResult& ours,
+                     const std::string& baseline) {
+  // Round trip GB/s of `ours` over its rounds, and its ratio to `baseline`
+  // round by round (the rounds interleave, so round i of each ran side by side).
+  std::map<int, double> base;
+  std::vector<double> gbps, ratio;
+  for (const BulkResult& r : all) {
+    if (r.size != ours.size || r.clients != ours.clients) continue;
+    if (r.system == baseline && r.RoundTripGBps() > 0) base[r.round] = r.RoundTripGBps();
+  }
+  for (const BulkResult& r : all) {
+    if (r.size != ours.size || r.clients != ours.clients || r.system != ours.system) continue;
+    gbps.push_back(r.RoundTripGBps());
+    if (auto it = base.find(r.round); it != base.end()) {
+      ratio.push_back(r.RoundTripGBps() / it->second);
+    }
+  }
+  auto median_min_max = [](std::vector<double> v, double* med, double* lo, double* hi) {
+    if (v.empty()) return;
+    std::sort(v.begin(), v.end());
+    *med = v[(v.size() - 1) / 2];
+    *lo = v.front();
+    *hi = v.back();
+  };
+  RoundSpread out;
+  median_min_max(gbps, &out.gbps_median, &out.gbps_min, &out.gbps_max);
+  median_min_max(ratio, &out.ratio_median, &out.ratio_min, &out.ratio_max);
   return out;
 }
 
 void PrintTable(const BenchReport& report) {
-  std::vector<BulkResult> best = BestOfRounds(report.all);
+  std::vector<BulkResult> best = MedianOfRounds(report.all);
   auto m = Index(best);
   std::cout << "kvstore-bench: insert + drop_select against kvstored at " << report.addr
             << " (transport " << report.transport << "), " << report.seconds_per_case
             << " s per case"
             << (report.max_ops > 0 ? ", at most " + std::to_string(report.max_ops) + " ops" : "")
-            << ", best of " << report.rounds << " interleaved rounds\n"
+            << ", the median round of " << report.rounds
+            << " interleaved rounds (each case's round with the median round-trip GB/s)\n"
             << "GB/s = 1e9 value bytes per second. rt = round trip (put + get of one value, "
                "2 x size per op over wall time);\n"
             << "put/get GB/s = size / mean phase latency x clients. Baselines do the same two "
@@ -111,19 +145,21 @@ void PrintTable(const BenchReport& report) {
             << "load average (1/5/15 min) before " << report.load_before << ", after "
             << report.load_after << " on " << std::thread::hardware_concurrency() << " cores\n\n";
   std::vector<std::vector<std::string>> t = {{"size", "clients", "system", "ops", "rt GB/s",
-                                              "put GB/s", "get GB/s", "rt p50 ms", "rt p99 ms",
-                                              "put p50 ms", "get p50 ms", "rt/raw", "rt/redis",
-                                              "cpu cli", "cpu srv", "errors"}};
+                                              "rt min-max", "put GB/s", "get GB/s", "rt p50 ms",
+                                              "rt p99 ms", "put p50 ms", "get p50 ms", "rt/raw",
+                                              "rt/redis", "cpu cli", "cpu srv", "errors"}};
   for (const BulkResult& r : best) {
     double vs_raw = r.system == "raw-tcp" ? 0 : Ratio(m, r, "raw-tcp", &BulkResult::RoundTripGBps);
     double vs_redis = r.system == "kvstore" ? Ratio(m, r, "redis", &BulkResult::RoundTripGBps) : 0;
+    RoundSpread spread = SpreadOf(report.all, r, "raw-tcp");
     t.push_back({FormatSize(r.size), std::to_string(r.clients), r.system, std::to_string(r.ops),
-                 Fixed(r.RoundTripGBps(), 2), Fixed(r.PutGBps(), 2), Fixed(r.GetGBps(), 2),
-                 Fixed(r.round_trip.p50_us / 1000, 3), Fixed(r.round_trip.p99_us / 1000, 3),
-                 Fixed(r.put.p50_us / 1000, 3), Fixed(r.get.p50_us / 1000, 3),
-                 vs_raw > 0 ? Fixed(vs_raw, 2) : "-", vs_redis > 0 ? Fixed(vs_redis, 2) : "-",
-                 Cores(r.client_cpu_seconds, r.seconds), Cores(r.server_cpu_seconds, r.seconds),
-                 std::to_string(r.errors)});
+                 Fixed(r.RoundTripGBps(), 2),
+                 Fixed(spread.gbps_min, 2) + "-" + Fixed(spread.gbps_max, 2), Fixed(r.PutGBps(), 2),
+                 Fixed(r.GetGBps(), 2), Fixed(r.round_trip.p50_us / 1000, 3),
+                 Fixed(r.round_trip.p99_us / 1000, 3), Fixed(r.put.p50_us / 1000, 3),
+                 Fixed(r.get.p50_us / 1000, 3), vs_raw > 0 ? Fixed(vs_raw, 2) : "-",
+                 vs_redis > 0 ? Fixed(vs_redis, 2) : "-", Cores(r.client_cpu_seconds, r.seconds),
+                 Cores(r.server_cpu_seconds, r.seconds), std::to_string(r.errors)});
   }
   PrintAligned(t);
   for (const BulkResult& r : best) {
@@ -142,7 +178,16 @@ void PrintTable(const BenchReport& report) {
     double raw = Ratio(m, r, "raw-tcp", &BulkResult::RoundTripGBps);
     double redis = Ratio(m, r, "redis", &BulkResult::RoundTripGBps);
     bool ok = raw >= kIssueRawRatio && (redis == 0 || redis > 1);
-    std::cout << "  clients " << r.clients << ": rt/raw " << Fixed(raw, 2) << ", rt/redis "
+    RoundSpread vs_raw = SpreadOf(report.all, r, "raw-tcp");
+    RoundSpread vs_redis = SpreadOf(report.all, r, "redis");
+    std::cout << "  clients " << r.clients << ": rt/raw by round " << Fixed(vs_raw.ratio_median, 2)
+              << " (" << Fixed(vs_raw.ratio_min, 2) << "-" << Fixed(vs_raw.ratio_max, 2)
+              << "), rt/redis by round "
+              << (vs_redis.ratio_median > 0
+                      ? Fixed(vs_redis.ratio_median, 2) + " (" + Fixed(vs_redis.ratio_min, 2) +
+                            "-" + Fixed(vs_redis.ratio_max, 2) + ")"
+                      : "n/a")
+              << "; median rounds: rt/raw " << Fixed(raw, 2) << ", rt/redis "
               << (redis > 0 ? Fixed(redis, 2) : "n/a") << "; insert/raw-put "
               << Fixed(Ratio(m, r, "raw-tcp", &BulkResult::PutGBps), 2) << ", drop_select/raw-get "
               << Fixed(Ratio(m, r, "raw-tcp", &BulkResult::GetGBps), 2) << "; insert/SET "
@@ -187,7 +232,7 @@ void PrintJson(const BenchReport& report) {
                           {"errors", r.errors},
                           {"first_error", r.first_error}};
   };
-  std::vector<BulkResult> best = BestOfRounds(report.all);
+  std::vector<BulkResult> best = MedianOfRounds(report.all);
   auto m = Index(best);
   nlohmann::json best_json = nlohmann::json::array();
   for (const BulkResult& r : best) {
@@ -218,7 +263,7 @@ void PrintJson(const BenchReport& report) {
                               {"load_after", report.load_after},
                               {"xxh3_gbps", report.xxh3_gbps},
                               {"memcpy_gbps", report.memcpy_gbps},
-                              {"best", best_json},
+                              {"median", best_json},
                               {"all", rounds}}
                    .dump(2)
             << std::endl;

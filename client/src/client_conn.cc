@@ -5,6 +5,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -30,6 +32,48 @@
 #include "kvstore/wire_convert.h"
 
 namespace kvstore::internal {
+
+namespace {
+
+// OpenSSL writes to its socket with write(2), which raises SIGPIPE when the
+// peer has closed (a daemon refusing a client certificate, one that went away):
+// a library must never kill the process it lives in for that. While OpenSSL
+// runs, SIGPIPE is blocked in this thread; one it raised is taken off the
+// pending set before the mask is restored, and the call fails with EPIPE.
+class NoSigpipe {
+ public:
+  NoSigpipe() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    blocked_ = pthread_sigmask(SIG_BLOCK, &pipe_, &old_) == 0;
+  }
+  ~NoSigpipe() {
+    if (!blocked_) return;
+    const int saved_errno = errno;
+    sigset_t pending;
+    sigpending(&pending);
+    if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
+      timespec zero{0, 0};
+      while (sigtimedwait(&pipe_, nullptr, &zero) == -1 && errno == EINTR) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    errno = saved_errno;
+  }
+  NoSigpipe(const NoSigpipe&) = delete;
+  NoSigpipe& operator=(const NoSigpipe&) = delete;
+
+ private:
+  sigset_t pipe_;
+  sigset_t old_;
+  bool blocked_ = false;
+  bool was_pending_ = false;
+};
+
+}  // namespace
 
 ClientConn::~ClientConn() {
   if (fd_ >= 0) ::close(fd_);
@@ -286,7 +330,11 @@ Status ClientConn::StartTls(const ClientOptions& options, const std::string& hos
   SSL_set_fd(ssl_.get(), fd_);
   KVSTORE_RETURN_IF_ERROR(SetTimeout(SO_RCVTIMEO, deadline, "TLS handshake"));
   KVSTORE_RETURN_IF_ERROR(SetTimeout(SO_SNDTIMEO, deadline, "TLS handshake"));
-  int rc = SSL_connect(ssl_.get());
+  int rc;
+  {
+    NoSigpipe no_sigpipe;
+    rc = SSL_connect(ssl_.get());
+  }
   if (rc != 1) {
     long verify = SSL_get_verify_result(ssl_.get());
     if (verify != X509_V_OK) {
@@ -391,6 +439,7 @@ Status ClientConn::SendWithFd(capnp::MessageBuilder& message, int fd, Clock::tim
 
 Status ClientConn::SendIov(std::vector<iovec>& iov) {
   if (ssl_) {
+    NoSigpipe no_sigpipe;
     for (const iovec& v : iov) {
       size_t off = 0;
       while (off < v.iov_len) {
@@ -477,6 +526,8 @@ Status ClientConn::SendWithChecksumTrailer(capnp::MessageBuilder& message,
 Status ClientConn::ReadExact(void* dst, size_t n, Clock::time_point deadline, const char* what) {
   KVSTORE_RETURN_IF_ERROR(SetTimeout(SO_RCVTIMEO, deadline, what));
   auto* p = static_cast<char*>(dst);
+  std::optional<NoSigpipe> no_sigpipe;  // a read may answer the peer (an alert, a key update)
+  if (ssl_) no_sigpipe.emplace();
   while (n > 0 && ssl_) {
     int r = SSL_read(ssl_.get(), p, static_cast<int>(std::min<size_t>(n, 1 << 30)));
     if (r <= 0) return TlsFail(what, r);

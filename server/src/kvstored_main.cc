@@ -2,6 +2,7 @@
 // here once and passed down.
 #include <sys/resource.h>
 
+#include <csignal>
 #include <cstdio>
 
 #include <spdlog/spdlog.h>
@@ -23,6 +24,8 @@ int Fail(const std::string& what) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A peer gone mid-write is an error on that connection, never the daemon's death.
+  std::signal(SIGPIPE, SIG_IGN);
   ServerOptions o;
   CLI::App app{
       "kvstored: a KV-cache store for disaggregated LLM serving.\n"

@@ -1,6 +1,7 @@
 // TLS on the TCP listener: values round-trip byte-exact through it, a client
 // that does not trust the daemon's CA (or speaks plaintext) gets nothing, and
 // with --tls-ca the daemon requires a client certificate its CA signed.
+#include <csignal>
 #include <cstdlib>
 
 #include "security_util.h"
@@ -78,6 +79,27 @@ TEST(Tls, RoundTripIsByteExactAndAWrongCaIsRefused) {
   EXPECT_FALSE(Client::Connect(plain).ok());
   EXPECT_GE(d->Metric("kvstore_protocol_errors_total", {{"reason", "tls_handshake"}}).value_or(0),
             1.0);
+}
+
+// A daemon that goes away under a TLS client: OpenSSL then writes into a socket
+// whose peer is gone, which raises SIGPIPE; the client gets an error and the
+// process it lives in keeps running (this test's process is that process).
+TEST(Tls, ADaemonGoneMidInsertIsAnErrorNotASignal) {
+  Certs certs;
+  ASSERT_TRUE(certs.ok()) << "openssl could not make test certificates (see its log)";
+  auto d = StartDaemon({"--tls-cert", certs("server.pem"), "--tls-key", certs("server.key")});
+  ASSERT_NE(d, nullptr);
+  ClientOptions o = TlsClient(*d, certs("ca.pem"));
+  o.io_timeout = 5s;
+  auto c = Client::Connect(o);
+  ASSERT_OK(c);
+  ASSERT_OK((*c)->Insert(TestKey(1), RandomBytes(1 << 10, 1)));
+  ASSERT_EQ(d->StopWith(SIGKILL), 128 + SIGKILL);
+  // Many 16 KiB records into a socket whose peer has gone: EPIPE, not death.
+  for (uint32_t i = 2; i < 5; ++i) {
+    auto s = (*c)->Insert(TestKey(i), RandomBytes(8 << 20, i));
+    EXPECT_FALSE(s.ok());
+  }
 }
 
 TEST(Tls, MutualTlsRequiresAClientCertificateOfTheCa) {

@@ -86,52 +86,34 @@ class Checker {
 };
 
 const std::set<std::string>& KnownFields(Endpoint e) {
-  static const std::set<std::string> completions = {"model",
-                                                    "prompt",
-                                                    "max_tokens",
-                                                    "temperature",
-                                                    "top_p",
-                                                    "top_k",
-                                                    "n",
-                                                    "stream",
-                                                    "stream_options",
-                                                    "stop",
-                                                    "stop_token_ids",
-                                                    "logprobs",
-                                                    "echo",
-                                                    "seed",
-                                                    "ignore_eos",
-                                                    "user",
-                                                    "kv_transfer_params",
-                                                    "best_of",
-                                                    "frequency_penalty",
-                                                    "presence_penalty",
-                                                    "logit_bias",
-                                                    "suffix"};
-  static const std::set<std::string> chat = {"model",
-                                             "messages",
-                                             "max_tokens",
-                                             "max_completion_tokens",
-                                             "temperature",
-                                             "top_p",
-                                             "top_k",
-                                             "n",
-                                             "stream",
-                                             "stream_options",
-                                             "stop",
-                                             "stop_token_ids",
-                                             "logprobs",
-                                             "top_logprobs",
-                                             "seed",
-                                             "ignore_eos",
-                                             "user",
-                                             "kv_transfer_params",
-                                             "frequency_penalty",
-                                             "presence_penalty",
-                                             "logit_bias",
-                                             "response_format",
-                                             "tool_choice",
-                                             "tools"};
+  // Fields both endpoints take, then each endpoint's own.
+  static const std::set<std::string> shared = {"model",
+                                               "max_tokens",
+                                               "temperature",
+                                               "top_p",
+                                               "top_k",
+                                               "n",
+                                               "stream",
+                                               "stream_options",
+                                               "stop",
+                                               "stop_token_ids",
+                                               "logprobs",
+                                               "seed",
+                                               "ignore_eos",
+                                               "user",
+                                               "kv_transfer_params",
+                                               "frequency_penalty",
+                                               "presence_penalty",
+                                               "logit_bias"};
+  auto with = [](std::initializer_list<const char*> own) {
+    std::set<std::string> all = shared;
+    all.insert(own.begin(), own.end());
+    return all;
+  };
+  static const std::set<std::string> completions = with({"prompt", "echo", "best_of", "suffix"});
+  static const std::set<std::string> chat =
+      with({"messages", "max_completion_tokens", "top_logprobs", "response_format", "tool_choice",
+            "tools"});
   return e == Endpoint::kChat ? chat : completions;
 }
 

@@ -270,7 +270,11 @@ TEST(StoreDeviceTier, FillingTheDeviceTierPastItsWatermarkDemotesToHostByteExact
   for (uint32_t i = 0; i < kCount; ++i) {
     EXPECT_EQ(TakeBytes(s, K(i), /*drop=*/true), Value(256 << 10, i)) << "key " << i;
   }
-  EXPECT_EQ(s.Stats().staged_transfers, kCount - host.entries.size());
+  // Served from the device tier means staged into host first. The tier worker
+  // may still be demoting down to its low watermark after the listing above,
+  // so at most the entries the device held then were staged, and some were.
+  EXPECT_GT(s.Stats().staged_transfers, 0u);
+  EXPECT_LE(s.Stats().staged_transfers, kCount - host.entries.size());
 }
 
 TEST(StoreDeviceTier, EntriesFlowDeviceToHostToSpillAndComeBackByteExact) {

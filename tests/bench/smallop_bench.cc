@@ -1,8 +1,12 @@
 // kvstore-smallop-bench: small-operation throughput and latency against kvstored over
-// loopback TCP, beside a raw 64-byte TCP ping-pong that shows the floor.
+// loopback TCP (or the local transport), beside a raw 64-byte TCP ping-pong that
+// shows the floor, in interleaved rounds: each round measures the raw ping-pong,
+// then every case; the table gives median (min-max) over rounds and each case's
+// p50 against the same round's raw p50.
 //
 //   kvstore-smallop-bench                      # starts its own kvstored (built next to it)
-//   kvstore-smallop-bench --addr 127.0.0.1:7400 --threads 8 --seconds 5 --json
+//   kvstore-smallop-bench --rounds 5 --threads 8 --seconds 1 --json
+//   kvstore-smallop-bench --compare-kvstored /path/to/older/kvstored   # before/after
 //
 // Every case runs with 1 thread and with --threads threads sharing one Client.
 // Then the batched case: --batch single inserts of --batch-value bytes against
@@ -16,7 +20,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iostream>
+#include <map>
 #include <random>
 
 #include "bench_util.h"
@@ -120,20 +126,94 @@ BatchResult RunBatched(Client& client, uint64_t run, size_t n, size_t value_byte
   return out;
 }
 
-struct Row {
-  CaseResult r;
-  double ratio = 0;  // p50 / raw p50 at the same thread count
+// One daemon under test: the one this build made, and optionally another
+// (--compare-kvstored, e.g. an older build) measured in the same rounds.
+struct Target {
+  std::string label;
+  DaemonProcess daemon;
+  std::unique_ptr<Client> client;
+  std::string transport;  // what the client negotiated
+  std::vector<Key> prefix;
+  std::vector<Key> select_keys;
 };
 
-void PrintRows(const std::vector<Row>& rows) {
-  std::vector<std::vector<std::string>> t = {
-      {"case", "threads", "ops/s", "p50 us", "p99 us", "p999 us", "p50/raw", "errors"}};
-  for (const Row& row : rows) {
-    const CaseResult& r = row.r;
-    t.push_back({r.name, std::to_string(r.threads), Fixed(r.ops_per_sec, 0), Fixed(r.p50_us, 1),
-                 Fixed(r.p99_us, 1), Fixed(r.p999_us, 1),
-                 row.ratio > 0 ? Fixed(row.ratio, 2) + "x" : "-", std::to_string(r.errors)});
+struct Case {
+  std::string name;
+  int warmup = 100;
+  // `round` keeps keys of different rounds apart (the iteration restarts each round).
+  std::function<Status(Target&, int thread, uint64_t i, int threads, uint32_t round)> op;
+};
+
+// Per (threads, target, case): one figure per round.
+struct Series {
+  std::vector<double> ops, p50, p99, vs_raw;  // vs_raw = p50 / that round's raw p50
+  uint64_t errors = 0;
+  std::string first_error;
+};
+
+std::vector<Case> Cases(uint64_t run, const std::vector<std::byte>& value) {
+  return {
+      {"ping", 100, [](Target& t, int, uint64_t, int, uint32_t) { return t.client->Ping(); }},
+      {"match_prefix 1 key", 100,
+       [](Target& t, int, uint64_t, int, uint32_t) -> Status {
+         auto m = t.client->MatchPrefix(std::span(t.prefix).first(1));
+         if (!m.ok()) return m.status();
+         return *m == 1 ? Status::Ok()
+                        : Status::Internal("match_prefix returned " + std::to_string(*m) +
+                                           ", expected 1");
+       }},
+      {"match_prefix 32 keys", 100,
+       [](Target& t, int, uint64_t, int, uint32_t) -> Status {
+         auto m = t.client->MatchPrefix(t.prefix);
+         if (!m.ok()) return m.status();
+         return *m == kPrefixKeys ? Status::Ok()
+                                  : Status::Internal("match_prefix returned " + std::to_string(*m) +
+                                                     ", expected 32");
+       }},
+      {"insert+drop_select 4KiB", 20,
+       [run, &value](Target& t, int thread, uint64_t i, int threads, uint32_t round) -> Status {
+         Key k = MakeKey(run, 16 + static_cast<uint32_t>(threads) + (round << 16),
+                         static_cast<uint32_t>(thread), i);
+         auto ins = t.client->Insert(k, value);
+         if (!ins.ok()) return ins.status().WithContext("insert");
+         auto got = t.client->DropSelect(std::span(&k, 1), kDropTimeout);
+         if (!got.ok()) return got.status().WithContext("drop_select");
+         return got->size() == 1 && (*got)[0].value.size() == kValueSize
+                    ? Status::Ok()
+                    : Status::Internal("drop_select returned the wrong size");
+       }},
+      {"select 4KiB", 100,
+       [](Target& t, int thread, uint64_t, int, uint32_t) -> Status {
+         auto got = t.client->Select(std::span(&t.select_keys[thread], 1));
+         if (!got.ok()) return got.status();
+         return (*got)[0].value.size() == kValueSize ? Status::Ok()
+                                                     : Status::Internal("select: wrong size");
+       }},
+  };
+}
+
+Status Prepare(Target& t, const std::string& transport, int threads, uint64_t run,
+               const std::vector<std::byte>& value, uint32_t kind_base) {
+  ClientOptions opts;
+  opts.address = t.daemon.address();
+  opts.client_name = "kvstore-smallop-bench";
+  opts.max_connections = static_cast<size_t>(threads) + 1;
+  opts.transport = transport;
+  KVSTORE_ASSIGN_OR_RETURN(t.client, Client::Connect(opts));
+  // A 32-block prompt for match_prefix, one 4 KiB entry per thread for select.
+  for (size_t i = 0; i < kPrefixKeys; ++i) t.prefix.push_back(MakeKey(run, kind_base, 0, i));
+  for (int i = 0; i < threads; ++i) t.select_keys.push_back(MakeKey(run, kind_base + 1, i, 0));
+  for (const auto* keys : {&t.prefix, &t.select_keys}) {
+    for (const Key& k : *keys) {
+      auto r = t.client->Insert(k, value);
+      if (!r.ok()) return r.status().WithContext("setup insert on " + t.label);
+    }
   }
+  t.transport = t.client->TransferStats().transport;
+  return Status::Ok();
+}
+
+void PrintTable(const std::vector<std::vector<std::string>>& t) {
   std::vector<size_t> w(t[0].size(), 0);
   for (auto& line : t) {
     for (size_t i = 0; i < line.size(); ++i) w[i] = std::max(w[i], line[i].size());
@@ -142,39 +222,41 @@ void PrintRows(const std::vector<Row>& rows) {
     std::string s;
     for (size_t i = 0; i < line.size(); ++i) {
       std::string pad(w[i] - line[i].size(), ' ');
-      s += i == 0 ? line[i] + pad : pad + line[i];  // numbers right-aligned
+      s += i <= 1 ? line[i] + pad : pad + line[i];  // numbers right-aligned
       s += "  ";
     }
     std::cout << s << "\n";
   }
-  for (const Row& row : rows) {
-    if (!row.r.first_error.empty()) {
-      std::cout << "first error in \"" << row.r.name << "\" (" << row.r.threads
-                << " threads): " << row.r.first_error << "\n";
-    }
-  }
-  std::cout << std::flush;
 }
 
 int Main(int argc, char** argv) {
   CLI::App app{"kvstore-smallop-bench: small-op throughput and latency on loopback"};
-  std::string addr;
   std::string kvstored = DefaultKvstored();
+  std::string compare;
   std::string memory = "1GiB";
+  std::string transport = "tcp";
   double seconds = 2;
   int threads = 4;
+  int rounds = 3;
   bool json = false;
   size_t batch = 64;
   size_t batch_value = 1024;
-  app.add_option("--addr", addr, "benchmark a running kvstored at HOST:PORT");
-  app.add_option("--kvstored", kvstored, "daemon to start when --addr is not given")
+  app.add_option("--kvstored", kvstored, "the daemon to measure")->capture_default_str();
+  app.add_option("--compare-kvstored", compare,
+                 "a second daemon (e.g. an older build) measured in the same rounds; the "
+                 "table adds its figures and the ratio of the two");
+  app.add_option("--memory", memory, "--memory for the daemons this program starts")
       ->capture_default_str();
-  app.add_option("--memory", memory, "--memory for the daemon this program starts")
-      ->capture_default_str();
-  app.add_option("--seconds", seconds, "measured time per case")->capture_default_str();
+  app.add_option("--transport", transport, "client transport: tcp, local or auto")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"tcp", "local", "auto"}));
+  app.add_option("--seconds", seconds, "measured time per case and round")->capture_default_str();
   app.add_option("--threads", threads, "client threads for the multi-threaded runs")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  app.add_option("--rounds", rounds, "interleaved rounds (median and min-max are reported)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
   app.add_flag("--json", json, "print JSON instead of a table");
   app.add_option("--batch", batch, "values per InsertMany in the batched case (0 = skip it)")
       ->capture_default_str();
@@ -182,134 +264,113 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  DaemonProcess daemon;
-  if (addr.empty()) {
-    if (Status s = daemon.Start(kvstored, memory); !s.ok()) {
-      std::cerr << "kvstore-smallop-bench: cannot start kvstored: " << s.ToString() << std::endl;
-      return 5;
-    }
-    addr = daemon.address();
-  }
-
-  ClientOptions opts;
-  opts.address = addr;
-  opts.client_name = "kvstore-smallop-bench";
-  opts.max_connections = static_cast<size_t>(threads) + 1;
-  auto connected = Client::Connect(opts);
-  if (!connected.ok()) {
-    std::cerr << "kvstore-smallop-bench: " << connected.status().ToString() << std::endl;
-    return 5;
-  }
-  Client& client = **connected;
-
-  uint64_t run = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
+  const uint64_t run = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
   std::vector<std::byte> value(kValueSize);
   for (size_t i = 0; i < value.size(); ++i) value[i] = static_cast<std::byte>(i * 131 + 7);
 
-  // Stored up front: a 32-block prompt for match_prefix, one 4 KiB entry per thread for select.
-  std::vector<Key> prefix;
-  for (size_t i = 0; i < kPrefixKeys; ++i) prefix.push_back(MakeKey(run, 1, 0, i));
-  std::vector<Key> select_keys;
-  for (int t = 0; t < threads; ++t) select_keys.push_back(MakeKey(run, 2, t, 0));
-  for (const Key& k : prefix) {
-    if (auto r = client.Insert(k, value); !r.ok()) {
-      std::cerr << "kvstore-smallop-bench: setup insert failed: " << r.status().ToString()
+  std::vector<std::unique_ptr<Target>> targets;
+  for (const std::string& binary : {kvstored, compare}) {
+    if (binary.empty()) continue;
+    auto t = std::make_unique<Target>();
+    t->label = targets.empty() ? "this" : "compared";
+    if (Status s = t->daemon.Start(binary, memory); !s.ok()) {
+      std::cerr << "kvstore-smallop-bench: cannot start " << binary << ": " << s.ToString()
                 << std::endl;
       return 5;
     }
+    if (Status s = Prepare(*t, transport, threads, run, value,
+                           static_cast<uint32_t>(1 + 2 * targets.size()));
+        !s.ok()) {
+      std::cerr << "kvstore-smallop-bench: " << s.ToString() << std::endl;
+      return 5;
+    }
+    targets.push_back(std::move(t));
   }
-  for (const Key& k : select_keys) {
-    if (auto r = client.Insert(k, value); !r.ok()) {
-      std::cerr << "kvstore-smallop-bench: setup insert failed: " << r.status().ToString()
-                << std::endl;
-      return 5;
-    }
+  if (!json) {
+    std::cerr << "daemons: this = " << kvstored
+              << (compare.empty() ? "" : ", compared = " + compare) << "; transport asked "
+              << transport << ", negotiated " << targets[0]->transport << "; " << rounds
+              << " interleaved rounds of " << seconds << " s per case; threads 1 and " << threads
+              << std::endl;
   }
 
+  const std::vector<Case> cases = Cases(run, value);
   std::vector<int> thread_counts = {1};
   if (threads > 1) thread_counts.push_back(threads);
-  std::vector<Row> rows;
-  if (!json) {
-    std::cerr << "kvstored at " << addr << ", " << seconds << " s per case, threads "
-              << (threads > 1 ? "1 and " + std::to_string(threads) : "1") << std::endl;
-  }
+  // series[n][target][case]; raw[n] per round.
+  std::map<int, std::vector<std::vector<Series>>> series;
+  std::map<int, Series> raw;
   for (int n : thread_counts) {
-    // The floor moves with whatever else the machine runs: measure it before and after the
-    // store's cases and compare against the better of the two.
-    CaseResult raw = RunRawPingPong(n, seconds);
-    size_t raw_row = rows.size();
-    rows.push_back({raw, 1.0});
-    auto add = [&](CaseResult r) {
-      double ratio = raw.p50_us > 0 ? r.p50_us / raw.p50_us : 0;
-      rows.push_back({std::move(r), ratio});
-    };
-    add(RunTimed("ping", n, seconds, 100, [&](int, uint64_t) { return client.Ping(); }));
-    add(RunTimed("match_prefix 1 key", n, seconds, 100, [&](int, uint64_t) -> Status {
-      auto m = client.MatchPrefix(std::span(prefix).first(1));
-      if (!m.ok()) return m.status();
-      return *m == 1
-                 ? Status::Ok()
-                 : Status::Internal("match_prefix returned " + std::to_string(*m) + ", expected 1");
-    }));
-    add(RunTimed("match_prefix 32 keys", n, seconds, 100, [&](int, uint64_t) -> Status {
-      auto m = client.MatchPrefix(prefix);
-      if (!m.ok()) return m.status();
-      return *m == kPrefixKeys ? Status::Ok()
-                               : Status::Internal("match_prefix returned " + std::to_string(*m) +
-                                                  ", expected 32");
-    }));
-    add(RunTimed("insert+drop_select 4KiB", n, seconds, 20, [&](int t, uint64_t i) -> Status {
-      Key k = MakeKey(run, 3 + static_cast<uint32_t>(n), static_cast<uint32_t>(t), i);
-      auto ins = client.Insert(k, value);
-      if (!ins.ok()) return ins.status().WithContext("insert");
-      auto got = client.DropSelect(std::span(&k, 1), kDropTimeout);
-      if (!got.ok()) return got.status().WithContext("drop_select");
-      return got->size() == 1 && (*got)[0].value.size() == kValueSize
-                 ? Status::Ok()
-                 : Status::Internal("drop_select returned the wrong size");
-    }));
-    add(RunTimed("select 4KiB", n, seconds, 100, [&](int t, uint64_t) -> Status {
-      auto got = client.Select(std::span(&select_keys[t], 1));
-      if (!got.ok()) return got.status();
-      return (*got)[0].value.size() == kValueSize ? Status::Ok()
-                                                  : Status::Internal("select: wrong size");
-    }));
-    CaseResult raw_after = RunRawPingPong(n, seconds);
-    if (raw_after.errors == 0 && raw_after.p50_us > 0 && raw_after.p50_us < raw.p50_us) {
-      rows[raw_row].r = raw_after;
-      for (size_t i = raw_row + 1; i < rows.size(); ++i) {
-        rows[i].ratio = rows[i].r.p50_us / raw_after.p50_us;
+    series[n].assign(targets.size(), std::vector<Series>(cases.size()));
+  }
+  for (int round = 0; round < rounds; ++round) {
+    for (int n : thread_counts) {
+      CaseResult base = RunRawPingPong(n, seconds);
+      Series& rs = raw[n];
+      rs.ops.push_back(base.ops_per_sec);
+      rs.p50.push_back(base.p50_us);
+      rs.p99.push_back(base.p99_us);
+      rs.vs_raw.push_back(1.0);
+      // Alternate which daemon goes first, so neither always runs on a warmer machine.
+      for (size_t k = 0; k < targets.size(); ++k) {
+        const size_t ti = (k + static_cast<size_t>(round)) % targets.size();
+        Target& t = *targets[ti];
+        for (size_t c = 0; c < cases.size(); ++c) {
+          CaseResult r =
+              RunTimed(cases[c].name, n, seconds, cases[c].warmup, [&](int th, uint64_t i) {
+                return cases[c].op(t, th, i, n, static_cast<uint32_t>(round));
+              });
+          Series& s = series[n][ti][c];
+          s.ops.push_back(r.ops_per_sec);
+          s.p50.push_back(r.p50_us);
+          s.p99.push_back(r.p99_us);
+          s.vs_raw.push_back(base.p50_us > 0 ? r.p50_us / base.p50_us : 0);
+          s.errors += r.errors;
+          if (s.first_error.empty()) s.first_error = r.first_error;
+        }
       }
     }
-    rows[raw_row].r.name = "raw tcp 64B ping-pong (best of 2)";
+  }
+  for (auto& t : targets) {
+    (void)t->client->Remove(t->prefix);
+    (void)t->client->Remove(t->select_keys);
   }
 
-  (void)client.Remove(prefix);
-  (void)client.Remove(select_keys);
-
   BatchResult batched;
-  if (batch > 0) batched = RunBatched(client, run, batch, batch_value, 3, 20);
+  if (batch > 0) batched = RunBatched(*targets[0]->client, run, batch, batch_value, 3, 20);
 
+  int errors = 0;
   if (json) {
-    nlohmann::json cases = nlohmann::json::array();
-    for (const Row& row : rows) {
-      const CaseResult& r = row.r;
-      cases.push_back({{"case", r.name},
-                       {"threads", r.threads},
-                       {"ops", r.ops},
-                       {"seconds", r.seconds},
-                       {"ops_per_sec", r.ops_per_sec},
-                       {"p50_us", r.p50_us},
-                       {"p99_us", r.p99_us},
-                       {"p999_us", r.p999_us},
-                       {"p50_vs_raw", row.ratio},
-                       {"errors", r.errors},
-                       {"first_error", r.first_error}});
+    nlohmann::json out = nlohmann::json::array();
+    for (int n : thread_counts) {
+      auto spread = [](const std::vector<double>& v) {
+        Spread s = SpreadOf(v);
+        return nlohmann::json{{"median", s.median}, {"min", s.min}, {"max", s.max}};
+      };
+      out.push_back({{"case", "raw tcp 64B ping-pong"},
+                     {"threads", n},
+                     {"ops_per_sec", spread(raw[n].ops)},
+                     {"p50_us", spread(raw[n].p50)}});
+      for (size_t ti = 0; ti < targets.size(); ++ti) {
+        for (size_t c = 0; c < cases.size(); ++c) {
+          const Series& s = series[n][ti][c];
+          out.push_back({{"case", cases[c].name},
+                         {"daemon", targets[ti]->label},
+                         {"threads", n},
+                         {"ops_per_sec", spread(s.ops)},
+                         {"p50_us", spread(s.p50)},
+                         {"p99_us", spread(s.p99)},
+                         {"p50_vs_raw", spread(s.vs_raw)},
+                         {"errors", s.errors},
+                         {"first_error", s.first_error}});
+        }
+      }
     }
-    std::cout << nlohmann::json{{"addr", addr},
-                                {"value_bytes", kValueSize},
+    std::cout << nlohmann::json{{"transport", transport},
+                                {"rounds", rounds},
                                 {"seconds_per_case", seconds},
-                                {"cases", cases},
+                                {"value_bytes", kValueSize},
+                                {"cases", out},
                                 {"batched",
                                  {{"values", batch},
                                   {"value_bytes", batch_value},
@@ -322,23 +383,71 @@ int Main(int argc, char** argv) {
                      .dump(2)
               << std::endl;
   } else {
-    PrintRows(rows);
+    std::vector<std::vector<std::string>> t = {
+        {"case", "daemon", "threads", "ops/s", "p50 us", "p99 us", "p50/raw p50"}};
+    if (targets.size() > 1) t[0].push_back("ops/s this/compared");
+    for (int n : thread_counts) {
+      t.push_back({"raw tcp 64B ping-pong", "-", std::to_string(n), Show(SpreadOf(raw[n].ops), 0),
+                   Show(SpreadOf(raw[n].p50), 1), Show(SpreadOf(raw[n].p99), 1), "1"});
+      if (targets.size() > 1) t.back().push_back("-");
+      for (size_t c = 0; c < cases.size(); ++c) {
+        for (size_t ti = 0; ti < targets.size(); ++ti) {
+          const Series& s = series[n][ti][c];
+          t.push_back({cases[c].name, targets[ti]->label, std::to_string(n),
+                       Show(SpreadOf(s.ops), 0), Show(SpreadOf(s.p50), 1), Show(SpreadOf(s.p99), 1),
+                       Show(SpreadOf(s.vs_raw), 2)});
+          if (targets.size() > 1) {
+            if (ti == 0) {
+              std::vector<double> ratio;
+              const Series& other = series[n][1][c];
+              for (size_t r = 0; r < s.ops.size(); ++r) {
+                ratio.push_back(other.ops[r] > 0 ? s.ops[r] / other.ops[r] : 0);
+              }
+              t.back().push_back(Show(SpreadOf(ratio), 2));
+            } else {
+              t.back().push_back("");
+            }
+          }
+        }
+      }
+    }
+    std::cout << "median (min-max) of " << rounds
+              << " interleaved rounds; p50/raw p50 is per round against that round's raw "
+                 "ping-pong\n";
+    PrintTable(t);
+    for (int n : thread_counts) {
+      for (size_t ti = 0; ti < targets.size(); ++ti) {
+        for (size_t c = 0; c < cases.size(); ++c) {
+          const Series& s = series[n][ti][c];
+          if (s.errors > 0) {
+            std::cout << "errors in \"" << cases[c].name << "\" (" << targets[ti]->label << ", "
+                      << n << " threads): " << s.errors << "; first: " << s.first_error << "\n";
+          }
+        }
+      }
+    }
     if (batch > 0 && batched.error.empty()) {
-      std::cout << "\nbatched insert, " << batch << " x " << batch_value
+      std::cout << "\nbatched insert (this daemon), " << batch << " x " << batch_value
                 << " B, 3 interleaved rounds (median of 20 each; median (min-max) of rounds):\n"
                 << "  " << batch << " single inserts: " << Show(batched.singles_us, 0) << " us\n"
                 << "  one insert_many:    " << Show(batched.batched_us, 0) << " us\n"
                 << "  singles / insert_many: " << Show(batched.ratio, 2) << "x\n";
     }
+    std::cout << std::flush;
+  }
+  for (auto& [n, per_target] : series) {
+    for (auto& per_case : per_target) {
+      for (auto& s : per_case) errors += s.errors > 0;
+    }
   }
   if (!batched.error.empty()) {
     std::cerr << "kvstore-smallop-bench: batched case failed: " << batched.error << std::endl;
+    ++errors;
   }
-  connected->reset();
-  int errors = 0;
-  for (const Row& row : rows) errors += row.r.errors > 0;
-  errors += batched.error.empty() ? 0 : 1;
-  daemon.Stop();  // reports on stderr if it died or exited badly
+  for (auto& t : targets) {
+    t->client.reset();
+    t->daemon.Stop();  // reports on stderr if it died or exited badly
+  }
   return errors > 0 ? 5 : 0;
 }
 

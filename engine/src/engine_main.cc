@@ -2,8 +2,8 @@
 //   kvstore-engine --role both    --listen 127.0.0.1:8100
 //   kvstore-engine --role prefill --listen 127.0.0.1:8101 --store 127.0.0.1:7400
 //   kvstore-engine --role decode  --listen 127.0.0.1:8102 --store 127.0.0.1:7400
-//   kvstore-engine --role proxy   --listen 127.0.0.1:8000 \
-//       --prefill http://127.0.0.1:8101 --decode http://127.0.0.1:8102
+//   kvstore-engine --role proxy   --listen 127.0.0.1:8000
+//                  --prefill http://127.0.0.1:8101 --decode http://127.0.0.1:8102
 #include <utility>  // before Asio: Boost 1.74 under C++20 needs std::exchange
 
 #include <csignal>

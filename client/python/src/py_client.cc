@@ -12,6 +12,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "kvstore/cluster/cluster_client.h"
+#include "py_calls.h"
 #include "py_errors.h"
 #include "py_keys.h"
 
@@ -20,118 +22,6 @@ using namespace pybind11::literals;
 
 namespace kvstore::python {
 namespace {
-
-using std::chrono::milliseconds;
-
-// Seconds (as Python's socket and redis-py take them) to milliseconds, rounded up
-// so a tiny positive timeout does not become "return at once". None: wait (10 years).
-milliseconds TimeoutFromSeconds(const std::optional<double>& seconds, const char* what) {
-  if (!seconds) return milliseconds(10ll * 365 * 24 * 3600 * 1000);
-  if (!std::isfinite(*seconds) || *seconds < 0) {
-    Raise(StatusCode::kInvalidArgument,
-          std::string(what) + " must be a non-negative number of seconds or None, got " +
-              std::to_string(*seconds));
-  }
-  return milliseconds(static_cast<int64_t>(std::ceil(*seconds * 1000.0)));
-}
-
-InsertOptions MakeInsertOptions(const std::string& layout, const std::string& producer,
-                                const std::optional<double>& ttl,
-                                const std::optional<uint64_t>& checksum) {
-  InsertOptions o;
-  o.layout = layout;
-  o.producer = producer;
-  if (ttl) o.ttl = TimeoutFromSeconds(ttl, "ttl");
-  o.checksum = checksum;
-  return o;
-}
-
-// Runs `f` (returning Status or Result<T>) without the GIL; raises its error or returns its value.
-template <typename F>
-auto Released(F&& f) {
-  using R = decltype(f());
-  std::optional<R> r;
-  {
-    py::gil_scoped_release release;
-    r.emplace(f());
-  }
-  if constexpr (std::is_same_v<R, Status>) {
-    ThrowIfError(*r);
-  } else {
-    return Unwrap(std::move(*r));
-  }
-}
-
-py::bytes ToBytes(std::span<const std::byte> v) {
-  return py::bytes(reinterpret_cast<const char*>(v.data()), v.size());
-}
-
-py::list EntriesToBytes(std::vector<Entry>&& entries) {
-  py::list out;
-  for (auto& e : entries) out.append(ToBytes(e.value));
-  return out;
-}
-
-std::vector<HeldBuffer> AcquireAll(py::handle buffers, size_t expected, const char* call) {
-  if (!py::isinstance<py::sequence>(buffers) || py::isinstance<py::bytes>(buffers)) {
-    Raise(StatusCode::kInvalidArgument,
-          std::string(call) + ": buffers must be a list with one writable buffer per key");
-  }
-  auto seq = py::reinterpret_borrow<py::sequence>(buffers);
-  if (seq.size() != expected) {
-    Raise(StatusCode::kInvalidArgument, std::string(call) + ": " + std::to_string(expected) +
-                                            " keys but " + std::to_string(seq.size()) +
-                                            " buffers; pass one buffer per key");
-  }
-  std::vector<HeldBuffer> out;
-  out.reserve(expected);
-  for (py::handle b : seq) out.push_back(HeldBuffer::Acquire(b, /*writable=*/true));
-  return out;
-}
-
-std::vector<std::span<std::byte>> Spans(const std::vector<HeldBuffer>& held) {
-  std::vector<std::span<std::byte>> out;
-  out.reserve(held.size());
-  for (const auto& h : held) out.push_back(h.bytes());
-  return out;
-}
-
-// [(region, offset, length), ...] -> slices, checked against each region and its client.
-std::vector<RegionSlice> SlicesFromPy(py::handle slices, const std::shared_ptr<Client>& client,
-                                      size_t expected, const char* call) {
-  if (!py::isinstance<py::sequence>(slices)) {
-    Raise(StatusCode::kInvalidArgument,
-          std::string(call) + ": slices must be a list of (region, offset, length) tuples");
-  }
-  auto seq = py::reinterpret_borrow<py::sequence>(slices);
-  if (seq.size() != expected) {
-    Raise(StatusCode::kInvalidArgument, std::string(call) + ": " + std::to_string(expected) +
-                                            " keys but " + std::to_string(seq.size()) +
-                                            " slices; pass one slice per key");
-  }
-  std::vector<RegionSlice> out;
-  out.reserve(expected);
-  for (py::handle item : seq) {
-    auto t = py::reinterpret_borrow<py::sequence>(item);
-    if (t.size() != 3) {
-      Raise(StatusCode::kInvalidArgument,
-            std::string(call) + ": each slice is a (region, offset, length) tuple");
-    }
-    auto& region = t[0].cast<PyRegion&>();
-    if (region.client() != client) {
-      Raise(StatusCode::kInvalidArgument,
-            std::string(call) + ": region was registered with another client (or unregistered)");
-    }
-    out.push_back(region.Slice(t[1].cast<uint64_t>(), t[2].cast<uint64_t>()));
-  }
-  return out;
-}
-
-py::list MetasToPy(std::vector<EntryInfo>&& infos) {
-  py::list out;
-  for (auto& i : infos) out.append(py::cast(std::move(i.meta)));
-  return out;
-}
 
 // Runs op(0..n-1) on up to `threads` threads (the client's connection pool
 // serves them at once); stops at the first error. Returns one flag per item.
@@ -304,7 +194,7 @@ void BindClient(py::module_& m) {
                ")";
       });
 
-  py::class_<PyClient>(m, "Client", R"doc(
+  py::class_<PyClient> client(m, "Client", R"doc(
 A connection pool to one kvstored. Safe to share between threads; blocking
 calls release the GIL, so a drop_select waiting in one thread does not stop
 other threads.
@@ -317,7 +207,8 @@ are sent straight from their memory, without a copy.
 Errors raise subclasses of ``kvstore.KVStoreError`` named by what to do next:
 NotFound, Timeout, ResourceExhausted, InvalidArgument, Unavailable,
 PermissionDenied, DataLoss, Internal.
-)doc")
+)doc");
+  client
       .def(py::init([](const std::string& address, std::optional<std::string> token,
                        double connect_timeout, double io_timeout, size_t max_connections,
                        const std::string& transport, const std::string& client_name) {
@@ -342,6 +233,19 @@ transport: "auto" (same-host one-sided copies, else rdma, else tcp), "tcp",
 for a wrong token.)doc")
       .def_property_readonly("address", [](const PyClient& c) { return c.options().address; })
       .def_property_readonly("closed", &PyClient::closed)
+      .def_property_readonly(
+          "store_node",
+          [](const PyClient& self) -> std::optional<std::string> {
+            auto c = self.Get();
+            const cluster::ClusterClient* cc = c->cluster();
+            if (cc == nullptr || cc->options().placement != cluster::PlacementKind::kLocal) {
+              return std::nullopt;
+            }
+            return cc->options().local_node;
+          },
+          "HOST:PORT of the cluster node this client inserts into under the ``local`` "
+          "placement (hand it to the consumer as kv_transfer_params.remote_store_node; "
+          "it reads with node=); None for a single kvstored or another placement.")
       .def("close", &PyClient::Close, "Closes the connections; later calls raise Unavailable.")
       .def("__enter__", [](PyClient& c) -> PyClient& { return c; })
       .def("__exit__", [](PyClient& c, py::args) { c.Close(); })
@@ -383,61 +287,39 @@ the value if already known. Raises ResourceExhausted when the store is full.)doc
             held.reserve(ks.size());
             for (py::handle v : values) held.push_back(HeldBuffer::Acquire(v, false));
             InsertOptions o = MakeInsertOptions(layout, producer, ttl, std::nullopt);
-            return RunBatch(ks.size(), threads, "insert_many",
-                            [&](size_t i) { return c->Insert(ks[i], held[i].bytes(), o); });
+            std::vector<InsertItem> items;
+            items.reserve(ks.size());
+            for (size_t i = 0; i < ks.size(); ++i) items.push_back({ks[i], held[i].bytes(), {}});
+            // Up to `threads` contiguous chunks, each one batched request (insert_many
+            // on the wire: one round trip for all its keys).
+            const size_t chunks = std::max<size_t>(1, std::min(threads, items.size()));
+            const size_t per = (items.size() + chunks - 1) / std::max<size_t>(chunks, 1);
+            std::vector<Result<std::vector<Result<bool>>>> got(
+                chunks, Status::Internal("insert_many: chunk not run"));
+            RunBatch(chunks, threads, "insert_many", [&](size_t k) -> Result<bool> {
+              const size_t begin = std::min(items.size(), k * per);
+              const size_t end = std::min(items.size(), begin + per);
+              got[k] = c->InsertMany(std::span(items).subspan(begin, end - begin), o);
+              return got[k].ok() ? Result<bool>(true) : Result<bool>(got[k].status());
+            });
+            std::vector<bool> stored;
+            stored.reserve(items.size());
+            for (auto& chunk : got) {
+              for (auto& one : *chunk) {
+                if (!one.ok()) {
+                  ThrowIfError(one.status().WithContext("insert_many item " +
+                                                        std::to_string(stored.size())));
+                }
+                stored.push_back(*one);
+              }
+            }
+            return stored;
           },
           "keys"_a, "values"_a, py::kw_only(), "layout"_a = "", "producer"_a = "",
           "ttl"_a = py::none(), "threads"_a = 1,
-          "insert for many keys in one call (the GIL is released once), on up to ``threads`` "
-          "threads. Returns one bool per key; stops at the first error and raises it.")
-      .def(
-          "select",
-          [](PyClient& self, py::handle keys) {
-            auto c = self.Get();
-            std::vector<Key> ks = KeysFromPy(keys);
-            return EntriesToBytes(Released([&] { return c->Select(ks); }));
-          },
-          "keys"_a,
-          "Reads the values of ``keys`` without removing them, as a list of bytes. Raises "
-          "NotFound unless every key is stored.")
-      .def(
-          "select_into",
-          [](PyClient& self, py::handle keys, py::handle buffers) {
-            auto c = self.Get();
-            std::vector<Key> ks = KeysFromPy(keys);
-            auto held = AcquireAll(buffers, ks.size(), "select_into");
-            auto spans = Spans(held);
-            return MetasToPy(Released([&] { return c->SelectInto(ks, spans); }));
-          },
-          "keys"_a, "buffers"_a,
-          "select straight into caller buffers (bytearray, NumPy array, CPU tensor), one per "
-          "key. Returns each value's EntryMeta (meta.size = bytes written). InvalidArgument "
-          "when a buffer is smaller than its value.")
-      .def(
-          "drop_select",
-          [](PyClient& self, py::handle keys, std::optional<double> timeout) {
-            auto c = self.Get();
-            std::vector<Key> ks = KeysFromPy(keys);
-            auto t = TimeoutFromSeconds(timeout, "timeout");
-            return EntriesToBytes(Released([&] { return c->DropSelect(ks, t); }));
-          },
-          "keys"_a, "timeout"_a,
-          R"doc(Waits until every key is stored, hands the values to this caller alone
-and removes them from the store. ``timeout`` in seconds (None waits without
-limit); raises Timeout when it passes, leaving the store unchanged.)doc")
-      .def(
-          "drop_select_into",
-          [](PyClient& self, py::handle keys, py::handle buffers, std::optional<double> timeout) {
-            auto c = self.Get();
-            std::vector<Key> ks = KeysFromPy(keys);
-            auto held = AcquireAll(buffers, ks.size(), "drop_select_into");
-            auto spans = Spans(held);
-            auto t = TimeoutFromSeconds(timeout, "timeout");
-            return MetasToPy(Released([&] { return c->DropSelectInto(ks, spans, t); }));
-          },
-          "keys"_a, "buffers"_a, "timeout"_a,
-          "drop_select straight into caller buffers, one per key. Returns each value's "
-          "EntryMeta.")
+          "insert for many keys in one call: batched requests (one round trip for many keys), "
+          "split into up to ``threads`` parts sent at once; the GIL is released once. Returns "
+          "one bool per key (False: already stored); raises the first key's error.")
       .def(
           "register_region",
           [](PyClient& self, py::handle obj) {
@@ -490,47 +372,6 @@ CUDA tensors register as device memory, which moves only over rdma.)doc")
           "insert_from for many keys, slices = [(region, offset, length), ...]; the GIL is "
           "released once; up to ``threads`` inserts run at once. Returns one bool per key "
           "(False: already stored).")
-      .def(
-          "select_into_regions",
-          [](PyClient& self, py::handle keys, py::handle slices) {
-            auto c = self.Get();
-            std::vector<Key> ks = KeysFromPy(keys);
-            auto ss = SlicesFromPy(slices, c, ks.size(), "select_into_regions");
-            return MetasToPy(Released([&] { return c->SelectIntoRegions(ks, ss); }));
-          },
-          "keys"_a, "slices"_a,
-          "select into registered memory: slices = [(region, offset, length), ...], one per "
-          "key. Returns each value's EntryMeta (meta.size = bytes written).")
-      .def(
-          "drop_select_into_regions",
-          [](PyClient& self, py::handle keys, py::handle slices, std::optional<double> timeout) {
-            auto c = self.Get();
-            std::vector<Key> ks = KeysFromPy(keys);
-            auto ss = SlicesFromPy(slices, c, ks.size(), "drop_select_into_regions");
-            auto t = TimeoutFromSeconds(timeout, "timeout");
-            return MetasToPy(Released([&] { return c->DropSelectIntoRegions(ks, ss, t); }));
-          },
-          "keys"_a, "slices"_a, "timeout"_a,
-          "drop_select into registered memory (timeout in seconds, None = no limit).")
-      .def(
-          "match_prefix",
-          [](PyClient& self, py::handle keys) {
-            auto c = self.Get();
-            std::vector<Key> ks = KeysFromPy(keys);
-            return Released([&] { return c->MatchPrefix(ks); });
-          },
-          "keys"_a, "Number of leading keys stored now; never blocks.")
-      .def(
-          "retain",
-          [](PyClient& self, py::handle keys) {
-            auto c = self.Get();
-            std::vector<Key> ks = KeysFromPy(keys);
-            return Released([&] { return c->Retain(ks); });
-          },
-          "keys"_a,
-          "Adds one pending taker to each leading stored key (stops at the first absent one); "
-          "returns how many. A producer handing off blocks that are already stored calls this "
-          "instead of inserting them again.")
       .def(
           "remove",
           [](PyClient& self, py::handle keys) {
@@ -593,6 +434,7 @@ CUDA tensors register as device memory, which moves only over rdma.)doc")
             return d;
           },
           "What this client moved, by kind of buffer and path (dict).");
+  BindClientReads(client);
 }
 
 }  // namespace kvstore::python

@@ -30,6 +30,9 @@ class LoadSpec:
     handoff: bool  # True: drop_select (the entries leave the store); False: select
     asynchronous: bool  # True: finishes between steps and shows in get_finished's recving set
     discard_blocks: int = 0  # handoff: blocks [0, discard_blocks) are taken and thrown away
+    # handoff: the cluster node the producer stored the blocks on
+    # (kv_transfer_params.remote_store_node); None: the client's placement decides.
+    node: str | None = None
 
 
 @dataclasses.dataclass

@@ -45,6 +45,7 @@ class _Request:
     handoff_in: bool = False  # the KV comes from a producer (do_remote_prefill)
     handoff_out: bool = False  # a consumer will take the KV (do_remote_decode)
     handoff_blocks: int = 0  # blocks the producer says it stored
+    handoff_node: str | None = None  # the cluster node they are on (remote_store_node)
     stored_blocks: int = 0  # leading blocks found in the store (prefix cache)
     num_computed: int = 0  # local prefix-cache hit when last asked
     num_external: int = 0
@@ -89,6 +90,13 @@ class SchedulerLogic:
                 else:
                     st.handoff_blocks = int(params.get("kvstore_num_blocks",
                                                        len(st.prompt) // self.config.block_size))
+                    node = params.get("remote_store_node")
+                    if isinstance(node, str) and node:
+                        st.handoff_node = node
+                    elif node is not None:
+                        log.warning("request %s: kv_transfer_params.remote_store_node must be a "
+                                    "HOST:PORT string, got %r; loading where this client's "
+                                    "placement puts the keys", st.req_id, node)
             self._requests[st.req_id] = st
         return st
 
@@ -149,7 +157,7 @@ class SchedulerLogic:
                 return
             spec = LoadSpec(st.req_id, st.prompt[: end * bs], st.block_ids[:end], first, end,
                             handoff=True, asynchronous=num_external_tokens > 0,
-                            discard_blocks=first)
+                            discard_blocks=first, node=st.handoff_node)
         else:
             spec = LoadSpec(st.req_id, st.prompt[: end * bs], st.block_ids[:end], first, end,
                             handoff=False, asynchronous=False)
@@ -229,6 +237,9 @@ class SchedulerLogic:
                 "kvstore_block_size": self.config.block_size,
                 "remote_request_id": st.req_id,
             }
+            node = self.client.store_node  # the local placement: the node saves went to
+            if node:
+                params["remote_store_node"] = node
         # Saves run in the workers' background senders: keep the blocks until
         # the workers report the request in their finished-sending set.
         return st.saves_issued, params

@@ -310,18 +310,21 @@ class WorkerLogic:
             metas: list = [None] * n
             try:
                 if spec.handoff:
-                    metas = self.client.drop_select_into_regions(ks, slices, cfg.load_timeout)
+                    metas = self.client.drop_select_into_regions(ks, slices, cfg.load_timeout,
+                                                                 node=spec.node)
                 else:
-                    metas = self.client.select_into_regions(ks, slices)
+                    metas = self.client.select_into_regions(ks, slices, node=spec.node)
             except kvstore.KVStoreError as e:
                 # One call is all-or-nothing: find out block by block what is there.
                 log.debug("kvstore load of %s layer %d failed as a batch (%s)", spec.req_id, layer, e)
                 for j in range(n):
                     try:
                         if spec.handoff:
-                            metas[j] = self.client.drop_select_into_regions([ks[j]], [slices[j]], 0)[0]
+                            metas[j] = self.client.drop_select_into_regions(
+                                [ks[j]], [slices[j]], 0, node=spec.node)[0]
                         else:
-                            metas[j] = self.client.select_into_regions([ks[j]], [slices[j]])[0]
+                            metas[j] = self.client.select_into_regions(
+                                [ks[j]], [slices[j]], node=spec.node)[0]
                     except kvstore.KVStoreError:
                         failed.add(first + j)
             for j, m in enumerate(metas):

@@ -7,6 +7,7 @@
 //
 //   kvstore-scale-bench                              # 1M,3M,10M keys of 64 B
 //   kvstore-scale-bench --sizes 1000000 --rounds 3 --threads 4 --seconds 3
+//   kvstore-scale-bench --fill-batch 1     # fill with one insert per key
 //
 // A size is skipped (with the reason) when the machine's available memory
 // cannot hold both fills with a margin. Asserts nothing: a program that prints.
@@ -278,6 +279,7 @@ struct Options {
   size_t value = 64;
   int threads = 4;
   int fill_threads = 4;
+  uint64_t fill_batch = 256;
   double seconds = 3;
   int rounds = 3;
 };
@@ -332,24 +334,44 @@ int RunSize(const Options& o, uint64_t n) {
   const double start_s = std::chrono::duration<double>(Clock::now() - t_spawn).count();
   const uint64_t rss0 = RssBytes(daemon.pid());
 
+  // The fill: batches of --fill-batch keys in one insert_many each (1: one key
+  // per insert), from --fill-threads threads; every call timed.
   std::atomic<uint64_t> next{0};
   std::atomic<uint64_t> fill_errors{0};
   std::atomic<uint64_t> longest_fill_us{0};
+  const uint64_t batch = std::max<uint64_t>(o.fill_batch, 1);
   const auto f0 = Clock::now();
   {
     std::vector<std::thread> ts;
     for (int t = 0; t < o.fill_threads; ++t) {
       ts.emplace_back([&] {
-        for (uint64_t i; (i = next.fetch_add(1)) < n;) {
+        std::vector<InsertItem> items;
+        for (uint64_t i; (i = next.fetch_add(batch)) < n;) {
+          const uint64_t m = std::min(batch, n - i);
+          items.clear();
+          for (uint64_t j = 0; j < m; ++j) items.push_back({KeyOf(run, i + j), value, {}});
           auto a = Clock::now();
-          auto r = client->Insert(KeyOf(run, i), value);
+          Status failed;
+          if (m == 1) {
+            auto r = client->Insert(items[0].key, value);
+            if (!r.ok()) failed = r.status();
+          } else {
+            auto r = client->InsertMany(items);
+            if (!r.ok()) {
+              failed = r.status();
+            } else {
+              for (auto& one : *r) {
+                if (!one.ok()) failed = one.status();
+              }
+            }
+          }
           auto us = static_cast<uint64_t>(
               std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - a).count());
           uint64_t cur = longest_fill_us.load();
           while (us > cur && !longest_fill_us.compare_exchange_weak(cur, us)) {
           }
-          if (!r.ok() && fill_errors.fetch_add(1) == 0) {
-            std::cerr << "insert failed: " << r.status().ToString() << "\n";
+          if (!failed.ok() && fill_errors.fetch_add(1) == 0) {
+            std::cerr << "insert failed: " << failed.ToString() << "\n";
           }
         }
       });
@@ -407,7 +429,7 @@ int RunSize(const Options& o, uint64_t n) {
   }
 
   // ---- Interleaved rounds: match_prefix (1 stored key) vs Redis GET, same threads ----
-  std::vector<double> mp_rate, get_rate, mp_p50, mp_p99, mp_max, get_p50, get_p99;
+  std::vector<double> mp_rate, get_rate, mp_p50, mp_p99, mp_max, get_p50, get_p99, get_max;
   double mp_max_all = 0;
   std::vector<std::unique_ptr<Resp>> conns;
   for (int t = 0; have_redis && t < o.threads; ++t) {
@@ -442,6 +464,7 @@ int RunSize(const Options& o, uint64_t n) {
     get_rate.push_back(get.ops_per_sec);
     get_p50.push_back(get.p50_us);
     get_p99.push_back(get.p99_us);
+    get_max.push_back(get.max_us);
   }
   const uint64_t rss2 = RssBytes(daemon.pid());
 
@@ -461,13 +484,19 @@ int RunSize(const Options& o, uint64_t n) {
               << " B/key), fragmentation " << Fix(stats->fragmentation, 3) << "\n";
   }
   std::cout << "kvstored insert: " << Fix(n / fill_s, 0) << " keys/s (" << o.fill_threads
-            << " threads, one key per request, " << Fix(fill_s, 1) << " s, " << fill_errors.load()
-            << " errors), longest insert " << Fix(longest_fill_us.load() / 1000.0, 2) << " ms\n";
+            << " threads, "
+            << (batch == 1 ? std::string("one key per insert")
+                           : std::to_string(batch) + " keys per insert_many")
+            << ", " << Fix(fill_s, 1) << " s, " << fill_errors.load() << " failed calls), longest "
+            << (batch == 1 ? "insert " : "insert_many ") << Fix(longest_fill_us.load() / 1000.0, 2)
+            << " ms\n";
   std::cout << "kvstored match_prefix (1 key, " << o.threads << " threads), median (min-max) of "
             << o.rounds << " rounds: " << Spread(mp_rate, 0) << " ops/s; p50 " << Spread(mp_p50, 0)
             << " us, p99 " << Spread(mp_p99, 0) << " us, max " << Spread(mp_max, 0) << " us\n";
   std::cout << "longest stall seen (any kvstored call while full or filling): "
-            << Fix(std::max<double>(mp_max_all, longest_fill_us.load()) / 1000.0, 2) << " ms\n";
+            << Fix(std::max<double>(mp_max_all, longest_fill_us.load()) / 1000.0, 2) << " ms"
+            << (batch > 1 ? " (a fill call carries " + std::to_string(batch) + " keys)" : "")
+            << "\n";
   if (have_redis) {
     const double rpk = (static_cast<double>(redis_rss1) - static_cast<double>(redis_rss0)) / n;
     std::cout << "redis: memory per key " << Fix(rpk, 1) << " B (RSS delta / keys, value "
@@ -475,7 +504,8 @@ int RunSize(const Options& o, uint64_t n) {
               << " B beside it); pipelined SET fill " << Fix(n / redis_fill_s, 0) << " keys/s\n";
     std::cout << "redis GET (" << o.threads
               << " connections, one GET per round trip): " << Spread(get_rate, 0) << " ops/s; p50 "
-              << Spread(get_p50, 0) << " us, p99 " << Spread(get_p99, 0) << " us\n";
+              << Spread(get_p50, 0) << " us, p99 " << Spread(get_p99, 0) << " us, max "
+              << Spread(get_max, 0) << " us\n";
     std::vector<double> ratio;
     for (size_t i = 0; i < std::min(mp_rate.size(), get_rate.size()); ++i) {
       ratio.push_back(mp_rate[i] / get_rate[i]);
@@ -503,6 +533,9 @@ int Main(int argc, char** argv) {
   app.add_option("--value", o.value, "value bytes")->capture_default_str();
   app.add_option("--threads", o.threads, "threads for match_prefix and GET")->capture_default_str();
   app.add_option("--fill-threads", o.fill_threads, "threads inserting")->capture_default_str();
+  app.add_option("--fill-batch", o.fill_batch,
+                 "keys per insert_many while filling (1: one insert per key)")
+      ->capture_default_str();
   app.add_option("--seconds", o.seconds, "per measured round")->capture_default_str();
   app.add_option("--rounds", o.rounds, "interleaved rounds (>= 3 for a median)")
       ->capture_default_str();

@@ -19,17 +19,25 @@ std::string Percent(double ratio) {
 
 }  // namespace
 
+bool ParseListTier(const std::string& tier, int* out) {
+  if (tier.empty()) {
+    *out = -1;
+  } else if (tier == "device") {
+    *out = static_cast<int>(Tier::kDevice);
+  } else if (tier == "host") {
+    *out = static_cast<int>(Tier::kHost);
+  } else if (tier == "spill") {
+    *out = static_cast<int>(Tier::kSpill);
+  } else {
+    UsageError("ls: --tier must be host, spill or device, not \"" + tier + "\"");
+    return false;
+  }
+  return true;
+}
+
 int RunList(const GlobalOptions& g, const ListCmdOptions& o) {
   ListOptions lo;
-  if (o.tier == "device") {
-    lo.tier = static_cast<int>(Tier::kDevice);
-  } else if (o.tier == "host") {
-    lo.tier = static_cast<int>(Tier::kHost);
-  } else if (o.tier == "spill") {
-    lo.tier = static_cast<int>(Tier::kSpill);
-  } else if (!o.tier.empty()) {
-    return UsageError("ls: --tier must be host, spill or device, not \"" + o.tier + "\"");
-  }
+  if (!ParseListTier(o.tier, &lo.tier)) return kExitUsage;
   int code = kExitOk;
   auto client = ConnectOrExplain(g, &code);
   if (!client) return code;

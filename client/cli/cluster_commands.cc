@@ -143,6 +143,7 @@ int Stats(const GlobalOptions& g, ClusterClient& c) {
 
 int List(const GlobalOptions& g, const ListCmdOptions& o, ClusterClient& c) {
   ListOptions lo;
+  if (!ParseListTier(o.tier, &lo.tier)) return kExitUsage;
   const uint64_t want = o.limit == 0 ? UINT64_MAX : o.limit;
   std::vector<std::pair<std::string, EntryInfo>> entries;
   bool more = false;

@@ -61,6 +61,9 @@ int RunMatch(const GlobalOptions& g, const std::vector<std::string>& keys);
 int RunRemove(const GlobalOptions& g, const std::vector<std::string>& keys);
 
 int RunList(const GlobalOptions& g, const ListCmdOptions& o);
+// --tier of ls: "" (all: -1), host, spill or device, as a ListOptions::tier;
+// false (with the usage error printed) for anything else.
+bool ParseListTier(const std::string& tier, int* out);
 int RunShow(const GlobalOptions& g, const std::string& key);
 int RunStats(const GlobalOptions& g);
 int RunPing(const GlobalOptions& g);

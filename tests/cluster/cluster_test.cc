@@ -495,6 +495,13 @@ TEST_F(ClusterTest, CliShowsMembersStatsAndWhereAKeyLives) {
   std::set<std::string> nodes;
   for (const auto& e : listed["entries"]) nodes.insert(e["node"].get<std::string>());
   EXPECT_EQ(nodes.size(), 3u) << out;
+  // --tier filters on every node: all 31 are in host memory, none spilled.
+  ASSERT_EQ(Cli("--cluster " + url + " ls --limit 0 --json --tier host", &out), 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out)["entries"].size(), 31u) << out;
+  ASSERT_EQ(Cli("--cluster " + url + " ls --limit 0 --json --tier spill", &out), 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out)["entries"].size(), 0u) << out;
+  EXPECT_EQ(Cli("--cluster " + url + " ls --tier disk", &out), 2) << out;
+  EXPECT_NE(out.find("--tier must be host, spill or device"), std::string::npos) << out;
   EXPECT_EQ(Cli("members", &out), 2) << out;  // needs --cluster
 }
 #endif

@@ -48,12 +48,12 @@ class RegionTable {
   std::optional<RegionSlice> Find(std::span<const std::byte> s, bool shared_only) const {
     std::lock_guard lock(mu_);
     for (const auto& [id, r] : regions_) {
-      const bool inside = r.shared ? r.shared->Contains(s)
-                                   : !shared_only && !r.device && !s.empty() &&
-                                         s.data() >= r.memory.data() &&
-                                         s.size() <= r.memory.size() &&
-                                         s.data() - r.memory.data() <=
-                                             static_cast<ptrdiff_t>(r.memory.size() - s.size());
+      const bool inside = r.shared
+                              ? r.shared->Contains(s)
+                              : !shared_only && !r.device && !s.empty() &&
+                                    s.data() >= r.memory.data() && s.size() <= r.memory.size() &&
+                                    s.data() - r.memory.data() <=
+                                        static_cast<ptrdiff_t>(r.memory.size() - s.size());
       if (inside) {
         return RegionSlice{RegionId{id}, static_cast<uint64_t>(s.data() - r.memory.data()),
                            s.size()};

@@ -120,8 +120,22 @@ TEST_F(ClusterEngineTest, DecodePullsFromThePrefillsNodeInOneHopAndAnswersEqualC
       EXPECT_EQ(EngineMetric(e->url(), requests, at(third, op)), -1) << op;
     }
   }
-  // prefill0 answered the even requests and inserted every block of them on its node.
-  EXPECT_EQ(EngineMetric(prefill0->url(), requests, at(a, "insert")), even_blocks);
+  // prefill0 answered the even requests and inserted every block of them on
+  // its node, in single inserts or insert_many batches (blocks queued together).
+  auto sent = [&](EngineProcess& e, TestDaemon& n) {
+    double total = 0;
+    for (const char* op : {"insert", "insert_many"}) {
+      total += std::max(0.0, EngineMetric(e.url(), "kvstore_engine_store_bytes_total", at(n, op)));
+    }
+    return total;
+  };
+  const double pushed0 = EngineMetric(prefill0->url(), "kvstore_engine_kv_bytes_pushed_total");
+  const double pushed1 = EngineMetric(prefill1->url(), "kvstore_engine_kv_bytes_pushed_total");
+  EXPECT_GT(pushed0, 0);
+  EXPECT_EQ(sent(*prefill0, a), pushed0);
+  EXPECT_EQ(sent(*prefill1, b), pushed1);
+  EXPECT_EQ(pushed0 * (blocks - even_blocks), pushed1 * even_blocks);  // the same block size
+  EXPECT_LE(EngineMetric(prefill0->url(), requests, at(a, "insert")), even_blocks);
   // drop_select consumed what the prefills wrote.
   EXPECT_TRUE(Eventually([&] {
     return a.Metric("kvstore_entries", {{"tier", "host"}}).value_or(-1) == 0 &&

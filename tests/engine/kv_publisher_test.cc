@@ -61,11 +61,9 @@ TEST(EngineKvPublisher, StagedBlocksQueuedTogetherGoInOneInsertManyPulledOneSide
   const double single_before = Requests(*d, "insert");
   std::vector<std::promise<PublishOutcome>> outcomes(kBlocks);
   for (int i = 0; i < kBlocks; ++i) {
-    publisher.EnqueueRegion(BlockKey(i), (*staging)->SliceOf(slots[i]),
-                            (*staging)->Slot(slots[i]),
-                            [&outcomes, i](PublishOutcome out, const Status&) {
-                              outcomes[i].set_value(out);
-                            });
+    publisher.EnqueueRegion(
+        BlockKey(i), (*staging)->SliceOf(slots[i]), (*staging)->Slot(slots[i]),
+        [&outcomes, i](PublishOutcome out, const Status&) { outcomes[i].set_value(out); });
   }
   release.set_value();
   for (int i = 0; i < kBlocks; ++i) {
@@ -83,8 +81,8 @@ TEST(EngineKvPublisher, StagedBlocksQueuedTogetherGoInOneInsertManyPulledOneSide
   ASSERT_OK(got);
   for (int i = 0; i < kBlocks; ++i) {
     auto slot = (*staging)->Slot(slots[i]);
-    EXPECT_TRUE(std::equal(slot.begin(), slot.end(), (*got)[i].value.begin(),
-                           (*got)[i].value.end()))
+    EXPECT_TRUE(
+        std::equal(slot.begin(), slot.end(), (*got)[i].value.begin(), (*got)[i].value.end()))
         << "block " << i;
   }
 }

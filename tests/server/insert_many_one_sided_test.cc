@@ -19,15 +19,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::unique_ptr<Client> ConnectWith(const TestDaemon& d, const std::string& transport) {
-  ClientOptions o;
-  o.address = d.address();
-  o.transport = transport;
-  auto c = Client::Connect(o);
-  EXPECT_OK(c);
-  return c.ok() ? std::move(c).value() : nullptr;
-}
-
 double Pulls(const TestDaemon& d, const std::string& result = "ok") {
   return d
       .Metric("kvstore_one_sided_transfers_total",
@@ -43,12 +34,7 @@ class InsertManyOneSided : public ::testing::Test {
     tcp_ = ConnectWith(*daemon_, "tcp");
     ASSERT_NE(tcp_, nullptr);
   }
-  size_t Stored(const Key& k) {
-    std::vector<Key> keys{k};
-    auto n = tcp_->MatchPrefix(keys);
-    EXPECT_OK(n);
-    return n.ok() ? *n : 99;
-  }
+  size_t Stored(const Key& k) { return StoredCount(*tcp_, k); }
   // A raw connection on the Unix socket that negotiated the local transport.
   std::unique_ptr<RawConn> LocalRaw() {
     auto raw = std::make_unique<RawConn>("unix:" + daemon_->data_dir() + "/kvstored.sock");
@@ -104,8 +90,7 @@ class InsertManyOneSided : public ::testing::Test {
       auto src = out.initSource();
       src.setRegion(items[i].region);
       src.setOffset(items[i].offset);
-      src.setLength(items[i].source_length != 0 ? items[i].source_length
-                                                : items[i].value.size());
+      src.setLength(items[i].source_length != 0 ? items[i].source_length : items[i].value.size());
     }
     if (!raw.SendFrame(m, bulk)) return std::nullopt;
     return raw.ReadReply();
@@ -148,8 +133,8 @@ TEST_F(InsertManyOneSided, SharedValuesArePulledByTheStoreNotSentInTheFrame) {
   auto got = tcp_->DropSelect(keys, 0ms);
   ASSERT_OK(got);
   for (size_t i = 0; i < items.size(); ++i) {
-    EXPECT_TRUE(std::equal(items[i].value.begin(), items[i].value.end(),
-                           (*got)[i].value.begin(), (*got)[i].value.end()))
+    EXPECT_TRUE(std::equal(items[i].value.begin(), items[i].value.end(), (*got)[i].value.begin(),
+                           (*got)[i].value.end()))
         << "item " << i;
   }
 }

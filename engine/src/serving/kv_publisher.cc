@@ -24,8 +24,8 @@ void KvPublisher::Enqueue(const Key& key, std::vector<std::byte> value, Done don
   cv_.notify_one();
 }
 
-void KvPublisher::EnqueueRegion(const Key& key, RegionSlice value,
-                                std::span<const std::byte> bytes, Done done) {
+void KvPublisher::EnqueueRegion(const Key& key, RegionSlice value, std::span<const std::byte> bytes,
+                                Done done) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.push_back(Item{key, {}, value, bytes, std::move(done)});
@@ -96,8 +96,7 @@ PublishOutcome KvPublisher::Publish(const Item& item, Status* error) {
       spdlog::warn(
           "{} ({} bytes); its decode will recompute it. Check kvstored is up at {} "
           "and has room (--memory).",
-          error->ToString(), item.bytes().size(),
-          client_->options().address);
+          error->ToString(), item.bytes().size(), client_->options().address);
       return PublishOutcome::kFailed;
     }
     if (*stored) return PublishOutcome::kInserted;

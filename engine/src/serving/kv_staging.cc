@@ -22,9 +22,10 @@ Result<std::unique_ptr<KvStaging>> KvStaging::Create(Client* client, size_t bloc
     s->bytes_ = shared->memory;
     return s;
   }
-  spdlog::warn("KV staging: no shared memory ({}); using registered heap memory, which the "
-               "local transport sends in frames",
-               shared.status().ToString());
+  spdlog::warn(
+      "KV staging: no shared memory ({}); using registered heap memory, which the "
+      "local transport sends in frames",
+      shared.status().ToString());
   s->heap_.resize(bytes);
   auto id = client->RegisterRegion(s->heap_);
   if (!id.ok()) return id.status().WithContext("registering the KV staging region");

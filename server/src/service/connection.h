@@ -214,7 +214,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // An insert's (or batch item's) source: its length must be the
   // value's size and it lies inside a region announced on this connection.
   Result<transport::RemoteRange> ResolvePullSource(wire::RemoteBuffer::Reader b,
-                                                    uint64_t size) const;
+                                                   uint64_t size) const;
   // One pulled piece of batch item `i`: hashed, or on failure the item's
   // reservation freed and its error recorded (false).
   bool OnBatchPiece(size_t i, std::span<const std::byte> piece, const Status& s);

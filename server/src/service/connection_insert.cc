@@ -143,9 +143,9 @@ void Connection::HandleInsertMany(uint64_t id, wire::InsertManyRequest::Reader r
   // Pulled values take slots like values in the frame: the same cap on one request.
   if (over || (pulled > 0 && pulled + bulk_len > max_value)) {
     ctx_->metrics->LimitRefused("value_bytes");
-    refuse(Status::InvalidArgument(
-        "insert_many's " + std::to_string(items.size()) + " values total more than --max-value " +
-        FormatSize(max_value) + "; split the batch; nothing was stored"));
+    refuse(Status::InvalidArgument("insert_many's " + std::to_string(items.size()) +
+                                   " values total more than --max-value " + FormatSize(max_value) +
+                                   "; split the batch; nothing was stored"));
     return;
   }
   InsertBatch batch;

@@ -154,19 +154,19 @@ bool Connection::PullBatchItem(size_t i, transport::RemoteRange src, uint64_t do
       std::optional<Status> status;
     };
     auto state = std::make_shared<Inline>();
-    remote_->Read(src.Advance(done_bytes), piece,
-                  [this, self = shared_from_this(), i, src, done_bytes, piece, state](Status s) {
-                    if (!state->returned) {
-                      state->status = std::move(s);
-                      return;
-                    }
-                    if (closed_ || !batch_) return;  // Close() freed the batch's slots
-                    if (OnBatchPiece(i, piece, s) &&
-                        !PullBatchItem(i, src, done_bytes + piece.size())) {
-                      return;
-                    }
-                    ReadBatchNext();
-                  });
+    remote_->Read(
+        src.Advance(done_bytes), piece,
+        [this, self = shared_from_this(), i, src, done_bytes, piece, state](Status s) {
+          if (!state->returned) {
+            state->status = std::move(s);
+            return;
+          }
+          if (closed_ || !batch_) return;  // Close() freed the batch's slots
+          if (OnBatchPiece(i, piece, s) && !PullBatchItem(i, src, done_bytes + piece.size())) {
+            return;
+          }
+          ReadBatchNext();
+        });
     state->returned = true;
     if (!state->status) return false;
     if (!OnBatchPiece(i, piece, *state->status)) return true;
@@ -183,9 +183,9 @@ bool Connection::OnBatchPiece(size_t i, std::span<const std::byte> piece, const 
   ctx_->store->Abort(std::move(*batch_->reserved[i]));
   spdlog::warn("connection {} from {}: insert_many could not read value {}: {}", id_, peer_, i,
                s.message());
-  batch_->reserved[i] =
-      Status(s.code(), "kvstored could not read the value from the client's memory: " +
-                           s.message() + "; this key was not stored");
+  batch_->reserved[i] = Status(
+      s.code(), "kvstored could not read the value from the client's memory: " + s.message() +
+                    "; this key was not stored");
   return false;
 }
 

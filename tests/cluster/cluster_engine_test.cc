@@ -25,7 +25,8 @@ std::vector<int32_t> Tokens(int n, int salt) {
 // Data requests a store node served (its own per-op counters).
 double DataRequests(TestDaemon& n, const char* op = nullptr) {
   double total = 0;
-  for (const char* o : {"insert", "select", "drop_select", "match_prefix", "retain", "remove"}) {
+  for (const char* o :
+       {"insert", "insert_many", "select", "drop_select", "match_prefix", "retain", "remove"}) {
     if (op != nullptr && std::string(op) != o) continue;
     for (const char* r : {"ok", "not_found", "timeout"}) {
       total += n.Metric("kvstore_requests_total", {{"op", o}, {"result", r}}).value_or(0);
@@ -116,7 +117,8 @@ TEST_F(ClusterEngineTest, DecodePullsFromThePrefillsNodeInOneHopAndAnswersEqualC
             0);
   EXPECT_EQ(EngineMetric(decode0->url(), requests, at(b, "drop_select")), -1);  // its own node
   for (EngineProcess* e : {decode0.get(), decode1.get(), prefill0.get(), prefill1.get()}) {
-    for (const char* op : {"insert", "select", "drop_select", "match_prefix", "retain"}) {
+    for (const char* op :
+         {"insert", "insert_many", "select", "drop_select", "match_prefix", "retain"}) {
       EXPECT_EQ(EngineMetric(e->url(), requests, at(third, op)), -1) << op;
     }
   }

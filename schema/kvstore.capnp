@@ -110,11 +110,17 @@ struct InsertRequest {
 # Many values in one request (a prefill engine publishing a whole request's
 # blocks, or one layer of many blocks, in one round trip). The bulk part holds
 # the values back to back in `items` order, nothing between them: its length
-# must equal the sum of items[i].meta.size, else the whole request is refused
-# (InvalidArgument, nothing stored). Each meta needs size and checksum (no
-# trailer); TCP / Unix socket bulk only (no one-sided source). The bulk part,
-# like any frame's, is at most --max-value bytes (libkvstore splits larger
-# batches into several requests). The number of
+# must equal the sum of items[i].meta.size over the items without a `source`,
+# else the whole request is refused (InvalidArgument, nothing stored). Each meta
+# needs size and checksum (no trailer). With a one-sided transport (local,
+# rdma) an item may name a `source` instead: the store pulls that value from
+# the client's memory itself, like InsertRequest.source; every source is
+# resolved against the regions announced on this connection before anything is
+# reserved, and one that does not resolve (unknown region, outside it, length
+# not meta.size) refuses the whole request (InvalidArgument, nothing stored).
+# The values' total size (in the bulk part or pulled), like any frame's bulk
+# part, is at most --max-value bytes (libkvstore splits larger batches into
+# several requests). The number of
 # items counts against --max-keys-per-request and the insert deadline is
 # --stall-timeout + total size / --min-insert-rate; over either, nothing is
 # stored. Otherwise the reply's code is ok and `insertResults` has one result
@@ -132,6 +138,9 @@ struct InsertManyRequest {
 struct InsertItem {
   key @0 :Data;              # 32 bytes
   meta @1 :EntryMeta;        # size and checksum required; layout/producer optional
+  # One-sided (length > 0): the store reads the value from here; it takes no
+  # bytes of the bulk part. Unset (older clients): the value is in the bulk part.
+  source @2 :RemoteBuffer;
 }
 
 struct InsertResult {

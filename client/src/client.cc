@@ -1,7 +1,6 @@
 #include "kvstore/client.h"
 
 #include <capnp/message.h>
-#include <xxhash.h>
 
 #include "client_impl.h"
 #include "kvstore/cluster/cluster_client.h"
@@ -101,75 +100,8 @@ Result<bool> Client::InsertSpan(const Key& key, std::span<const std::byte> value
 
 Result<std::vector<Result<bool>>> Client::InsertMany(std::span<const InsertItem> items,
                                                      const InsertOptions& options) {
-  std::vector<Result<bool>> results;
-  results.reserve(items.size());
-  if (impl_->cluster_) {
-    InsertOptions one = options;
-    for (const InsertItem& item : items) {
-      one.checksum = item.checksum;
-      results.push_back(impl_->cluster_->Insert(item.key, item.value, one));
-    }
-    return results;
-  }
-  if (items.empty()) return results;
-  KVSTORE_ASSIGN_OR_RETURN(auto conn, impl_->Borrow());
-  // A frame's bulk part holds at most the daemon's value limit: larger batches
-  // go as several requests, and a value over the limit alone fails its key here.
-  const uint64_t limit = conn->max_value_bytes();
-  EntryMeta meta;
-  meta.layout = options.layout;
-  meta.producer = options.producer.empty() ? impl_->options_.client_name : options.producer;
-  size_t begin = 0;
-  while (begin < items.size()) {
-    if (limit != 0 && items[begin].value.size() > limit) {
-      results.push_back(Status::InvalidArgument(
-          "value of " + std::to_string(items[begin].value.size()) +
-          " bytes exceeds kvstored's limit of " + std::to_string(limit) + " bytes"));
-      ++begin;
-      continue;
-    }
-    size_t end = begin;
-    uint64_t total = 0;
-    while (end < items.size() && (limit == 0 || items[end].value.size() <= limit - total)) {
-      total += items[end++].value.size();
-    }
-    const size_t n = end - begin;
-    capnp::MallocMessageBuilder msg;
-    auto req = msg.initRoot<wire::Request>();
-    req.setId(conn->NextId());
-    auto many = req.initInsertMany();
-    many.setTtlMs(static_cast<uint64_t>(options.ttl.count()));
-    auto list = many.initItems(static_cast<unsigned>(n));
-    std::vector<std::span<const std::byte>> bulk;
-    bulk.reserve(n);
-    for (size_t i = 0; i < n; ++i) {
-      const InsertItem& item = items[begin + i];
-      auto out = list[static_cast<unsigned>(i)];
-      out.setKey(KeyToWire(item.key));
-      meta.size = item.value.size();
-      meta.checksum = item.checksum.value_or(XXH3_64bits(item.value.data(), item.value.size()));
-      MetaToWire(meta, out.initMeta());
-      bulk.push_back(item.value);
-    }
-    auto deadline = impl_->Deadline();
-    KVSTORE_RETURN_IF_ERROR(conn->Send(msg, bulk, deadline));
-    KVSTORE_ASSIGN_OR_RETURN(InFrame in, conn->Receive(deadline));
-    auto resp = in.response();
-    KVSTORE_RETURN_IF_ERROR(ReplyStatus(resp));
-    if (!resp.isInsertResults() || resp.getInsertResults().size() != n) {
-      return Status::Internal("kvstored answered insert_many of " + std::to_string(n) +
-                              " items without one result per item; is it older than this client?");
-    }
-    for (auto r : resp.getInsertResults()) {
-      if (r.getCode() == wire::Code::OK) {
-        results.push_back(r.getStored());
-      } else {
-        results.push_back(Status(CodeFromWire(r.getCode()), r.getMessage().cStr()));
-      }
-    }
-    begin = end;
-  }
-  return results;
+  if (impl_->cluster_) return impl_->cluster_->InsertMany(items, options);
+  return impl_->InsertMany(items, options);
 }
 
 Result<std::vector<Entry>> Client::Select(std::span<const Key> keys, const CallOptions& call) {

@@ -256,6 +256,12 @@ class Client::Impl {
                               const InsertOptions& options, const OneSidedTarget& source,
                               bool device);
 
+  // InsertMany on one kvstored (client_insert_many.cc): values in memory the
+  // store can reach (shared memory over local; a registered region over rdma)
+  // are named and pulled, the rest follow the request in its frame.
+  Result<std::vector<Result<bool>>> InsertMany(std::span<const InsertItem> items,
+                                               const InsertOptions& options);
+
   // Select / drop_select by push: the store writes each value into its target
   // and replies once every byte has landed (nothing to acknowledge).
   Result<std::vector<EntryInfo>> SelectOneSided(Lease& conn, bool drop, std::span<const Key> keys,

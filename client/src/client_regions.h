@@ -41,9 +41,20 @@ class RegionTable {
   }
   // The shared region `s` lies in, as a slice; empty when it lies in none.
   std::optional<RegionSlice> FindShared(std::span<const std::byte> s) const {
+    return Find(s, /*shared_only=*/true);
+  }
+  // The region `s` lies in: shared memory, or with !shared_only any region of
+  // host memory (never GPU memory: the caller hashes the bytes). Empty: none.
+  std::optional<RegionSlice> Find(std::span<const std::byte> s, bool shared_only) const {
     std::lock_guard lock(mu_);
     for (const auto& [id, r] : regions_) {
-      if (r.shared && r.shared->Contains(s)) {
+      const bool inside = r.shared
+                              ? r.shared->Contains(s)
+                              : !shared_only && !r.device && !s.empty() &&
+                                    s.data() >= r.memory.data() && s.size() <= r.memory.size() &&
+                                    s.data() - r.memory.data() <=
+                                        static_cast<ptrdiff_t>(r.memory.size() - s.size());
+      if (inside) {
         return RegionSlice{RegionId{id}, static_cast<uint64_t>(s.data() - r.memory.data()),
                            s.size()};
       }

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -75,10 +76,19 @@ struct BatchResult {
 // N single inserts against one InsertMany of N, `reps` of each per round,
 // interleaved so both see the same machine; each round gives the median of its reps.
 BatchResult RunBatched(Client& client, uint64_t run, size_t n, size_t value_bytes, int rounds,
-                       int reps) {
+                       int reps, bool shared) {
   std::vector<std::byte> value(value_bytes);
   for (size_t i = 0; i < value.size(); ++i) value[i] = static_cast<std::byte>(i * 31 + 3);
   BatchResult out;
+  // --shared-values: each value in memory shared with the daemon (pulled one-sided over local).
+  std::vector<std::span<const std::byte>> values(n, value);
+  Result<SharedRegion> region =
+      shared ? client.AllocateSharedRegion(n * value_bytes) : Result<SharedRegion>(SharedRegion{});
+  if (!region.ok()) return {{}, {}, {}, "shared region: " + region.status().ToString()};
+  for (size_t i = 0; shared && i < n; ++i) {
+    values[i] = region->memory.subspan(i * value_bytes, value_bytes);
+    std::memcpy(region->memory.data() + i * value_bytes, value.data(), value_bytes);
+  }
   std::vector<double> singles, batched, ratios;
   for (int r = 0; r < rounds; ++r) {
     std::vector<double> s_us, b_us;
@@ -88,7 +98,7 @@ BatchResult RunBatched(Client& client, uint64_t run, size_t n, size_t value_byte
       auto t0 = std::chrono::steady_clock::now();
       for (size_t i = 0; i < n; ++i) {
         keys.push_back(MakeKey(run, 100, tag, i));
-        auto ins = client.Insert(keys.back(), value);
+        auto ins = client.Insert(keys.back(), values[i]);
         if (!ins.ok() || !*ins) {
           out.error = "single insert: " + (ins.ok() ? "not stored" : ins.status().ToString());
           return out;
@@ -96,7 +106,7 @@ BatchResult RunBatched(Client& client, uint64_t run, size_t n, size_t value_byte
       }
       auto t1 = std::chrono::steady_clock::now();
       std::vector<InsertItem> items;
-      for (size_t i = 0; i < n; ++i) items.push_back({MakeKey(run, 101, tag, i), value, {}});
+      for (size_t i = 0; i < n; ++i) items.push_back({MakeKey(run, 101, tag, i), values[i], {}});
       auto t2 = std::chrono::steady_clock::now();
       auto many = client.InsertMany(items);
       auto t3 = std::chrono::steady_clock::now();
@@ -262,6 +272,8 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--batch-value", batch_value, "bytes per value in the batched case")
       ->capture_default_str();
+  bool shared_values = false;
+  app.add_flag("--shared-values", shared_values, "batched case: values in shared memory");
   CLI11_PARSE(app, argc, argv);
 
   const uint64_t run = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
@@ -337,7 +349,9 @@ int Main(int argc, char** argv) {
   }
 
   BatchResult batched;
-  if (batch > 0) batched = RunBatched(*targets[0]->client, run, batch, batch_value, 3, 20);
+  if (batch > 0) {
+    batched = RunBatched(*targets[0]->client, run, batch, batch_value, 3, 20, shared_values);
+  }
 
   int errors = 0;
   if (json) {
@@ -427,7 +441,9 @@ int Main(int argc, char** argv) {
       }
     }
     if (batch > 0 && batched.error.empty()) {
-      std::cout << "\nbatched insert (this daemon), " << batch << " x " << batch_value
+      std::cout << "\nbatched insert (this daemon) over " << targets[0]->transport
+                << (shared_values ? ", values in shared memory" : "") << ", " << batch << " x "
+                << batch_value
                 << " B, 3 interleaved rounds (median of 20 each; median (min-max) of rounds):\n"
                 << "  " << batch << " single inserts: " << Show(batched.singles_us, 0) << " us\n"
                 << "  one insert_many:    " << Show(batched.batched_us, 0) << " us\n"

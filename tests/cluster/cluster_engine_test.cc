@@ -25,7 +25,8 @@ std::vector<int32_t> Tokens(int n, int salt) {
 // Data requests a store node served (its own per-op counters).
 double DataRequests(TestDaemon& n, const char* op = nullptr) {
   double total = 0;
-  for (const char* o : {"insert", "select", "drop_select", "match_prefix", "retain", "remove"}) {
+  for (const char* o :
+       {"insert", "insert_many", "select", "drop_select", "match_prefix", "retain", "remove"}) {
     if (op != nullptr && std::string(op) != o) continue;
     for (const char* r : {"ok", "not_found", "timeout"}) {
       total += n.Metric("kvstore_requests_total", {{"op", o}, {"result", r}}).value_or(0);
@@ -116,12 +117,27 @@ TEST_F(ClusterEngineTest, DecodePullsFromThePrefillsNodeInOneHopAndAnswersEqualC
             0);
   EXPECT_EQ(EngineMetric(decode0->url(), requests, at(b, "drop_select")), -1);  // its own node
   for (EngineProcess* e : {decode0.get(), decode1.get(), prefill0.get(), prefill1.get()}) {
-    for (const char* op : {"insert", "select", "drop_select", "match_prefix", "retain"}) {
+    for (const char* op :
+         {"insert", "insert_many", "select", "drop_select", "match_prefix", "retain"}) {
       EXPECT_EQ(EngineMetric(e->url(), requests, at(third, op)), -1) << op;
     }
   }
-  // prefill0 answered the even requests and inserted every block of them on its node.
-  EXPECT_EQ(EngineMetric(prefill0->url(), requests, at(a, "insert")), even_blocks);
+  // prefill0 answered the even requests and inserted every block of them on
+  // its node, in single inserts or insert_many batches (blocks queued together).
+  auto sent = [&](EngineProcess& e, TestDaemon& n) {
+    double total = 0;
+    for (const char* op : {"insert", "insert_many"}) {
+      total += std::max(0.0, EngineMetric(e.url(), "kvstore_engine_store_bytes_total", at(n, op)));
+    }
+    return total;
+  };
+  const double pushed0 = EngineMetric(prefill0->url(), "kvstore_engine_kv_bytes_pushed_total");
+  const double pushed1 = EngineMetric(prefill1->url(), "kvstore_engine_kv_bytes_pushed_total");
+  EXPECT_GT(pushed0, 0);
+  EXPECT_EQ(sent(*prefill0, a), pushed0);
+  EXPECT_EQ(sent(*prefill1, b), pushed1);
+  EXPECT_EQ(pushed0 * (blocks - even_blocks), pushed1 * even_blocks);  // the same block size
+  EXPECT_LE(EngineMetric(prefill0->url(), requests, at(a, "insert")), even_blocks);
   // drop_select consumed what the prefills wrote.
   EXPECT_TRUE(Eventually([&] {
     return a.Metric("kvstore_entries", {{"tier", "host"}}).value_or(-1) == 0 &&

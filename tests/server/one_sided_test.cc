@@ -24,15 +24,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::unique_ptr<Client> ConnectWith(const TestDaemon& d, const std::string& transport) {
-  ClientOptions o;
-  o.address = d.address();
-  o.transport = transport;
-  auto c = Client::Connect(o);
-  EXPECT_OK(c);
-  return c.ok() ? std::move(c).value() : nullptr;
-}
-
 // Anonymous pages the test can unmap while the client still names them.
 struct Pages {
   explicit Pages(size_t n) : size(n) {

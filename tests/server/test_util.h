@@ -63,4 +63,21 @@ inline std::unique_ptr<Client> ConnectTo(const TestDaemon& d, size_t max_connect
   return c.ok() ? std::move(c).value() : nullptr;
 }
 
+// How many of {k} `c` finds stored (0 or 1; 99 when the call fails).
+inline size_t StoredCount(Client& c, const Key& k) {
+  auto n = c.MatchPrefix(std::span<const Key>(&k, 1));
+  EXPECT_OK(n);
+  return n.ok() ? *n : 99;
+}
+
+// A client of `d` over one transport ("local", "tcp"), whatever the suite runs with.
+inline std::unique_ptr<Client> ConnectWith(const TestDaemon& d, const std::string& transport) {
+  ClientOptions o;
+  o.address = d.address();
+  o.transport = transport;
+  auto c = Client::Connect(o);
+  EXPECT_OK(c);
+  return c.ok() ? std::move(c).value() : nullptr;
+}
+
 }  // namespace kvstore::testing

@@ -28,8 +28,8 @@ Result<PlacementKind> ParsePlacementKind(std::string_view text) {
 
 std::string_view NodeOpName(NodeOp op) {
   static constexpr std::string_view kNames[kNodeOps] = {
-      "insert", "select", "drop_select", "match_prefix", "retain",
-      "remove", "show",   "list",        "stats",        "ping"};
+      "insert", "select", "drop_select", "match_prefix", "retain",     "remove",
+      "show",   "list",   "stats",       "ping",         "insert_many"};
   return kNames[static_cast<size_t>(op)];
 }
 

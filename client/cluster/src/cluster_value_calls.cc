@@ -26,6 +26,45 @@ Result<bool> ClusterClient::Insert(const Key& key, std::span<const std::byte> va
   return r;
 }
 
+Result<std::vector<Result<bool>>> ClusterClient::InsertMany(std::span<const InsertItem> items,
+                                                            const InsertOptions& options) {
+  std::vector<Result<bool>> results(items.size(), Result<bool>(false));
+  if (items.empty()) return results;
+  std::vector<Key> keys;
+  keys.reserve(items.size());
+  for (const InsertItem& item : items) keys.push_back(item.key);
+  auto p = membership();
+  KVSTORE_ASSIGN_OR_RETURN(auto groups, Group(keys, {}, *p));
+  ParallelFor(groups.size(), [&](size_t g) {
+    const auto& [address, idx] = groups[g];
+    auto fail_all = [&](const Status& s) {
+      for (size_t i : idx) results[i] = s;
+    };
+    auto client = Node(address);  // its error names the node
+    if (!client.ok()) {
+      fail_all(client.status());
+      return;
+    }
+    std::vector<InsertItem> sub;
+    sub.reserve(idx.size());
+    for (size_t i : idx) sub.push_back(items[i]);
+    auto r = (*client)->InsertMany(sub, options);
+    uint64_t bytes = 0;
+    if (r.ok()) {
+      for (size_t j = 0; j < idx.size(); ++j) {
+        if ((*r)[j].ok()) bytes += sub[j].value.size();
+        results[idx[j]] = std::move((*r)[j]);
+      }
+    }
+    CountCall(address, NodeOp::kInsertMany, bytes, r.status());
+    if (!r.ok()) {
+      fail_all(r.status().WithContext("insert_many of " + std::to_string(idx.size()) +
+                                      " keys on cluster " + url_.name + " node " + address));
+    }
+  });
+  return results;
+}
+
 Result<std::vector<Entry>> ClusterClient::Select(std::span<const Key> keys,
                                                  const std::string& node) {
   std::vector<Entry> owned(keys.size());

@@ -148,10 +148,13 @@ class Client {
   // stored, when the request is refused as a whole: more items than the
   // daemon's --max-keys-per-request (split the batch), or an I/O error.
   // options.layout/producer/ttl apply to every item (options.checksum is
-  // unused: see InsertItem). Values always travel in the frame, even when a
-  // one-sided transport is negotiated; a batch larger than the daemon's value
-  // limit goes as several requests (earlier ones stay stored if a later one
-  // fails). A cluster client inserts key by key.
+  // unused: see InsertItem). With the local transport a value inside memory
+  // from AllocateSharedRegion is pulled by the store (as Insert's is; rdma: any
+  // registered host region), the rest travel in the request's frame. A batch
+  // larger than the daemon's value limit goes as several requests (earlier
+  // ones stay stored if a later one fails). A cluster client sends one request
+  // per node (the nodes in parallel) with the keys placement puts there; a
+  // node that fails fails only its keys, each with an error naming the node.
   Result<std::vector<Result<bool>>> InsertMany(std::span<const InsertItem> items,
                                                const InsertOptions& options = {});
 

@@ -19,15 +19,16 @@ KvPublisher::~KvPublisher() {
 void KvPublisher::Enqueue(const Key& key, std::vector<std::byte> value, Done done) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(Item{key, std::move(value), std::nullopt, std::move(done)});
+    queue_.push_back(Item{key, std::move(value), std::nullopt, {}, std::move(done)});
   }
   cv_.notify_one();
 }
 
-void KvPublisher::EnqueueRegion(const Key& key, RegionSlice value, Done done) {
+void KvPublisher::EnqueueRegion(const Key& key, RegionSlice value, std::span<const std::byte> bytes,
+                                Done done) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(Item{key, {}, value, std::move(done)});
+    queue_.push_back(Item{key, {}, value, bytes, std::move(done)});
   }
   cv_.notify_one();
 }
@@ -39,12 +40,11 @@ void KvPublisher::Run() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stop_ and drained
-      // Every host block ready now goes in one request, in queue order.
+      // Every block ready now goes in one request, in queue order.
       do {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
-      } while (!queue_.empty() && batch.size() < kMaxBatch && !batch.front().region &&
-               !queue_.front().region);
+      } while (!queue_.empty() && batch.size() < kMaxBatch);
     }
     if (batch.size() > 1) {
       PublishMany(batch);
@@ -59,7 +59,7 @@ void KvPublisher::Run() {
 void KvPublisher::PublishMany(std::vector<Item>& items) {
   std::vector<InsertItem> wire;
   wire.reserve(items.size());
-  for (const Item& item : items) wire.push_back({item.key, item.value, std::nullopt});
+  for (const Item& item : items) wire.push_back({item.key, item.bytes(), std::nullopt});
   Result<std::vector<Result<bool>>> results = client_->InsertMany(wire, options_);
   if (!results.ok()) {
     spdlog::warn("insert_many of {} KV blocks refused ({}); publishing them one by one",
@@ -79,7 +79,7 @@ void KvPublisher::PublishMany(std::vector<Item>& items) {
       spdlog::warn(
           "{} ({} bytes); its decode will recompute it. Check kvstored is up at {} "
           "and has room (--memory).",
-          error.ToString(), item.value.size(), client_->options().address);
+          error.ToString(), item.bytes().size(), client_->options().address);
       outcome = PublishOutcome::kFailed;
     }
     if (item.done) item.done(outcome, error);
@@ -96,8 +96,7 @@ PublishOutcome KvPublisher::Publish(const Item& item, Status* error) {
       spdlog::warn(
           "{} ({} bytes); its decode will recompute it. Check kvstored is up at {} "
           "and has room (--memory).",
-          error->ToString(), item.region ? item.region->length : item.value.size(),
-          client_->options().address);
+          error->ToString(), item.bytes().size(), client_->options().address);
       return PublishOutcome::kFailed;
     }
     if (*stored) return PublishOutcome::kInserted;

@@ -131,7 +131,8 @@ void Scheduler::PublishBlock(const std::shared_ptr<Job>& job, int block) {
         std::lock_guard<std::mutex> lock(job->mu);
         job->pending_blocks++;
       }
-      publisher_->EnqueueRegion(job->keys[block], staging_->SliceOf(slot[0]), done(slot[0]));
+      publisher_->EnqueueRegion(job->keys[block], staging_->SliceOf(slot[0]),
+                                staging_->Slot(slot[0]), done(slot[0]));
       return;
     }
     staging_->Release(slot);

@@ -479,9 +479,15 @@ void Connection::Close(const std::string& why) {
     auto remote = std::make_shared<std::unique_ptr<transport::RemoteAccess>>(std::move(remote_));
     auto pending = std::make_shared<std::optional<Reservation>>(std::move(reservation_));
     reservation_.reset();
-    asio::post(strand_, [remote, pending, store = ctx_->store] {
+    auto batch = std::make_shared<std::optional<InsertBatch>>(std::move(batch_));
+    batch_.reset();
+    asio::post(strand_, [remote, pending, batch, store = ctx_->store] {
       remote->reset();
       if (*pending) store->Abort(std::move(**pending));
+      if (!*batch) return;
+      for (auto& r : (*batch)->reserved) {
+        if (r.ok() && !r->exists) store->Abort(std::move(*r));
+      }
     });
   }
   if (reservation_) {

@@ -207,6 +207,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void HandleInsertMany(uint64_t id, wire::InsertManyRequest::Reader r, uint64_t bulk_len);
   void ReadBatchNext();
   void FinishInsertMany();
+  // Pulls batch item `i` from `done_bytes` on (connection_one_sided.cc): true
+  // when it finished inline (its result recorded), false when a completion
+  // will carry on with ReadBatchNext.
+  bool PullBatchItem(size_t i, transport::RemoteRange src, uint64_t done_bytes);
+  // An insert's (or batch item's) source: its length must be the
+  // value's size and it lies inside a region announced on this connection.
+  Result<transport::RemoteRange> ResolvePullSource(wire::RemoteBuffer::Reader b,
+                                                   uint64_t size) const;
+  // One pulled piece of batch item `i`: hashed, or on failure the item's
+  // reservation freed and its error recorded (false).
+  bool OnBatchPiece(size_t i, std::span<const std::byte> piece, const Status& s);
   void HandleSelect(uint64_t id, wire::SelectRequest::Reader r, bool drop);
   void HandleAck(uint64_t request_id);
   void HandleList(uint64_t id, wire::ListRequest::Reader r);
@@ -286,7 +297,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::vector<uint64_t> sizes;
     std::vector<Result<Reservation>> reserved;      // per item, from Store::ReserveMany
     std::vector<std::optional<uint64_t>> computed;  // XXH3-64 of each value read
-    size_t next = 0;                                // the item whose bytes come next
+    // Per item: where the store pulls it from (one-sided), or empty: in the frame.
+    std::vector<std::optional<transport::RemoteRange>> sources;
+    size_t next = 0;  // the item whose bytes come next
   };
   std::optional<InsertBatch> batch_;
   // Hash of the arriving value, updated per chunk while the chunk is still in cache.

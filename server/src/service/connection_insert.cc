@@ -93,9 +93,13 @@ void Connection::HandleInsertMany(uint64_t id, wire::InsertManyRequest::Reader r
   }
   std::vector<Key> keys;
   std::vector<EntryMeta> metas;
+  std::vector<std::optional<transport::RemoteRange>> sources(items.size());
   keys.reserve(items.size());
   metas.reserve(items.size());
-  uint64_t total = 0;
+  const uint64_t max_value = ctx_->options->store.max_value_bytes;
+  uint64_t total = 0;   // value bytes the frame must carry
+  uint64_t pulled = 0;  // value bytes the store pulls
+  bool over = false;    // pulled values alone exceed max_value
   for (unsigned i = 0; i < items.size(); ++i) {
     auto key = KeyFromWire(items[i].getKey());
     if (!key.ok()) {
@@ -106,6 +110,20 @@ void Connection::HandleInsertMany(uint64_t id, wire::InsertManyRequest::Reader r
     }
     keys.push_back(*key);
     metas.push_back(MetaFromWire(items[i].getMeta()));
+    if (items[i].hasSource() && items[i].getSource().getLength() > 0) {
+      // Every source is checked before anything is reserved, as a single pull is.
+      auto source = ResolvePullSource(items[i].getSource(), metas.back().size);
+      if (!source.ok()) {
+        refuse(Status(source.status().code(), "insert_many item " + std::to_string(i) + ": " +
+                                                  source.status().message() +
+                                                  "; nothing was stored"));
+        return;
+      }
+      sources[i] = *source;
+      if (metas.back().size > max_value - pulled) over = true;
+      if (!over) pulled += metas.back().size;
+      continue;
+    }
     // Sizes sum beyond the frame (or overflow): checked item by item.
     if (metas.back().size > bulk_len - total) {
       total = bulk_len + 1;
@@ -118,8 +136,16 @@ void Connection::HandleInsertMany(uint64_t id, wire::InsertManyRequest::Reader r
     refuse(Status::InvalidArgument(
         "insert_many's " + std::to_string(items.size()) + " items declare " +
         (total > bulk_len ? std::string("more") : std::to_string(total)) +
-        " value bytes but the frame carries " + std::to_string(bulk_len) +
+        " value bytes in the frame but it carries " + std::to_string(bulk_len) +
         "; the values must follow back to back, in item order; nothing was stored"));
+    return;
+  }
+  // Pulled values take slots like values in the frame: the same cap on one request.
+  if (over || (pulled > 0 && pulled + bulk_len > max_value)) {
+    ctx_->metrics->LimitRefused("value_bytes");
+    refuse(Status::InvalidArgument("insert_many's " + std::to_string(items.size()) +
+                                   " values total more than --max-value " + FormatSize(max_value) +
+                                   "; split the batch; nothing was stored"));
     return;
   }
   InsertBatch batch;
@@ -132,36 +158,42 @@ void Connection::HandleInsertMany(uint64_t id, wire::InsertManyRequest::Reader r
     if (!res.ok()) res = NameNamespace(res.status());
   }
   batch.computed.resize(metas.size());
+  batch.sources = std::move(sources);
   batch_ = std::move(batch);
-  if (bulk_len > 0) ArmInsertDeadline(id, bulk_len, Op::kInsertMany);
+  if (bulk_len + pulled > 0) ArmInsertDeadline(id, bulk_len + pulled, Op::kInsertMany);
   ReadBatchNext();
 }
 
 void Connection::ReadBatchNext() {
   InsertBatch& b = *batch_;
-  // Items with no bytes on the wire need no read: step over them here rather
-  // than through a chain of completions.
-  while (b.next < b.sizes.size() && b.sizes[b.next] == 0) {
-    if (b.reserved[b.next].ok() && !b.reserved[b.next]->exists) {
-      b.computed[b.next] = XXH3_64bits(nullptr, 0);
+  // Items with no bytes on the wire, and pulls that complete inline, continue
+  // here rather than through a chain of completions.
+  while (b.next < b.sizes.size()) {
+    const size_t i = b.next++;
+    auto& res = b.reserved[i];
+    const bool wanted = res.ok() && !res->exists;
+    if (b.sizes[i] == 0) {
+      if (wanted) b.computed[i] = XXH3_64bits(nullptr, 0);
+      continue;
     }
-    ++b.next;
-  }
-  if (b.next == b.sizes.size()) {
-    FinishInsertMany();
+    if (b.sources[i]) {  // nothing of it on the socket
+      if (!wanted) continue;
+      XXH3_64bits_reset(hash_.get());
+      if (PullBatchItem(i, *b.sources[i], 0)) continue;
+      return;  // its completion carries on
+    }
+    if (!wanted) {
+      DrainBulk(b.sizes[i], [this] { ReadBatchNext(); });
+      return;
+    }
+    XXH3_64bits_reset(hash_.get());
+    ReadBulk(res->bytes(), [this, i] {
+      batch_->computed[i] = XXH3_64bits_digest(hash_.get());
+      ReadBatchNext();
+    });
     return;
   }
-  const size_t i = b.next++;
-  auto& res = b.reserved[i];
-  if (!res.ok() || res->exists) {
-    DrainBulk(b.sizes[i], [this] { ReadBatchNext(); });
-    return;
-  }
-  XXH3_64bits_reset(hash_.get());
-  ReadBulk(res->bytes(), [this, i] {
-    batch_->computed[i] = XXH3_64bits_digest(hash_.get());
-    ReadBatchNext();
-  });
+  FinishInsertMany();
 }
 
 void Connection::FinishInsertMany() {

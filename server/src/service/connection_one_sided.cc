@@ -90,20 +90,24 @@ Result<transport::RemoteRange> Connection::ResolveRemote(wire::RemoteBuffer::Rea
   return regions_.Resolve({b.getRegion(), b.getOffset(), b.getLength(), Bytes(b.getDescriptor())});
 }
 
+Result<transport::RemoteRange> Connection::ResolvePullSource(wire::RemoteBuffer::Reader b,
+                                                             uint64_t size) const {
+  if (b.getLength() != size) {
+    ctx_->metrics->ProtocolError("size_mismatch");
+    return Status::InvalidArgument("insert declares " + std::to_string(size) +
+                                   " value bytes but names a source of " +
+                                   std::to_string(b.getLength()));
+  }
+  return ResolveRemote(b);
+}
+
 void Connection::InsertByPull(uint64_t id, const Key& key, const EntryMeta& meta,
                               std::chrono::milliseconds ttl, wire::RemoteBuffer::Reader source) {
   auto done = [this](uint64_t rid, const Status& s) {
     ReplyStatus(rid, Op::kInsert, s);
     ReadHeader();
   };
-  if (source.getLength() != meta.size) {
-    ctx_->metrics->ProtocolError("size_mismatch");
-    done(id, Status::InvalidArgument("insert declares " + std::to_string(meta.size) +
-                                     " value bytes but names a source of " +
-                                     std::to_string(source.getLength())));
-    return;
-  }
-  auto addr = ResolveRemote(source);
+  auto addr = ResolvePullSource(source, meta.size);
   if (!addr.ok()) {
     done(id, addr.status());
     return;
@@ -124,6 +128,67 @@ void Connection::InsertByPull(uint64_t id, const Key& key, const EntryMeta& meta
   PullNext(id, *addr, 0);
 }
 
+namespace {
+// Local pulls go in pieces hashed while they are still in cache; an RDMA
+// READ moves the whole value at once (the NIC does not touch the CPU cache).
+uint64_t PullPiece(transport::Kind kind, uint64_t left) {
+  constexpr uint64_t kLocalPiece = 1u << 20;
+  return kind == transport::Kind::kLocal ? std::min(kLocalPiece, left) : left;
+}
+}  // namespace
+
+bool Connection::PullBatchItem(size_t i, transport::RemoteRange src, uint64_t done_bytes) {
+  for (;;) {
+    std::span<std::byte> slot = batch_->reserved[i]->bytes();
+    if (done_bytes == slot.size()) {
+      ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "pull", true);
+      ctx_->metrics->AddBytesIn(slot.size());
+      batch_->computed[i] = XXH3_64bits_digest(hash_.get());
+      return true;
+    }
+    std::span<std::byte> piece =
+        slot.subspan(done_bytes, PullPiece(remote_->kind(), slot.size() - done_bytes));
+    // The local transport completes inline: loop here instead of recursing per piece.
+    struct Inline {
+      bool returned = false;  // Read has returned: a completion now is asynchronous
+      std::optional<Status> status;
+    };
+    auto state = std::make_shared<Inline>();
+    remote_->Read(
+        src.Advance(done_bytes), piece,
+        [this, self = shared_from_this(), i, src, done_bytes, piece, state](Status s) {
+          if (!state->returned) {
+            state->status = std::move(s);
+            return;
+          }
+          if (closed_ || !batch_) return;  // Close() freed the batch's slots
+          if (OnBatchPiece(i, piece, s) && !PullBatchItem(i, src, done_bytes + piece.size())) {
+            return;
+          }
+          ReadBatchNext();
+        });
+    state->returned = true;
+    if (!state->status) return false;
+    if (!OnBatchPiece(i, piece, *state->status)) return true;
+    done_bytes += piece.size();
+  }
+}
+
+bool Connection::OnBatchPiece(size_t i, std::span<const std::byte> piece, const Status& s) {
+  if (s.ok()) {
+    XXH3_64bits_update(hash_.get(), piece.data(), piece.size());
+    return true;
+  }
+  ctx_->metrics->OneSidedTransfer(transport::KindName(remote_->kind()), "pull", false);
+  ctx_->store->Abort(std::move(*batch_->reserved[i]));
+  spdlog::warn("connection {} from {}: insert_many could not read value {}: {}", id_, peer_, i,
+               s.message());
+  batch_->reserved[i] = Status(
+      s.code(), "kvstored could not read the value from the client's memory: " + s.message() +
+                    "; this key was not stored");
+  return false;
+}
+
 void Connection::PullNext(uint64_t id, transport::RemoteRange src, uint64_t done_bytes) {
   std::span<std::byte> slot = reservation_->bytes();
   if (done_bytes == slot.size()) {
@@ -134,13 +199,8 @@ void Connection::PullNext(uint64_t id, transport::RemoteRange src, uint64_t done
     FinishInsert(id);
     return;
   }
-  // Local pulls go in pieces hashed while they are still in cache; an RDMA
-  // READ moves the whole value at once (the NIC does not touch the CPU cache).
-  constexpr uint64_t kLocalPiece = 1u << 20;
-  uint64_t n = remote_->kind() == transport::Kind::kLocal
-                   ? std::min<uint64_t>(kLocalPiece, slot.size() - done_bytes)
-                   : slot.size() - done_bytes;
-  std::span<std::byte> piece = slot.subspan(done_bytes, n);
+  std::span<std::byte> piece =
+      slot.subspan(done_bytes, PullPiece(remote_->kind(), slot.size() - done_bytes));
   remote_->Read(
       src.Advance(done_bytes), piece,
       [this, self = shared_from_this(), id, src, done_bytes, piece](Status s) {

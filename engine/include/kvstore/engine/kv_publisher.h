@@ -1,9 +1,11 @@
 // KvPublisher: the prefill side's insert queue. The model thread packs each
 // full block as soon as it is computed and hands it here; one publisher
 // thread inserts it into kvstored while the model computes the next chunk,
-// so transfer overlaps compute. Host blocks queued together go out in one
-// InsertMany (one round trip for all of them, up to kMaxBatch); a region's
-// block moves one-sided, on its own.
+// so transfer overlaps compute. Blocks queued together go out in one
+// InsertMany (one round trip for all of them, up to kMaxBatch): those in the
+// staging region (shared memory, kv_staging.h) are pulled by the store
+// one-sided on the local transport (rdma: any registered region), plain
+// buffers travel in the request's frame.
 //
 // Prefix-reuse race: when the key is already stored (Insert returns false:
 // another request produced the same prefix block), the publisher Retains it
@@ -20,6 +22,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -42,19 +45,23 @@ class KvPublisher {
   KvPublisher& operator=(const KvPublisher&) = delete;
 
   void Enqueue(const Key& key, std::vector<std::byte> value, Done done);
-  // The value is in registered memory: inserted with InsertFromRegion.
-  void EnqueueRegion(const Key& key, RegionSlice value, Done done);
+  // The value is in registered memory: `bytes` are the slice's bytes, which
+  // stay untouched until `done` runs.
+  void EnqueueRegion(const Key& key, RegionSlice value, std::span<const std::byte> bytes,
+                     Done done);
 
  private:
   struct Item {
     Key key;
     std::vector<std::byte> value;
     std::optional<RegionSlice> region;  // set: the value is there instead
+    std::span<const std::byte> region_bytes;
     Done done;
+    std::span<const std::byte> bytes() const { return region ? region_bytes : value; }
   };
   void Run();
   PublishOutcome Publish(const Item& item, Status* error);
-  // Host blocks in one request; a block already present goes through Publish
+  // Blocks in one request; a block already present goes through Publish
   // (to retain it), and a refused request falls back to Publish block by block.
   void PublishMany(std::vector<Item>& items);
   static constexpr size_t kMaxBatch = 64;

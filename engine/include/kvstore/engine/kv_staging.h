@@ -1,5 +1,7 @@
 // KvStaging: the memory packed KV blocks travel through, registered with
-// libkvstore once (Client::RegisterRegion), so the engine takes the
+// libkvstore once (Client::AllocateSharedRegion: shared memory the store
+// reaches itself over the local transport, ordinary registered memory over
+// tcp and rdma; heap memory and RegisterRegion when that fails), so the engine takes the
 // zero-copy path users are told to take: prefill packs a block into a slot
 // and inserts it with InsertFromRegion; decode drop_selects straight into
 // slots with DropSelectIntoRegions and unpacks from them. Bytes move between
@@ -41,7 +43,8 @@ class KvStaging {
   Client* client_;
   size_t block_bytes_;
   int slots_;
-  std::vector<std::byte> memory_;
+  std::vector<std::byte> heap_;  // only when shared memory could not be had
+  std::span<std::byte> bytes_;   // the region's memory (the client maps shared memory)
   RegionId region_;
   std::mutex mu_;
   std::vector<int> free_;  // guarded by mu_

@@ -95,8 +95,9 @@ enum class NodeOp : uint8_t {
   kList,
   kStats,
   kPing,
+  kInsertMany,
 };
-inline constexpr size_t kNodeOps = 10;
+inline constexpr size_t kNodeOps = 11;
 // "insert", "select", "drop_select", ... (the daemon's op names).
 std::string_view NodeOpName(NodeOp op);
 
@@ -148,6 +149,12 @@ class ClusterClient {
   // local node).
   Result<bool> Insert(const Key& key, std::span<const std::byte> value,
                       const InsertOptions& options = {});
+  // One insert_many per node, with the items placement puts there (the nodes
+  // in parallel); results in `items` order. A node that cannot be reached or
+  // refuses its request fails only its own items (Unavailable and so on, with
+  // the node named); the call fails as a whole only when no node can be placed.
+  Result<std::vector<Result<bool>>> InsertMany(std::span<const InsertItem> items,
+                                               const InsertOptions& options = {});
   Result<std::vector<Entry>> Select(std::span<const Key> keys, const std::string& node = {});
   Result<std::vector<EntryInfo>> SelectInto(std::span<const Key> keys,
                                             std::span<const std::span<std::byte>> destinations,

@@ -30,9 +30,15 @@ class SmallFrames : public ::testing::Test {
     ASSERT_NE(client_, nullptr);
     ASSERT_OK(client_->Insert(TestKey(1), RandomBytes(100, 1)));
   }
-  // The bytes of one frame, as a client would send them.
-  static std::vector<std::byte> Frame(capnp::MessageBuilder& msg,
-                                      std::span<const std::byte> bulk = {}) {
+  // The bytes of one request frame, as a client would send them: `fill` sets
+  // the request's kind.
+  template <typename Fill>
+  static std::vector<std::byte> Request(uint64_t id, Fill fill,
+                                        std::span<const std::byte> bulk = {}) {
+    capnp::MallocMessageBuilder msg;
+    auto r = msg.initRoot<wire::Request>();
+    r.setId(id);
+    fill(r);
     OutFrame f = EncodeFrame(msg, bulk.size());
     std::vector<std::byte> out(f.header.begin(), f.header.end());
     auto control = f.control_bytes();
@@ -41,36 +47,29 @@ class SmallFrames : public ::testing::Test {
     return out;
   }
   static std::vector<std::byte> Ping(uint64_t id) {
-    capnp::MallocMessageBuilder msg;
-    auto r = msg.initRoot<wire::Request>();
-    r.setId(id);
-    r.setPing();
-    return Frame(msg);
+    return Request(id, [](wire::Request::Builder r) { r.setPing(); });
   }
   static std::vector<std::byte> MatchPrefix(uint64_t id, const Key& key) {
-    capnp::MallocMessageBuilder msg;
-    auto r = msg.initRoot<wire::Request>();
-    r.setId(id);
-    r.initMatchPrefix().initKeys(1).set(0, KeyToWire(key));
-    return Frame(msg);
-  }
-  static std::vector<std::byte> Insert(uint64_t id, const Key& key,
-                                       std::span<const std::byte> value) {
-    capnp::MallocMessageBuilder msg;
-    auto r = msg.initRoot<wire::Request>();
-    r.setId(id);
-    auto ins = r.initInsert();
-    ins.setKey(KeyToWire(key));
-    ins.initMeta().setSize(value.size());
-    ins.getMeta().setChecksum(XXH3_64bits(value.data(), value.size()));
-    return Frame(msg, value);
+    return Request(id, [&](wire::Request::Builder r) {
+      r.initMatchPrefix().initKeys(1).set(0, KeyToWire(key));
+    });
   }
   static std::vector<std::byte> Select(uint64_t id, const Key& key) {
-    capnp::MallocMessageBuilder msg;
-    auto r = msg.initRoot<wire::Request>();
-    r.setId(id);
-    r.initSelect().initKeys(1).set(0, KeyToWire(key));
-    return Frame(msg);
+    return Request(
+        id, [&](wire::Request::Builder r) { r.initSelect().initKeys(1).set(0, KeyToWire(key)); });
+  }
+  // With the value's checksum in its metadata.
+  static std::vector<std::byte> Insert(uint64_t id, const Key& key,
+                                       std::span<const std::byte> value) {
+    return Request(
+        id,
+        [&](wire::Request::Builder r) {
+          auto meta = r.initInsert().initMeta();
+          meta.setSize(value.size());
+          meta.setChecksum(XXH3_64bits(value.data(), value.size()));
+          r.getInsert().setKey(KeyToWire(key));
+        },
+        value);
   }
   static void Append(std::vector<std::byte>* out, const std::vector<std::byte>& frame) {
     out->insert(out->end(), frame.begin(), frame.end());

@@ -3,6 +3,7 @@
 // daemon, under `strace -f -c`). Not a benchmark: it prints only the count.
 //
 //   kvstore-smallop-driver HOST:PORT match N   N match_prefix of 32 keys
+//   kvstore-smallop-driver HOST:PORT match1 N  N match_prefix of 1 key
 //   kvstore-smallop-driver HOST:PORT insert N  N 4 KiB insert + drop_select
 #include <unistd.h>
 
@@ -30,7 +31,7 @@ kvstore::Key MakeKey(uint32_t kind, uint64_t i) {
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    std::fprintf(stderr, "usage: %s HOST:PORT match|insert N\n", argv[0]);
+    std::fprintf(stderr, "usage: %s HOST:PORT match|match1|insert N\n", argv[0]);
     return 2;
   }
   kvstore::ClientOptions options;
@@ -48,12 +49,13 @@ int main(int argc, char** argv) {
   std::vector<kvstore::Key> prefix;
   for (uint64_t i = 0; i < 32; ++i) {
     prefix.push_back(MakeKey(1, i));
-    if (mode == "match" && !(*client)->Insert(prefix.back(), value).ok()) return 1;
+    if (mode != "insert" && !(*client)->Insert(prefix.back(), value).ok()) return 1;
   }
   for (uint64_t i = 0; i < n; ++i) {
-    if (mode == "match") {
-      auto m = (*client)->MatchPrefix(prefix);
-      if (!m.ok() || *m != prefix.size()) {
+    if (mode != "insert") {
+      const size_t keys = mode == "match1" ? 1 : prefix.size();
+      auto m = (*client)->MatchPrefix(std::span(prefix).first(keys));
+      if (!m.ok() || *m != keys) {
         std::fprintf(stderr, "match_prefix failed\n");
         return 1;
       }

@@ -59,12 +59,26 @@ Status ClientConn::SetTimeout(int option, Clock::time_point deadline, const char
     return Status::Unavailable("connection to kvstored at " + address_ +
                                " is closed after an earlier error; reconnect");
   }
-  auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
-  if (left.count() <= 0) return Fail(what, ETIMEDOUT);
-  timeval tv{static_cast<time_t>(left.count() / 1000000),
-             static_cast<suseconds_t>(left.count() % 1000000)};
+  const int64_t left =
+      std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now()).count();
+  if (left <= 0) return Fail(what, ETIMEDOUT);
+  int64_t& in_force = option == SO_RCVTIMEO ? rcv_timeout_us_ : snd_timeout_us_;
+  // A timeout that ends before the deadline is kept: a call it cuts short is
+  // retried (RetryBefore). Most calls thus cost no setsockopt.
+  if (!ssl_ && in_force > 0 && in_force <= left) return Status::Ok();
+  // Set an eighth short of the deadline, so that the next calls' deadlines
+  // (each a little later) keep it. TLS: exactly (its reads are not retried).
+  const int64_t t = ssl_ || left < 8000 ? left : left - left / 8;
+  timeval tv{static_cast<time_t>(t / 1000000), static_cast<suseconds_t>(t % 1000000)};
   if (::setsockopt(fd_, SOL_SOCKET, option, &tv, sizeof(tv)) != 0) return Fail(what, errno);
+  in_force = t;
   return Status::Ok();
+}
+
+bool ClientConn::RetryBefore(int option, Clock::time_point deadline) {
+  if (ssl_ || Clock::now() >= deadline) return false;
+  (option == SO_RCVTIMEO ? rcv_timeout_us_ : snd_timeout_us_) = 0;  // set again from what is left
+  return true;
 }
 
 Result<std::string> ResolveToken(const ClientOptions& options) {
@@ -391,10 +405,10 @@ Status ClientConn::SendWithFd(capnp::MessageBuilder& message, int fd, Clock::tim
   iov.erase(iov.begin(), iov.begin() + static_cast<ptrdiff_t>(first));
   iov[0].iov_base = static_cast<char*>(iov[0].iov_base) + sent;
   iov[0].iov_len -= sent;
-  return SendIov(iov);
+  return SendIov(iov, deadline);
 }
 
-Status ClientConn::SendIov(std::vector<iovec>& iov) {
+Status ClientConn::SendIov(std::vector<iovec>& iov, Clock::time_point deadline) {
   if (ssl_) {
     NoSigpipe no_sigpipe;
     for (const iovec& v : iov) {
@@ -410,12 +424,16 @@ Status ClientConn::SendIov(std::vector<iovec>& iov) {
   }
   size_t first = 0;
   while (first < iov.size()) {
+    KVSTORE_RETURN_IF_ERROR(SetTimeout(SO_SNDTIMEO, deadline, "send"));
     msghdr mh{};
     mh.msg_iov = iov.data() + first;
     mh.msg_iovlen = std::min<size_t>(iov.size() - first, IOV_MAX);
     ssize_t n = ::sendmsg(fd_, &mh, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if ((errno == EAGAIN || errno == EWOULDBLOCK) && RetryBefore(SO_SNDTIMEO, deadline)) {
+        continue;
+      }
       return Fail("send", errno);
     }
     size_t sent = static_cast<size_t>(n);
@@ -443,7 +461,7 @@ Status ClientConn::Send(capnp::MessageBuilder& message,
   for (auto b : bulk) {
     if (!b.empty()) iov.push_back({const_cast<std::byte*>(b.data()), b.size()});
   }
-  return SendIov(iov);
+  return SendIov(iov, deadline);
 }
 
 Status ClientConn::SendWithChecksumTrailer(capnp::MessageBuilder& message,
@@ -474,86 +492,9 @@ Status ClientConn::SendWithChecksumTrailer(capnp::MessageBuilder& message,
       std::memcpy(trailer.data(), &digest, sizeof(digest));  // little-endian hosts only
       iov.push_back({trailer.data(), trailer.size()});
     }
-    KVSTORE_RETURN_IF_ERROR(SendIov(iov));
+    KVSTORE_RETURN_IF_ERROR(SendIov(iov, deadline));
     iov.clear();
   } while (off < value.size());
-  return Status::Ok();
-}
-
-Status ClientConn::ReadExact(void* dst, size_t n, Clock::time_point deadline, const char* what) {
-  KVSTORE_RETURN_IF_ERROR(SetTimeout(SO_RCVTIMEO, deadline, what));
-  auto* p = static_cast<char*>(dst);
-  std::optional<NoSigpipe> no_sigpipe;  // a read may answer the peer (an alert, a key update)
-  if (ssl_) no_sigpipe.emplace();
-  while (n > 0 && ssl_) {
-    int r = SSL_read(ssl_.get(), p, static_cast<int>(std::min<size_t>(n, 1 << 30)));
-    if (r <= 0) return TlsFail(what, r);
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-  while (n > 0) {
-    ssize_t r = ::recv(fd_, p, n, MSG_WAITALL);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return Fail(what, errno);
-    }
-    if (r == 0) return Fail(what, 0);
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-  return Status::Ok();
-}
-
-Result<InFrame> ClientConn::Receive(Clock::time_point deadline) {
-  std::array<std::byte, kFrameHeaderSize> raw;
-  KVSTORE_RETURN_IF_ERROR(ReadExact(raw.data(), raw.size(), deadline, "receive"));
-  auto header = FrameHeader::Decode(raw.data(), UINT64_MAX);
-  if (!header.ok()) {
-    (void)Fail("receive", EPROTO);
-    return Status::Internal("kvstored sent a malformed frame: " + header.status().message());
-  }
-  InFrame in;
-  in.header = *header;
-  in.words = kj::heapArray<capnp::word>(header->control_len / sizeof(capnp::word));
-  KVSTORE_RETURN_IF_ERROR(ReadExact(in.words.begin(), header->control_len, deadline, "receive"));
-  try {
-    in.reader =
-        std::make_unique<capnp::FlatArrayMessageReader>(in.words.asPtr(), WireReaderOptions());
-    (void)in.response().which();
-  } catch (const kj::Exception& e) {
-    (void)Fail("receive", EPROTO);
-    return Status::Internal(std::string("kvstored sent an unreadable reply: ") +
-                            e.getDescription().cStr());
-  }
-  return in;
-}
-
-Status ClientConn::ReceiveBulk(std::span<std::byte> dst, Clock::time_point deadline) {
-  if (dst.empty()) return Status::Ok();
-  return ReadExact(dst.data(), dst.size(), deadline, "receive value");
-}
-
-Result<uint64_t> ClientConn::ReceiveBulkHashed(std::span<std::byte> dst,
-                                               Clock::time_point deadline) {
-  constexpr size_t kChunk = 1 << 20;
-  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
-                                                                 &XXH3_freeState);
-  XXH3_64bits_reset(state.get());
-  for (size_t off = 0; off < dst.size(); off += kChunk) {
-    size_t n = std::min(kChunk, dst.size() - off);
-    KVSTORE_RETURN_IF_ERROR(ReadExact(dst.data() + off, n, deadline, "receive value"));
-    XXH3_64bits_update(state.get(), dst.data() + off, n);
-  }
-  return XXH3_64bits_digest(state.get());
-}
-
-Status ClientConn::DiscardBulk(uint64_t bytes, Clock::time_point deadline) {
-  std::vector<std::byte> scratch(std::min<uint64_t>(bytes, 1 << 20));
-  while (bytes > 0) {
-    size_t n = std::min<uint64_t>(bytes, scratch.size());
-    KVSTORE_RETURN_IF_ERROR(ReceiveBulk({scratch.data(), n}, deadline));
-    bytes -= n;
-  }
   return Status::Ok();
 }
 

@@ -6,9 +6,12 @@
 // checks the daemon's instance id on it, so another daemon's socket at that
 // path is never taken for this one.
 //
-// Plain POSIX sockets: a value moves in one send/recv call where the kernel
-// allows (MSG_WAITALL), straight between the socket and the caller's buffer,
-// with SO_RCVTIMEO/SO_SNDTIMEO carrying each call's deadline.
+// Plain POSIX sockets: a request goes out in one sendmsg; replies are read
+// through a buffer, so a small reply (header, control part and value) takes
+// one recv; a large value moves straight between the socket and the caller's
+// buffer (MSG_WAITALL). SO_RCVTIMEO/SO_SNDTIMEO carry the deadlines, set only
+// when the one in force could outlast the call's deadline (a blocking call
+// that returns early at a shorter one is retried until the deadline).
 //
 // Thread-compatibility: one thread at a time (Client's pool hands each
 // connection to one caller). After any I/O error or timeout the connection is
@@ -125,13 +128,32 @@ class ClientConn {
                Clock::time_point deadline);
   Status Fail(const char* what, int err);
   Status SetTimeout(int option, Clock::time_point deadline, const char* what);
+  // After a blocking call timed out at the socket's timeout: true (and the
+  // timeout moved to the rest of the time) when `deadline` is not reached yet.
+  bool RetryBefore(int option, Clock::time_point deadline);
+  // Straight into `dst` (MSG_WAITALL), past the buffer: it must be empty.
   Status ReadExact(void* dst, size_t n, Clock::time_point deadline, const char* what);
-  Status SendIov(std::vector<iovec>& iov);  // all of it, in as few sendmsg calls as possible
+  // Reads once into the buffer's free room (at least one byte).
+  Status ReadSome(Clock::time_point deadline, const char* what);
+  // Until the buffer holds `n` bytes (n <= kReadBuffer).
+  Status Fill(size_t n, Clock::time_point deadline, const char* what);
+  size_t TakeBuffered(std::span<std::byte> dst);  // what the buffer holds, first
+  size_t buffered() const { return rbuf_end_ - rbuf_begin_; }
+  // All of it, in as few sendmsg calls as possible.
+  Status SendIov(std::vector<iovec>& iov, Clock::time_point deadline);
   Status StartTls(const ClientOptions& options, const std::string& host,
                   Clock::time_point deadline);
   Status TlsFail(const char* what, int ret);
 
   int fd_ = -1;
+  // Socket timeouts in force (microseconds; 0 = none): SO_RCVTIMEO, SO_SNDTIMEO.
+  int64_t rcv_timeout_us_ = 0;
+  int64_t snd_timeout_us_ = 0;
+  // Bytes received and not yet taken: [rbuf_begin_, rbuf_end_).
+  static constexpr size_t kReadBuffer = 64 << 10;
+  std::unique_ptr<std::byte[]> rbuf_;
+  size_t rbuf_begin_ = 0;
+  size_t rbuf_end_ = 0;
   // TLS (ClientOptions::tls_ca): the session over fd_; null = plaintext.
   std::unique_ptr<ssl_ctx_st, void (*)(ssl_ctx_st*)> ssl_ctx_{nullptr, nullptr};
   std::unique_ptr<ssl_st, void (*)(ssl_st*)> ssl_{nullptr, nullptr};

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -52,6 +53,11 @@ RawConn::RawConn(const std::string& address) {
 
 RawConn::~RawConn() {
   if (fd_ >= 0) ::close(fd_);
+}
+
+void RawConn::SetNoDelay() {
+  int one = 1;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 bool RawConn::SendBytes(std::span<const std::byte> bytes) {

@@ -22,6 +22,8 @@ class RawConn {
   explicit RawConn(const std::string& address);
   ~RawConn();
   bool connected() const { return fd_ >= 0; }
+  // TCP: every send goes out at once (TCP_NODELAY), however small.
+  void SetNoDelay();
 
   bool SendBytes(std::span<const std::byte> bytes);
   bool SendBytes(const std::string& s) {

@@ -55,6 +55,7 @@ Connection::Connection(StreamSocket socket, ServiceContext* ctx, uint64_t id, Pe
       stall_timer_(strand_),
       insert_timer_(strand_),
       write_timer_(strand_),
+      ack_timer_(strand_),
       grace_timer_(strand_) {
   boost::system::error_code ec;
   if (!peer_info_.is_unix && !peer_info_.tls) {
@@ -77,6 +78,7 @@ Connection::Connection(StreamSocket socket, ServiceContext* ctx, uint64_t id, Pe
 
 Connection::~Connection() {
   for (int fd : frame_fds_) ::close(fd);
+  for (auto [at, fd] : pending_fds_) ::close(fd);
 }
 
 void Connection::Start() {
@@ -172,16 +174,17 @@ void Connection::Dispatch() {
     }
   } fd_guard{frame_fds_};
   try {
-    capnp::FlatArrayMessageReader reader(control_.asPtr(), WireReaderOptions());
+    capnp::FlatArrayMessageReader reader(
+        kj::ArrayPtr<const capnp::word>(control_.begin(), control_words_), WireReaderOptions());
     auto req = reader.getRoot<wire::Request>();
     id = req.getId();
     auto which = req.which();
     if (!authenticated_ && which != wire::Request::HELLO) {
       ctx_->metrics->ProtocolError("unauthenticated");
+      close_after_write_ = true;  // before the reply: it may go out (and close) at once
+      stop_reading_ = true;       // whatever follows is never read
       ReplyStatus(id, OpOf(which),
                   Status::PermissionDenied("this kvstored requires a token: send hello first"));
-      close_after_write_ = true;
-      stop_reading_ = true;  // whatever follows is never read
       return;
     }
     if (shutting_down_ && which != wire::Request::ACK_DELIVERY) {
@@ -318,9 +321,9 @@ void Connection::HandleHello(uint64_t id, wire::Hello::Reader r) {
   hello_seen_ = true;
   auto refuse = [this, id](std::string_view reason, const Status& s) {
     ctx_->metrics->ProtocolError(reason);
+    close_after_write_ = true;  // before the reply: it may go out (and close) at once
+    stop_reading_ = true;       // nothing after a refused hello is read
     ReplyStatus(id, Op::kHello, s);
-    close_after_write_ = true;
-    stop_reading_ = true;  // nothing after a refused hello is read
   };
   if (r.getProtocolVersion() != wire::PROTOCOL_VERSION) {
     refuse("bad_version",
@@ -435,11 +438,11 @@ void Connection::Fail(std::string_view reason, const std::string& detail) {
   ctx_->log_limit->Warn(std::string(reason),
                         "connection {} from {}: {}; closing it (other clients are unaffected)", id_,
                         peer_, detail);
+  close_after_write_ = true;  // before the reply: it may go out (and close) at once
+  stop_reading_ = true;       // the stream position is lost
   // Best effort: tell the client why before closing.
   ReplyStatus(0, reason == "second_hello" ? Op::kHello : Op::kMalformed,
               Status::InvalidArgument(detail + "; connection closed"));
-  close_after_write_ = true;
-  stop_reading_ = true;  // the stream position is lost
 }
 
 void Connection::Shutdown(std::chrono::milliseconds grace) {
@@ -468,10 +471,12 @@ void Connection::Close(const std::string& why) {
   boost::system::error_code ignored;
   socket_.shutdown(StreamSocket::shutdown_both, ignored);
   socket_.close(ignored);
-  DisarmStallTimer();
+  stall_watching_ = false;
+  stall_timer_.cancel();
   DisarmInsertDeadline();
-  ++write_generation_;
+  insert_timer_.cancel();
   write_timer_.cancel();
+  ack_timer_.cancel();
   if (remote_) {
     // Destroyed later, off this call stack (a transfer's completion may be what
     // closes the connection); the transport goes before the slot its pull may
@@ -514,7 +519,6 @@ void Connection::Close(const std::string& why) {
   hello_timer_.cancel();
   grace_timer_.cancel();
   for (auto& [rid, u] : unacked_) {
-    u.timer->cancel();
     u.delivery->Finish(false);  // the client never confirmed: the next taker gets them
   }
   unacked_.clear();

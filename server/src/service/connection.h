@@ -24,6 +24,8 @@
 #include <string>
 #include <unordered_map>
 
+#include <sys/uio.h>
+
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <boost/asio.hpp>
@@ -169,30 +171,47 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
   struct Unacked {
     std::unique_ptr<Delivery> delivery;
-    std::unique_ptr<asio::steady_timer> timer;
-    SteadyClock::time_point started;
-    PendingCharge bytes;  // the values stay pinned until acknowledged
+    SteadyClock::time_point started;  // ack_timer_ closes the connection at started + ack_timeout
+    PendingCharge bytes;              // the values stay pinned until acknowledged
   };
 
-  // Read path.
+  // Read path. ReadHeader: this connection is ready for its next frame (called
+  // when a request no longer needs the stream); frames already in the buffer
+  // are dispatched in order, and the socket is read when one is incomplete.
   void ReadHeader();
-  // Unix socket: the first bytes of a frame with recvmsg, keeping fds that
-  // came with them (a RegisterRegion's memfd) for that frame's dispatch.
-  void ReadHeaderUnix();
-  void OnHeaderStart(size_t got);
-  void ReadControl();
+  void ReadLoop();
+  void WaitReadable();
+  void ReadMore();                  // TCP: one read into the buffer's free room
+  std::span<std::byte> ReadRoom();  // the buffer's free room, after what is left of a frame
+  // Unix socket: one non-blocking read into the buffer (fds that came with the
+  // bytes wait for their frame): bytes, 0 at EOF, or -errno.
+  ssize_t ReceiveUnix(size_t* room, bool* fds_came);
+  // Takes a whole frame's header and control part from the buffer into
+  // header_/control_ (false: more bytes are needed, or the connection closed).
+  bool TakeFrame();
+  void TakeFrameFds(uint64_t control_end);  // fds received up to that stream offset
+  void ReadLargeControl();                  // a control part larger than the buffer
+  void DispatchThenRead();
   void Dispatch();
+  // Value bytes: what the buffer holds first, then straight from the socket.
   void ReadBulk(std::span<std::byte> dst, std::function<void()> done);
+  size_t TakeBuffered(std::span<std::byte> dst);
+  // Runs `next` now, or posts it when a chain of inline completions is deep.
+  void ContinueInline(std::function<void()> next);
   void SetReceiveLowWater(size_t bytes);  // SO_RCVLOWAT, when it changes
   // The 8-byte XXH3-64 that follows a value sent with InsertRequest.checksumTrailer.
   void ReadTrailer(std::function<void(uint64_t)> done);
   void DrainBulk(uint64_t bytes, std::function<void()> done);
-  void ArmStallTimer();
-  void DisarmStallTimer();
+  // A frame under way must keep arriving: its stage (header, control, each
+  // piece of its value) began or last moved at `since`.
+  void WatchStall(SteadyClock::time_point since);
+  void UnwatchStall() { stall_watching_ = false; }
+  void ArmStallTimer(SteadyClock::time_point at);
   // An insert whose value is arriving must be in by stall_timeout + size /
   // min_insert_rate, however steadily its bytes trickle in.
   void ArmInsertDeadline(uint64_t id, uint64_t size, Op op = Op::kInsert);
   void DisarmInsertDeadline();
+  void ArmInsertTimer(SteadyClock::time_point at);
   // A reply being written closes the connection when the peer takes none of
   // its bytes for stall_timeout; checked again at `at`.
   void ArmWriteDeadline(SteadyClock::time_point at);
@@ -246,6 +265,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // the socket, a one-sided push already delivered them).
   void ReplyEntries(uint64_t id, Op op, const Delivery& d, std::unique_ptr<Delivery> values);
   void WriteNext();
+  // One non-blocking sendmsg of `iov` (`total` bytes): how much went out. A
+  // failure pops the front reply and closes the connection.
+  size_t SendNow(std::vector<iovec>& iov, size_t total);
+  void FinishWrite();                  // the front reply is out
+  void HoldUntilAcked(Outgoing& out);  // a drop_select's values, until the client acks them
+  void ArmAckTimer(SteadyClock::time_point at);
 
   void Fail(std::string_view reason,
             const std::string& detail);  // protocol error: log, count, close
@@ -287,10 +312,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // dispatch does not take is closed.
   std::vector<int> frame_fds_;
 
-  std::array<std::byte, kFrameHeaderSize> header_buf_{};
+  // Bytes read and not yet parsed: [rbuf_begin_, rbuf_end_) of rbuf_.
+  static constexpr size_t kReadBuffer = 16 << 10;
+  std::unique_ptr<std::byte[]> rbuf_;  // allocated at the first read
+  size_t rbuf_begin_ = 0;
+  size_t rbuf_end_ = 0;
+  uint64_t stream_in_ = 0;  // bytes received on this connection so far
+  // Unix socket: fds received, each with the stream offset it came at.
+  std::vector<std::pair<uint64_t, int>> pending_fds_;
+  bool in_read_loop_ = false;  // ReadLoop is on the stack: ReadHeader sets next_frame_
+  bool next_frame_ = false;
+  bool large_control_ = false;    // a control part is being read outside the buffer
+  bool header_complete_ = false;  // of the frame under way
+  int inline_depth_ = 0;
   FrameHeader header_;
   SteadyClock::time_point frame_started_;
-  kj::Array<capnp::word> control_;
+  kj::Array<capnp::word> control_;  // the frame's control part: its first control_words_
+  size_t control_words_ = 0;
   std::optional<Reservation> reservation_;  // an insert whose bytes are arriving
   struct InsertBatch {                      // an insertMany whose values are arriving
     uint64_t id = 0;
@@ -313,11 +351,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<std::byte> drain_buf_;
 
   asio::steady_timer stall_timer_;
-  uint64_t stall_generation_ = 0;
+  SteadyClock::time_point stall_since_;
+  bool stall_watching_ = false;
+  bool stall_timer_armed_ = false;
   asio::steady_timer insert_timer_;
-  uint64_t insert_generation_ = 0;
+  bool insert_timer_armed_ = false;
+  struct InsertDeadline {  // of the insert whose value is arriving
+    uint64_t id = 0;
+    uint64_t size = 0;
+    std::chrono::milliseconds limit{0};
+    Op op = Op::kInsert;
+    SteadyClock::time_point at;
+    bool active = false;
+  } insert_deadline_;
   asio::steady_timer write_timer_;
-  uint64_t write_generation_ = 0;
+  bool write_timer_armed_ = false;
+  asio::steady_timer ack_timer_;  // the oldest of unacked_ past --ack-timeout closes
+  bool ack_timer_armed_ = false;
+  std::vector<iovec> write_iov_;            // the reply being sent
   SteadyClock::time_point write_progress_;  // when the reply being written last moved
   asio::steady_timer grace_timer_;          // shutting down: the bound on requests in flight
 

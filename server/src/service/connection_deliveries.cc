@@ -161,7 +161,6 @@ void Connection::HandleAck(uint64_t request_id) {
     ctx_->metrics->ProtocolError("unknown_ack");
     return;
   }
-  it->second.timer->cancel();
   it->second.delivery->Finish(true);
   ctx_->metrics->CountRequest(Op::kAck, StatusCode::kOk, SecondsSince(it->second.started));
   unacked_.erase(it);

@@ -249,13 +249,26 @@ void Connection::ArmInsertDeadline(uint64_t id, uint64_t size, Op op) {
   const auto stall = ctx_->options->stall_timeout;
   const auto limit =
       stall + std::chrono::milliseconds(size / rate * 1000 + size % rate * 1000 / rate);
-  uint64_t gen = ++insert_generation_;
-  insert_timer_.expires_after(limit);
-  insert_timer_.async_wait([self = shared_from_this(), gen, id, size, limit, stall,
-                            op](boost::system::error_code ec) {
-    if (ec || gen != self->insert_generation_ || self->closed_ ||
-        (!self->reservation_ && !self->batch_))
+  insert_deadline_ = {id, size, limit, op, SteadyClock::now() + limit, true};
+  // One timer, moved only when it fires (an earlier insert's deadline): an
+  // insert costs no timer call.
+  if (!insert_timer_armed_) ArmInsertTimer(insert_deadline_.at);
+}
+
+void Connection::ArmInsertTimer(SteadyClock::time_point at) {
+  insert_timer_armed_ = true;
+  insert_timer_.expires_at(at);
+  insert_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    self->insert_timer_armed_ = false;
+    const InsertDeadline d = self->insert_deadline_;
+    if (ec || !d.active || self->closed_ || (!self->reservation_ && !self->batch_)) return;
+    if (SteadyClock::now() < d.at) {
+      self->ArmInsertTimer(d.at);
       return;
+    }
+    const auto stall = self->ctx_->options->stall_timeout;
+    const uint64_t size = d.size;
+    const auto limit = d.limit;
     self->ctx_->metrics->ProtocolError("insert_too_slow");
     const std::string rate = FormatSize(self->ctx_->options->min_insert_rate) + "/s";
     self->ctx_->log_limit->Warn(
@@ -264,7 +277,7 @@ void Connection::ArmInsertDeadline(uint64_t id, uint64_t size, Op op) {
         "--min-insert-rate {}); closing it and freeing its reservation",
         self->id_, self->peer_, FormatSize(size), limit.count(), stall.count(), rate);
     self->CloseWithReply(
-        id, op,
+        d.id, d.op,
         Status::Timeout("insert of " + FormatSize(size) + " did not arrive within " +
                         std::to_string(limit.count()) + " ms (--stall-timeout + size / " +
                         "--min-insert-rate " + rate +
@@ -274,9 +287,6 @@ void Connection::ArmInsertDeadline(uint64_t id, uint64_t size, Op op) {
   });
 }
 
-void Connection::DisarmInsertDeadline() {
-  ++insert_generation_;
-  insert_timer_.cancel();
-}
+void Connection::DisarmInsertDeadline() { insert_deadline_.active = false; }
 
 }  // namespace kvstore::server

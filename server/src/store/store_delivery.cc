@@ -197,7 +197,7 @@ void Store::FinishDelivery(Delivery* d, bool delivered) {
         continue;
       }
       const NsKey key = e->id();
-      InsertIndexLocked(std::unique_ptr<Entry>(e));
+      IndexLocked(e);
       WakeWaitersLocked(key, &cbs);
     }
     d->held_.clear();

@@ -99,6 +99,14 @@ class SlabAllocator {
 
   // Capacity an Allocate(bytes) would get, without allocating; 0 when too large.
   uint64_t CapacityFor(uint64_t bytes) const;
+  // The capacity of a live Allocation of `size_class` asked for `requested`
+  // bytes (a slab class's slot, or a direct run's whole units): an owner that
+  // keeps only offset, size_class and requested rebuilds the Allocation for
+  // Free with it.
+  uint64_t CapacityOf(uint32_t size_class, uint64_t requested) const {
+    return size_class == kDirectClass ? (requested + unit_ - 1) / unit_ * unit_
+                                      : classes_[size_class].slot_bytes;
+  }
   AllocatorStats Stats() const;
   uint64_t capacity_bytes() const { return units_ * unit_; }
 

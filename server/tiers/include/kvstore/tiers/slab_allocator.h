@@ -26,6 +26,8 @@
 //     run of about slab_bytes holding equal slots; slabs with free slots are
 //     listed per class; a slab whose last slot is freed goes back to the run pool
 //     at once, so memory freed by one class serves any other class or a direct run.
+//     A slab tracks its free slots in a bitmap (a bit a slot) with a hint of
+//     its first word holding a free one: allocation takes the lowest free slot.
 //
 // Thread-compatibility: not internally locked. The owner (the Store, under its
 // own mutex) serializes every call, const ones included.
@@ -119,8 +121,11 @@ class SlabAllocator {
     uint32_t size_class = 0;
     uint32_t used = 0;
     uint32_t prev = kNone, next = kNone;  // in its class's list of slabs with free slots
-    std::vector<uint32_t> free_slots;     // stack
-    std::vector<uint8_t> slot_used;       // double-free detection
+    uint32_t slots = 0;                   // slots_per_slab of its class
+    uint32_t hint = 0;                    // no free slot in free_bits words before this one
+    // One bit a slot, set = free (1/512 of the slot bytes of the smallest
+    // class); the lowest free slot goes first; freeing a free slot aborts.
+    std::vector<uint64_t> free_bits;
   };
   struct SizeClass {
     uint64_t slot_bytes = 0;

@@ -129,6 +129,7 @@ Store::IndexMemory Store::IndexMemoryStats() const {
   m.entry_bytes = pool_->memory_bytes();
   m.table_bytes = index_->memory_bytes();
   m.ttl_bytes = ttl_->memory_bytes();
+  m.ttl_records = ttl_->records();
   m.string_count = strings_->size();
   return m;
 }

@@ -261,6 +261,7 @@ class Store {
     uint64_t entry_bytes = 0;   // the entry pool's memory (every entry it made room for)
     uint64_t table_bytes = 0;   // the hash table(s) of entry ids
     uint64_t ttl_bytes = 0;     // the expiry buckets' records
+    uint64_t ttl_records = 0;   // records in the expiry buckets (some may be stale)
     uint64_t string_count = 0;  // distinct layout and producer strings
     uint64_t total_bytes() const { return entry_bytes + table_bytes + ttl_bytes; }
     // total_bytes / entries (0 when empty).

@@ -17,7 +17,7 @@ namespace {
 using namespace store_test;
 
 // The layout of server/src/store/entry.h and entry_pool.h.
-constexpr double kEntryBytes = 88;
+constexpr double kEntryBytes = 80;
 constexpr double kChunkEntries = 1 << 14;
 
 Status PutWith(Store& s, const Key& k, std::chrono::milliseconds ttl, std::string layout = {}) {
@@ -44,7 +44,7 @@ TEST(StoreEntries, IndexBytesPerEntryStayUnderTheLayoutBound) {
   EXPECT_GE(m.entry_bytes, kCount * kEntryBytes);
   EXPECT_GE(m.table_bytes, kCount * 4 * 4 / 3);  // ids at most 3/4 full
   EXPECT_GE(m.ttl_records, kCount / 2);
-  // The bound the layout gives: an 88-byte entry, the pool's last chunk
+  // The bound the layout gives: an 80-byte entry, the pool's last chunk
   // partly used, an id table between 3/8 and 3/4 full (both tables while it
   // grows: <= 16 B), and a 4-byte record (x2 for a vector's growth) for every
   // entry with a TTL, a few bytes for the buckets themselves.

@@ -1,7 +1,7 @@
 // One stored entry, as the Store keeps it, and the interned strings of its
 // metadata. Private to the Store's sources; not synchronized (the Store's mutex).
 //
-// An Entry is 88 bytes (kEntryBytes, checked below) in an EntryPool
+// An Entry is 80 bytes (kEntryBytes, checked below) in an EntryPool
 // (entry_pool.h): no per-entry heap block, and 32-bit entry ids stand in for
 // pointers in the index, the LRU links and the expiry buckets. What it keeps,
 // and at what width:
@@ -14,14 +14,16 @@
 //     (kDirectSizeClass for the allocator's kDirectClass);
 //   created_unix_ms 48 bits (to the year 10889);
 //   expiry: the Store's 16 ms TTL bucket + 1 (0 = never), 32 bits: expiry is
-//     rounded up to the end of its bucket, at most 16 ms late, and a TTL
-//     reaching past 2^32 - 2 buckets (~2.2 years after the Store started) is
-//     clamped to that;
+//     rounded up to the end of its bucket (at most 16 ms late; EntryMeta's
+//     expires_unix_ms reports that end), and a deadline past 2^32 - 1 buckets
+//     after the Store started (~2.2 years) is clamped to that;
 //   layout, producer: 16-bit StringTable ids (kMaxStringIds distinct strings
 //     at once; an insert bringing one more is refused with ResourceExhausted);
-//   ns, pins, takers: 32 bits each (as before: no cap of the daemon bounds
-//     pins or retains below that);
-//   LRU links: entry ids.
+//   ns: 32 bits; LRU links: entry ids;
+//   pins and takers beyond the first: a bit each saying the count is in the
+//     pool's EntryCounts (most entries are neither being read nor retained,
+//     and those that are, are so only while a delivery or a handoff is under
+//     way), so no cap of the daemon has to bound them.
 #pragma once
 
 #include <cassert>
@@ -108,6 +110,8 @@ struct Entry {
   bool doomed : 1 = false;    // dropped while pinned: freed when the last pin goes
   bool in_spill : 1 = false;  // a copy is on the spill tier
   bool moving : 1 = false;    // a promotion or a demotion is under way
+  bool pinned : 1 = false;    // has read pins (counted in EntryCounts)
+  bool retained : 1 = false;  // has takers beyond the first (counted in EntryCounts)
 
  private:
   uint64_t created_unix_ms_ : 48 = 0;
@@ -116,8 +120,6 @@ struct Entry {
  public:
   uint32_t expiry = 0;  // TTL bucket + 1 (Store::TtlBucket); 0 = never
   NamespaceId ns = kDefaultNamespace;
-  uint32_t pins = 0;    // readers of the bytes (select deliveries, tier moves)
-  uint32_t takers = 1;  // drop_selects that must each get the bytes; the last removes it
   // Links of the LRU of the tier it is indexed in (StoreTier), as entry ids; 0 = none.
   // A free entry of the pool links the free list through lru_next.
   uint32_t lru_prev = 0;
@@ -173,7 +175,7 @@ struct Entry {
   }
 };
 
-inline constexpr size_t kEntryBytes = 88;
+inline constexpr size_t kEntryBytes = 80;
 static_assert(sizeof(Entry) == kEntryBytes, "Entry layout changed: update kEntryBytes and tests");
 
 }  // namespace kvstore::server

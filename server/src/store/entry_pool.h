@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <unordered_map>
 
 #include "entry.h"
 
@@ -51,6 +52,62 @@ class EntryPool {
   uint32_t next_ = 1;       // never handed out from here up
   uint32_t free_head_ = 0;  // the free list, through lru_next
   size_t live_ = 0;
+};
+
+// Counts most entries never need, kept beside the pool by entry id: read pins
+// (readers of the bytes: select deliveries, tier moves) and takers beyond the
+// first (drop_selects that must each get the bytes; the last removes it,
+// added by retain). Entry::pinned and Entry::retained say an entry has one, so
+// asking about any other costs a bit test. Not synchronized (the Store's mutex).
+class EntryCounts {
+ public:
+  // `pool` is borrowed: it outlives this.
+  explicit EntryCounts(const EntryPool* pool) : pool_(pool) {}
+
+  uint32_t pins(const Entry* e) const { return e->pinned ? pins_.at(pool_->IdOf(e)) : 0; }
+  void Pin(Entry* e) {
+    ++pins_[pool_->IdOf(e)];
+    e->pinned = true;
+  }
+  // REQUIRES: pins(e) > 0.
+  void Unpin(Entry* e) {
+    auto it = pins_.find(pool_->IdOf(e));
+    if (--it->second == 0) {
+      pins_.erase(it);
+      e->pinned = false;
+    }
+  }
+  // At least 1.
+  uint32_t takers(const Entry* e) const {
+    return 1 + (e->retained ? extra_takers_.at(pool_->IdOf(e)) : 0);
+  }
+  void AddTaker(Entry* e) {
+    ++extra_takers_[pool_->IdOf(e)];
+    e->retained = true;
+  }
+  // REQUIRES: takers(e) > 1.
+  void DropTaker(Entry* e) {
+    auto it = extra_takers_.find(pool_->IdOf(e));
+    if (--it->second == 0) {
+      extra_takers_.erase(it);
+      e->retained = false;
+    }
+  }
+  // `e` is being freed (no pins left): drops what it has here.
+  void Forget(const Entry* e) {
+    if (e->retained) extra_takers_.erase(pool_->IdOf(e));
+  }
+  // About what the two maps take (a node per counted entry and the buckets).
+  size_t memory_bytes() const {
+    constexpr size_t kNode = 32;  // next pointer, key, count, cached hash
+    return (pins_.size() + extra_takers_.size()) * kNode +
+           (pins_.bucket_count() + extra_takers_.bucket_count()) * sizeof(void*);
+  }
+
+ private:
+  const EntryPool* pool_;
+  std::unordered_map<uint32_t, uint32_t> pins_;          // entry id -> pins (> 0)
+  std::unordered_map<uint32_t, uint32_t> extra_takers_;  // entry id -> takers - 1 (> 0)
 };
 
 }  // namespace kvstore::server

@@ -40,6 +40,7 @@ Store::Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory,
       spill_(std::move(spill)),
       device_(std::move(device)),
       pool_(std::make_unique<EntryPool>()),
+      counts_(std::make_unique<EntryCounts>(pool_.get())),
       index_(std::make_unique<EntryIndex>(pool_.get())),
       strings_(std::make_unique<StringTable>()),
       ttl_(std::make_unique<TtlBuckets>(pool_.get())),
@@ -396,7 +397,7 @@ void Store::EraseLocked(Entry* e) {
 }
 
 void Store::FreeOrDoomLocked(Entry* e) {
-  if (e->pins > 0) {  // a select or a tier move is still reading these bytes
+  if (e->pinned) {  // a select or a tier move is still reading these bytes
     e->doomed = true;
     ++held_entries_;
     return;
@@ -405,8 +406,8 @@ void Store::FreeOrDoomLocked(Entry* e) {
 }
 
 void Store::UnpinLocked(Entry* e) {
-  --e->pins;
-  if (e->doomed && e->pins == 0) {
+  counts_->Unpin(e);
+  if (e->doomed && !e->pinned) {
     --held_entries_;
     FreeEntryLocked(e);
   }
@@ -434,6 +435,7 @@ void Store::FreeEntryLocked(Entry* e) {
   }
   strings_->Release(e->layout());
   strings_->Release(e->producer());
+  counts_->Forget(e);
   pool_->Delete(e);
 }
 
@@ -462,7 +464,7 @@ size_t Store::Retain(std::span<const Key> keys, NamespaceId ns) {
   for (; n < keys.size(); ++n) {
     Entry* e = index_->Find(ns, keys[n]);
     if (e == nullptr) break;
-    ++e->takers;
+    counts_->AddTaker(e);
   }
   return n;
 }
@@ -501,7 +503,7 @@ size_t Store::ExpireTtl() {
   for (;;) {
     // Buckets before now's: those whose Entry::expiry (bucket + 1) <= now's bucket.
     const auto now_bucket =
-        static_cast<uint32_t>(std::min<uint64_t>(TtlBucket(SteadyClock::now()), UINT32_MAX - 1));
+        static_cast<uint32_t>(std::min<uint64_t>(TtlBucket(SteadyClock::now()), UINT32_MAX));
     size_t n = 0, looked = 0;
     {
       std::lock_guard lock(mu_);

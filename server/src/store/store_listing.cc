@@ -130,6 +130,7 @@ Store::IndexMemory Store::IndexMemoryStats() const {
   m.table_bytes = index_->memory_bytes();
   m.ttl_bytes = ttl_->memory_bytes();
   m.ttl_records = ttl_->records();
+  m.count_bytes = counts_->memory_bytes();
   m.string_count = strings_->size();
   return m;
 }

@@ -214,7 +214,7 @@ Entry* Store::PickVictim(const StoreTier& t, const StoreTier& below, bool allow_
   int restarts = 0;
   size_t looked = 0;
   for (Entry* c = t.lru().back(); c != nullptr;) {
-    if (c->pins == 0 && !c->moving && (allow_waited || !waiters_.HasWaiter(c->id()))) {
+    if (!c->pinned && !c->moving && (allow_waited || !waiters_.HasWaiter(c->id()))) {
       // A copy already there (a promoted spill entry) costs the tier below nothing.
       const bool copy_below = below.kind() == Tier::kSpill && c->in_spill;
       if (!below.quota_on_move_in() || copy_below ||
@@ -230,7 +230,7 @@ Entry* Store::PickVictim(const StoreTier& t, const StoreTier& below, bool allow_
     // other calls in. A pin keeps `c` alive meanwhile; the walk goes on from
     // it while it is where it was, and starts over (twice at most) when it
     // was taken, removed, moved down or touched (now in front).
-    ++c->pins;
+    counts_->Pin(c);
     lock.unlock();
     if (slice_hook_for_tests_) slice_hook_for_tests_();
     lock.lock();
@@ -251,7 +251,7 @@ bool Store::DemoteOne(StoreTier& t, bool allow_waited) {
     std::unique_lock lock(mu_);
     e = PickVictim(t, *below, allow_waited, lock);
     if (e == nullptr) return false;
-    ++e->pins;  // the bytes stay put while they are copied down
+    counts_->Pin(e);  // the bytes stay put while they are copied down
     e->moving = true;
   }
   switch (t.kind()) {
@@ -292,7 +292,7 @@ bool Store::MoveHostToSpill(Entry* e) {
   // A doomed entry (removed or taken while being written) drops the copy too
   // when its last pin goes; a claimed one or one being read keeps its slot.
   e->in_spill = true;
-  if (e->indexed && e->pins == 1 && e->in_host()) {
+  if (e->indexed && counts_->pins(e) == 1 && e->in_host()) {
     UnlinkLocked(e);
     memory_->Free(HostSlotLocked(e));
     e->clear_place();
@@ -358,7 +358,7 @@ bool Store::Promote(const NsKey& key, Status* io_error) {
       e->moving = false;
       return true;
     }
-    ++e->pins;
+    counts_->Pin(e);
     size = e->size();
     // A device-tier entry is staged into a host slot to be served.
     if (e->in_device()) device_resident = true;

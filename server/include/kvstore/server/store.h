@@ -82,6 +82,7 @@ namespace kvstore::server {
 class Store;
 struct Entry;
 class EntryPool;
+class EntryCounts;
 class TtlBuckets;
 class EntryIndex;
 class StringTable;
@@ -262,8 +263,9 @@ class Store {
     uint64_t table_bytes = 0;   // the hash table(s) of entry ids
     uint64_t ttl_bytes = 0;     // the expiry buckets' records
     uint64_t ttl_records = 0;   // records in the expiry buckets (some may be stale)
+    uint64_t count_bytes = 0;   // pins and extra takers of the entries that have them
     uint64_t string_count = 0;  // distinct layout and producer strings
-    uint64_t total_bytes() const { return entry_bytes + table_bytes + ttl_bytes; }
+    uint64_t total_bytes() const { return entry_bytes + table_bytes + ttl_bytes + count_bytes; }
     // total_bytes / entries (0 when empty).
     double bytes_per_entry() const {
       return entries == 0 ? 0.0 : static_cast<double>(total_bytes()) / static_cast<double>(entries);
@@ -446,6 +448,7 @@ class Store {
   std::unique_ptr<TierMemory> spill_memory_;  // the spill tier's disk as a TierMemory
   // GUARDED_BY(mu_): every entry (indexed, claimed, doomed). Before what links entries.
   std::unique_ptr<EntryPool> pool_;
+  std::unique_ptr<EntryCounts> counts_;  // GUARDED_BY(mu_): the pool's pins and extra takers
   // GUARDED_BY(mu_): the tiers that exist, top-down (device, host, spill), and
   // each by its Tier (null when absent).
   std::vector<std::unique_ptr<StoreTier>> tiers_;

@@ -54,13 +54,6 @@ TEST(StoreEntries, IndexBytesPerEntryStayUnderTheLayoutBound) {
   EXPECT_LE(m.bytes_per_entry(), 120.0);  // a heap-allocated entry alone took ~192 B
 }
 
-Key Long(uint32_t i) {
-  Key k;
-  std::memcpy(k.bytes.data() + 28, &i, 4);
-  k.bytes[0] = std::byte{0xab};
-  return k;
-}
-
 // An entry removed before its TTL leaves a record in its expiry bucket; the
 // pool then hands its storage to a new entry. That record must not expire the
 // new entry (only an entry still indexed with that very bucket is expired).
@@ -74,7 +67,8 @@ TEST(StoreEntries, AReusedEntryIsNotExpiredByAStaleBucketRecord) {
   ASSERT_EQ(s.Remove(gone), kShort / 2);
   // New entries take the freed entries' storage; their own TTL is an hour.
   constexpr uint32_t kLong = 50;
-  for (uint32_t i = 0; i < kLong; ++i) ASSERT_OK(PutWith(s, Long(i), std::chrono::hours(1)));
+  for (uint32_t i = 0; i < kLong; ++i)
+    ASSERT_OK(PutWith(s, Big(i, std::byte{0xab}), std::chrono::hours(1)));
   size_t expired = 0;
   ASSERT_TRUE(Eventually([&] {
     expired += s.ExpireTtl();
@@ -82,7 +76,7 @@ TEST(StoreEntries, AReusedEntryIsNotExpiredByAStaleBucketRecord) {
   })) << expired;
   EXPECT_EQ(expired, kShort / 2);
   std::vector<Key> longs;
-  for (uint32_t i = 0; i < kLong; ++i) longs.push_back(Long(i));
+  for (uint32_t i = 0; i < kLong; ++i) longs.push_back(Big(i, std::byte{0xab}));
   EXPECT_EQ(s.MatchPrefix(longs), kLong);
   EXPECT_EQ(s.Stats().tiers[0].entries, kLong);
   EXPECT_EQ(s.ExpireTtl(), 0u);

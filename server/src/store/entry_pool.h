@@ -70,13 +70,7 @@ class EntryCounts {
     e->pinned = true;
   }
   // REQUIRES: pins(e) > 0.
-  void Unpin(Entry* e) {
-    auto it = pins_.find(pool_->IdOf(e));
-    if (--it->second == 0) {
-      pins_.erase(it);
-      e->pinned = false;
-    }
-  }
+  void Unpin(Entry* e) { e->pinned = Decrement(pins_, pool_->IdOf(e)); }
   // At least 1.
   uint32_t takers(const Entry* e) const {
     return 1 + (e->retained ? extra_takers_.at(pool_->IdOf(e)) : 0);
@@ -86,13 +80,7 @@ class EntryCounts {
     e->retained = true;
   }
   // REQUIRES: takers(e) > 1.
-  void DropTaker(Entry* e) {
-    auto it = extra_takers_.find(pool_->IdOf(e));
-    if (--it->second == 0) {
-      extra_takers_.erase(it);
-      e->retained = false;
-    }
-  }
+  void DropTaker(Entry* e) { e->retained = Decrement(extra_takers_, pool_->IdOf(e)); }
   // `e` is being freed (no pins left): drops what it has here.
   void Forget(const Entry* e) {
     if (e->retained) extra_takers_.erase(pool_->IdOf(e));
@@ -105,6 +93,15 @@ class EntryCounts {
   }
 
  private:
+  using Counts = std::unordered_map<uint32_t, uint32_t>;
+  // --counts[id] (REQUIRES > 0), erased at 0; whether any is left.
+  static bool Decrement(Counts& counts, uint32_t id) {
+    auto it = counts.find(id);
+    if (--it->second != 0) return true;
+    counts.erase(it);
+    return false;
+  }
+
   const EntryPool* pool_;
   std::unordered_map<uint32_t, uint32_t> pins_;          // entry id -> pins (> 0)
   std::unordered_map<uint32_t, uint32_t> extra_takers_;  // entry id -> takers - 1 (> 0)

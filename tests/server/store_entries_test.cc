@@ -129,5 +129,20 @@ TEST(StoreEntries, TheStringTableRefusesPast65535DistinctStrings) {
   EXPECT_EQ(s.MatchPrefix(missing), 1u);
 }
 
+// An entry keeps a value's size in 40 bits: a larger one is refused by
+// name even when --max-value would let it in.
+TEST(StoreEntries, AValuePastWhatAnEntryHoldsIsRefused) {
+  StoreOptions o = Opts();
+  o.max_value_bytes = UINT64_MAX;
+  Store s(o, MakeHeapMemory(64 * kMiB));
+  EntryMeta m;
+  m.size = uint64_t{1} << 40;
+  auto r = s.Reserve(K(1), m, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().ToString().find("the largest value an entry holds"), std::string::npos)
+      << r.status().ToString();
+}
+
 }  // namespace
 }  // namespace kvstore::server

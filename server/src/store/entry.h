@@ -28,6 +28,8 @@
 
 #include <cassert>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <span>
 #include <string>
@@ -91,6 +93,8 @@ class StringTable {
 
 // The size_class an Entry keeps for a direct run (the allocator's kDirectClass).
 inline constexpr uint32_t kDirectSizeClass = 255;
+// Values must be smaller (Store::Reserve refuses larger ones).
+inline constexpr uint64_t kMaxEntryValueBytes = (uint64_t{1} << 40) - 1;
 
 struct Entry {
   Key key;
@@ -127,8 +131,9 @@ struct Entry {
 
   NsKey id() const { return {ns, key}; }
   uint64_t size() const { return size_; }
+  // REQUIRES: s <= kMaxEntryValueBytes.
   void set_size(uint64_t s) {
-    assert(s < (uint64_t{1} << 40));
+    assert(s <= kMaxEntryValueBytes);
     size_ = s;
   }
   Tier tier() const { return static_cast<Tier>(tier_); }
@@ -166,7 +171,13 @@ struct Entry {
 
  private:
   void SetPlace(uint64_t addr, uint32_t size_class, bool device) {
-    assert(addr < (uint64_t{1} << 48));  // user-space addresses and device offsets
+    if (addr >= (uint64_t{1} << 48)) {
+      // User-space addresses (without 5-level paging's opt-in) and device
+      // offsets are below 2^48; a slot above would be found at the wrong address.
+      std::fprintf(stderr, "Entry: slot address %#llx does not fit 48 bits\n",
+                   static_cast<unsigned long long>(addr));
+      std::abort();
+    }
     assert(size_class == UINT32_MAX || size_class < kDirectSizeClass);
     addr_ = addr;
     size_class_ = size_class == UINT32_MAX ? kDirectSizeClass : size_class;

@@ -100,10 +100,12 @@ void Store::UnlinkLocked(Entry* e) {
 
 Result<Reservation> Store::Reserve(const Key& key, const EntryMeta& meta,
                                    std::chrono::milliseconds ttl, NamespaceId ns) {
-  if (meta.size > options_.max_value_bytes) {
-    return Status::InvalidArgument("value of " + std::to_string(meta.size) +
-                                   " bytes exceeds --max-value " +
-                                   std::to_string(options_.max_value_bytes));
+  if (meta.size > std::min(options_.max_value_bytes, kMaxEntryValueBytes)) {
+    return Status::InvalidArgument(
+        "value of " + std::to_string(meta.size) + " bytes exceeds " +
+        (meta.size > options_.max_value_bytes
+             ? "--max-value " + std::to_string(options_.max_value_bytes)
+             : "the largest value an entry holds, " + std::to_string(kMaxEntryValueBytes)));
   }
   if (ns == kAllNamespaces) {
     return Status::InvalidArgument("insert into namespace kAllNamespaces: name one namespace");
@@ -292,7 +294,8 @@ std::vector<Result<Reservation>> Store::ReserveMany(std::span<const Key> keys,
     std::lock_guard lock(mu_);
     for (size_t i = 0; i < keys.size(); ++i) {
       out.emplace_back(Status::Internal("unset"));
-      if (metas[i].size > options_.max_value_bytes || ns == kAllNamespaces) {
+      if (metas[i].size > std::min(options_.max_value_bytes, kMaxEntryValueBytes) ||
+          ns == kAllNamespaces) {
         slow.push_back(i);
         continue;
       }

@@ -268,13 +268,6 @@ Status PutTtl(Store& s, const Key& k, size_t n, std::chrono::milliseconds ttl) {
   return s.Commit(std::move(r).value()).status();
 }
 
-Key Big(uint32_t i) {
-  Key k;
-  std::memcpy(k.bytes.data() + 28, &i, 4);
-  k.bytes[0] = std::byte{0xee};
-  return k;
-}
-
 TEST(StoreTtl, ExpiryLooksOnlyAtWhatExpiresAmongAHugePopulation) {
   Store s(Opts(256 << 20), MakeArenaMemory(256 << 20, false).value());
   constexpr uint32_t kLong = 200000, kShort = 1000;

@@ -25,6 +25,14 @@ inline Key K(uint32_t i) {
   return ChainKey(NamespaceSeed("store-test"), t, 1);
 }
 
+// Keys of another family than K's: `i` in the last 4 bytes under a fixed first byte.
+inline Key Big(uint32_t i, std::byte first = std::byte{0xee}) {
+  Key k;
+  std::memcpy(k.bytes.data() + 28, &i, 4);
+  k.bytes[0] = first;
+  return k;
+}
+
 inline StoreOptions Opts(uint64_t memory = 64 << 20) {
   StoreOptions o;
   o.memory_bytes = memory;

@@ -229,5 +229,69 @@ TEST(SlabAllocatorTest, SmallValuesTakeSmallSlots) {
   EXPECT_EQ(a.Stats().allocations, 0u);
 }
 
+// A slab's free slots are a bitmap: slots freed anywhere in a full slab are
+// handed out again, lowest first, and no other; a full slab takes nothing more.
+TEST(SlabAllocatorTest, FreedSlotsOfAFullSlabComeBackLowestFirst) {
+  SlabAllocatorOptions o;
+  o.total_bytes = 16 * MiB;
+  o.small_classes = true;
+  SlabAllocator a(o);
+  const uint64_t per_slab = 2 * MiB / 64;  // 32768 slots of 64 B (512 bitmap words)
+  std::vector<Allocation> slab;
+  for (uint64_t i = 0; i < per_slab; ++i) {
+    auto x = a.Allocate(64);
+    ASSERT_TRUE(x) << i;
+    slab.push_back(*x);
+  }
+  std::sort(slab.begin(), slab.end(), [](auto& x, auto& y) { return x.offset < y.offset; });
+  ASSERT_EQ(slab.back().offset - slab.front().offset, (per_slab - 1) * 64);  // one slab
+  // Free slots in words far apart, both ends of a word, and the very last slot.
+  std::vector<uint64_t> freed;
+  for (uint64_t i : {per_slab - 1, uint64_t{0}, uint64_t{63}, uint64_t{64}, uint64_t{20000},
+                     uint64_t{127}, uint64_t{4097}}) {
+    a.Free(slab[i]);
+    freed.push_back(slab[i].offset);
+  }
+  std::sort(freed.begin(), freed.end());
+  for (uint64_t off : freed) {
+    auto x = a.Allocate(60);
+    ASSERT_TRUE(x);
+    EXPECT_EQ(x->offset, off);
+  }
+  auto next = a.Allocate(64);  // the slab is full again: a new one
+  ASSERT_TRUE(next);
+  EXPECT_TRUE(next->offset < slab.front().offset || next->offset > slab.back().offset);
+  EXPECT_EQ(a.Stats().allocations, per_slab + 1);
+}
+
+// CapacityOf rebuilds the capacity of a live allocation from its class and
+// requested size, for small and large slab classes and direct runs alike.
+TEST(SlabAllocatorTest, CapacityOfMatchesWhatAllocateHandedOut) {
+  SlabAllocatorOptions o;
+  o.total_bytes = 64 * MiB;
+  o.small_classes = true;
+  SlabAllocator a(o);
+  for (uint64_t bytes : {uint64_t{1}, uint64_t{64}, uint64_t{100}, uint64_t{3585}, uint64_t{4097},
+                         100 * KiB, 2 * MiB, 2 * MiB + 1, 5 * MiB + 3}) {
+    auto x = a.Allocate(bytes);
+    ASSERT_TRUE(x) << bytes;
+    EXPECT_EQ(a.CapacityOf(x->size_class, bytes), x->capacity) << bytes;
+    a.Free(Allocation{x->offset, a.CapacityOf(x->size_class, bytes), x->size_class, bytes});
+  }
+  EXPECT_EQ(a.Stats().allocations, 0u);
+  EXPECT_EQ(a.Stats().pool_free_bytes, 64 * MiB);
+}
+
+TEST(SlabAllocatorDeathTest, DoubleFreeOfASmallSlotAborts) {
+  SlabAllocatorOptions o;
+  o.total_bytes = 8 * MiB;
+  o.small_classes = true;
+  SlabAllocator a(o);
+  std::vector<Allocation> live;
+  for (int i = 0; i < 200; ++i) live.push_back(*a.Allocate(64));
+  a.Free(live[130]);
+  EXPECT_DEATH(a.Free(live[130]), "not live");
+}
+
 }  // namespace
 }  // namespace kvstore::tiers

@@ -126,6 +126,20 @@ class StoreCollector final : public p::Collectable {
                        "1 - value bytes / allocated bytes in the host tier.", p::MetricType::Gauge);
     AddValue(&frag, s.fragmentation);
     out.push_back(std::move(frag));
+    const Store::IndexMemory im = store_->IndexMemoryStats();
+    auto index = Family("kvstore_index_bytes",
+                        "Daemon memory of the index beside the values, by part: pooled entries "
+                        "(key and metadata), the hash table, the TTL buckets.",
+                        p::MetricType::Gauge);
+    AddValue(&index, static_cast<double>(im.entry_bytes), {{"part", "entries"}});
+    AddValue(&index, static_cast<double>(im.table_bytes), {{"part", "table"}});
+    AddValue(&index, static_cast<double>(im.ttl_bytes), {{"part", "ttl"}});
+    out.push_back(std::move(index));
+    auto per_entry =
+        Family("kvstore_index_bytes_per_entry",
+               "kvstore_index_bytes summed over its parts / entries held.", p::MetricType::Gauge);
+    AddValue(&per_entry, im.bytes_per_entry());
+    out.push_back(std::move(per_entry));
     auto waiters = Family("kvstore_waiters", "drop_select calls blocked waiting for their keys.",
                           p::MetricType::Gauge);
     AddValue(&waiters, static_cast<double>(s.waiters));

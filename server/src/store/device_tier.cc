@@ -48,8 +48,8 @@ bool Store::MoveDeviceToHost(Entry* e, bool for_delivery) {
   uint64_t size = 0;
   {
     std::lock_guard lock(mu_);
-    dev = e->dev();  // stays allocated: the entry is pinned
-    size = e->meta.size;
+    dev = DeviceSlotLocked(e);  // stays allocated: the entry is pinned
+    size = e->size();
   }
   std::optional<Slot> slot = AllocateHostDemoting(size);  // host -> spill when needed
   if (!slot) {
@@ -89,10 +89,10 @@ bool Store::MoveDeviceToHost(Entry* e, bool for_delivery) {
       return false;
     }
     UnlinkLocked(e);
-    device_->Free(e->dev());
+    device_->Free(DeviceSlotLocked(e));
     e->clear_place();
-    e->set_slot(*slot);
-    e->meta.tier = Tier::kHost;
+    e->set_host_slot(slot->data, slot->size_class);
+    e->set_tier(Tier::kHost);
     LinkLocked(e);
     UnpinAfterMoveLocked(e);
     // Waiters of a device entry were waiting for exactly this.
@@ -115,17 +115,17 @@ size_t Store::FlushDeviceToSpill(size_t* written, uint64_t* bytes) {
   size_t failed = 0;
   std::vector<std::byte> buffer;
   for (auto& [e, meta] : todo) {
-    buffer.resize(e->meta.size);
-    Status s = device_->CopyToHost(e->dev(), buffer);
+    buffer.resize(e->size());
+    Status s = device_->CopyToHost(DeviceSlotLocked(e), buffer);
     if (s.ok()) s = spill_->Put(tiers::SpillKey(e->key, e->ns), meta, buffer);
     if (s.ok()) {
       e->in_spill = true;
       ++*written;
-      *bytes += e->meta.size;
+      *bytes += e->size();
     } else {
       ++failed;
       spdlog::error("shutdown flush: device-tier key {} ({} bytes) not written to spill: {}",
-                    e->key.ToHex(), e->meta.size, s.ToString());
+                    e->key.ToHex(), e->size(), s.ToString());
     }
   }
   return failed;

@@ -23,12 +23,12 @@ Status Store::WriteThroughAtCommit(Entry& e, const Reservation& r) {
                        "durability sync needs a spill tier to write inserts through to; "
                        "start kvstored with --data-dir and --spill, or --durability none")
                  : durable_->Write(tiers::SpillKey(e.key, e.ns),
-                                   EntryMeta{.size = e.meta.size,
-                                             .checksum = e.meta.checksum,
+                                   EntryMeta{.size = e.size(),
+                                             .checksum = e.checksum,
                                              .layout = r.meta.layout,
                                              .producer = r.meta.producer,
-                                             .created_unix_ms = e.meta.created_unix_ms,
-                                             .expires_unix_ms = e.meta.expires_unix_ms},
+                                             .created_unix_ms = e.created_unix_ms(),
+                                             .expires_unix_ms = ExpiresUnixMs(e.expiry)},
                                    e.bytes());
   if (s.ok()) {
     e.in_spill = true;
@@ -38,9 +38,9 @@ Status Store::WriteThroughAtCommit(Entry& e, const Reservation& r) {
   {
     std::lock_guard lock(mu_);
     if (durable_ != nullptr) EndWriteThroughLocked(e.id());
-    memory_->Free(e.slot());
+    memory_->Free(HostSlotLocked(&e));
     e.clear_place();
-    ReleaseReservationLocked(e.ns, e.meta.size);
+    ReleaseReservationLocked(e.ns, e.size());
   }
   return s.WithContext("insert of key " + e.key.ToHex() +
                        " not acknowledged (durable mode: it must reach the spill tier first)");

@@ -17,14 +17,14 @@ constexpr size_t kInitialSlots = 1024;
 
 SlotTable::SlotTable(size_t slots) : size_(slots) {
   if (slots == 0) return;
-  void* p = mmap(nullptr, slots * sizeof(Entry*), PROT_READ | PROT_WRITE,
+  void* p = mmap(nullptr, slots * sizeof(uint32_t), PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
-  slots_ = static_cast<Entry**>(p);
+  slots_ = static_cast<uint32_t*>(p);
 }
 
 SlotTable::~SlotTable() {
-  if (slots_ != nullptr) munmap(slots_, size_ * sizeof(Entry*));
+  if (slots_ != nullptr) munmap(slots_, size_ * sizeof(uint32_t));
 }
 
 SlotTable::SlotTable(SlotTable&& o) noexcept
@@ -39,31 +39,33 @@ SlotTable& SlotTable::operator=(SlotTable&& o) noexcept {
   return *this;
 }
 
-EntryIndex::EntryIndex() : cur_(kInitialSlots) {}
+EntryIndex::EntryIndex(const EntryPool* pool) : pool_(pool), cur_(kInitialSlots) {}
 
-size_t EntryIndex::Lookup(const SlotTable& t, NamespaceId ns, const Key& key, uint64_t h) {
+size_t EntryIndex::Lookup(const SlotTable& t, NamespaceId ns, const Key& key, uint64_t h) const {
   if (t.empty()) return kNpos;
   const size_t mask = t.size() - 1;
   for (size_t i = h & mask, n = 0; n < t.size(); i = (i + 1) & mask, ++n) {
-    Entry* p = t[i];
-    if (p == nullptr) return kNpos;
-    if (p != Tombstone() && p->ns == ns && p->key == key) return i;
+    const uint32_t id = t[i];
+    if (id == 0) return kNpos;
+    if (id == kTombstone) continue;
+    const Entry* p = pool_->Get(id);
+    if (p->ns == ns && p->key == key) return i;
   }
   return kNpos;
 }
 
-void EntryIndex::Place(SlotTable& t, Entry* e, uint64_t h) {
+void EntryIndex::Place(SlotTable& t, uint32_t id, uint64_t h) {
   const size_t mask = t.size() - 1;
   size_t i = h & mask;
   while (Live(t[i])) i = (i + 1) & mask;
-  t[i] = e;
+  t[i] = id;
 }
 
 Entry* EntryIndex::Find(NamespaceId ns, const Key& key) {
   MigrateSome();
   const uint64_t h = IndexHash(ns, key);
-  if (size_t i = Lookup(cur_, ns, key, h); i != kNpos) return cur_[i];
-  if (size_t i = Lookup(old_, ns, key, h); i != kNpos) return old_[i];
+  if (size_t i = Lookup(cur_, ns, key, h); i != kNpos) return pool_->Get(cur_[i]);
+  if (size_t i = Lookup(old_, ns, key, h); i != kNpos) return pool_->Get(old_[i]);
   return nullptr;
 }
 
@@ -73,20 +75,21 @@ void EntryIndex::Insert(Entry* e) {
   const size_t mask = cur_.size() - 1;
   size_t i = h & mask;
   while (Live(cur_[i])) i = (i + 1) & mask;
-  if (cur_[i] == nullptr) ++cur_used_;  // a tombstone reused keeps the count
-  cur_[i] = e;
+  if (cur_[i] == 0) ++cur_used_;  // a tombstone reused keeps the count
+  cur_[i] = pool_->IdOf(e);
   ++size_;
   MigrateSome();
 }
 
 void EntryIndex::Erase(Entry* e) {
   const uint64_t h = IndexHash(e->ns, e->key);
-  if (size_t i = Lookup(cur_, e->ns, e->key, h); i != kNpos && cur_[i] == e) {
-    cur_[i] = Tombstone();
+  const uint32_t id = pool_->IdOf(e);
+  if (size_t i = Lookup(cur_, e->ns, e->key, h); i != kNpos && cur_[i] == id) {
+    cur_[i] = kTombstone;
   } else {
     i = Lookup(old_, e->ns, e->key, h);
-    assert(i != kNpos && old_[i] == e);
-    old_[i] = Tombstone();
+    assert(i != kNpos && old_[i] == id);
+    old_[i] = kTombstone;
     --old_live_;
   }
   --size_;
@@ -97,10 +100,11 @@ void EntryIndex::MigrateSome() {
   if (old_.empty()) return;
   const size_t end = std::min(old_.size(), migrate_pos_ + kMigrateStep);
   for (; migrate_pos_ < end; ++migrate_pos_) {
-    Entry* p = old_[migrate_pos_];
-    old_[migrate_pos_] = nullptr;
-    if (!Live(p)) continue;
-    Place(cur_, p, IndexHash(p->ns, p->key));
+    const uint32_t id = old_[migrate_pos_];
+    old_[migrate_pos_] = 0;
+    if (!Live(id)) continue;
+    const Entry* p = pool_->Get(id);
+    Place(cur_, id, IndexHash(p->ns, p->key));
     ++cur_used_;
     --old_live_;
   }
@@ -128,11 +132,11 @@ void EntryIndex::MaybeGrow() {
 }
 
 void EntryIndex::ForEach(const std::function<void(Entry*)>& fn) const {
-  for (Entry* p : cur_) {
-    if (Live(p)) fn(p);
+  for (uint32_t id : cur_) {
+    if (Live(id)) fn(pool_->Get(id));
   }
   for (size_t i = migrate_pos_; i < old_.size(); ++i) {
-    if (Live(old_[i])) fn(old_[i]);
+    if (Live(old_[i])) fn(pool_->Get(old_[i]));
   }
 }
 
@@ -149,7 +153,7 @@ bool EntryIndex::WalkSome(WalkPos* pos, size_t max_slots,
       *pos = WalkPos{generation_, false, 0};
       continue;
     }
-    if (Live(t[pos->slot])) fn(t[pos->slot]);
+    if (Live(t[pos->slot])) fn(pool_->Get(t[pos->slot]));
     ++pos->slot;
     ++n;
   }
@@ -160,8 +164,8 @@ size_t EntryIndex::LongestProbe() const {
   size_t longest = 0;
   for (const auto* t : {&cur_, &old_}) {
     size_t run = 0;
-    for (Entry* p : *t) {
-      run = p == nullptr ? 0 : run + 1;
+    for (uint32_t id : *t) {
+      run = id == 0 ? 0 : run + 1;
       longest = std::max(longest, run);
     }
   }

@@ -1,6 +1,7 @@
 // The Store's index: (namespace, key) -> Entry*, an open-addressing table of
-// pointers (8 bytes a slot at most 3/4 full: ~11 bytes an entry, against ~90
-// for a node-based map) probed linearly from the keyed hash of ns_key.h.
+// 32-bit entry ids of the EntryPool (4 bytes a slot, between 3/8 and 3/4 full:
+// 5.3 to 11 bytes an entry, against ~90 for a node-based map) probed linearly
+// from the keyed hash of ns_key.h.
 //
 // Growth never stalls a caller: when the table passes 3/4 a table of twice
 // the size is made and every later call moves a bounded number of slots
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "entry.h"
+#include "entry_pool.h"
 
 namespace kvstore::server {
 
@@ -38,19 +40,20 @@ class SlotTable {
 
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  Entry*& operator[](size_t i) { return slots_[i]; }
-  Entry* operator[](size_t i) const { return slots_[i]; }
-  Entry* const* begin() const { return slots_; }
-  Entry* const* end() const { return slots_ + size_; }
+  uint32_t& operator[](size_t i) { return slots_[i]; }
+  uint32_t operator[](size_t i) const { return slots_[i]; }
+  const uint32_t* begin() const { return slots_; }
+  const uint32_t* end() const { return slots_ + size_; }
 
  private:
-  Entry** slots_ = nullptr;
+  uint32_t* slots_ = nullptr;
   size_t size_ = 0;
 };
 
 class EntryIndex {
  public:
-  EntryIndex();
+  // `pool` is borrowed: it holds every indexed entry and outlives the index.
+  explicit EntryIndex(const EntryPool* pool);
   Entry* Find(NamespaceId ns, const Key& key);
   bool Contains(NamespaceId ns, const Key& key) { return Find(ns, key) != nullptr; }
   // REQUIRES: no entry with e's (ns, key) is in the index.
@@ -78,19 +81,21 @@ class EntryIndex {
   // The longest run of occupied slots a lookup could walk (index health).
   size_t LongestProbe() const;
   // Bytes the tables take (for the per-entry cost in stats).
-  size_t memory_bytes() const { return (cur_.size() + old_.size()) * sizeof(Entry*); }
+  size_t memory_bytes() const { return (cur_.size() + old_.size()) * sizeof(uint32_t); }
 
  private:
   static constexpr size_t kMigrateStep = 64;  // old slots moved per call while growing
-  static Entry* Tombstone() { return reinterpret_cast<Entry*>(uintptr_t{1}); }
-  static bool Live(const Entry* p) { return p != nullptr && p != Tombstone(); }
+  // Slot values: 0 empty, kTombstone erased, else an entry id.
+  static constexpr uint32_t kTombstone = UINT32_MAX;
+  static bool Live(uint32_t id) { return id != 0 && id != kTombstone; }
 
   // Slot of (ns, key) in `t`, or npos.
-  static size_t Lookup(const SlotTable& t, NamespaceId ns, const Key& key, uint64_t h);
-  static void Place(SlotTable& t, Entry* e, uint64_t h);
+  size_t Lookup(const SlotTable& t, NamespaceId ns, const Key& key, uint64_t h) const;
+  static void Place(SlotTable& t, uint32_t id, uint64_t h);
   void MigrateSome();
   void MaybeGrow();
 
+  const EntryPool* pool_;
   SlotTable cur_;
   SlotTable old_;            // being emptied into cur_ (empty when not growing)
   size_t migrate_pos_ = 0;   // old_ slots before this are moved

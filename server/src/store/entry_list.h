@@ -1,74 +1,68 @@
-// An intrusive doubly linked list of Entries through two link members of the
-// Entry: no node allocation, O(1) push, erase and move-to-front. Private to
-// the Store's sources; not synchronized (the Store's mutex guards it).
+// An intrusive doubly linked list of pooled Entries through two 32-bit id
+// members of the Entry: no node allocation, O(1) push, erase and
+// move-to-front. Private to the Store's sources; not synchronized (the
+// Store's mutex guards it).
 #pragma once
 
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
-#include <map>
 
 #include "entry.h"
+#include "entry_pool.h"
 
 namespace kvstore::server {
 
-template <Entry* Entry::*Prev, Entry* Entry::*Next>
+template <uint32_t Entry::*Prev, uint32_t Entry::*Next>
 class EntryList {
  public:
-  bool empty() const { return head_ == nullptr; }
+  // `pool` is borrowed: it holds every entry of the list and outlives it.
+  explicit EntryList(const EntryPool* pool) : pool_(pool) {}
+  bool empty() const { return head_ == 0; }
   size_t size() const { return size_; }
-  Entry* front() const { return head_; }
-  Entry* back() const { return tail_; }
+  Entry* front() const { return pool_->Get(head_); }
+  Entry* back() const { return pool_->Get(tail_); }
   // Toward the front (newer, for an LRU); nullptr past the front.
-  static Entry* Before(const Entry* e) { return e->*Prev; }
+  Entry* Before(const Entry* e) const { return pool_->Get(e->*Prev); }
 
   void PushFront(Entry* e) {
-    e->*Prev = nullptr;
+    const uint32_t id = pool_->IdOf(e);
+    e->*Prev = 0;
     e->*Next = head_;
-    if (head_ != nullptr) head_->*Prev = e;
-    head_ = e;
-    if (tail_ == nullptr) tail_ = e;
+    if (head_ != 0) pool_->Get(head_)->*Prev = id;
+    head_ = id;
+    if (tail_ == 0) tail_ = id;
     ++size_;
   }
   // REQUIRES: `e` is in this list.
   void Erase(Entry* e) {
     assert(size_ > 0);
-    if (e->*Prev != nullptr) {
-      (e->*Prev)->*Next = e->*Next;
+    if (e->*Prev != 0) {
+      pool_->Get(e->*Prev)->*Next = e->*Next;
     } else {
       head_ = e->*Next;
     }
-    if (e->*Next != nullptr) {
-      (e->*Next)->*Prev = e->*Prev;
+    if (e->*Next != 0) {
+      pool_->Get(e->*Next)->*Prev = e->*Prev;
     } else {
       tail_ = e->*Prev;
     }
-    e->*Prev = e->*Next = nullptr;
+    e->*Prev = e->*Next = 0;
     --size_;
   }
   void MoveToFront(Entry* e) {
-    if (head_ == e) return;
+    if (head_ == pool_->IdOf(e)) return;
     Erase(e);
     PushFront(e);
   }
 
  private:
-  Entry* head_ = nullptr;
-  Entry* tail_ = nullptr;
+  const EntryPool* pool_;
+  uint32_t head_ = 0;
+  uint32_t tail_ = 0;
   size_t size_ = 0;
 };
 
 using LruList = EntryList<&Entry::lru_prev, &Entry::lru_next>;
-using TtlList = EntryList<&Entry::ttl_prev, &Entry::ttl_next>;
-
-// The Store's expiry lists (GUARDED_BY(Store::mu_)); the LRUs are the tiers'
-// (store_tier.h).
-struct EntryLists {
-  // Entries with a TTL by expiry bucket (kTtlBucketMs wide, counted from the
-  // Store's start): an expiry pass takes whole buckets that ended, so it costs
-  // what expires, never what is stored.
-  static constexpr int64_t kTtlBucketMs = 16;
-  std::map<uint64_t, TtlList> ttl_buckets;
-};
 
 }  // namespace kvstore::server

@@ -26,6 +26,11 @@ class ArenaMemory final : public HostMemory {
   void Free(const Slot& slot) override {
     allocator_.Free(tiers::Allocation{slot.offset, slot.capacity, slot.size_class, slot.requested});
   }
+  Slot SlotAt(std::byte* data, uint32_t size_class, uint64_t requested) const override {
+    const auto offset = static_cast<uint64_t>(data - arena_->data());
+    return Slot{data,   requested,  allocator_.CapacityOf(size_class, requested),
+                offset, size_class, requested};
+  }
   uint64_t capacity() const override { return allocator_.capacity_bytes(); }
   uint64_t used() const override { return allocator_.Stats().allocated_bytes; }
   std::string Describe() const override {
@@ -48,7 +53,7 @@ class HeapMemory final : public HostMemory {
   explicit HeapMemory(uint64_t capacity) : capacity_(capacity) {}
 
   std::optional<Slot> Allocate(uint64_t size) override {
-    uint64_t rounded = (size + 4095) & ~uint64_t{4095};
+    const uint64_t rounded = Rounded(size);
     if (used_ + rounded > capacity_) return std::nullopt;
     void* p = std::aligned_alloc(4096, rounded);
     if (p == nullptr) return std::nullopt;
@@ -59,11 +64,15 @@ class HeapMemory final : public HostMemory {
     used_ -= slot.capacity;
     std::free(slot.data);
   }
+  Slot SlotAt(std::byte* data, uint32_t size_class, uint64_t requested) const override {
+    return Slot{data, requested, Rounded(requested), 0, size_class, requested};
+  }
   uint64_t capacity() const override { return capacity_; }
   uint64_t used() const override { return used_; }
   std::string Describe() const override { return "heap memory (not registered, not pinned)"; }
 
  private:
+  static uint64_t Rounded(uint64_t size) { return (size + 4095) & ~uint64_t{4095}; }
   uint64_t capacity_;
   uint64_t used_ = 0;
 };

@@ -25,6 +25,10 @@ class SlabDeviceMemory : public DeviceMemory {
   void Free(const DeviceSlot& slot) override {
     allocator_.Free(tiers::Allocation{slot.offset, slot.capacity, slot.size_class, slot.requested});
   }
+  DeviceSlot SlotAt(uint64_t offset, uint32_t size_class, uint64_t requested) const override {
+    return DeviceSlot{offset, requested, allocator_.CapacityOf(size_class, requested), size_class,
+                      requested};
+  }
   uint64_t capacity() const override { return allocator_.capacity_bytes(); }
   uint64_t used() const override { return allocator_.Stats().allocated_bytes; }
 

@@ -13,7 +13,9 @@
 #include "entry.h"
 #include "entry_index.h"
 #include "entry_list.h"
+#include "entry_pool.h"
 #include "store_tier.h"
+#include "ttl_buckets.h"
 
 namespace kvstore::server {
 
@@ -33,12 +35,15 @@ Store::Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory,
              std::unique_ptr<tiers::SpillStore> spill, std::unique_ptr<DeviceMemory> device)
     : options_(options),
       started_(SteadyClock::now()),
+      started_unix_ms_(UnixMs()),
       memory_(std::move(memory)),
       spill_(std::move(spill)),
       device_(std::move(device)),
-      index_(std::make_unique<EntryIndex>()),
+      pool_(std::make_unique<EntryPool>()),
+      counts_(std::make_unique<EntryCounts>(pool_.get())),
+      index_(std::make_unique<EntryIndex>(pool_.get())),
       strings_(std::make_unique<StringTable>()),
-      lists_(std::make_unique<EntryLists>()),
+      ttl_(std::make_unique<TtlBuckets>(pool_.get())),
       durable_(options.durability == Durability::kSync && spill_
                    ? std::make_unique<tiers::DurableWriter>(spill_.get())
                    : nullptr) {
@@ -50,7 +55,7 @@ Store::Store(const StoreOptions& options, std::unique_ptr<HostMemory> memory,
                                                        .high_watermark = options_.high_watermark,
                                                        .low_watermark = options_.low_watermark,
                                                        .quota_on_move_in = quota_on_move_in},
-                                    memory));
+                                    memory, pool_.get()));
     by_kind_[static_cast<int>(kind)] = tiers_.back().get();
     if (tiers_.size() > 1) tiers_[tiers_.size() - 2]->set_below(tiers_.back().get());
   };
@@ -63,9 +68,8 @@ Store::~Store() {
   StopWorker();
   std::lock_guard lock(mu_);
   index_->ForEach([&](Entry* e) {
-    if (e->in_host()) memory_->Free(e->slot());
-    if (e->in_device()) device_->Free(e->dev());
-    delete e;
+    if (e->in_host()) memory_->Free(HostSlotLocked(e));
+    if (e->in_device()) device_->Free(DeviceSlotLocked(e));
   });
   index_.reset();
 }
@@ -74,38 +78,34 @@ void Store::LinkLocked(Entry* e) {
   e->indexed = true;
   NamespaceState& ns = NsLocked(e->ns);
   ++ns.entries;
-  ++ns.tier_entries[static_cast<int>(e->meta.tier)];
-  ns.tier_bytes[static_cast<int>(e->meta.tier)] += e->meta.size;
-  if (e->in_host()) ns.host_slot_bytes += e->capacity;
-  if (e->expires != SteadyClock::time_point::max()) {
-    lists_->ttl_buckets[TtlBucket(e->expires)].PushFront(e);
-  }
-  assert(e->in_host() == (e->meta.tier == Tier::kHost));
-  assert(e->in_device() == (e->meta.tier == Tier::kDevice));
-  TierOf(e->meta.tier)->Link(e);
+  ++ns.tier_entries[static_cast<int>(e->tier())];
+  ns.tier_bytes[static_cast<int>(e->tier())] += e->size();
+  if (e->in_host()) ns.host_slot_bytes += HostSlotLocked(e).capacity;
+  if (e->expiry != 0) ttl_->Add(e);
+  assert(e->in_host() == (e->tier() == Tier::kHost));
+  assert(e->in_device() == (e->tier() == Tier::kDevice));
+  TierOf(e->tier())->Link(e);
 }
 
 void Store::UnlinkLocked(Entry* e) {
   e->indexed = false;
   NamespaceState& ns = NsLocked(e->ns);
   --ns.entries;
-  --ns.tier_entries[static_cast<int>(e->meta.tier)];
-  ns.tier_bytes[static_cast<int>(e->meta.tier)] -= e->meta.size;
-  if (e->in_host()) ns.host_slot_bytes -= e->capacity;
-  if (e->expires != SteadyClock::time_point::max()) {
-    auto b = lists_->ttl_buckets.find(TtlBucket(e->expires));
-    b->second.Erase(e);
-    if (b->second.empty()) lists_->ttl_buckets.erase(b);
-  }
-  TierOf(e->meta.tier)->Unlink(e);
+  --ns.tier_entries[static_cast<int>(e->tier())];
+  ns.tier_bytes[static_cast<int>(e->tier())] -= e->size();
+  if (e->in_host()) ns.host_slot_bytes -= HostSlotLocked(e).capacity;
+  if (e->expiry != 0) ttl_->Left(e);  // its record stays, stale
+  TierOf(e->tier())->Unlink(e);
 }
 
 Result<Reservation> Store::Reserve(const Key& key, const EntryMeta& meta,
                                    std::chrono::milliseconds ttl, NamespaceId ns) {
-  if (meta.size > options_.max_value_bytes) {
-    return Status::InvalidArgument("value of " + std::to_string(meta.size) +
-                                   " bytes exceeds --max-value " +
-                                   std::to_string(options_.max_value_bytes));
+  if (meta.size > std::min(options_.max_value_bytes, kMaxEntryValueBytes)) {
+    return Status::InvalidArgument(
+        "value of " + std::to_string(meta.size) + " bytes exceeds " +
+        (meta.size > options_.max_value_bytes
+             ? "--max-value " + std::to_string(options_.max_value_bytes)
+             : "the largest value an entry holds, " + std::to_string(kMaxEntryValueBytes)));
   }
   if (ns == kAllNamespaces) {
     return Status::InvalidArgument("insert into namespace kAllNamespaces: name one namespace");
@@ -176,8 +176,7 @@ void Store::ReleaseReservationLocked(NamespaceId ns, uint64_t bytes) {
   st.reserved_bytes -= bytes;
 }
 
-Result<std::unique_ptr<Entry>> Store::PrepareCommit(Reservation& r,
-                                                    std::optional<uint64_t> computed_checksum) {
+Result<Entry> Store::PrepareCommit(Reservation& r, std::optional<uint64_t> computed_checksum) {
   if (computed_checksum.value_or(ValueChecksum(r.bytes())) != r.meta.checksum) {
     counters_.checksum_failures.fetch_add(1, std::memory_order_relaxed);
     Abort(std::move(r));
@@ -185,47 +184,65 @@ Result<std::unique_ptr<Entry>> Store::PrepareCommit(Reservation& r,
                             " does not match its checksum; it was corrupted in transit and was "
                             "not stored; insert it again");
   }
-  auto e = std::make_unique<Entry>();
-  e->key = r.key;
-  e->ns = r.ns;
-  e->meta.size = r.meta.size;
-  e->meta.checksum = r.meta.checksum;
-  e->meta.created_unix_ms = UnixMs();
-  e->meta.tier = Tier::kHost;
-  if (r.ttl.count() > 0) {
-    e->expires = SteadyClock::now() + r.ttl;
-    e->meta.expires_unix_ms = e->meta.created_unix_ms + static_cast<uint64_t>(r.ttl.count());
-  } else {
-    e->meta.expires_unix_ms = 0;
-  }
-  e->set_slot(r.slot);
+  Entry e;
+  e.key = r.key;
+  e.ns = r.ns;
+  e.set_size(r.meta.size);
+  e.checksum = r.meta.checksum;
+  e.set_created_unix_ms(UnixMs());
+  e.set_tier(Tier::kHost);
+  if (r.ttl.count() > 0) e.expiry = ExpiryFor(SteadyClock::now() + r.ttl);
+  e.set_host_slot(r.slot.data, r.slot.size_class);
   r.slot = {};
   return e;
 }
 
-bool Store::InstallLocked(std::unique_ptr<Entry> e, std::optional<DeviceSlot> up,
-                          const Reservation& r, Callbacks* cbs) {
-  if (e->in_spill) EndWriteThroughLocked(e->id());  // durable mode: now in the index
+Status Store::EntryRefusal(const Key& key, const char* what) const {
+  return Status::ResourceExhausted(
+      std::string("insert of key ") + key.ToHex() + " refused: " + what +
+      "; nothing was stored; retry after entries are taken, removed or expire");
+}
+
+Result<bool> Store::InstallLocked(Entry& e, std::optional<DeviceSlot> up, const Reservation& r,
+                                  Callbacks* cbs) {
+  if (e.in_spill) EndWriteThroughLocked(e.id());  // durable mode: now in the index
   if (up) {
-    memory_->Free(e->slot());
-    e->clear_place();
-    e->set_dev(*up);
-    e->meta.tier = Tier::kDevice;
+    memory_->Free(HostSlotLocked(&e));
+    e.set_device_slot(up->offset, up->size_class);
+    e.set_tier(Tier::kDevice);
     counters_.device_admissions.fetch_add(1, std::memory_order_relaxed);
   }
-  ReleaseReservationLocked(e->ns, e->meta.size);
-  if (index_->Contains(e->ns, e->key)) {  // a concurrent insert of the same key committed first
-    if (e->in_device()) {
-      device_->Free(e->dev());
+  ReleaseReservationLocked(e.ns, e.size());
+  auto drop = [&] {
+    if (e.in_device()) {
+      device_->Free(DeviceSlotLocked(&e));
     } else {
-      memory_->Free(e->slot());
+      memory_->Free(HostSlotLocked(&e));
     }
+  };
+  if (index_->Contains(e.ns, e.key)) {  // a concurrent insert of the same key committed first
+    drop();
     return false;
   }
-  const NsKey key = e->id();
-  e->meta.layout = strings_->Intern(r.meta.layout);
-  e->meta.producer = strings_->Intern(r.meta.producer);
-  InsertIndexLocked(std::move(e));
+  const std::optional<uint16_t> layout = strings_->Intern(r.meta.layout);
+  const std::optional<uint16_t> producer = strings_->Intern(r.meta.producer);
+  if (!layout || !producer) {
+    if (layout) strings_->Release(*layout);
+    if (producer) strings_->Release(*producer);
+    drop();
+    return EntryRefusal(e.key,
+                        "65535 distinct layout and producer strings are in use (the most "
+                        "entries may carry at once); give entries fewer distinct layout or "
+                        "producer strings (a model or engine name, not a per-request id)");
+  }
+  e.set_strings(*layout, *producer);
+  const NsKey key = e.id();
+  if (InsertIndexLocked(e) == nullptr) {
+    strings_->Release(*layout);
+    strings_->Release(*producer);
+    drop();
+    return EntryRefusal(e.key, "the store holds as many entries as its entry pool can");
+  }
   counters_.inserts.fetch_add(1, std::memory_order_relaxed);
   ++NsLocked(key.ns).inserts;
   WakeWaitersLocked(key, cbs);
@@ -239,17 +256,18 @@ bool Store::WorkerWantedLocked() const {
 
 Result<bool> Store::Commit(Reservation&& r, std::optional<uint64_t> computed_checksum) {
   if (r.exists) return false;
-  KVSTORE_ASSIGN_OR_RETURN(std::unique_ptr<Entry> e, PrepareCommit(r, computed_checksum));
-  KVSTORE_RETURN_IF_ERROR(WriteThroughAtCommit(*e, r));
+  KVSTORE_ASSIGN_OR_RETURN(Entry e, PrepareCommit(r, computed_checksum));
+  KVSTORE_RETURN_IF_ERROR(WriteThroughAtCommit(e, r));
   if (commit_hook_for_tests_) commit_hook_for_tests_();
   // Device tier: copied up before the entry is visible, so no reader sees it mid-move.
-  std::optional<DeviceSlot> up = CopyUpAtCommit(e->id(), e->bytes());
+  std::optional<DeviceSlot> up = CopyUpAtCommit(e.id(), e.bytes());
   Callbacks cbs;
-  bool stored = false, wake_worker = false;
+  Result<bool> stored = false;
+  bool wake_worker = false;
   {
     std::lock_guard lock(mu_);
-    stored = InstallLocked(std::move(e), up, r, &cbs);
-    wake_worker = stored && WorkerWantedLocked();
+    stored = InstallLocked(e, up, r, &cbs);
+    wake_worker = stored.ok() && *stored && WorkerWantedLocked();
   }
   if (wake_worker) worker_cv_.notify_one();
   RunCallbacks(cbs);
@@ -276,7 +294,8 @@ std::vector<Result<Reservation>> Store::ReserveMany(std::span<const Key> keys,
     std::lock_guard lock(mu_);
     for (size_t i = 0; i < keys.size(); ++i) {
       out.emplace_back(Status::Internal("unset"));
-      if (metas[i].size > options_.max_value_bytes || ns == kAllNamespaces) {
+      if (metas[i].size > std::min(options_.max_value_bytes, kMaxEntryValueBytes) ||
+          ns == kAllNamespaces) {
         slow.push_back(i);
         continue;
       }
@@ -317,7 +336,7 @@ std::vector<Result<bool>> Store::CommitMany(std::span<Reservation> rs,
   out.reserve(rs.size());
   // Checksums and device copies without the mutex, then one hold to make every
   // entry visible and wake its waiters.
-  std::vector<std::pair<std::unique_ptr<Entry>, std::optional<DeviceSlot>>> ready(rs.size());
+  std::vector<std::pair<std::optional<Entry>, std::optional<DeviceSlot>>> ready(rs.size());
   for (size_t i = 0; i < rs.size(); ++i) {
     out.emplace_back(false);
     if (rs[i].exists) continue;
@@ -326,20 +345,20 @@ std::vector<Result<bool>> Store::CommitMany(std::span<Reservation> rs,
       out[i] = e.status();
       continue;
     }
-    if (Status s = WriteThroughAtCommit(**e, rs[i]); !s.ok()) {
+    if (Status s = WriteThroughAtCommit(*e, rs[i]); !s.ok()) {
       out[i] = s;
       continue;
     }
-    ready[i].second = CopyUpAtCommit((*e)->id(), (*e)->bytes());
-    ready[i].first = std::move(e).value();
+    ready[i].second = CopyUpAtCommit(e->id(), e->bytes());
+    ready[i].first = *e;
   }
   Callbacks cbs;
   bool wake_worker = false;
   {
     std::lock_guard lock(mu_);
     for (size_t i = 0; i < rs.size(); ++i) {
-      if (ready[i].first == nullptr) continue;
-      out[i] = InstallLocked(std::move(ready[i].first), ready[i].second, rs[i], &cbs);
+      if (!ready[i].first) continue;
+      out[i] = InstallLocked(*ready[i].first, ready[i].second, rs[i], &cbs);
     }
     wake_worker = WorkerWantedLocked();
   }
@@ -348,10 +367,30 @@ std::vector<Result<bool>> Store::CommitMany(std::span<Reservation> rs,
   return out;
 }
 
-void Store::InsertIndexLocked(std::unique_ptr<Entry> e) {
-  Entry* raw = e.release();
-  index_->Insert(raw);
-  LinkLocked(raw);
+Entry* Store::InsertIndexLocked(const Entry& e) {
+  Entry* p = pool_->New(e);
+  if (p != nullptr) IndexLocked(p);
+  return p;
+}
+
+void Store::IndexLocked(Entry* e) {
+  index_->Insert(e);
+  LinkLocked(e);
+}
+
+Slot Store::HostSlotLocked(const Entry* e) const {
+  assert(e->in_host());
+  Slot s = memory_->SlotAt(e->host_data(), e->size_class(), std::max<uint64_t>(e->size(), 1));
+  s.size = e->size();
+  return s;
+}
+
+DeviceSlot Store::DeviceSlotLocked(const Entry* e) const {
+  assert(e->in_device());
+  DeviceSlot d =
+      device_->SlotAt(e->device_offset(), e->size_class(), std::max<uint64_t>(e->size(), 1));
+  d.size = e->size();
+  return d;
 }
 
 void Store::EraseLocked(Entry* e) {
@@ -361,7 +400,7 @@ void Store::EraseLocked(Entry* e) {
 }
 
 void Store::FreeOrDoomLocked(Entry* e) {
-  if (e->pins > 0) {  // a select or a tier move is still reading these bytes
+  if (e->pinned) {  // a select or a tier move is still reading these bytes
     e->doomed = true;
     ++held_entries_;
     return;
@@ -370,8 +409,8 @@ void Store::FreeOrDoomLocked(Entry* e) {
 }
 
 void Store::UnpinLocked(Entry* e) {
-  --e->pins;
-  if (e->doomed && e->pins == 0) {
+  counts_->Unpin(e);
+  if (e->doomed && !e->pinned) {
     --held_entries_;
     FreeEntryLocked(e);
   }
@@ -383,8 +422,8 @@ void Store::UnpinAfterMoveLocked(Entry* e) {
 }
 
 void Store::FreeEntryLocked(Entry* e) {
-  if (e->in_host()) memory_->Free(e->slot());
-  if (e->in_device()) device_->Free(e->dev());
+  if (e->in_host()) memory_->Free(HostSlotLocked(e));
+  if (e->in_device()) device_->Free(DeviceSlotLocked(e));
   if (e->in_spill && spill_ != nullptr) {
     // Unless a newer entry under the same key owns the disk copy now, or is
     // being written through to it (durable mode) and not yet in the index.
@@ -397,20 +436,21 @@ void Store::FreeEntryLocked(Entry* e) {
       }
     }
   }
-  strings_->Release(e->meta.layout);
-  strings_->Release(e->meta.producer);
-  delete e;
+  strings_->Release(e->layout());
+  strings_->Release(e->producer());
+  counts_->Forget(e);
+  pool_->Delete(e);
 }
 
 EntryMeta Store::MetaLocked(const Entry* e) const {
   EntryMeta m;
-  m.size = e->meta.size;
-  m.checksum = e->meta.checksum;
-  m.layout = strings_->Get(e->meta.layout);
-  m.producer = strings_->Get(e->meta.producer);
-  m.created_unix_ms = e->meta.created_unix_ms;
-  m.expires_unix_ms = e->meta.expires_unix_ms;
-  m.tier = e->meta.tier;
+  m.size = e->size();
+  m.checksum = e->checksum;
+  m.layout = strings_->Get(e->layout());
+  m.producer = strings_->Get(e->producer());
+  m.created_unix_ms = e->created_unix_ms();
+  m.expires_unix_ms = ExpiresUnixMs(e->expiry);
+  m.tier = e->tier();
   return m;
 }
 
@@ -427,7 +467,7 @@ size_t Store::Retain(std::span<const Key> keys, NamespaceId ns) {
   for (; n < keys.size(); ++n) {
     Entry* e = index_->Find(ns, keys[n]);
     if (e == nullptr) break;
-    ++e->takers;
+    counts_->AddTaker(e);
   }
   return n;
 }
@@ -446,36 +486,48 @@ size_t Store::Remove(std::span<const Key> keys, NamespaceId ns) {
 
 uint64_t Store::TtlBucket(SteadyClock::time_point t) const {
   const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - started_).count();
-  return ms <= 0 ? 0 : static_cast<uint64_t>(ms / EntryLists::kTtlBucketMs);
+  return ms <= 0 ? 0 : static_cast<uint64_t>(ms / TtlBuckets::kBucketMs);
+}
+
+uint32_t Store::ExpiryFor(SteadyClock::time_point deadline) const {
+  return static_cast<uint32_t>(std::min<uint64_t>(TtlBucket(deadline) + 1, UINT32_MAX));
+}
+
+uint64_t Store::ExpiresUnixMs(uint32_t expiry) const {
+  if (expiry == 0) return 0;
+  return started_unix_ms_ + uint64_t{expiry} * TtlBuckets::kBucketMs;
 }
 
 size_t Store::ExpireTtl() {
   // Whole buckets that ended before now, at most kExpirySlice entries per hold
   // of the mutex so no request waits behind a mass expiry for long.
   constexpr size_t kExpirySlice = 512;
-  size_t total = 0;
+  size_t total = 0, examined = 0;
   for (;;) {
-    const uint64_t now_bucket = TtlBucket(SteadyClock::now());
-    size_t n = 0;
+    // Buckets before now's: those whose Entry::expiry (bucket + 1) <= now's bucket.
+    const auto now_bucket =
+        static_cast<uint32_t>(std::min<uint64_t>(TtlBucket(SteadyClock::now()), UINT32_MAX));
+    size_t n = 0, looked = 0;
     {
       std::lock_guard lock(mu_);
-      auto& buckets = lists_->ttl_buckets;
-      while (n < kExpirySlice && !buckets.empty() && buckets.begin()->first < now_bucket) {
-        Entry* e = buckets.begin()->second.back();
+      while (n < kExpirySlice && looked < 4 * kExpirySlice) {
+        Entry* e = ttl_->NextExpired(now_bucket, &looked);
+        if (e == nullptr) break;
         spdlog::debug("ttl expired: key {} ({} bytes, layout '{}', producer '{}') was never taken",
-                      e->key.ToHex(), e->meta.size, strings_->Get(e->meta.layout),
-                      strings_->Get(e->meta.producer));
+                      e->key.ToHex(), e->size(), strings_->Get(e->layout()),
+                      strings_->Get(e->producer()));
         ++NsLocked(e->ns).ttl_expired;
         assert(index_->Find(e->ns, e->key) == e);
-        EraseLocked(e);  // unlinks it from its bucket
+        EraseLocked(e);
         ++n;
       }
     }
     total += n;
-    if (n < kExpirySlice) break;
+    examined += looked;
+    if (n < kExpirySlice && looked < 4 * kExpirySlice) break;
   }
   counters_.ttl_expired.fetch_add(total, std::memory_order_relaxed);
-  counters_.ttl_examined.fetch_add(total, std::memory_order_relaxed);
+  counters_.ttl_examined.fetch_add(examined, std::memory_order_relaxed);
   return total;
 }
 

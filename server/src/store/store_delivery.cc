@@ -7,6 +7,7 @@
 
 #include "entry.h"
 #include "entry_index.h"
+#include "entry_pool.h"
 #include "store_tier.h"
 
 namespace kvstore::server {
@@ -50,10 +51,10 @@ std::unique_ptr<Delivery> Store::TryClaimLocked(NamespaceId ns, std::span<const 
   for (const Key& k : keys) {
     Entry* e = index_->Find(ns, k);
     if (e == nullptr) continue;  // the same key listed twice: claimed already
-    if (e->takers > 1) {
+    if (e->retained) {
       // Another taker is still due: this one gets the bytes, the entry stays.
-      --e->takers;
-      ++e->pins;
+      counts_->DropTaker(e);
+      counts_->Pin(e);
       d->shared_.push_back(e);
       continue;
     }
@@ -125,7 +126,7 @@ void Store::SelectImpl(NamespaceId ns, std::span<const Key> keys, const Delivery
     }
     for (const Key& k : keys) {
       Entry* e = index_->Find(ns, k);
-      ++e->pins;
+      counts_->Pin(e);
       host_tier().Touch(e);
       d->held_.push_back(e);
       d->entries_.push_back({k, MetaLocked(e), e->bytes()});
@@ -175,7 +176,7 @@ void Store::FinishDelivery(Delivery* d, bool delivered) {
   {
     std::lock_guard lock(mu_);
     for (Entry* e : d->shared_) {
-      if (!delivered) ++e->takers;  // this taker is still due
+      if (!delivered) counts_->AddTaker(e);  // this taker is still due
       UnpinLocked(e);
     }
     d->shared_.clear();
@@ -197,7 +198,7 @@ void Store::FinishDelivery(Delivery* d, bool delivered) {
         continue;
       }
       const NsKey key = e->id();
-      InsertIndexLocked(std::unique_ptr<Entry>(e));
+      IndexLocked(e);
       WakeWaitersLocked(key, &cbs);
     }
     d->held_.clear();

@@ -8,7 +8,9 @@
 
 #include "entry.h"
 #include "entry_index.h"
+#include "entry_pool.h"
 #include "store_tier.h"
+#include "ttl_buckets.h"
 
 namespace kvstore::server {
 
@@ -86,7 +88,7 @@ ListPage Store::List(std::span<const std::byte> cursor, uint32_t limit, int tier
         if (prefix.size() > Key::kSize || !std::equal(prefix.begin(), prefix.end(), kb.begin())) {
           return;
         }
-        if (tier >= 0 && static_cast<int>(e->meta.tier) != tier) return;
+        if (tier >= 0 && static_cast<int>(e->tier()) != tier) return;
         if (found.size() > limit && !(k < found.rbegin()->first)) return;
         found.insert_or_assign(k, MetaLocked(e));
         if (found.size() > limit + 1) found.erase(std::prev(found.end()));
@@ -118,6 +120,19 @@ size_t Store::IndexLongestChain() const {
   size_t longest = 0;
   longest = index_->LongestProbe();
   return longest;
+}
+
+Store::IndexMemory Store::IndexMemoryStats() const {
+  std::lock_guard lock(mu_);
+  IndexMemory m;
+  m.entries = pool_->live();
+  m.entry_bytes = pool_->memory_bytes();
+  m.table_bytes = index_->memory_bytes();
+  m.ttl_bytes = ttl_->memory_bytes();
+  m.ttl_records = ttl_->records();
+  m.count_bytes = counts_->memory_bytes();
+  m.string_count = strings_->size();
+  return m;
 }
 
 StoreStats Store::Stats() {

@@ -34,9 +34,9 @@ class StoreTier {
     // spill); the host tier's are checked when inserts reserve memory.
     bool quota_on_move_in = false;
   };
-  // `memory` is borrowed: it outlives the tier.
-  StoreTier(const Options& options, const TierMemory* memory)
-      : options_(options), memory_(memory) {}
+  // `memory` and `pool` (the Store's entries) are borrowed: they outlive the tier.
+  StoreTier(const Options& options, const TierMemory* memory, const EntryPool* pool)
+      : options_(options), memory_(memory), lru_(pool) {}
 
   Tier kind() const { return options_.kind; }
   bool quota_on_move_in() const { return options_.quota_on_move_in; }
@@ -46,16 +46,16 @@ class StoreTier {
   // Least recently used at the back.
   const LruList& lru() const { return lru_; }
 
-  // REQUIRES: `e` is indexed in this tier (e->meta.tier == kind()).
+  // REQUIRES: `e` is indexed in this tier (e->tier() == kind()).
   void Link(Entry* e) {
     lru_.PushFront(e);
-    value_bytes_ += e->meta.size;
+    value_bytes_ += e->size();
     ++entries_;
   }
   // REQUIRES: `e` was linked here.
   void Unlink(Entry* e) {
     lru_.Erase(e);
-    value_bytes_ -= e->meta.size;
+    value_bytes_ -= e->size();
     --entries_;
   }
   void Touch(Entry* e) { lru_.MoveToFront(e); }

@@ -12,6 +12,7 @@
 #include "entry.h"
 #include "entry_index.h"
 #include "entry_list.h"
+#include "entry_pool.h"
 #include "kvstore/server/store.h"
 #include "kvstore/units.h"
 #include "store_tier.h"
@@ -37,29 +38,39 @@ SteadyClock::time_point ExpiryFromUnixMs(uint64_t expires_unix_ms) {
 }  // namespace
 
 Result<size_t> Store::Open() {
-  size_t found = 0;
+  size_t found = 0, skipped = 0;
   if (spill_ != nullptr) {
     std::lock_guard lock(mu_);
     Status s = spill_->ForEach([&](const tiers::SpillKey& key, const EntryMeta& meta) {
-      auto e = std::make_unique<Entry>();
-      e->key = key.key;
-      e->ns = key.ns;
-      e->meta.size = meta.size;
-      e->meta.checksum = meta.checksum;
-      e->meta.created_unix_ms = meta.created_unix_ms;
-      e->meta.expires_unix_ms = meta.expires_unix_ms;
-      e->meta.tier = Tier::kSpill;
-      e->in_spill = true;
-      e->expires = ExpiryFromUnixMs(meta.expires_unix_ms);
-      if (!index_->Contains(e->ns, e->key)) {
-        e->meta.layout = strings_->Intern(meta.layout);
-        e->meta.producer = strings_->Intern(meta.producer);
-        InsertIndexLocked(std::move(e));
-        ++found;
+      Entry e;
+      e.key = key.key;
+      e.ns = key.ns;
+      e.set_size(meta.size);
+      e.checksum = meta.checksum;
+      e.set_created_unix_ms(meta.created_unix_ms);
+      e.set_tier(Tier::kSpill);
+      e.in_spill = true;
+      if (meta.expires_unix_ms != 0) e.expiry = ExpiryFor(ExpiryFromUnixMs(meta.expires_unix_ms));
+      if (index_->Contains(e.ns, e.key)) return true;
+      const std::optional<uint16_t> layout = strings_->Intern(meta.layout);
+      const std::optional<uint16_t> producer = strings_->Intern(meta.producer);
+      if (!layout || !producer || (e.set_strings(*layout, *producer), !InsertIndexLocked(e))) {
+        if (layout) strings_->Release(*layout);
+        if (producer) strings_->Release(*producer);
+        ++skipped;
+        return true;
       }
+      ++found;
       return true;
     });
     if (!s.ok()) return s.WithContext("reading the spill tier's index at start");
+    if (skipped > 0) {
+      spdlog::error(
+          "warm restart: {} spilled entries not indexed (their values stay on disk): the entry "
+          "pool is full or their layout/producer strings are past 65535 distinct ones; start "
+          "with fewer spilled entries or give entries fewer distinct layout/producer strings",
+          skipped);
+    }
   }
   worker_ = std::thread([this] { WorkerLoop(); });
   return found;
@@ -94,11 +105,11 @@ Status Store::Close() {
       if (s.ok()) {
         e->in_spill = true;
         ++written;
-        bytes += e->meta.size;
+        bytes += e->size();
       } else {
         ++failed;
         spdlog::error("shutdown flush: key {} ({} bytes) not written to spill: {}", e->key.ToHex(),
-                      e->meta.size, s.ToString());
+                      e->size(), s.ToString());
       }
     }
   }
@@ -203,28 +214,28 @@ Entry* Store::PickVictim(const StoreTier& t, const StoreTier& below, bool allow_
   int restarts = 0;
   size_t looked = 0;
   for (Entry* c = t.lru().back(); c != nullptr;) {
-    if (c->pins == 0 && !c->moving && (allow_waited || !waiters_.HasWaiter(c->id()))) {
+    if (!c->pinned && !c->moving && (allow_waited || !waiters_.HasWaiter(c->id()))) {
       // A copy already there (a promoted spill entry) costs the tier below nothing.
       const bool copy_below = below.kind() == Tier::kSpill && c->in_spill;
       if (!below.quota_on_move_in() || copy_below ||
-          TierQuotaAllowsLocked(c->ns, below.kind(), c->meta.size)) {
+          TierQuotaAllowsLocked(c->ns, below.kind(), c->size())) {
         return c;
       }
     }
     if (++looked % kVictimSliceEntries != 0) {
-      c = LruList::Before(c);
+      c = t.lru().Before(c);
       continue;
     }
     // A long run of entries that cannot go (pinned, moving, waited for): let
     // other calls in. A pin keeps `c` alive meanwhile; the walk goes on from
     // it while it is where it was, and starts over (twice at most) when it
     // was taken, removed, moved down or touched (now in front).
-    ++c->pins;
+    counts_->Pin(c);
     lock.unlock();
     if (slice_hook_for_tests_) slice_hook_for_tests_();
     lock.lock();
-    const bool in_place = c->indexed && c->meta.tier == t.kind() && c != t.lru().front();
-    Entry* next = in_place ? LruList::Before(c) : t.lru().back();
+    const bool in_place = c->indexed && c->tier() == t.kind() && c != t.lru().front();
+    Entry* next = in_place ? t.lru().Before(c) : t.lru().back();
     UnpinLocked(c);  // frees `c` if it was doomed meanwhile
     if (!in_place && ++restarts > 2) return nullptr;
     c = next;
@@ -240,7 +251,7 @@ bool Store::DemoteOne(StoreTier& t, bool allow_waited) {
     std::unique_lock lock(mu_);
     e = PickVictim(t, *below, allow_waited, lock);
     if (e == nullptr) return false;
-    ++e->pins;  // the bytes stay put while they are copied down
+    counts_->Pin(e);  // the bytes stay put while they are copied down
     e->moving = true;
   }
   switch (t.kind()) {
@@ -266,14 +277,14 @@ bool Store::MoveHostToSpill(Entry* e) {
     auto start = SteadyClock::now();
     s = spill_->Put(tiers::SpillKey(e->key, e->ns), meta, e->bytes());
     counters_.spill_write_micros.fetch_add(MicrosSince(start), std::memory_order_relaxed);
-    if (s.ok()) counters_.spill_write_bytes.fetch_add(e->meta.size, std::memory_order_relaxed);
+    if (s.ok()) counters_.spill_write_bytes.fetch_add(e->size(), std::memory_order_relaxed);
   }
   std::lock_guard lock(mu_);
   if (!s.ok()) {
     counters_.spill_errors.fetch_add(1, std::memory_order_relaxed);
     if (s.code() != StatusCode::kResourceExhausted) {
-      spdlog::warn("demotion of key {} ({} bytes) to spill failed: {}", e->key.ToHex(),
-                   e->meta.size, s.ToString());
+      spdlog::warn("demotion of key {} ({} bytes) to spill failed: {}", e->key.ToHex(), e->size(),
+                   s.ToString());
     }
     UnpinAfterMoveLocked(e);
     return false;  // spill full or failing: stop demoting
@@ -281,11 +292,11 @@ bool Store::MoveHostToSpill(Entry* e) {
   // A doomed entry (removed or taken while being written) drops the copy too
   // when its last pin goes; a claimed one or one being read keeps its slot.
   e->in_spill = true;
-  if (e->indexed && e->pins == 1 && e->in_host()) {
+  if (e->indexed && counts_->pins(e) == 1 && e->in_host()) {
     UnlinkLocked(e);
-    memory_->Free(e->slot());
+    memory_->Free(HostSlotLocked(e));
     e->clear_place();
-    e->meta.tier = Tier::kSpill;
+    e->set_tier(Tier::kSpill);
     LinkLocked(e);
     counters_.evictions.fetch_add(1, std::memory_order_relaxed);
   }
@@ -347,8 +358,8 @@ bool Store::Promote(const NsKey& key, Status* io_error) {
       e->moving = false;
       return true;
     }
-    ++e->pins;
-    size = e->meta.size;
+    counts_->Pin(e);
+    size = e->size();
     // A device-tier entry is staged into a host slot to be served.
     if (e->in_device()) device_resident = true;
   }
@@ -405,8 +416,8 @@ bool Store::InstallPromoted(Entry* e, const NsKey& key, const Slot& slot) {
     }
     UnpinAfterMoveLocked(e);  // indexed: never freed here
     UnlinkLocked(e);
-    e->set_slot(slot);
-    e->meta.tier = Tier::kHost;
+    e->set_host_slot(slot.data, slot.size_class);
+    e->set_tier(Tier::kHost);
     LinkLocked(e);
     counters_.promotions.fetch_add(1, std::memory_order_relaxed);
     WakeWaitersLocked(key, &cbs);

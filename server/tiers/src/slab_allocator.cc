@@ -217,9 +217,12 @@ std::optional<Allocation> SlabAllocator::Allocate(uint64_t bytes) {
     s.units = c.units_per_slab;
     s.size_class = ci;
     s.used = 0;
-    s.free_slots.resize(c.slots_per_slab);
-    for (uint32_t i = 0; i < c.slots_per_slab; ++i) s.free_slots[i] = c.slots_per_slab - 1 - i;
-    s.slot_used.assign(c.slots_per_slab, 0);
+    s.slots = c.slots_per_slab;
+    s.hint = 0;
+    s.free_bits.assign((c.slots_per_slab + 63) / 64, ~uint64_t{0});
+    if (const uint32_t tail = c.slots_per_slab % 64; tail != 0) {
+      s.free_bits.back() = (uint64_t{1} << tail) - 1;
+    }
     for (uint32_t u = 0; u < s.units; ++u) slab_of_[s.head + u] = id;
     slab_units_ += s.units;
     ++c.slabs;
@@ -227,12 +230,15 @@ std::optional<Allocation> SlabAllocator::Allocate(uint64_t bytes) {
   }
   const uint32_t id = c.partial_head;
   Slab& s = slabs_[id];
-  const uint32_t slot = s.free_slots.back();
-  s.free_slots.pop_back();
-  s.slot_used[slot] = 1;
+  // A slab on the partial list has a free slot at or after its hint.
+  uint32_t w = s.hint;
+  while (s.free_bits[w] == 0) ++w;
+  s.hint = w;
+  const uint32_t slot = w * 64 + static_cast<uint32_t>(__builtin_ctzll(s.free_bits[w]));
+  s.free_bits[w] &= s.free_bits[w] - 1;
   ++s.used;
   ++c.slots_used;
-  if (s.free_slots.empty()) UnlinkPartial(c, id);
+  if (s.used == s.slots) UnlinkPartial(c, id);
   const Allocation a{base_ + s.head * unit_ + slot * c.slot_bytes, c.slot_bytes, ci, bytes};
   allocated_bytes_ += a.capacity;
   requested_bytes_ += bytes;
@@ -261,13 +267,14 @@ void SlabAllocator::Free(const Allocation& a) {
     SizeClass& c = classes_[s.size_class];
     const uint64_t in_slab = a.offset - base_ - s.head * unit_;
     const auto slot = static_cast<uint32_t>(in_slab / c.slot_bytes);
-    if (s.size_class != a.size_class || in_slab % c.slot_bytes != 0 || slot >= s.slot_used.size() ||
-        !s.slot_used[slot]) {
+    const uint64_t bit = uint64_t{1} << (slot % 64);
+    if (s.size_class != a.size_class || in_slab % c.slot_bytes != 0 || slot >= s.slots ||
+        (s.free_bits[slot / 64] & bit) != 0) {
       Die("free of a slot that is not live");
     }
-    s.slot_used[slot] = 0;
-    if (s.free_slots.empty()) LinkPartial(c, id);
-    s.free_slots.push_back(slot);
+    s.free_bits[slot / 64] |= bit;
+    s.hint = std::min(s.hint, slot / 64);
+    if (s.used == s.slots) LinkPartial(c, id);
     --s.used;
     --c.slots_used;
     if (s.used == 0) {
@@ -276,8 +283,7 @@ void SlabAllocator::Free(const Allocation& a) {
       slab_units_ -= s.units;
       --c.slabs;
       FreeRun(s.head, s.units);
-      s.free_slots.clear();
-      s.slot_used.clear();
+      s.free_bits = {};
       free_slab_ids_.push_back(id);
     }
   }

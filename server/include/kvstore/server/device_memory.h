@@ -43,6 +43,10 @@ class DeviceMemory : public TierMemory {
   virtual std::optional<DeviceSlot> Allocate(uint64_t size) = 0;
   // REQUIRES: `slot` came from Allocate and was not freed since; no copy on it runs.
   virtual void Free(const DeviceSlot& slot) = 0;
+  // The DeviceSlot that Allocate(requested) handed out at `offset` with
+  // `size_class` (size = requested), rebuilt for an owner that keeps only
+  // those three. REQUIRES: that slot is live.
+  virtual DeviceSlot SlotAt(uint64_t offset, uint32_t size_class, uint64_t requested) const = 0;
   // capacity(), used() and Describe() come from TierMemory.
 
   // Copy a whole value in or out; returns when the bytes have arrived. An empty

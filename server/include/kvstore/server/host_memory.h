@@ -31,6 +31,10 @@ class HostMemory : public TierMemory {
   virtual std::optional<Slot> Allocate(uint64_t size) = 0;
   // REQUIRES: `slot` came from Allocate and was not freed since.
   virtual void Free(const Slot& slot) = 0;
+  // The Slot that Allocate(requested) handed out at `data` with `size_class`
+  // (size = requested), rebuilt for an owner that keeps only those three (the
+  // Store's compact entries). REQUIRES: that slot is live.
+  virtual Slot SlotAt(std::byte* data, uint32_t size_class, uint64_t requested) const = 0;
   // capacity(), used() and Describe() (TierMemory): Describe also says whether it is pinned.
   // The one contiguous range every slot lies in (what a NIC registers once);
   // empty when slots are scattered (heap memory in tests).

@@ -81,7 +81,9 @@ namespace kvstore::server {
 
 class Store;
 struct Entry;
-struct EntryLists;
+class EntryPool;
+class EntryCounts;
+class TtlBuckets;
 class EntryIndex;
 class StringTable;
 class StoreTier;
@@ -155,7 +157,7 @@ struct StoreCounters {
   std::atomic<uint64_t> hits{0};
   std::atomic<uint64_t> misses{0};
   std::atomic<uint64_t> ttl_expired{0};
-  std::atomic<uint64_t> ttl_examined{0};  // entries an expiry pass looked at (== expired)
+  std::atomic<uint64_t> ttl_examined{0};  // bucket records expiry looked at: expired + stale
   std::atomic<uint64_t> evictions{0};
   std::atomic<uint64_t> promotions{0};
   std::atomic<uint64_t> refused_inserts{0};
@@ -254,6 +256,22 @@ class Store {
   // The most entries any one index slot chain holds (a health check of the
   // index hash: a handful with any keys, never proportional to their number).
   size_t IndexLongestChain() const;
+  // What the index costs in daemon memory beside the values.
+  struct IndexMemory {
+    uint64_t entries = 0;       // entries held (indexed, claimed or doomed)
+    uint64_t entry_bytes = 0;   // the entry pool's memory (every entry it made room for)
+    uint64_t table_bytes = 0;   // the hash table(s) of entry ids
+    uint64_t ttl_bytes = 0;     // the expiry buckets' records
+    uint64_t ttl_records = 0;   // records in the expiry buckets (some may be stale)
+    uint64_t count_bytes = 0;   // pins and extra takers of the entries that have them
+    uint64_t string_count = 0;  // distinct layout and producer strings
+    uint64_t total_bytes() const { return entry_bytes + table_bytes + ttl_bytes + count_bytes; }
+    // total_bytes / entries (0 when empty).
+    double bytes_per_entry() const {
+      return entries == 0 ? 0.0 : static_cast<double>(total_bytes()) / static_cast<double>(entries);
+    }
+  };
+  IndexMemory IndexMemoryStats() const;
 
   // Quotas: take effect for the next call (what a namespace holds beyond a new,
   // lower quota stays). A quota of all zeros removes the limits.
@@ -296,10 +314,12 @@ class Store {
   // Commit in two steps (CommitMany shares them): checks the checksum (aborting
   // `r` on a mismatch) and builds the entry; then, under the mutex, makes it
   // visible (false when the key was committed meanwhile) and wakes waiters.
-  Result<std::unique_ptr<Entry>> PrepareCommit(Reservation& r,
-                                               std::optional<uint64_t> computed_checksum);
-  bool InstallLocked(std::unique_ptr<Entry> e, std::optional<DeviceSlot> up, const Reservation& r,
-                     Callbacks* cbs);
+  // The entry is built outside the pool (no mutex held) and copied into it
+  // when installed. InstallLocked refuses (ResourceExhausted, the slot freed)
+  // when the entry pool or the layout/producer string table is full.
+  Result<Entry> PrepareCommit(Reservation& r, std::optional<uint64_t> computed_checksum);
+  Result<bool> InstallLocked(Entry& e, std::optional<DeviceSlot> up, const Reservation& r,
+                             Callbacks* cbs);
   // Durable mode (durable_commit.cc): writes a prepared entry through to spill
   // before it is installed; on an error frees its slot and reservation.
   Status WriteThroughAtCommit(Entry& e, const Reservation& r);
@@ -376,12 +396,26 @@ class Store {
   void FreeEntryLocked(Entry* e);
   // Stops the tier worker and waits for it.
   void StopWorker();
-  void InsertIndexLocked(std::unique_ptr<Entry> e);
+  // REQUIRES mu_ held, no entry of e's key indexed: copies `e` into the pool
+  // and indexes it; null (nothing changed) when the pool is full.
+  Entry* InsertIndexLocked(const Entry& e);
+  // REQUIRES mu_ held, `e` pooled and out of the index, no entry of its key indexed.
+  void IndexLocked(Entry* e);
+  // REQUIRES mu_ held: the slot behind an entry in host (device) memory, as
+  // the memory handed it out.
+  Slot HostSlotLocked(const Entry* e) const;
+  DeviceSlot DeviceSlotLocked(const Entry* e) const;
+  // Why an insert is refused for a full entry pool or string table.
+  Status EntryRefusal(const Key& key, const char* what) const;
   static void RunCallbacks(Callbacks& cbs);
   // REQUIRES mu_ held: the entry's metadata as callers see it.
   EntryMeta MetaLocked(const Entry* e) const;
-  // The expiry bucket a deadline falls in (EntryLists::ttl_buckets).
+  // The expiry bucket a deadline falls in (TtlBuckets), and an Entry::expiry
+  // for it (bucket + 1, clamped to 32 bits; see entry.h).
   uint64_t TtlBucket(std::chrono::steady_clock::time_point t) const;
+  uint32_t ExpiryFor(std::chrono::steady_clock::time_point deadline) const;
+  // The deadline EntryMeta reports for an Entry::expiry: the end of its bucket.
+  uint64_t ExpiresUnixMs(uint32_t expiry) const;
 
   // Per-namespace accounting and quotas (GUARDED_BY(mu_)).
   struct NamespaceState {
@@ -403,6 +437,7 @@ class Store {
 
   const StoreOptions options_;
   const std::chrono::steady_clock::time_point started_;
+  const uint64_t started_unix_ms_;  // the wall clock at started_
   StoreCounters counters_;
 
   mutable std::mutex mu_;
@@ -411,6 +446,9 @@ class Store {
   std::unique_ptr<tiers::SpillStore> spill_;  // null = no spill tier
   std::unique_ptr<DeviceMemory> device_;      // null = no device tier
   std::unique_ptr<TierMemory> spill_memory_;  // the spill tier's disk as a TierMemory
+  // GUARDED_BY(mu_): every entry (indexed, claimed, doomed). Before what links entries.
+  std::unique_ptr<EntryPool> pool_;
+  std::unique_ptr<EntryCounts> counts_;  // GUARDED_BY(mu_): the pool's pins and extra takers
   // GUARDED_BY(mu_): the tiers that exist, top-down (device, host, spill), and
   // each by its Tier (null when absent).
   std::vector<std::unique_ptr<StoreTier>> tiers_;
@@ -418,8 +456,8 @@ class Store {
   std::unique_ptr<EntryIndex> index_;     // GUARDED_BY(mu_)
   std::unique_ptr<StringTable> strings_;  // GUARDED_BY(mu_): layout and producer strings of entries
   std::unordered_map<NamespaceId, NamespaceState> namespaces_;  // GUARDED_BY(mu_)
-  // GUARDED_BY(mu_): the expiry buckets (entry_list.h).
-  std::unique_ptr<EntryLists> lists_;
+  // GUARDED_BY(mu_): the expiry buckets (ttl_buckets.h).
+  std::unique_ptr<TtlBuckets> ttl_;
   std::unique_ptr<tiers::DurableWriter> durable_;  // --durability sync with spill; else null
   // Durable mode: keys whose write-through is done or under way but whose entry
   // is not in the index yet, with how many such writes (GUARDED_BY(mu_)).

@@ -26,6 +26,8 @@
 //     run of about slab_bytes holding equal slots; slabs with free slots are
 //     listed per class; a slab whose last slot is freed goes back to the run pool
 //     at once, so memory freed by one class serves any other class or a direct run.
+//     A slab tracks its free slots in a bitmap (a bit a slot) with a hint of
+//     its first word holding a free one: allocation takes the lowest free slot.
 //
 // Thread-compatibility: not internally locked. The owner (the Store, under its
 // own mutex) serializes every call, const ones included.
@@ -99,6 +101,14 @@ class SlabAllocator {
 
   // Capacity an Allocate(bytes) would get, without allocating; 0 when too large.
   uint64_t CapacityFor(uint64_t bytes) const;
+  // The capacity of a live Allocation of `size_class` asked for `requested`
+  // bytes (a slab class's slot, or a direct run's whole units): an owner that
+  // keeps only offset, size_class and requested rebuilds the Allocation for
+  // Free with it.
+  uint64_t CapacityOf(uint32_t size_class, uint64_t requested) const {
+    return size_class == kDirectClass ? (requested + unit_ - 1) / unit_ * unit_
+                                      : classes_[size_class].slot_bytes;
+  }
   AllocatorStats Stats() const;
   uint64_t capacity_bytes() const { return units_ * unit_; }
 
@@ -111,8 +121,11 @@ class SlabAllocator {
     uint32_t size_class = 0;
     uint32_t used = 0;
     uint32_t prev = kNone, next = kNone;  // in its class's list of slabs with free slots
-    std::vector<uint32_t> free_slots;     // stack
-    std::vector<uint8_t> slot_used;       // double-free detection
+    uint32_t slots = 0;                   // slots_per_slab of its class
+    uint32_t hint = 0;                    // no free slot in free_bits words before this one
+    // One bit a slot, set = free (1/512 of the slot bytes of the smallest
+    // class); the lowest free slot goes first; freeing a free slot aborts.
+    std::vector<uint64_t> free_bits;
   };
   struct SizeClass {
     uint64_t slot_bytes = 0;

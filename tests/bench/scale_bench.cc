@@ -280,6 +280,7 @@ struct Options {
   int threads = 4;
   int fill_threads = 4;
   uint64_t fill_batch = 256;
+  std::vector<std::string> daemon_args;
   double seconds = 3;
   int rounds = 3;
 };
@@ -305,10 +306,19 @@ int RunSize(const Options& o, uint64_t n) {
   const uint16_t port = FreeLoopbackPort();
   const std::string addr = "127.0.0.1:" + std::to_string(port);
   Child daemon;
-  if (Status s = daemon.Spawn({o.kvstored, "--listen", addr, "--metrics", "", "--memory",
-                               std::to_string(arena) + "MiB", "--ttl", "0", "--log-level", "info"},
-                              dir / "kvstored.log");
-      !s.ok()) {
+  std::vector<std::string> args = {o.kvstored,
+                                   "--listen",
+                                   addr,
+                                   "--metrics",
+                                   "",
+                                   "--memory",
+                                   std::to_string(arena) + "MiB",
+                                   "--ttl",
+                                   "0",
+                                   "--log-level",
+                                   "info"};
+  args.insert(args.end(), o.daemon_args.begin(), o.daemon_args.end());
+  if (Status s = daemon.Spawn(args, dir / "kvstored.log"); !s.ok()) {
     std::cerr << s.ToString() << "\n";
     return 5;
   }
@@ -533,6 +543,9 @@ int Main(int argc, char** argv) {
   app.add_option("--value", o.value, "value bytes")->capture_default_str();
   app.add_option("--threads", o.threads, "threads for match_prefix and GET")->capture_default_str();
   app.add_option("--fill-threads", o.fill_threads, "threads inserting")->capture_default_str();
+  app.add_option("--kvstored-arg", o.daemon_args,
+                 "one more kvstored argument (repeat: --kvstored-arg=--io-threads "
+                 "--kvstored-arg=1)");
   app.add_option("--fill-batch", o.fill_batch,
                  "keys per insert_many while filling (1: one insert per key)")
       ->capture_default_str();

@@ -281,6 +281,7 @@ struct Options {
   int fill_threads = 4;
   uint64_t fill_batch = 256;
   std::vector<std::string> daemon_args;
+  uint64_t arena_mib = 0;  // 0: sized from the fill
   double seconds = 3;
   int rounds = 3;
 };
@@ -302,7 +303,8 @@ int RunSize(const Options& o, uint64_t n) {
   // ---- kvstored ----
   // The arena holds every value in its slot class with room to spare; it is
   // pre-faulted at start, so the RSS growth of the fill is the index alone.
-  const uint64_t arena = ((n * std::max<uint64_t>(o.value, 64) * 5 / 4) >> 20) + 256;
+  const uint64_t arena =
+      o.arena_mib != 0 ? o.arena_mib : ((n * std::max<uint64_t>(o.value, 64) * 5 / 4) >> 20) + 256;
   const uint16_t port = FreeLoopbackPort();
   const std::string addr = "127.0.0.1:" + std::to_string(port);
   Child daemon;
@@ -543,6 +545,10 @@ int Main(int argc, char** argv) {
   app.add_option("--value", o.value, "value bytes")->capture_default_str();
   app.add_option("--threads", o.threads, "threads for match_prefix and GET")->capture_default_str();
   app.add_option("--fill-threads", o.fill_threads, "threads inserting")->capture_default_str();
+  app.add_option("--arena-mib", o.arena_mib,
+                 "kvstored --memory in MiB (0: what the fill needs in 64 B slots plus room); "
+                 "a daemon with larger small slots needs more")
+      ->capture_default_str();
   app.add_option("--kvstored-arg", o.daemon_args,
                  "one more kvstored argument (repeat: --kvstored-arg=--io-threads "
                  "--kvstored-arg=1)");

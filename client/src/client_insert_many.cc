@@ -3,9 +3,12 @@
 // store can reach itself is named by region and offset and pulled by the
 // store, as a single insert's is; the rest travel back to back in the frame.
 #include <capnp/message.h>
+
 #include <xxhash.h>
+#include <algorithm>
 
 #include "client_impl.h"
+#include "kvstore/frame.h"
 
 namespace kvstore {
 
@@ -17,12 +20,27 @@ Status OverLimit(uint64_t size, uint64_t limit) {
                                  " bytes");
 }
 
+// Keys per request: a request's control part (every item's key, meta and
+// source) stays far below the frame's kMaxControlBytes, and one request never
+// holds the store for long. 4,096 keys already make the per-request cost small.
+constexpr size_t kMaxItemsPerRequest = 4096;
+
+// Items per request that keep the control part under half of kMaxControlBytes:
+// an item costs its key, meta and source words (under 256 bytes) plus its
+// layout and producer text.
+size_t MaxItems(const EntryMeta& meta) {
+  const size_t per_item = 256 + meta.layout.size() + meta.producer.size();
+  return std::clamp<size_t>(kMaxControlBytes / 2 / per_item, 1, kMaxItemsPerRequest);
+}
+
 // Items [begin, end) whose values total at most `limit` bytes (0: no limit),
-// starting at `begin` (whose value is at most `limit` alone).
-size_t ChunkEnd(std::span<const InsertItem> items, size_t begin, uint64_t limit) {
+// at most `max_items` of them, starting at `begin` (whose value is at most
+// `limit` alone).
+size_t ChunkEnd(std::span<const InsertItem> items, size_t begin, uint64_t limit, size_t max_items) {
   size_t end = begin;
   uint64_t total = 0;
-  while (end < items.size() && (limit == 0 || items[end].value.size() <= limit - total)) {
+  while (end < items.size() && end - begin < max_items &&
+         (limit == 0 || items[end].value.size() <= limit - total)) {
     total += items[end++].value.size();
   }
   return end;
@@ -37,8 +55,8 @@ Result<std::vector<Result<bool>>> Client::Impl::InsertMany(std::span<const Inser
   if (items.empty()) return results;
   KVSTORE_ASSIGN_OR_RETURN(auto conn, Borrow());
   // A request's values (in its frame or pulled) total at most the daemon's
-  // value limit: larger batches go as several requests, and a value over the
-  // limit alone fails its key here.
+  // value limit and its keys fit a frame's control part: larger batches go as
+  // several requests, and a value over the limit alone fails its key here.
   const uint64_t limit = conn->max_value_bytes();
   // Local reaches only shared memory; rdma any registered host region.
   const transport::Kind kind = conn->kind();
@@ -53,7 +71,7 @@ Result<std::vector<Result<bool>>> Client::Impl::InsertMany(std::span<const Inser
       ++begin;
       continue;
     }
-    const size_t end = ChunkEnd(items, begin, limit);
+    const size_t end = ChunkEnd(items, begin, limit, MaxItems(meta));
     const size_t n = end - begin;
     auto deadline = Deadline();
     capnp::MallocMessageBuilder msg;

@@ -151,8 +151,9 @@ class Client {
   // unused: see InsertItem). With the local transport a value inside memory
   // from AllocateSharedRegion is pulled by the store (as Insert's is; rdma: any
   // registered host region), the rest travel in the request's frame. A batch
-  // larger than the daemon's value limit goes as several requests (earlier
-  // ones stay stored if a later one fails). A cluster client sends one request
+  // larger than the daemon's value limit, or of more than 4,096 keys, goes as
+  // several requests (earlier ones stay stored if a later one fails). A
+  // cluster client sends one request
   // per node (the nodes in parallel) with the keys placement puts there; a
   // node that fails fails only its keys, each with an error naming the node.
   Result<std::vector<Result<bool>>> InsertMany(std::span<const InsertItem> items,

@@ -118,6 +118,18 @@ int FinishConnect(int fd, Clock::time_point deadline) {
   return err;
 }
 
+// A request whose control part (keys and metadata) the daemon would refuse as
+// an oversized frame, closing the connection: refused here instead, before a
+// byte is sent, so the connection stays usable.
+Status CheckControlSize(const OutFrame& frame) {
+  const size_t n = frame.control_bytes().size();
+  if (n <= kMaxControlBytes) return Status::Ok();
+  return Status::InvalidArgument("request of " + std::to_string(n) +
+                                 " bytes of keys and metadata exceeds the frame limit of " +
+                                 std::to_string(kMaxControlBytes) +
+                                 " bytes; pass fewer keys per call");
+}
+
 }  // namespace
 
 Result<std::unique_ptr<ClientConn>> ClientConn::Open(const ClientOptions& options,
@@ -392,6 +404,7 @@ Status ClientConn::SendWithFd(capnp::MessageBuilder& message, int fd, Clock::tim
   if (!is_unix_) return Status::Internal("a shared region can only be passed on the Unix socket");
   KVSTORE_RETURN_IF_ERROR(SetTimeout(SO_SNDTIMEO, deadline, "send"));
   OutFrame frame = EncodeFrame(message, 0);
+  KVSTORE_RETURN_IF_ERROR(CheckControlSize(frame));
   auto control = frame.control_bytes();
   std::vector<iovec> iov{{frame.header.data(), frame.header.size()},
                          {const_cast<std::byte*>(control.data()), control.size()}};
@@ -453,6 +466,7 @@ Status ClientConn::Send(capnp::MessageBuilder& message,
   uint64_t bulk_len = 0;
   for (auto b : bulk) bulk_len += b.size();
   OutFrame frame = EncodeFrame(message, bulk_len);
+  KVSTORE_RETURN_IF_ERROR(CheckControlSize(frame));
   std::vector<iovec> iov;
   iov.reserve(2 + bulk.size());
   auto control = frame.control_bytes();
@@ -471,6 +485,7 @@ Status ClientConn::SendWithChecksumTrailer(capnp::MessageBuilder& message,
   constexpr size_t kPiece = 1 << 20;
   KVSTORE_RETURN_IF_ERROR(SetTimeout(SO_SNDTIMEO, deadline, "send"));
   OutFrame frame = EncodeFrame(message, value.size() + kChecksumTrailerBytes);
+  KVSTORE_RETURN_IF_ERROR(CheckControlSize(frame));
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
                                                                  &XXH3_freeState);
   XXH3_64bits_reset(state.get());

@@ -98,6 +98,24 @@ TEST(InsertMany, TheIndexMemoryMetricsCountEntriesAndStayCompact) {
   EXPECT_EQ(d->Metric("kvstore_index_bytes_per_entry"), 0.0);  // nothing held
 }
 
+TEST(InsertMany, KeysThatDoNotFitAFrameAreRefusedByTheClientAndTheConnectionLives) {
+  auto d = StartDaemon();
+  ASSERT_NE(d, nullptr);
+  auto c = ConnectTo(*d, /*max_connections=*/1);
+  ASSERT_NE(c, nullptr);
+  std::vector<Key> keys;
+  for (uint32_t i = 0; i < 200000; ++i) keys.push_back(TestKey(5000000 + i));
+  ASSERT_OK(c->Ping());
+  const auto connections = d->Metric("kvstore_connections_total");
+  ASSERT_TRUE(connections.has_value());
+  auto removed = c->Remove(keys);  // ~8 MB of keys: over the 4 MiB control limit
+  ASSERT_EQ(removed.status().code(), StatusCode::kInvalidArgument) << removed.status().ToString();
+  EXPECT_NE(removed.status().message().find("pass fewer keys per call"), std::string::npos)
+      << removed.status().ToString();
+  ASSERT_OK(c->Ping());
+  EXPECT_EQ(d->Metric("kvstore_connections_total"), connections);  // on the same connection
+}
+
 TEST(InsertMany, AWaitingDropSelectReceivesItsKey) {
   auto d = StartDaemon();
   ASSERT_NE(d, nullptr);

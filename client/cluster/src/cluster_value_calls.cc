@@ -36,7 +36,9 @@ Result<std::vector<Result<bool>>> ClusterClient::InsertMany(std::span<const Inse
   auto p = membership();
   KVSTORE_ASSIGN_OR_RETURN(auto groups, Group(keys, {}, *p));
   ParallelFor(groups.size(), [&](size_t g) {
-    const auto& [address, idx] = groups[g];
+    // Named members, not a structured binding: clang 14 cannot capture one in a lambda.
+    const std::string& address = groups[g].first;
+    const std::vector<size_t>& idx = groups[g].second;
     auto fail_all = [&](const Status& s) {
       for (size_t i : idx) results[i] = s;
     };

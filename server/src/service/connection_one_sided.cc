@@ -1,12 +1,25 @@
 // The one-sided half of a connection (client/transport/include/kvstore/
 // transport/transport.h): choosing the transport at hello, the client's
 // announced regions, inserts the store pulls and selects it pushes.
+#include <poll.h>
+
 #include <spdlog/spdlog.h>
 
 #include "connection.h"
 #include "kvstore/transport/negotiation.h"
 
 namespace kvstore::server {
+
+namespace {
+
+// True when the peer has closed its end of `fd` (it exited or closed the
+// connection): a zero-timeout poll, no data consumed.
+bool PeerClosed(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+}  // namespace
 
 void Connection::NegotiateTransport(wire::Hello::Reader r) {
   // Nothing the client says names a process or an address: on the Unix socket
@@ -248,6 +261,15 @@ void Connection::PushNext(uint64_t id, Op op, std::shared_ptr<Delivery> d, size_
   auto it = push_targets_.find(id);
   if (i == d->entries().size()) {
     push_targets_.erase(it);
+    if (d->drop() && PeerClosed(socket_.native_handle())) {
+      // The bytes landed in memory the store still maps, but the client is
+      // gone and will never read them: they stay for the next taker.
+      d->Finish(false);
+      Close(
+          "client closed the connection before its drop_select was answered; "
+          "the entries stay stored for the next taker");
+      return;
+    }
     ctx_->metrics->AddBytesOut(d->total_bytes());
     d->Finish(true);  // every byte has landed: a drop_select's entries leave the store now
     ReplyEntries(id, op, *d, nullptr);  // the values are already in the client's memory

@@ -3,6 +3,7 @@
 // interface provides). Invariants: nothing acknowledged is lost or served
 // wrong, a full or failing disk turns into refusals with a reason, and once
 // the fault clears the store works again and its accounting returns to zero.
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -245,6 +246,65 @@ TEST_F(SpillFault, ReadErrorRefusalNamesTheIoError) {
     EXPECT_NE(got.status().message().find("Input/output error"), std::string::npos)
         << got.status().ToString();
   }
+}
+
+// Host memory full and nothing demotable (the disk refuses writes): a select
+// of a spilled entry must swap it with the least-recently-used host entry. When
+// the swap's read fails (EIO), the caller is told of the disk, not of memory,
+// and nothing moves: the spilled entry stays listed, the host entries intact.
+TEST_F(SpillFault, SwapInReadErrorNamesTheIoErrorAndKeepsBothEntries) {
+  std::vector<bool> acked = FillPastMemory(60);
+  spill_->put_errno = ENOSPC;  // no demotion: the host tier fills up, every size class
+  const uint64_t n = 400;
+  uint64_t refused = 0;
+  for (uint64_t i = 60; i < n; ++i) {
+    acked.push_back(Put(i).ok());
+    refused += !acked.back();
+  }
+  ASSERT_GT(refused, 0u) << "host memory never filled";
+  auto keys_in = [&](Tier tier) {
+    std::vector<uint64_t> out;
+    const auto page = store_->List({}, 0, static_cast<int>(tier), {});
+    for (uint64_t i = 0; i < n; ++i)
+      for (const auto& e : page.entries)
+        if (e.key == ChaosKey(run_, i)) out.push_back(i);
+    return out;
+  };
+  const std::vector<uint64_t> spilled = keys_in(Tier::kSpill);
+  const std::vector<uint64_t> in_host = keys_in(Tier::kHost);
+  ASSERT_FALSE(spilled.empty());
+  ASSERT_FALSE(in_host.empty());
+  // The largest spilled value: no host slot is free for it.
+  const uint64_t k = *std::max_element(spilled.begin(), spilled.end(),
+                                       [](uint64_t a, uint64_t b) { return Size(a) < Size(b); });
+
+  spill_->get_errno = EIO;
+  const uint64_t gets_before = spill_->failed_gets.load();
+  const uint64_t puts_before = spill_->failed_puts.load();
+  auto got = Read(k);
+  ASSERT_FALSE(got.ok()) << "key " << k << " was served from a failing disk";
+  EXPECT_GT(spill_->failed_gets.load(), gets_before) << "the select never read the disk";
+  EXPECT_GT(spill_->failed_puts.load(), puts_before) << "host memory had room: no swap";
+  EXPECT_NE(got.status().code(), StatusCode::kResourceExhausted) << got.status().ToString();
+  EXPECT_NE(got.status().message().find("Input/output error"), std::string::npos)
+      << got.status().ToString();
+  EXPECT_EQ(got.status().message().find("host memory"), std::string::npos)
+      << got.status().ToString();
+
+  // Nothing moved: the entry is still on disk, every host entry byte-exact.
+  const std::vector<uint64_t> spilled_after = keys_in(Tier::kSpill);
+  EXPECT_NE(std::find(spilled_after.begin(), spilled_after.end(), k), spilled_after.end())
+      << "key " << k << " left the spill tier";
+  for (uint64_t i : in_host) {
+    auto v = Read(i);
+    ASSERT_OK(v) << "host key " << i;
+    EXPECT_TRUE(*v == ValueFor(ChaosKey(run_, i), Size(i))) << "host key " << i << " changed";
+  }
+
+  // The disk recovers: the entry reads back exactly.
+  spill_->get_errno = 0;
+  spill_->put_errno = 0;
+  ExpectAllExact(n, acked);
 }
 
 // A spill tier just big enough for the population: reading a spilled entry

@@ -304,12 +304,15 @@ bool Store::MoveHostToSpill(Entry* e) {
   return true;
 }
 
-std::optional<Slot> Store::SwapIn(Entry* e, const NsKey& key, uint64_t size) {
+std::optional<Slot> Store::SwapIn(Entry* e, const NsKey& key, uint64_t size, Status* read_error) {
   const tiers::SpillKey sk(key.key, key.ns);
   std::vector<std::byte> temp(size);
   EntryMeta meta;
   Status s = spill_->Get(sk, temp, &meta);
-  if (!s.ok()) return std::nullopt;  // Promote's own read reports the failure
+  if (!s.ok()) {  // nothing moved yet: Promote reports the disk's error
+    *read_error = std::move(s);
+    return std::nullopt;
+  }
   // In durable mode an acknowledged value never leaves the disk: the swap then
   // only succeeds if room appears without giving up this value's disk copy.
   const bool keep_disk_copy = options_.durability == Durability::kSync;
@@ -364,17 +367,17 @@ bool Store::Promote(const NsKey& key, Status* io_error) {
     if (e->in_device()) device_resident = true;
   }
   if (device_resident) return MoveDeviceToHost(e, /*for_delivery=*/true);
+  Status s;
   std::optional<Slot> slot = AllocateHostDemoting(size);
   if (!slot) {
     // Both tiers full: nothing can be demoted to make room. Swap instead: lift
     // this value out of spill through a temporary buffer, which frees its disk
     // space for the least-recently-used host entry, whose slot it then takes.
-    slot = SwapIn(e, key, size);
+    // A failed read is the answer (the disk's error, not "no memory").
+    slot = SwapIn(e, key, size, &s);
     if (slot) return InstallPromoted(e, key, *slot);
-  }
-  Status s = slot ? Status::Ok()
-                  : Status::ResourceExhausted("no host memory free to promote the entry into");
-  if (slot) {
+    if (s.ok()) s = Status::ResourceExhausted("no host memory free to promote the entry into");
+  } else {
     slot->size = size;
     auto start = SteadyClock::now();
     EntryMeta meta;
@@ -395,7 +398,10 @@ bool Store::Promote(const NsKey& key, Status* io_error) {
       e->in_spill = false;  // the spill tier dropped it already
     } else {
       spdlog::warn("promotion of key {} failed: {}", key.key.ToHex(), s.ToString());
-      if (io_error && io_error->ok() && s.code() != StatusCode::kResourceExhausted) *io_error = s;
+      if (s.code() != StatusCode::kResourceExhausted) {
+        counters_.spill_errors.fetch_add(1, std::memory_order_relaxed);
+        if (io_error && io_error->ok()) *io_error = s;
+      }
     }
     const bool erase = lost && e->indexed;  // an indexed entry is never doomed: survives the unpin
     UnpinAfterMoveLocked(e);

@@ -346,8 +346,9 @@ class Store {
   // Promotes one spilled entry; returns false when it could not, and then sets
   // *io_error (if given and still OK) when the disk failed the read.
   bool Promote(const NsKey& key, Status* io_error = nullptr);
-  // Promotion when both tiers are full; see tier_mover.cc.
-  std::optional<Slot> SwapIn(Entry* e, const NsKey& key, uint64_t size);
+  // Promotion when both tiers are full; see tier_mover.cc. A failed spill read
+  // leaves everything in place and is returned in *read_error.
+  std::optional<Slot> SwapIn(Entry* e, const NsKey& key, uint64_t size, Status* read_error);
   // Puts a promoted value's slot into its entry and wakes its waiters.
   bool InstallPromoted(Entry* e, const NsKey& key, const Slot& slot);
   // Demotes LRU entries of `t` into the tier below until `bytes_free` bytes of

@@ -31,6 +31,19 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def stop_process(proc: subprocess.Popen, log, directory: str) -> None:
+    """SIGTERM, then SIGKILL after 10 s; closes its log and removes its temp dir."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    log.close()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def kvstored_path() -> str:
     path = os.environ.get("KVSTORED")
     if not path or not os.path.exists(path):
@@ -77,12 +90,4 @@ class Kvstored:
             return ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_process(self.proc, self._log, self.dir)

@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -17,7 +16,7 @@ import pytest
 import torch
 
 import kvstore
-from kvstored_process import Kvstored, _die_with_parent, free_port
+from kvstored_process import Kvstored, _die_with_parent, free_port, stop_process
 from vllm_harness import MiniEngine, Request, Shape, expected_block
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
@@ -69,15 +68,7 @@ class Etcd:
         return f"etcd://127.0.0.1:{self.port}/{NAME}" + (f"?{query}" if query else "")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_process(self.proc, self._log, self.dir)
 
 
 @pytest.fixture(scope="module")

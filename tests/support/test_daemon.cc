@@ -162,7 +162,8 @@ std::unique_ptr<TestDaemon> TestDaemon::StartOnce(const DaemonOptions& options,
       *error = "kvstored exited at start: " + d->Log();
       return nullptr;
     }
-    if (CanConnect(d->port_)) return d;
+    // Both listeners: the metrics endpoint may open a moment after the data port.
+    if (CanConnect(d->port_) && CanConnect(d->metrics_port_)) return d;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   *error = "kvstored did not accept connections within 20 s: " + d->Log();

@@ -41,17 +41,29 @@ py::list EntriesToBytes(std::vector<Entry>&& entries) {
   return out;
 }
 
-std::vector<HeldBuffer> AcquireAll(py::handle buffers, size_t expected, const char* call) {
-  if (!py::isinstance<py::sequence>(buffers) || py::isinstance<py::bytes>(buffers)) {
+namespace {
+
+// `obj` as a sequence of one item per key; InvalidArgument naming `call`,
+// what the items are (`noun`, e.g. "buffer") and their form otherwise.
+py::sequence OnePerKey(py::handle obj, size_t expected, const char* call, const char* noun,
+                       const char* form) {
+  if (!py::isinstance<py::sequence>(obj) || py::isinstance<py::bytes>(obj)) {
     Raise(StatusCode::kInvalidArgument,
-          std::string(call) + ": buffers must be a list with one writable buffer per key");
+          std::string(call) + ": " + noun + "s must be a list of " + form + ", one per key");
   }
-  auto seq = py::reinterpret_borrow<py::sequence>(buffers);
+  auto seq = py::reinterpret_borrow<py::sequence>(obj);
   if (seq.size() != expected) {
     Raise(StatusCode::kInvalidArgument, std::string(call) + ": " + std::to_string(expected) +
-                                            " keys but " + std::to_string(seq.size()) +
-                                            " buffers; pass one buffer per key");
+                                            " keys but " + std::to_string(seq.size()) + " " + noun +
+                                            "s; pass one " + noun + " per key");
   }
+  return seq;
+}
+
+}  // namespace
+
+std::vector<HeldBuffer> AcquireAll(py::handle buffers, size_t expected, const char* call) {
+  py::sequence seq = OnePerKey(buffers, expected, call, "buffer", "writable buffers");
   std::vector<HeldBuffer> out;
   out.reserve(expected);
   for (py::handle b : seq) out.push_back(HeldBuffer::Acquire(b, /*writable=*/true));
@@ -67,16 +79,7 @@ std::vector<std::span<std::byte>> Spans(const std::vector<HeldBuffer>& held) {
 
 std::vector<RegionSlice> SlicesFromPy(py::handle slices, const std::shared_ptr<Client>& client,
                                       size_t expected, const char* call) {
-  if (!py::isinstance<py::sequence>(slices)) {
-    Raise(StatusCode::kInvalidArgument,
-          std::string(call) + ": slices must be a list of (region, offset, length) tuples");
-  }
-  auto seq = py::reinterpret_borrow<py::sequence>(slices);
-  if (seq.size() != expected) {
-    Raise(StatusCode::kInvalidArgument, std::string(call) + ": " + std::to_string(expected) +
-                                            " keys but " + std::to_string(seq.size()) +
-                                            " slices; pass one slice per key");
-  }
+  py::sequence seq = OnePerKey(slices, expected, call, "slice", "(region, offset, length) tuples");
   std::vector<RegionSlice> out;
   out.reserve(expected);
   for (py::handle item : seq) {
